@@ -1,0 +1,139 @@
+"""The contract every channel adapter fulfils; flows only ever see this (CH1)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from konsent.domain.events import Event
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can do, as data: flows branch on these, never on the channel's name."""
+
+    service_window_hours: int | None = None  # None: the channel has no customer-service window
+    templates: bool = False
+    buttons: bool = False
+    max_buttons: int = 0
+    max_text_len: int = 4096
+    throughput_per_s: float = 50.0  # per channel account
+    per_contact_interval_s: float = 0.0  # minimum spacing between two messages to one contact
+    receives_inbound: bool = True
+    processing_region: str = ""  # where the provider processes data (S7)
+    safeguard: str = ""  # legal instrument for a third-country transfer (S7)
+
+
+@dataclass(frozen=True)
+class Button:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class OutboundContent:
+    """A message to send: text, optional buttons, or a template with variables."""
+
+    text: str = ""
+    buttons: tuple[Button, ...] = ()
+    template: str | None = None
+    template_language: str | None = None
+    template_params: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "buttons": [{"id": b.id, "title": b.title} for b in self.buttons],
+            "template": self.template,
+            "template_language": self.template_language,
+            "template_params": list(self.template_params),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutboundContent:
+        return cls(
+            text=data.get("text", ""),
+            buttons=tuple(Button(b["id"], b["title"]) for b in data.get("buttons", [])),
+            template=data.get("template"),
+            template_language=data.get("template_language"),
+            template_params=tuple(data.get("template_params", [])),
+        )
+
+
+class SendOutcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY_AFTER = "retry_after"  # rate limited: snooze without spending an attempt
+    TRANSIENT = "transient"  # retry with backoff
+    UNKNOWN = "unknown"  # request went out, no answer: may or may not have been delivered
+    PERMANENT = "permanent"
+    WINDOW_CLOSED = "window_closed"  # needs a template
+    UNREACHABLE = "unreachable"  # contact blocked us
+    MARKETING_OPT_OUT = "marketing_opt_out"  # withdraw marketing purposes
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: SendOutcome
+    provider_id: str | None = None
+    retry_after_s: float | None = None
+    error_code: str | None = None
+    error_text: str = ""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """A channel account as an adapter sees it: public settings plus decrypted secrets."""
+
+    id: int
+    kind: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str]
+    body: bytes
+
+
+class WebhookRejected(Exception):
+    """Authentication of an inbound webhook failed: answer 401/403, store nothing."""
+
+    def __init__(self, status: int = 403, reason: str = "signature mismatch") -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class ChannelAdapter:
+    """Base class of an adapter: verify, parse, send, link."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
+        """Raise WebhookRejected unless the request is authentic (CH2)."""
+        raise NotImplementedError
+
+    def handshake(self, account: AccountConfig, request: WebhookRequest) -> str | None:
+        """Answer a provider's GET verification, or None when the channel has none."""
+        return None
+
+    def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
+        """Turn every event of one delivery into events (CH2)."""
+        raise NotImplementedError
+
+    async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        """Hand one message to the provider and map its answer (CH3)."""
+        raise NotImplementedError
+
+    def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
+        """The link that opens the contact's messenger with the opt-in code (C2)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release HTTP sessions."""

@@ -1,0 +1,112 @@
+"""The built-in simulator channel: a web page plays the contact's phone (CH1).
+
+It is a channel like the others: inbound deliveries are signed with the
+account's secret and verified, outbound sends go to the simulator's mailbox
+(the stand-in for a provider) and come back as status webhooks when the
+phone page shows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlencode
+
+from konsent.channels import register
+from konsent.channels.base import (
+    AccountConfig,
+    Capabilities,
+    ChannelAdapter,
+    OutboundContent,
+    SendOutcome,
+    SendResult,
+    WebhookRejected,
+    WebhookRequest,
+)
+from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
+
+SIGNATURE_HEADER = "x-simulator-signature"
+
+
+class Mailbox(Protocol):
+    """The simulator's provider side: where sent messages wait for the phone page."""
+
+    def deliver(self, account_id: int, address: str, content: OutboundContent) -> str: ...
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _ts(value: object) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(str(value)), UTC)
+    except (TypeError, ValueError):
+        return datetime.now(UTC)
+
+
+@register
+class SimulatorChannel(ChannelAdapter):
+    kind = "simulator"
+    label = "Simulator"
+    capabilities = Capabilities(
+        service_window_hours=None,
+        buttons=True,
+        max_buttons=3,
+        max_text_len=4096,
+        throughput_per_s=1000.0,
+        processing_region="this installation",
+        safeguard="no transfer",
+    )
+
+    def __init__(self, mailbox_factory: Callable[[], Mailbox] | None = None) -> None:
+        self._mailbox_factory = mailbox_factory
+
+    def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
+        secret = account.secrets.get("webhook_secret", "")
+        given = request.headers.get(SIGNATURE_HEADER, "")
+        if not secret or not hmac.compare_digest(sign(secret, request.body), given):
+            raise WebhookRejected(401, "simulator signature mismatch")
+
+    def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("simulator delivery must be a JSON object")
+        events: list[Event] = []
+        for m in data.get("messages") or []:
+            events.append(
+                InboundMessage(
+                    provider_id=str(m["id"]),
+                    address=str(m["from"]),
+                    at=_ts(m.get("timestamp")),
+                    text=str(m.get("text", ""))[:4096],
+                    kind="button" if m.get("button") else "text",
+                    payload=m.get("button"),
+                    profile_name=m.get("name"),
+                    locale=m.get("locale"),
+                )
+            )
+        for s in data.get("statuses") or []:
+            events.append(
+                StatusUpdate(provider_id=str(s["id"]), status=str(s["status"]), at=_ts(s.get("timestamp")))
+            )
+        for key in data:
+            if key not in ("messages", "statuses"):
+                events.append(UnknownEvent(kind=str(key)[:64]))
+        return events
+
+    async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        if self._mailbox_factory is None:
+            return SendResult(
+                SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"
+            )
+        provider_id = self._mailbox_factory().deliver(account.id, address, content)
+        return SendResult(SendOutcome.SENT, provider_id=provider_id)
+
+    def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
+        base = str(account.settings.get("base_url", "")).rstrip("/")
+        return f"{base}/simulator?" + urlencode({"account": account.id, "text": prefill})

@@ -1,0 +1,1 @@
+"""Pure rules of konsent: no I/O, no framework, stdlib only."""

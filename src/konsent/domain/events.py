@@ -1,0 +1,72 @@
+"""What channels turn webhooks into, and what flows consume: plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a contact sent us."""
+
+    provider_id: str  # idempotency key of the provider (wamid, update_id, mid ...)
+    address: str  # the contact's address on this channel (E.164, chat id, PSID, Threema ID ...)
+    at: datetime
+    text: str = ""
+    kind: str = "text"  # text, button, media, start
+    payload: str | None = None  # button / list / postback id
+    optin_code: str | None = None  # /start payload, m.me ref: an opt-in code carried out of band
+    profile_name: str | None = None
+    locale: str | None = None
+    user_id: str | None = None  # WhatsApp business-scoped user id (BSUID)
+    media_ref: str | None = None
+    account_ref: str | None = None  # provider's id of our account (phone_number_id, page id ...)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery status of a message we sent (CH4)."""
+
+    provider_id: str
+    status: str  # sent, delivered, read, failed
+    at: datetime
+    error_code: str | None = None
+    error_title: str | None = None
+    address: str | None = None
+    account_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class ReachabilityChange:
+    """The contact blocked or unblocked us (Telegram my_chat_member, 131026 ...)."""
+
+    address: str
+    reachable: bool
+    at: datetime
+    provider_id: str = ""
+    account_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class MarketingPreference:
+    """WhatsApp user_preferences: the contact stopped or resumed marketing messages."""
+
+    address: str
+    stop: bool
+    at: datetime
+    provider_id: str = ""
+    user_id: str | None = None
+    account_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class UnknownEvent:
+    """Something the provider sent that we do not handle: stored, acknowledged, ignored."""
+
+    kind: str
+    provider_id: str = ""
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+Event = InboundMessage | StatusUpdate | ReachabilityChange | MarketingPreference | UnknownEvent

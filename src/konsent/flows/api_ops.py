@@ -1,0 +1,128 @@
+"""Use cases behind the REST API and the admin: each one transaction, each audited where personal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from konsent.channels.base import OutboundContent
+from konsent.domain.errors import InvalidInput, NotFound
+from konsent.domain.purposes import Purpose
+from konsent.flows import audit, consent, contacts, messaging, proof, tenants
+from konsent.flows.context import Konsent
+from konsent.store.tables import Message
+from konsent.store.types import utcnow
+
+
+def send_message(
+    ctx: Konsent,
+    s: Session,
+    tenant_id: int,
+    actor: str,
+    contact_id: int,
+    purpose: str,
+    text: str,
+    channel_account_id: int | None = None,
+) -> Message:
+    """Queue a message for a contact through `may_send` (C5); 409 NoLegalBasis when refused."""
+    contact = contacts.get_contact(s, tenant_id, contact_id)
+    if channel_account_id is not None:
+        tenants.get_account(s, tenant_id, channel_account_id)
+    conv_id = None
+    if purpose == "service":
+        from konsent.store.tables import Conversation
+
+        conv = s.scalars(
+            select(Conversation)
+            .where(Conversation.tenant_id == tenant_id, Conversation.contact_id == contact.id)
+            .order_by(Conversation.last_message_at.desc())
+        ).first()
+        conv_id = conv.id if conv else None
+    msg = messaging.enqueue_message(
+        ctx,
+        s,
+        contact,
+        purpose,
+        OutboundContent(text=text),
+        channel_account_id=channel_account_id,
+        conversation_id=conv_id,
+        author=actor,
+    )
+    audit.record(
+        s, tenant_id, actor, "message.send", f"contact:{contact.id}", purpose=purpose, message=msg.id
+    )
+    return msg
+
+
+def get_message(s: Session, tenant_id: int, message_id: int) -> Message:
+    msg = s.get(Message, message_id)
+    if msg is None or msg.tenant_id != tenant_id:
+        raise NotFound()
+    return msg
+
+
+def describe_message(ctx: Konsent, s: Session, msg: Message, with_body: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": msg.id,
+        "contact_id": msg.contact_id,
+        "direction": msg.direction,
+        "purpose": msg.purpose,
+        "status": msg.status,
+        "status_reason": msg.status_reason,
+        "channel_account_id": msg.channel_account_id,
+        "created_at": msg.created_at.isoformat(),
+        "updated_at": msg.updated_at.isoformat(),
+    }
+    if with_body:
+        contact = contacts.get_contact(s, msg.tenant_id, msg.contact_id)
+        if contact.wrapped_key is not None:
+            out["text"] = messaging.message_content(ctx, s, contact, msg).text
+    return out
+
+
+def conversation_messages(
+    ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_id: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """A contact's messages, oldest first, with text (audited as a view of personal data)."""
+    contact = contacts.get_contact(s, tenant_id, contact_id)
+    rows = s.scalars(
+        select(Message)
+        .where(Message.tenant_id == tenant_id, Message.contact_id == contact.id)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    ).all()
+    audit.record(s, tenant_id, actor, "contact.messages.view", f"contact:{contact.id}")
+    return [describe_message(ctx, s, m, with_body=True) for m in reversed(rows)]
+
+
+def view_contact(
+    ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_id: int, personal: bool
+) -> dict[str, Any]:
+    contact = contacts.get_contact(s, tenant_id, contact_id)
+    if personal:
+        audit.record(s, tenant_id, actor, "contact.view", f"contact:{contact.id}")
+    return contacts.describe(ctx, s, contact, personal)
+
+
+def staff_withdraw(
+    s: Session, tenant_id: int, actor: str, contact_id: int, purposes: list[str] | None
+) -> list[str]:
+    """An agent records a withdrawal the contact made by phone, letter or e-mail (C4)."""
+    contact = contacts.get_contact(s, tenant_id, contact_id)
+    for p in purposes or []:
+        try:
+            if not Purpose.parse(p).is_marketing:
+                raise InvalidInput(detail="only newsletter purposes can be withdrawn")
+        except ValueError as exc:
+            raise InvalidInput(detail=str(exc)) from exc
+    done = consent.withdraw(s, contact, purposes, source=f"staff:{actor}", at=utcnow())
+    audit.record(s, tenant_id, actor, "consent.withdraw", f"contact:{contact.id}", purposes=done)
+    return done
+
+
+def contact_proof(s: Session, tenant_id: int, actor: str, contact_id: int) -> dict[str, Any]:
+    contact = contacts.get_contact(s, tenant_id, contact_id)
+    audit.record(s, tenant_id, actor, "consent.proof.export", f"contact:{contact.id}")
+    return proof.proof_document(s, contact)

@@ -1,0 +1,202 @@
+"""Contacts and their channel identities, found by blind index, sealed at rest (S1, S2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from konsent import crypto
+from konsent.domain.errors import NotFound
+from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot
+from konsent.flows.context import Konsent
+from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity
+from konsent.store.types import utcnow
+
+
+def _aad(contact_id: int, field: str) -> bytes:
+    return f"contact:{contact_id}:{field}".encode()
+
+
+def get_contact(s: Session, tenant_id: int, contact_id: int) -> Contact:
+    """A contact of this tenant, or NotFound (never another tenant's, invariant 4)."""
+    c = s.scalars(
+        select(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id)
+    ).one_or_none()
+    if c is None:
+        raise NotFound()
+    return c
+
+
+def find_identity(
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    address: str | None,
+    user_id: str | None = None,
+) -> ContactIdentity | None:
+    """Look a contact up by address, else by provider user id (WhatsApp BSUID)."""
+    base = select(ContactIdentity).where(
+        ContactIdentity.tenant_id == account.tenant_id,
+        ContactIdentity.channel_account_id == account.id,
+    )
+    if address:
+        idx = ctx.keys.index(s, account.tenant_id, account.kind, address)
+        hit = s.scalars(base.where(ContactIdentity.address_index == idx)).one_or_none()
+        if hit is not None:
+            return hit
+    if user_id:
+        uidx = ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id)
+        return s.scalars(base.where(ContactIdentity.user_id_index == uidx)).first()
+    return None
+
+
+def get_or_create_contact(
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    address: str,
+    *,
+    user_id: str | None = None,
+    name: str | None = None,
+    locale: str | None = None,
+) -> tuple[Contact, ContactIdentity, bool]:
+    """The contact behind an address on a channel account, created on first contact."""
+    ident = find_identity(ctx, s, account, address, user_id)
+    if ident is not None:
+        contact = s.get(Contact, ident.contact_id)
+        assert contact is not None and contact.tenant_id == account.tenant_id
+        if user_id and ident.user_id_index is None:
+            ident.user_id_index = ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id)
+        if locale and not contact.locale:
+            contact.locale = locale
+        return contact, ident, False
+    contact = Contact(tenant_id=account.tenant_id, locale=locale, last_activity_at=utcnow())
+    s.add(contact)
+    s.flush()
+    key = ctx.keys.new_contact_key(s, contact)
+    if name:
+        contact.name_sealed = crypto.seal_text(key, name, _aad(contact.id, "name"))
+    ident = ContactIdentity(
+        tenant_id=account.tenant_id,
+        contact_id=contact.id,
+        channel_account_id=account.id,
+        address_index=ctx.keys.index(s, account.tenant_id, account.kind, address),
+        address_sealed=crypto.seal_text(key, address, _aad(contact.id, "address")),
+        user_id_index=(
+            ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id) if user_id else None
+        ),
+    )
+    s.add(ident)
+    s.flush()
+    return contact, ident, True
+
+
+def seal_for_contact(ctx: Konsent, s: Session, contact: Contact, field: str, text: str) -> bytes:
+    return crypto.seal_text(ctx.keys.contact_key(s, contact), text, _aad(contact.id, field))
+
+
+def open_for_contact(ctx: Konsent, s: Session, contact: Contact, field: str, blob: bytes) -> str:
+    return crypto.open_text(ctx.keys.contact_key(s, contact), blob, _aad(contact.id, field))
+
+
+def contact_name(ctx: Konsent, s: Session, contact: Contact) -> str:
+    if contact.name_sealed is None or contact.wrapped_key is None:
+        return ""
+    return open_for_contact(ctx, s, contact, "name", contact.name_sealed)
+
+
+def address_of(ctx: Konsent, s: Session, contact: Contact, ident: ContactIdentity) -> str:
+    return open_for_contact(ctx, s, contact, "address", ident.address_sealed)
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    purpose: str
+    status: str
+    text_version: int
+    changed_at: datetime
+
+
+def consent_rows(s: Session, contact: Contact) -> list[ConsentRow]:
+    rows = s.scalars(
+        select(Consent)
+        .where(Consent.tenant_id == contact.tenant_id, Consent.contact_id == contact.id)
+        .order_by(Consent.purpose)
+    ).all()
+    return [ConsentRow(r.purpose, r.status, r.text_version, r.changed_at) for r in rows]
+
+
+def snapshot(s: Session, contact: Contact) -> ContactSnapshot:
+    """What `may_send` needs about one contact, read in the caller's transaction."""
+    return ContactSnapshot(
+        consents={
+            r.purpose: ConsentState(ConsentStatus(r.status), r.text_version, r.changed_at)
+            for r in consent_rows(s, contact)
+        },
+        has_contacted_us=contact.has_contacted_us,
+        erased=contact.erased_at is not None,
+        unreachable=contact.unreachable,
+        objected_to_marketing=contact.objected_marketing,
+    )
+
+
+def list_contacts(s: Session, tenant_id: int, limit: int = 50, offset: int = 0) -> list[Contact]:
+    """A tenant's contacts, newest first (no erased ones)."""
+    return list(
+        s.scalars(
+            select(Contact)
+            .where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
+            .order_by(Contact.id.desc())
+            .limit(min(limit, 500))
+            .offset(offset)
+        ).all()
+    )
+
+
+def identities(s: Session, contact: Contact) -> list[ContactIdentity]:
+    return list(
+        s.scalars(
+            select(ContactIdentity).where(
+                ContactIdentity.tenant_id == contact.tenant_id, ContactIdentity.contact_id == contact.id
+            )
+        ).all()
+    )
+
+
+def describe(ctx: Konsent, s: Session, contact: Contact, personal: bool) -> dict[str, object]:
+    """A contact as staff see it; names and addresses only with `personal` (audited by the caller)."""
+    out: dict[str, object] = {
+        "id": contact.id,
+        "created_at": contact.created_at.isoformat(),
+        "locale": contact.locale,
+        "has_contacted_us": contact.has_contacted_us,
+        "unreachable": contact.unreachable,
+        "consents": [
+            {
+                "purpose": r.purpose,
+                "status": r.status,
+                "text_version": r.text_version,
+                "changed_at": r.changed_at.isoformat(),
+            }
+            for r in consent_rows(s, contact)
+        ],
+    }
+    if personal:
+        accounts = {
+            a.id: a
+            for a in s.scalars(select(ChannelAccount).where(ChannelAccount.tenant_id == contact.tenant_id))
+        }
+        out["name"] = contact_name(ctx, s, contact)
+        out["identities"] = [
+            {
+                "channel_account_id": i.channel_account_id,
+                "channel": accounts[i.channel_account_id].kind,
+                "address": address_of(ctx, s, contact, i),
+                "last_inbound_at": i.last_inbound_at.isoformat() if i.last_inbound_at else None,
+            }
+            for i in identities(s, contact)
+        ]
+    return out

@@ -1,0 +1,53 @@
+"""The services a konsent process works with: settings, database, keys, channel adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from konsent import crypto
+from konsent.channels import adapter_class
+from konsent.channels.base import ChannelAdapter
+from konsent.settings import Settings, get_settings
+from konsent.store.db import Database, database_url, make_engine, migrate
+from konsent.store.keys import KeyRing
+
+
+@dataclass
+class Konsent:
+    """One installation as seen from one process."""
+
+    settings: Settings
+    db: Database
+    keys: KeyRing
+    adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
+
+    def adapter(self, kind: str) -> ChannelAdapter:
+        """The adapter instance for a channel kind, created once per process."""
+        if kind not in self.adapters:
+            cls = adapter_class(kind)
+            self.adapters[kind] = cls(**self._adapter_deps(kind))
+        return self.adapters[kind]
+
+    def _adapter_deps(self, kind: str) -> dict[str, Any]:
+        if kind == "simulator":
+            from konsent.flows.simulator import StoreMailbox
+
+            return {"mailbox_factory": lambda: StoreMailbox(self)}
+        return {}
+
+    async def close(self) -> None:
+        for adapter in self.adapters.values():
+            await adapter.close()
+
+
+def build(settings: Settings | None = None, run_migrations: bool = True) -> Konsent:
+    """Connect to the configured database, migrate it (under a lock) and load the keys."""
+    settings = settings or get_settings()
+    engine = make_engine(database_url(settings))
+    if run_migrations:
+        migrate(engine, settings.data_dir)
+    master = crypto.load_master_key(
+        settings.master_key.get_secret_value() if settings.master_key else None, settings.data_dir
+    )
+    return Konsent(settings=settings, db=Database(engine), keys=KeyRing(master))

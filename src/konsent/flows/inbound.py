@@ -1,0 +1,365 @@
+"""The inbound path: verify, parse, store once, then keywords → opt-in code → inbox (CH2, C4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from konsent.channels.base import OutboundContent, WebhookRejected, WebhookRequest
+from konsent.domain import optin as codes
+from konsent.domain.errors import DomainError, NotFound
+from konsent.domain.events import (
+    Event,
+    InboundMessage,
+    MarketingPreference,
+    ReachabilityChange,
+    StatusUpdate,
+    UnknownEvent,
+)
+from konsent.domain.keywords import Intent, match_keyword
+from konsent.domain.purposes import SERVICE
+from konsent.flows import consent as consent_flow
+from konsent.flows import texts
+from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
+from konsent.flows.context import Konsent
+from konsent.flows.messaging import enqueue_message
+from konsent.flows.optin import ConfirmOutcome, confirm_opt_in
+from konsent.flows.tenants import account_config, topics
+from konsent.i18n import pick_locale, t
+from konsent.store.tables import (
+    ChannelAccount,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Counter,
+    Message,
+    Tenant,
+    WebhookEvent,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: int
+    body: str = "OK"
+    events: int = 0
+    duplicates: int = 0
+
+
+def account_by_route(s: Session, route_key: str) -> ChannelAccount:
+    acc = s.scalars(
+        select(ChannelAccount).where(ChannelAccount.route_key == route_key, ChannelAccount.active.is_(True))
+    ).one_or_none()
+    if acc is None:
+        raise NotFound()
+    return acc
+
+
+def bump_counter(ctx: Konsent, name: str) -> None:
+    """Count without storing anything about the request (CH2)."""
+    with ctx.db.write() as s:
+        updated = s.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
+        if not updated.rowcount:  # type: ignore[attr-defined]
+            s.add(Counter(name=name, value=1))
+
+
+def receive_webhook(ctx: Konsent, route_key: str, request: WebhookRequest) -> WebhookResult:
+    """Handle one provider delivery; every event in it counts, each stored at most once."""
+    with ctx.db.read() as s:
+        account = account_by_route(s, route_key)
+        cfg = account_config(ctx, s, account)
+    adapter = ctx.adapter(account.kind)
+    if request.method == "GET":
+        challenge = adapter.handshake(cfg, request)
+        if challenge is None:
+            bump_counter(ctx, f"webhook_rejected:{account.kind}")
+            return WebhookResult(403, "Forbidden")
+        return WebhookResult(200, challenge)
+    try:
+        adapter.verify(cfg, request)
+    except WebhookRejected as exc:
+        bump_counter(ctx, f"webhook_rejected:{account.kind}")
+        return WebhookResult(exc.status, "Forbidden" if exc.status == 403 else "Unauthorized")
+    try:
+        events = adapter.parse(cfg, request.body)
+    except (ValueError, KeyError, TypeError):
+        bump_counter(ctx, f"webhook_malformed:{account.kind}")
+        return WebhookResult(400, "malformed payload")
+    handled = dups = 0
+    for ev in events:
+        if handle_event(ctx, account.id, ev):
+            handled += 1
+        else:
+            dups += 1
+    return WebhookResult(200, "OK", handled, dups)
+
+
+def _dedupe_key(ev: Event) -> str:
+    if isinstance(ev, InboundMessage):
+        return f"msg:{ev.provider_id}"
+    if isinstance(ev, StatusUpdate):
+        return f"st:{ev.provider_id}:{ev.status}"
+    if isinstance(ev, ReachabilityChange):
+        return f"reach:{ev.provider_id}" if ev.provider_id else ""
+    if isinstance(ev, MarketingPreference):
+        return f"pref:{ev.provider_id}" if ev.provider_id else ""
+    return f"unknown:{ev.kind}:{ev.provider_id}" if ev.provider_id else ""
+
+
+def handle_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
+    """Apply one event in its own transaction; False when it was a duplicate (invariant 6)."""
+    try:
+        with ctx.db.write() as s:
+            account = s.get(ChannelAccount, account_id)
+            assert account is not None
+            key = _dedupe_key(ev)
+            if key:
+                s.add(
+                    WebhookEvent(
+                        tenant_id=account.tenant_id,
+                        channel_account_id=account.id,
+                        dedupe_key=key[:250],
+                        kind=type(ev).__name__,
+                    )
+                )
+                s.flush()
+            if isinstance(ev, InboundMessage):
+                on_message(ctx, s, account, ev)
+            elif isinstance(ev, StatusUpdate):
+                on_status(s, account, ev)
+            elif isinstance(ev, ReachabilityChange):
+                on_reachability(ctx, s, account, ev)
+            elif isinstance(ev, MarketingPreference):
+                on_preference(ctx, s, account, ev)
+            elif isinstance(ev, UnknownEvent):
+                log.info("ignored unknown event kind=%s account=%s", ev.kind, account.id)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _conversation(s: Session, contact: Contact, account: ChannelAccount, at: datetime) -> Conversation:
+    conv = s.scalars(
+        select(Conversation)
+        .where(
+            Conversation.tenant_id == contact.tenant_id,
+            Conversation.contact_id == contact.id,
+            Conversation.channel_account_id == account.id,
+            Conversation.state != "closed",
+        )
+        .order_by(Conversation.id.desc())
+    ).first()
+    if conv is None:
+        conv = Conversation(
+            tenant_id=contact.tenant_id,
+            contact_id=contact.id,
+            channel_account_id=account.id,
+            state="open",
+            started_at=at,
+            last_message_at=at,
+        )
+        s.add(conv)
+        s.flush()
+    conv.last_message_at = at
+    return conv
+
+
+def reply(
+    ctx: Konsent,
+    s: Session,
+    contact: Contact,
+    account: ChannelAccount,
+    conv: Conversation,
+    text: str,
+) -> Message:
+    """An automatic service answer in the contact's conversation (purpose `service`)."""
+    return enqueue_message(
+        ctx,
+        s,
+        contact,
+        SERVICE,
+        OutboundContent(text=text),
+        channel_account_id=account.id,
+        conversation_id=conv.id,
+        author="system",
+    )
+
+
+def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMessage) -> None:
+    tenant = s.get(Tenant, account.tenant_id)
+    assert tenant is not None
+    contact, ident, _ = get_or_create_contact(
+        ctx,
+        s,
+        account,
+        ev.address,
+        user_id=ev.user_id,
+        name=ev.profile_name,
+        locale=pick_locale(ev.locale, "") or None,
+    )
+    contact.has_contacted_us = True
+    contact.unreachable = False
+    contact.last_activity_at = ev.at
+    ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    conv = _conversation(s, contact, account, ev.at)
+    s.add(
+        Message(
+            tenant_id=account.tenant_id,
+            conversation_id=conv.id,
+            contact_id=contact.id,
+            channel_account_id=account.id,
+            direction="in",
+            body_sealed=seal_for_contact(
+                ctx, s, contact, "message", json.dumps({"text": ev.text, "payload": ev.payload})
+            ),
+            provider_id=ev.provider_id,
+            status="received",
+            created_at=ev.at,
+            updated_at=ev.at,
+        )
+    )
+    s.flush()
+    locale = contact.locale or tenant.default_locale
+    topic_list = topics(s, tenant.id)
+    names = {tp.slug: tp.names.values() for tp in topic_list}
+    match = match_keyword(ev.text, names, tenant.settings.get("keywords"))
+    if match is not None and match.intent is Intent.WITHDRAW:
+        purposes = [f"newsletter:{match.topic}"] if match.topic else None
+        done = consent_flow.withdraw(s, contact, purposes, source="keyword", at=ev.at, channel=account.kind)
+        if done:
+            titles = _titles(topic_list, [p.split(":", 1)[1] for p in done], locale)
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(
+                    locale,
+                    texts.WITHDRAWN,
+                    topics=titles,
+                ),
+            )
+        else:
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(locale, texts.NOTHING_TO_WITHDRAW),
+            )
+        conv.state = "closed" if conv.state == "open" and not done else conv.state
+        return
+    code = ev.optin_code or codes.find_code(ev.text)
+    if code:
+        result = confirm_opt_in(ctx, s, account, contact, code, ev.at)
+        locale = contact.locale or result.locale or locale
+        if result.outcome is ConfirmOutcome.CONFIRMED:
+            titles = _titles(topic_list, list(result.topics), locale)
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(
+                    locale,
+                    texts.CONFIRMED,
+                    topics=titles,
+                ),
+            )
+        elif result.outcome is ConfirmOutcome.USED:
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(locale, texts.CODE_USED),
+            )
+        elif result.outcome is ConfirmOutcome.EXPIRED:
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(locale, texts.CODE_EXPIRED),
+            )
+        else:
+            reply(
+                ctx,
+                s,
+                contact,
+                account,
+                conv,
+                t(
+                    locale,
+                    texts.CODE_UNKNOWN,
+                ),
+            )
+        return
+    # Otherwise this is a service conversation: it stays open in the inbox for staff.
+
+
+def _titles(topic_list: list, slugs: list[str], locale: str) -> str:
+    by_slug = {tp.slug: tp for tp in topic_list}
+    out = []
+    for slug in slugs:
+        tp = by_slug.get(slug)
+        out.append((tp.names.get(locale) or tp.names.get("de") or slug) if tp else slug)
+    return ", ".join(out)
+
+
+def on_status(s: Session, account: ChannelAccount, ev: StatusUpdate) -> None:
+    """Move a sent message forward; a late 'delivered' never undoes 'read' (CH4)."""
+    msg = s.scalars(
+        select(Message).where(
+            Message.channel_account_id == account.id,
+            Message.direction == "out",
+            Message.provider_id == ev.provider_id,
+        )
+    ).one_or_none()
+    if msg is None or msg.tenant_id != account.tenant_id:
+        return
+    if ev.status == "failed":
+        if msg.status not in ("delivered", "read"):
+            msg.status = "failed"
+            msg.status_reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()[:300]
+    elif _STATUS_RANK.get(ev.status, -1) > _STATUS_RANK.get(msg.status, -1):
+        msg.status = ev.status
+    msg.updated_at = max(msg.updated_at, ev.at)
+
+
+def _identity_contact(
+    ctx: Konsent, s: Session, account: ChannelAccount, address: str, user_id: str | None = None
+) -> Contact | None:
+    ident: ContactIdentity | None = find_identity(ctx, s, account, address, user_id)
+    return s.get(Contact, ident.contact_id) if ident else None
+
+
+def on_reachability(ctx: Konsent, s: Session, account: ChannelAccount, ev: ReachabilityChange) -> None:
+    contact = _identity_contact(ctx, s, account, ev.address)
+    if contact is not None:
+        contact.unreachable = not ev.reachable
+
+
+def on_preference(ctx: Konsent, s: Session, account: ChannelAccount, ev: MarketingPreference) -> None:
+    """WhatsApp marketing stop: withdraw every marketing purpose; resume grants nothing by itself."""
+    contact = _identity_contact(ctx, s, account, ev.address, ev.user_id)
+    if contact is not None and ev.stop:
+        consent_flow.withdraw(s, contact, None, source="provider_preference", at=ev.at, channel=account.kind)
+
+
+__all__ = ["DomainError", "WebhookResult", "handle_event", "receive_webhook", "reply"]

@@ -1,0 +1,46 @@
+"""Configuration: one environment variable per setting, `KONSENT_` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of a konsent installation, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="KONSENT_", extra="ignore")
+
+    data_dir: Path = Field(Path("./konsent-data"), description="Where SQLite, the key file and exports live.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    master_key: SecretStr | None = Field(
+        None, description="Base64 32-byte master key; else a 0600 key file in data_dir."
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000", description="Public URL of this installation (links, QR codes)."
+    )
+    host: str = Field("127.0.0.1", description="Interface `konsent serve` binds to.")
+    port: int = Field(8000, description="Port `konsent serve` binds to.")
+    optin_ttl_hours: int = Field(
+        48, description="Unconfirmed opt-ins expire and are deleted after this many hours (C2)."
+    )
+    session_ttl_hours: int = Field(12, description="Staff sessions expire after this many hours.")
+    secure_cookies: bool = Field(False, description="Mark cookies Secure (turn on behind HTTPS).")
+    worker_batch: int = Field(200, description="Outbox rows a worker claims at once.")
+    worker_concurrency: int = Field(64, description="Provider calls a worker keeps in flight.")
+    worker_poll_seconds: float = Field(0.2, description="Idle wait between outbox polls.")
+    lease_seconds: int = Field(60, description="How long a claimed outbox row stays leased to one worker.")
+    max_attempts: int = Field(8, description="Attempts before an outbox row is discarded with its reason.")
+    embedded_worker: bool = Field(True, description="`konsent serve` also runs a delivery worker in-process.")
+    max_body_bytes: int = Field(1_000_000, description="Largest accepted request body (413 above).")
+    default_locale: str = Field("de", description="Locale for contacts whose language is unknown.")
+    log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (tests clear the cache)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories scoped by tenant, Alembic migrations."""

@@ -1,0 +1,355 @@
+"""Every table carries its tenant (invariant 4); personal data is sealed (invariant 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from konsent.store.types import BigId, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _id() -> Mapped[int]:
+    return mapped_column(BigId, primary_key=True, autoincrement=True)
+
+
+def _tenant() -> Mapped[int]:
+    return mapped_column(BigId, ForeignKey("tenants.id"), index=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = _id()
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    default_locale: Mapped[str] = mapped_column(String(8), default="de")
+    privacy_url: Mapped[str] = mapped_column(String(500), default="")
+    privacy_version: Mapped[str] = mapped_column(String(64), default="1")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class TenantKey(Base):
+    """The tenant's data key and blind-index key, wrapped by the master key."""
+
+    __tablename__ = "tenant_keys"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    version: Mapped[int] = mapped_column(Integer)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_index_key: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "version"),)
+
+
+class ChainHead(Base):
+    """Head of a tenant's hash chain; locking this row serialises appends."""
+
+    __tablename__ = "chain_heads"
+    tenant_id: Mapped[int] = mapped_column(BigId, ForeignKey("tenants.id"), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigId, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(8), default="de")
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+
+class StaffSession(Base):
+    __tablename__ = "staff_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie value
+    tenant_id: Mapped[int] = _tenant()
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    slug: Mapped[str] = mapped_column(String(63))
+    names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # locale -> name
+    descriptions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+
+class ConsentText(Base):
+    """A consent text exactly as shown, per locale and version (C3, C6)."""
+
+    __tablename__ = "consent_texts"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    locale: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "locale", "version"),)
+
+
+class ChannelAccount(Base):
+    __tablename__ = "channel_accounts"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    route_key: Mapped[str] = mapped_column(String(64), unique=True)  # random, in the webhook URL
+    provider_ref: Mapped[str] = mapped_column(String(128), default="")  # phone_number_id, bot name ...
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secrets_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None = shredded
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    has_contacted_us: Mapped[bool] = mapped_column(Boolean, default=False)
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    objected_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class ContactIdentity(Base):
+    """The contact's address on one channel account, found by blind index only."""
+
+    __tablename__ = "contact_identities"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    address_index: Mapped[str] = mapped_column(String(64))
+    address_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    user_id_index: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel_account_id", "address_index"),
+        Index("ix_identity_user", "tenant_id", "channel_account_id", "user_id_index"),
+    )
+
+
+class Consent(Base):
+    """Current state per contact and purpose; the ledger holds the history."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"))
+    purpose: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))
+    text_version: Mapped[int] = mapped_column(Integer, default=0)
+    channel_account_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "contact_id", "purpose"),
+        Index("ix_consent_purpose", "tenant_id", "purpose", "status"),
+    )
+
+
+class LedgerEntry(Base):
+    """Append-only, hash-chained consent ledger (C3, invariant 3)."""
+
+    __tablename__ = "consent_ledger"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    seq: Mapped[int] = mapped_column(BigId)
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    purpose: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained audit log of staff access (S4, invariant 3)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    seq: Mapped[int] = mapped_column(BigId)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(120), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+
+
+class OptInRequest(Base):
+    """A pending double opt-in: created by the widget, confirmed by the contact's code (C2)."""
+
+    __tablename__ = "optin_requests"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    consent_text_id: Mapped[int] = mapped_column(BigId, ForeignKey("consent_texts.id"))
+    privacy_url: Mapped[str] = mapped_column(String(500))
+    privacy_version: Mapped[str] = mapped_column(String(64))
+    source_url: Mapped[str] = mapped_column(String(500), default="")
+    ip_hash: Mapped[str] = mapped_column(String(64), default="")
+    ua_hash: Mapped[str] = mapped_column(String(64), default="")
+    locale: Mapped[str] = mapped_column(String(8))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    started_at: Mapped[datetime] = _created()
+    last_message_at: Mapped[datetime] = _created()
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_conv_list", "tenant_id", "state", "last_message_at"),)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in / out
+    purpose: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str] = mapped_column(String(300), default="")
+    author: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        UniqueConstraint("channel_account_id", "direction", "provider_id", name="uq_message_provider"),
+    )
+
+
+class OutboxRow(Base):
+    """The delivery queue, in the same database as consent (DESIGN: storage and scale)."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id"))
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    purpose: Mapped[str] = mapped_column(String(80))
+    min_text_version: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="available")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_at: Mapped[datetime] = _created()
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (
+        Index("ix_outbox_claim", "state", "run_at"),
+        Index("ix_outbox_contact", "tenant_id", "contact_id", "state"),
+    )
+
+
+class WebhookEvent(Base):
+    """Idempotency record of every inbound event (invariant 6)."""
+
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    dedupe_key: Mapped[str] = mapped_column(String(250))
+    kind: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("channel_account_id", "dedupe_key"),)
+
+
+class Counter(Base):
+    """Counters that leave no personal trace, such as rejected webhook signatures (CH2)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class SimulatorMail(Base):
+    """The simulator provider's mailbox: what the phone page shows (sealed like everything)."""
+
+    __tablename__ = "simulator_mail"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    address_index: Mapped[str] = mapped_column(String(64), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64), unique=True)
+    content_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()

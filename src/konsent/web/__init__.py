@@ -1,0 +1,1 @@
+"""HTTP: REST API, webhooks, admin UI and public pages. Thin: check access, call a flow, translate errors."""

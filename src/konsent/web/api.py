@@ -1,0 +1,160 @@
+"""REST API under /api/v1 (M4). Tenant from the caller's token or session; other tenants' ids → 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse, Response
+
+from konsent.flows import api_ops, contacts, proof, tenants
+from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+class SendMessageIn(BaseModel):
+    contact_id: int = Field(description="The contact to write to.")
+    purpose: str = Field(description="`service` or `newsletter:<topic>`.", max_length=80)
+    text: str = Field(min_length=1, max_length=4096)
+    channel_account_id: int | None = Field(None, description="Defaults to the channel the contact used last.")
+
+
+class WithdrawIn(BaseModel):
+    purposes: list[str] | None = Field(None, description="Newsletter purposes; omit for all marketing.")
+
+
+@router.get("/topics")
+def list_topics(request: Request, caller: Caller = Depends(api_caller)) -> list[dict[str, Any]]:
+    caller.require("contacts.read")
+    with get_ctx(request).db.read() as s:
+        return [
+            {"slug": t.slug, "purpose": f"newsletter:{t.slug}", "names": t.names, "active": t.active}
+            for t in tenants.topics(s, caller.tenant_id, active_only=False)
+        ]
+
+
+@router.get("/channels")
+def list_channels(request: Request, caller: Caller = Depends(api_caller)) -> list[dict[str, Any]]:
+    caller.require("contacts.read")
+    ctx = get_ctx(request)
+    with ctx.db.read() as s:
+        out = []
+        for a in tenants.channel_accounts(s, caller.tenant_id):
+            caps = ctx.adapter(a.kind).capabilities
+            out.append(
+                {
+                    "id": a.id,
+                    "kind": a.kind,
+                    "name": a.name,
+                    "processing_region": caps.processing_region,
+                    "safeguard": caps.safeguard,
+                }
+            )
+        return out
+
+
+@router.get("/contacts")
+def list_contacts(
+    request: Request, limit: int = 50, offset: int = 0, caller: Caller = Depends(api_caller)
+) -> list[dict[str, Any]]:
+    caller.require("contacts.read")
+    ctx = get_ctx(request)
+    with ctx.db.read() as s:
+        return [
+            contacts.describe(ctx, s, c, personal=False)
+            for c in contacts.list_contacts(s, caller.tenant_id, limit, offset)
+        ]
+
+
+@router.get("/contacts/{contact_id}")
+def get_contact(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+    caller.require("contacts.read")
+    personal = caller.role != "viewer"
+    with get_ctx(request).db.write() as s:
+        return api_ops.view_contact(get_ctx(request), s, caller.tenant_id, caller.actor, contact_id, personal)
+
+
+@router.get("/contacts/{contact_id}/messages")
+def contact_messages(
+    contact_id: int, request: Request, caller: Caller = Depends(api_caller)
+) -> list[dict[str, Any]]:
+    caller.require("contacts.personal")
+    ctx = get_ctx(request)
+    with ctx.db.write() as s:
+        return api_ops.conversation_messages(ctx, s, caller.tenant_id, caller.actor, contact_id)
+
+
+@router.post("/contacts/{contact_id}/withdraw")
+def withdraw(
+    contact_id: int, body: WithdrawIn, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
+    caller.require("messages.send")
+    with get_ctx(request).db.write() as s:
+        done = api_ops.staff_withdraw(s, caller.tenant_id, caller.actor, contact_id, body.purposes)
+    return {"withdrawn": done}
+
+
+@router.get("/contacts/{contact_id}/proof")
+def contact_proof(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> JSONResponse:
+    """The consent proof as JSON (C3)."""
+    caller.require("consent.proof")
+    with get_ctx(request).db.write() as s:
+        doc = api_ops.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
+    return JSONResponse(
+        doc, headers={"content-disposition": f'attachment; filename="consent-proof-{contact_id}.json"'}
+    )
+
+
+@router.get("/contacts/{contact_id}/proof.html")
+def contact_proof_html(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> Response:
+    """The consent proof as a readable document (C3)."""
+    caller.require("consent.proof")
+    with get_ctx(request).db.write() as s:
+        doc = api_ops.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
+    return render(request, "proof.html", {"doc": doc}, locale=request_locale(request))
+
+
+@router.post("/messages", status_code=202)
+def send_message(
+    body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
+    """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5)."""
+    caller.require("messages.send")
+    ctx = get_ctx(request)
+    with ctx.db.write() as s:
+        msg = api_ops.send_message(
+            ctx,
+            s,
+            caller.tenant_id,
+            caller.actor,
+            body.contact_id,
+            body.purpose,
+            body.text,
+            body.channel_account_id,
+        )
+        return api_ops.describe_message(ctx, s, msg, with_body=False)
+
+
+@router.get("/messages/{message_id}")
+def get_message(message_id: int, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+    caller.require("contacts.read")
+    ctx = get_ctx(request)
+    with ctx.db.read() as s:
+        return api_ops.describe_message(ctx, s, api_ops.get_message(s, caller.tenant_id, message_id), False)
+
+
+@router.get("/ledger/verify")
+async def verify_ledger(request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+    """Recompute the tenant's consent-ledger hash chain; name the first broken entry (C3)."""
+    caller.require("ledger.verify")
+    ctx = get_ctx(request)
+
+    def run() -> dict[str, Any]:
+        with ctx.db.read() as s:
+            r = proof.verify_ledger(s, caller.tenant_id)
+        return {"ok": r.ok, "checked": r.checked, "first_broken_seq": r.first_broken_seq, "reason": r.reason}
+
+    return await run_in_threadpool(run)

@@ -1,0 +1,129 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from konsent import __version__
+from konsent.domain.errors import DomainError
+from konsent.flows.context import Konsent
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before reading them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
+                    scope, receive, send
+                )
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
+                scope, receive, send
+            )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SecurityHeaders:
+    """Headers every response carries; pages get a strict content-security policy."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"strict-origin-when-cross-origin"))
+                if not scope["path"].startswith(("/widget.js", "/api/public/")):
+                    headers.append((b"x-frame-options", b"DENY"))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(ctx: Konsent) -> FastAPI:
+    """Build the web application around one installation context."""
+    app = FastAPI(
+        title="konsent API",
+        version=__version__,
+        description="REST API of konsent. Every message names its purpose; sends without a legal basis "
+        "are refused with 409 and the reason.",
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        from konsent.web.deps import Unauthenticated
+
+        if isinstance(exc, Unauthenticated) and request.url.path.startswith("/admin"):
+            return Response(status_code=303, headers={"location": "/admin/login"})
+        if request.url.path.startswith("/admin") and "text/html" in request.headers.get("accept", ""):
+            from konsent.web.deps import render
+
+            return render(request, "error.html", {"error": exc}, status_code=exc.status)
+        return JSONResponse(exc.as_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors: list[dict[str, Any]] = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"code": "invalid_input", "message": "The request is not valid.", "errors": errors}, 422
+        )
+
+    from konsent.web import admin, api, public, webhooks
+
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+    app.include_router(public.router)
+    app.include_router(admin.router)
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    return app

@@ -1,0 +1,31 @@
+"""Provider webhooks: GET handshake and POST deliveries for every channel account (CH2)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse
+
+from konsent.channels.base import WebhookRequest
+from konsent.domain.errors import NotFound
+from konsent.flows.inbound import receive_webhook
+from konsent.web.deps import get_ctx
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.api_route("/webhooks/{route_key}", methods=["GET", "POST"], include_in_schema=False)
+async def webhook(route_key: str, request: Request) -> PlainTextResponse:
+    """One URL per channel account; an unknown key answers 404 and reveals no tenant."""
+    body = await request.body()
+    req = WebhookRequest(
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=body,
+    )
+    try:
+        result = await run_in_threadpool(receive_webhook, get_ctx(request), route_key, req)
+    except NotFound:
+        return PlainTextResponse("Not Found", status_code=404)
+    return PlainTextResponse(result.body, status_code=result.status)

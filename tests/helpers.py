@@ -1,0 +1,45 @@
+"""Small helpers for tests: the demo simulator account, signing up a simulated phone."""
+
+from __future__ import annotations
+
+from konsent.flows import optin, simulator, tenants
+from konsent.flows.context import Konsent
+from konsent.store.tables import ChannelAccount, Tenant
+
+
+def demo_tenant(ctx: Konsent) -> Tenant:
+    with ctx.db.read() as s:
+        return tenants.tenant_by_slug(s, "demo")
+
+
+def sim_account(ctx: Konsent, tenant_id: int | None = None) -> ChannelAccount:
+    with ctx.db.read() as s:
+        tid = tenant_id or tenants.tenant_by_slug(s, "demo").id
+        return next(a for a in tenants.channel_accounts(s, tid) if a.kind == "simulator")
+
+
+def request_code(ctx: Konsent, topics: list[str], locale: str = "de") -> optin.PendingOptIn:
+    with ctx.db.write() as s:
+        t = tenants.tenant_by_slug(s, "demo")
+        acc = next(a for a in tenants.channel_accounts(s, t.id) if a.kind == "simulator")
+        return optin.request_opt_in(
+            ctx,
+            s,
+            t,
+            channel_account_id=acc.id,
+            topic_slugs=topics,
+            locale=locale,
+            source_url="http://shop.example/demo",
+            ip="203.0.113.77",
+            user_agent="pytest",
+        )
+
+
+def subscribe(ctx: Konsent, phone: str, topics: list[str], locale: str = "de") -> None:
+    """A visitor signs up in the widget and sends the code from the simulator phone."""
+    pending = request_code(ctx, topics, locale)
+    simulator.phone_send(ctx, sim_account(ctx).id, phone, pending.prefill, locale=locale)
+
+
+def phone_texts(ctx: Konsent, phone: str) -> list[str]:
+    return [m.text for m in simulator.phone_inbox(ctx, sim_account(ctx).id, phone)]
