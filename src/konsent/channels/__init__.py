@@ -26,4 +26,10 @@ def kinds() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from konsent.channels import simulator  # noqa: F401
+    """Import every adapter module in this package once; each registers itself."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name not in ("base",) and not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")

@@ -108,12 +108,24 @@ class WebhookRejected(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class SetupField:
+    """One thing an admin enters to connect an account (shown in the admin's channel form)."""
+
+    name: str
+    label: str  # English msgid; the admin translates it
+    secret: bool = False  # sealed with the tenant key, never shown again
+    help: str = ""
+    required: bool = True
+
+
 class ChannelAdapter:
     """Base class of an adapter: verify, parse, send, link."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    setup_fields: ClassVar[tuple[SetupField, ...]] = ()
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         """Raise WebhookRejected unless the request is authentic (CH2)."""

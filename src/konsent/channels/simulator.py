@@ -24,6 +24,7 @@ from konsent.channels.base import (
     OutboundContent,
     SendOutcome,
     SendResult,
+    SetupField,
     WebhookRejected,
     WebhookRequest,
 )
@@ -62,6 +63,7 @@ class SimulatorChannel(ChannelAdapter):
         processing_region="this installation",
         safeguard="no transfer",
     )
+    setup_fields = (SetupField("webhook_secret", "Signing secret", secret=True, required=False),)
 
     def __init__(self, mailbox_factory: Callable[[], Mailbox] | None = None) -> None:
         self._mailbox_factory = mailbox_factory
