@@ -353,3 +353,146 @@ class SimulatorMail(Base):
     provider_id: Mapped[str] = mapped_column(String(64), unique=True)
     content_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _created()
+
+
+# --- privacy centre (D1-D5, L1, C7) -------------------------------------------------------------
+
+
+class SuppressionEntry(Base):
+    """A keyed hash of an address that withdrew or was erased; blocks silent re-adds (C7, D2)."""
+
+    __tablename__ = "suppression_list"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    address_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))  # withdrawn / erased
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "address_hash"),)
+
+
+class ErasureNote(Base):
+    """The only trace an erasure leaves: when and through which door (D2)."""
+
+    __tablename__ = "erasure_notes"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(40))
+
+
+class PrivacyRequest(Base):
+    """A data-subject request with its one-month due date (D5, Art. 12(3))."""
+
+    __tablename__ = "privacy_requests"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # None once erased
+    kind: Mapped[str] = mapped_column(String(16))  # access / erasure / rectification / objection
+    channel: Mapped[str] = mapped_column(String(16))  # keyword / portal / staff / email / letter
+    state: Mapped[str] = mapped_column(String(16))  # open / awaiting_confirmation / done / rejected
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirm_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    handled_by: Mapped[str] = mapped_column(String(120), default="")
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    __table_args__ = (Index("ix_privacy_requests_due", "tenant_id", "state", "due_at"),)
+
+
+class PrivacyExport(Base):
+    """A ready export ZIP, sealed with the contact's key, behind a single-use link (D1)."""
+
+    __tablename__ = "privacy_exports"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    downloaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PrivacyLink(Base):
+    """A single-use, expiring link to the contact's self-service privacy page (D1, D2)."""
+
+    __tablename__ = "privacy_links"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RetentionRule(Base):
+    """A tenant's retention period for one category of data (L1)."""
+
+    __tablename__ = "retention_rules"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    category: Mapped[str] = mapped_column(String(40))
+    hours: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "category"),)
+
+
+class RetentionRun(Base):
+    """One application of the deletion concept and what it deleted per category (L1)."""
+
+    __tablename__ = "retention_runs"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(120), default="")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Broadcast(Base):
+    """A newsletter to the consented audience of one topic; its checkpoint makes queuing resumable (M3)."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(80))  # newsletter:<topic>
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)  # text and/or template with variables
+    min_text_version: Mapped[int] = mapped_column(Integer, default=0)
+    segment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channel_account_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # None: where subscribed
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    checkpoint: Mapped[int] = mapped_column(BigId, default=0)  # last contact id queued
+    audience: Mapped[int] = mapped_column(Integer, default=0)  # contacts looked at so far
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # reason -> count
+    author: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_broadcast_due", "state", "scheduled_at"),)
+
+
+class EarlyStatus(Base):
+    """A status webhook that overtook the recording of its message's provider id (CH4)."""
+
+    __tablename__ = "early_statuses"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    provider_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (Index("ix_early_status", "channel_account_id", "provider_id"),)
+
+
+# Retention deletes messages in batches; the outbox's foreign key must not force a scan per row.
+Index("ix_outbox_message", OutboxRow.message_id)
