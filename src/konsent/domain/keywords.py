@@ -61,7 +61,12 @@ def match_keyword(
     if not words:
         return None
     table = keywords if keywords is not None else DEFAULT_KEYWORDS
-    for intent, variants in table.items():
+    for key, variants in table.items():
+        # Tenant tables come from JSON settings: their intents arrive as plain strings.
+        try:
+            intent = Intent(key)
+        except ValueError:
+            continue
         for variant in variants:
             kw = normalize(variant)
             if not kw:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 SERVICE = "service"
 NEWSLETTER_PREFIX = "newsletter:"
-_TOPIC_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_TOPIC_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: `$` would accept a trailing newline
 
 
 class LegalBasis(enum.StrEnum):

@@ -17,8 +17,8 @@ from konsent.domain.ledger import text_hash
 from konsent.flows.context import Konsent
 from konsent.store.tables import ChannelAccount, ConsentText, Tenant, Topic
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-_TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")  # \Z: `$` would accept a trailing newline
+_TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 def create_tenant(ctx: Konsent, s: Session, slug: str, name: str, **fields: Any) -> Tenant:
