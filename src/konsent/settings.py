@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(True, description="`konsent serve` also runs a delivery worker in-process.")
     max_body_bytes: int = Field(1_000_000, description="Largest accepted request body (413 above).")
     default_locale: str = Field("de", description="Locale for contacts whose language is unknown.")
+    export_ttl_days: int = Field(
+        30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
+    )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
 
 

@@ -24,8 +24,8 @@ from konsent.domain.events import (
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
+from konsent.flows import bot, texts
 from konsent.flows import consent as consent_flow
-from konsent.flows import texts
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import enqueue_message
@@ -261,6 +261,14 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
             )
         conv.state = "closed" if conv.state == "open" and not done else conv.state
         return
+    # Data-subject keywords: DATEN / LÖSCHEN (+ confirmation) / INFO (D1, D2, T3).
+    from konsent.flows import privacy
+
+    answer = privacy.on_keyword(ctx, s, contact, match, ev.text, ev.at)
+    if answer is not None:
+        if answer:
+            reply(ctx, s, contact, account, conv, answer)
+        return
     code = ev.optin_code or codes.find_code(ev.text)
     if code:
         result = confirm_opt_in(ctx, s, account, contact, code, ev.at)
@@ -310,7 +318,8 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
                 ),
             )
         return
-    # Otherwise this is a service conversation: it stays open in the inbox for staff.
+    # Otherwise this is a service conversation: the bot may answer, then it stays in the inbox for staff.
+    bot.on_inbound(ctx, s, account, contact, conv, ev)
 
 
 def _titles(topic_list: list, slugs: list[str], locale: str) -> str:

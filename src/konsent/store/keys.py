@@ -97,6 +97,11 @@ class KeyRing:
                 self._contacts.popitem(last=False)
         return key
 
+    def drop_contact(self, wrapped: bytes) -> None:
+        """Forget a shredded contact's key in this process too (D2)."""
+        with self._lock:
+            self._contacts.pop(wrapped, None)
+
     def index(self, session: Session, tenant_id: int, kind: str, value: str) -> str:
         return crypto.blind_index(self.tenant(session, tenant_id).index_key, kind, value)
 

@@ -389,7 +389,7 @@ class PrivacyRequest(Base):
     contact_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # None once erased
     kind: Mapped[str] = mapped_column(String(16))  # access / erasure / rectification / objection
     channel: Mapped[str] = mapped_column(String(16))  # keyword / portal / staff / email / letter
-    state: Mapped[str] = mapped_column(String(16))  # open / awaiting_confirmation / done / rejected
+    state: Mapped[str] = mapped_column(String(16))  # open / confirming / done / rejected
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirm_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

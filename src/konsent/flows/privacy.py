@@ -1,0 +1,489 @@
+"""Data-subject rights: erasure, rectification, objection, the request log, suppression (D2-D5, C7).
+
+Export lives in `privacy_export`; keyword handling for DATEN / LÖSCHEN / INFO is `on_keyword`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from konsent import crypto
+from konsent.domain.errors import DomainError, InvalidInput, NotFound
+from konsent.domain.keywords import Intent, KeywordMatch, normalize
+from konsent.domain.purposes import ConsentStatus
+from konsent.domain.retention import one_month_later
+from konsent.flows import audit
+from konsent.flows import consent as consent_flow
+from konsent.flows.contacts import address_of, get_contact, identities
+from konsent.flows.context import Konsent
+from konsent.flows.texts import N_
+from konsent.store.chain import append_ledger
+from konsent.store.tables import (
+    Consent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ErasureNote,
+    Message,
+    OptInRequest,
+    OutboxRow,
+    PrivacyExport,
+    PrivacyLink,
+    PrivacyRequest,
+    SuppressionEntry,
+)
+from konsent.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+KINDS = ("access", "erasure", "rectification", "objection")
+CHANNELS = ("keyword", "portal", "staff", "email", "letter", "phone")
+STATES = ("open", "confirming", "done", "rejected")
+CONFIRM_HOURS = 24
+PORTAL_LINK_DAYS = 7
+_CONFIRM_PHRASES = ("löschen ja", "loeschen ja", "delete yes", "ja löschen", "yes delete")
+
+# What konsent says to the contact (German in locales/de/LC_MESSAGES/privacy.po).
+ERASE_ASK = N_(
+    "Do you want us to erase all your data (subscriptions, messages, profile)? Reply DELETE YES "
+    "within 24 hours to confirm. After the erasure you will get no further messages from us, "
+    "not even a confirmation."
+)
+ERASE_NOTHING_PENDING = N_("There is no erasure to confirm. Send DELETE first.")
+EXPORT_READY = N_(
+    "Your data export is ready: {link} The link works once and expires in {days} days. "
+    "To erase your data, send DELETE."
+)
+INFO_REPLY = N_("{notice} Privacy policy: {privacy_url} Manage or download your data: {portal}")
+
+
+class LinkGone(DomainError):
+    code = "gone"
+    message = "This link has expired or was already used."
+    status = 410
+
+
+class Suppressed(DomainError):
+    code = "suppressed"
+    message = "This address withdrew or was erased; it can only come back by a fresh opt-in."
+    status = 409
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- suppression list (C7) -----------------------------------------------------------------------
+
+
+def suppression_hash(ctx: Konsent, s: Session, tenant_id: int, address: str) -> str:
+    """Keyed hash of an address, the same for every channel (a number is a number)."""
+    return ctx.keys.index(s, tenant_id, "suppress", address.strip())
+
+
+def suppress(ctx: Konsent, s: Session, tenant_id: int, address: str, reason: str) -> None:
+    h = suppression_hash(ctx, s, tenant_id, address)
+    exists = s.scalar(
+        select(SuppressionEntry.id).where(
+            SuppressionEntry.tenant_id == tenant_id, SuppressionEntry.address_hash == h
+        )
+    )
+    if exists is None:
+        s.add(SuppressionEntry(tenant_id=tenant_id, address_hash=h, reason=reason))
+
+
+def is_suppressed(ctx: Konsent, s: Session, tenant_id: int, address: str) -> bool:
+    h = suppression_hash(ctx, s, tenant_id, address)
+    return (
+        s.scalar(
+            select(SuppressionEntry.id).where(
+                SuppressionEntry.tenant_id == tenant_id, SuppressionEntry.address_hash == h
+            )
+        )
+        is not None
+    )
+
+
+def check_not_suppressed(ctx: Konsent, s: Session, tenant_id: int, address: str) -> None:
+    """For import and API paths that add contacts without the contact's own new opt-in (C7)."""
+    if is_suppressed(ctx, s, tenant_id, address):
+        raise Suppressed()
+
+
+# --- request log (D5) ----------------------------------------------------------------------------
+
+
+def log_request(
+    s: Session,
+    tenant_id: int,
+    kind: str,
+    channel: str,
+    *,
+    contact_id: int | None = None,
+    received_at: datetime | None = None,
+    handled_by: str = "",
+    state: str = "open",
+    note: str = "",
+) -> PrivacyRequest:
+    """Record a data-subject request; it is due one month after receipt (D5, Art. 12(3))."""
+    if kind not in KINDS:
+        raise InvalidInput(detail=f"kind must be one of {', '.join(KINDS)}")
+    if channel not in CHANNELS:
+        raise InvalidInput(detail=f"channel must be one of {', '.join(CHANNELS)}")
+    if len(note) > 500:
+        raise InvalidInput(detail="note: at most 500 characters")
+    received = received_at or utcnow()
+    req = PrivacyRequest(
+        tenant_id=tenant_id,
+        contact_id=contact_id,
+        kind=kind,
+        channel=channel,
+        state=state,
+        received_at=received,
+        due_at=one_month_later(received),
+        handled_by=handled_by,
+        note=note,
+        completed_at=received if state == "done" else None,
+    )
+    s.add(req)
+    s.flush()
+    return req
+
+
+def get_request(s: Session, tenant_id: int, request_id: int) -> PrivacyRequest:
+    req = s.get(PrivacyRequest, request_id)
+    if req is None or req.tenant_id != tenant_id:
+        raise NotFound()
+    return req
+
+
+def close_request(s: Session, tenant_id: int, request_id: int, actor: str, state: str = "done") -> None:
+    if state not in ("done", "rejected"):
+        raise InvalidInput(detail="state must be done or rejected")
+    req = get_request(s, tenant_id, request_id)
+    req.state, req.handled_by, req.completed_at = state, actor, utcnow()
+    audit.record(s, tenant_id, actor, "privacy.request.close", f"request:{req.id}", state=state)
+
+
+def list_requests(
+    s: Session, tenant_id: int, open_only: bool = False, limit: int = 200
+) -> list[PrivacyRequest]:
+    q = select(PrivacyRequest).where(PrivacyRequest.tenant_id == tenant_id)
+    if open_only:
+        q = q.where(PrivacyRequest.state.in_(("open", "confirming")))
+    return list(s.scalars(q.order_by(PrivacyRequest.due_at).limit(limit)).all())
+
+
+def overdue_requests(s: Session, tenant_id: int, now: datetime | None = None) -> list[PrivacyRequest]:
+    """Open requests past their due date: the admin shows these as warnings (D5)."""
+    now = now or utcnow()
+    return list(
+        s.scalars(
+            select(PrivacyRequest)
+            .where(
+                PrivacyRequest.tenant_id == tenant_id,
+                PrivacyRequest.state == "open",
+                PrivacyRequest.due_at < now,
+            )
+            .order_by(PrivacyRequest.due_at)
+        ).all()
+    )
+
+
+# --- erasure (D2) --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    contact_id: int
+    messages: int
+    already: bool = False
+
+
+def erase_contact(
+    ctx: Konsent,
+    s: Session,
+    contact: Contact,
+    *,
+    source: str,
+    actor: str,
+    at: datetime | None = None,
+) -> ErasureResult:
+    """Erase a contact and destroy its key, so backups of its data become unreadable (D2).
+
+    Kept: a suppression entry per address (keyed hash), an anonymous erasure note, the
+    contact row as a tombstone (ids are never reused, so the consent ledger, which holds
+    only the id and hashes, can never point at someone else), and the ledger itself.
+    """
+    at = at or utcnow()
+    tid = contact.tenant_id
+    if contact.erased_at is not None:
+        return ErasureResult(contact.id, 0, already=True)
+    for ident in identities(s, contact):
+        with contextlib.suppress(crypto.DecryptionError):
+            suppress(ctx, s, tid, address_of(ctx, s, contact, ident), "erased")
+    # Lock the outbox rows first (the order a worker's claim takes them), then remove them all.
+    s.scalars(
+        select(OutboxRow.id)
+        .where(OutboxRow.tenant_id == tid, OutboxRow.contact_id == contact.id)
+        .with_for_update()
+    ).all()
+    s.execute(
+        delete(OutboxRow).where(OutboxRow.tenant_id == tid, OutboxRow.contact_id == contact.id),
+        execution_options={"synchronize_session": False},
+    )
+    active = s.scalars(
+        select(Consent).where(
+            Consent.tenant_id == tid, Consent.contact_id == contact.id, Consent.status == ConsentStatus.ACTIVE
+        )
+    ).all()
+    for row in active:
+        append_ledger(s, tid, contact.id, row.purpose, "erased", {"source": source, "erased_at": at})
+    n_messages = 0
+    for model, col in (
+        (Message, Message.contact_id),
+        (Conversation, Conversation.contact_id),
+        (ContactIdentity, ContactIdentity.contact_id),
+        (Consent, Consent.contact_id),
+        (OptInRequest, OptInRequest.contact_id),
+        (PrivacyExport, PrivacyExport.contact_id),
+        (PrivacyLink, PrivacyLink.contact_id),
+    ):
+        res = s.execute(
+            delete(model).where(model.tenant_id == tid, col == contact.id),
+            execution_options={"synchronize_session": False},
+        )
+        if model is Message:
+            n_messages = int(res.rowcount or 0)  # type: ignore[attr-defined]
+    s.execute(
+        update(PrivacyRequest)
+        .where(PrivacyRequest.tenant_id == tid, PrivacyRequest.contact_id == contact.id)
+        .values(contact_id=None),
+        execution_options={"synchronize_session": False},
+    )
+    wrapped = contact.wrapped_key
+    contact.wrapped_key = None
+    contact.name_sealed = None
+    contact.locale = None
+    contact.has_contacted_us = False
+    contact.last_activity_at = None
+    contact.erased_at = at
+    if wrapped is not None:
+        ctx.keys.drop_contact(wrapped)
+    s.add(ErasureNote(tenant_id=tid, erased_at=at, source=source[:40]))
+    audit.record(s, tid, actor, "contact.erase", f"contact:{contact.id}", source=source, messages=n_messages)
+    log.info("contact %s of tenant %s erased via %s", contact.id, tid, source)
+    return ErasureResult(contact.id, n_messages)
+
+
+def staff_erase(ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_id: int, channel: str) -> None:
+    """An agent or the DPO erases a contact (D2); logged as a completed request."""
+    contact = get_contact(s, tenant_id, contact_id)
+    if contact.erased_at is not None:
+        raise NotFound()
+    req = log_request(s, tenant_id, "erasure", channel, contact_id=contact.id, handled_by=actor)
+    erase_contact(ctx, s, contact, source=f"staff:{channel}", actor=actor)
+    req.state, req.completed_at = "done", utcnow()
+
+
+# --- rectification (D3) and objection (D4) -------------------------------------------------------
+
+
+def rectify_contact(
+    ctx: Konsent,
+    s: Session,
+    tenant_id: int,
+    actor: str,
+    contact_id: int,
+    *,
+    name: str | None = None,
+    locale: str | None = None,
+    channel: str = "staff",
+) -> list[str]:
+    """Correct profile fields; the audit entry names the fields, never their values (D3)."""
+    contact = get_contact(s, tenant_id, contact_id)
+    if contact.erased_at is not None:
+        raise NotFound()
+    changed = []
+    if name is not None:
+        name = name.strip()
+        if len(name) > 200:
+            raise InvalidInput(detail="name: at most 200 characters")
+        key = ctx.keys.contact_key(s, contact)
+        contact.name_sealed = (
+            crypto.seal_text(key, name, f"contact:{contact.id}:name".encode()) if name else None
+        )
+        changed.append("name")
+    if locale is not None:
+        if locale not in ("de", "en"):
+            raise InvalidInput(detail="locale must be de or en")
+        contact.locale = locale
+        changed.append("locale")
+    if not changed:
+        raise InvalidInput(detail="nothing to change")
+    log_request(s, tenant_id, "rectification", channel, contact_id=contact.id, handled_by=actor, state="done")
+    audit.record(s, tenant_id, actor, "contact.rectify", f"contact:{contact.id}", fields=changed)
+    return changed
+
+
+def object_to_marketing(
+    ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_id: int, channel: str = "staff"
+) -> list[str]:
+    """Art. 21 objection: withdraw every marketing purpose at once and remember the objection (D4)."""
+    contact = get_contact(s, tenant_id, contact_id)
+    if contact.erased_at is not None:
+        raise NotFound()
+    done = consent_flow.withdraw(s, contact, None, source=f"objection:{channel}", at=utcnow())
+    contact.objected_marketing = True
+    log_request(s, tenant_id, "objection", channel, contact_id=contact.id, handled_by=actor, state="done")
+    audit.record(s, tenant_id, actor, "contact.object", f"contact:{contact.id}", purposes=done)
+    return done
+
+
+# --- self-service links (D1, D2) -----------------------------------------------------------------
+
+
+def new_portal_link(ctx: Konsent, s: Session, contact: Contact, at: datetime | None = None) -> str:
+    """A single-use link to the contact's self-service privacy page."""
+    at = at or utcnow()
+    token = secrets.token_urlsafe(32)
+    s.add(
+        PrivacyLink(
+            tenant_id=contact.tenant_id,
+            contact_id=contact.id,
+            token_hash=token_digest(token),
+            created_at=at,
+            expires_at=at + timedelta(days=PORTAL_LINK_DAYS),
+        )
+    )
+    return f"{ctx.settings.base_url.rstrip('/')}/privacy/{token}"
+
+
+def portal_contact(s: Session, token: str, at: datetime | None = None, lock: bool = False) -> Contact:
+    """The contact behind a portal link: 404 for unknown, 410 for used or expired ones."""
+    at = at or utcnow()
+    q = select(PrivacyLink).where(PrivacyLink.token_hash == token_digest(token))
+    link = s.scalars(q.with_for_update() if lock else q).one_or_none()
+    if link is None:
+        raise NotFound()
+    contact = s.get(Contact, link.contact_id)
+    if link.used_at is not None or link.expires_at < at or contact is None or contact.erased_at:
+        raise LinkGone()
+    return contact
+
+
+def use_portal_link(s: Session, token: str, at: datetime | None = None) -> None:
+    s.execute(
+        update(PrivacyLink)
+        .where(PrivacyLink.token_hash == token_digest(token))
+        .values(used_at=at or utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def portal_erase(ctx: Konsent, s: Session, token: str) -> None:
+    """The contact erases themselves from the self-service page, after confirming (D2)."""
+    contact = portal_contact(s, token, lock=True)
+    use_portal_link(s, token)
+    req = log_request(s, contact.tenant_id, "erasure", "portal", contact_id=contact.id, handled_by="contact")
+    erase_contact(ctx, s, contact, source="portal", actor="contact")
+    req.state, req.completed_at = "done", utcnow()
+
+
+def portal_object(ctx: Konsent, s: Session, token: str) -> list[str]:
+    contact = portal_contact(s, token, lock=True)
+    return object_to_marketing(ctx, s, contact.tenant_id, "contact", contact.id, channel="portal")
+
+
+# --- keywords (D1, D2, T3) -----------------------------------------------------------------------
+
+
+def is_erase_confirmation(text: str) -> bool:
+    return normalize(text) in _CONFIRM_PHRASES
+
+
+def pending_erasure(s: Session, contact: Contact, at: datetime) -> PrivacyRequest | None:
+    return s.scalars(
+        select(PrivacyRequest)
+        .where(
+            PrivacyRequest.tenant_id == contact.tenant_id,
+            PrivacyRequest.contact_id == contact.id,
+            PrivacyRequest.kind == "erasure",
+            PrivacyRequest.state == "confirming",
+            PrivacyRequest.confirm_until >= at,
+        )
+        .order_by(PrivacyRequest.id.desc())
+    ).first()
+
+
+def on_keyword(
+    ctx: Konsent, s: Session, contact: Contact, match: KeywordMatch | None, text: str, at: datetime
+) -> str | None:
+    """Handle DATEN / LÖSCHEN (+ confirmation) / INFO; return the reply text, "" for none, None if not ours.
+
+    The reply is sent by the caller through the normal service path (flows.inbound.reply).
+    """
+    from konsent.flows import privacy_export, transparency
+    from konsent.i18n import t
+    from konsent.store.tables import Tenant
+
+    tenant = s.get(Tenant, contact.tenant_id)
+    assert tenant is not None
+    locale = contact.locale or tenant.default_locale
+    if match is None and is_erase_confirmation(text):
+        req = pending_erasure(s, contact, at)
+        if req is None:
+            return t(locale, ERASE_NOTHING_PENDING)
+        erase_contact(ctx, s, contact, source="keyword", actor="contact", at=at)
+        req.state, req.completed_at, req.handled_by = "done", at, "contact"
+        return ""  # nothing may be sent any more: the contact and its key are gone
+    if match is None:
+        return None
+    if match.intent is Intent.ACCESS:
+        req = log_request(s, tenant.id, "access", "keyword", contact_id=contact.id, received_at=at)
+        link = privacy_export.create_export(ctx, s, contact, actor="contact", at=at)
+        req.state, req.completed_at, req.handled_by = "done", at, "contact"
+        return t(locale, EXPORT_READY, link=link, days=ctx.settings.export_ttl_days)
+    if match.intent is Intent.ERASE:
+        req = log_request(
+            s, tenant.id, "erasure", "keyword", contact_id=contact.id, received_at=at, state="confirming"
+        )
+        req.confirm_until = at + timedelta(hours=CONFIRM_HOURS)
+        return t(locale, ERASE_ASK)
+    if match.intent is Intent.INFO:
+        return t(
+            locale,
+            INFO_REPLY,
+            notice=transparency.short_notice(ctx, s, tenant, locale),
+            privacy_url=tenant.privacy_url or "-",
+            portal=new_portal_link(ctx, s, contact, at),
+        )
+    return None
+
+
+def erasure_notes(s: Session, tenant_id: int, limit: int = 100) -> list[ErasureNote]:
+    return list(
+        s.scalars(
+            select(ErasureNote)
+            .where(ErasureNote.tenant_id == tenant_id)
+            .order_by(ErasureNote.id.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def count_suppressed(s: Session, tenant_id: int) -> int:
+    return int(
+        s.scalar(
+            select(func.count()).select_from(SuppressionEntry).where(SuppressionEntry.tenant_id == tenant_id)
+        )
+        or 0
+    )
