@@ -1,7 +1,167 @@
-"""Admin UI under /admin (server-rendered, filled in by the admin work)."""
+"""Admin UI under /admin: sign-in, password change, language, dashboard (S3, U1, U2).
+
+Contact pages live in `admin_contacts`, ledger and channel setup in `admin_setup`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+import secrets
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from konsent.domain.errors import DomainError
+from konsent.flows import admin_ops
+from konsent.i18n import LOCALES
+from konsent.web import admin_contacts, admin_setup
+from konsent.web.admin_common import admin_caller, error_text, page, safe_next
+from konsent.web.deps import (
+    LOCALE_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    CsrfFailed,
+    check_csrf_form,
+    get_ctx,
+    session_caller,
+)
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+
+# Before a session exists, the login form is protected by a double-submit cookie.
+LOGIN_CSRF_COOKIE = "konsent_login_csrf"
+_MAX = 254
+
+
+def _set_cookie(resp: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    resp.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=get_ctx(request).settings.secure_cookies,
+        path="/",
+    )
+
+
+def _login_page(
+    request: Request, status_code: int = 200, error: str = "", tenant: str = "", email: str = ""
+) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    resp = page(
+        request,
+        None,
+        "admin/login.html",
+        {"login_csrf": token, "error": error, "tenant": tenant, "email": email},
+        status_code,
+    )
+    _set_cookie(resp, request, LOGIN_CSRF_COOKIE, token, 3600)
+    return resp
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    if session_caller(request) is not None:
+        return RedirectResponse("/admin", status_code=303)
+    return _login_page(request, tenant=request.query_params.get("tenant", "")[:64])
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    tenant: str = Form(""),
+    email: str = Form(""),
+    password: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Sign in with tenant, e-mail and password; repeated failures lock the account (S3)."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        raise CsrfFailed()
+    tenant, email = tenant[:64], email[:_MAX]
+    ctx = get_ctx(request)
+    with ctx.db.write() as s:
+        done = admin_ops.sign_in(ctx, s, tenant, email, password[:1024])
+    if done is None:
+        from konsent.web.deps import gettext_for, request_locale
+
+        _ = gettext_for(request_locale(request))
+        msg = _(
+            "Sign-in failed. Check organisation, e-mail and password. "
+            "After 5 failures the account is locked for 15 minutes."
+        )
+        return _login_page(request, 401, msg, tenant, email)
+    target = "/admin/password" if done.must_change_password else "/admin"
+    resp = RedirectResponse(target, status_code=303)
+    ttl = ctx.settings.session_ttl_hours * 3600
+    _set_cookie(resp, request, SESSION_COOKIE, done.cookie, ttl)
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)) -> Response:
+    check_csrf_form(caller, csrf_token)
+    with get_ctx(request).db.write() as s:
+        admin_ops.sign_out(s, request.cookies.get(SESSION_COOKIE, ""))
+    resp = RedirectResponse("/admin/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.get("/password")
+def password_form(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    return page(request, caller, "admin/password.html", {"error": ""})
+
+
+@router.post("/password")
+def password_change(
+    request: Request,
+    current: str = Form(""),
+    new: str = Form(""),
+    repeat: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    check_csrf_form(caller, csrf_token)
+    assert caller.user is not None
+    try:
+        with get_ctx(request).db.write() as s:
+            admin_ops.change_password(
+                s, caller.tenant_id, caller.user.id, current[:1024], new[:1024], repeat[:1024]
+            )
+    except DomainError as exc:
+        return page(request, caller, "admin/password.html", {"error": error_text(request, exc)}, exc.status)
+    return RedirectResponse("/admin?notice=password", status_code=303)
+
+
+@router.get("/lang/{locale}")
+def switch_language(locale: str, request: Request) -> Response:
+    """Remember the chosen language in a cookie and go back to the page (U2)."""
+    resp = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    if locale in LOCALES:
+        _set_cookie(resp, request, LOCALE_COOKIE, locale, 365 * 86400)
+    return resp
+
+
+@router.get("")
+def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    caller.require("contacts.read")
+    with get_ctx(request).db.read() as s:
+        board = admin_ops.dashboard(s, caller.tenant_id)
+    return page(
+        request,
+        caller,
+        "admin/dashboard.html",
+        {"board": board, "notice": request.query_params.get("notice")},
+    )
+
+
+@router.get("/")
+def dashboard_slash() -> Response:
+    return RedirectResponse("/admin", status_code=307)
+
+
+router.include_router(admin_contacts.router)
+router.include_router(admin_setup.router)

@@ -1,0 +1,113 @@
+"""Admin pages for the tenant's setup: ledger verification and channel accounts (C3, CH1, S7)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from konsent.domain.errors import InvalidInput
+from konsent.flows import admin_ops, proof
+from konsent.store.chain import AUDIT, CONSENT
+from konsent.web.admin_common import admin_caller, error_text, page
+from konsent.web.deps import Caller, check_csrf_form, get_ctx
+
+router = APIRouter()
+
+
+@router.get("/ledger")
+def ledger_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    caller.require("ledger.verify")
+    return page(request, caller, "admin/ledger.html", {"report": None, "chain": CONSENT})
+
+
+@router.post("/ledger/verify")
+async def ledger_verify(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    """Recompute the hash chain and name the first broken entry (C3, invariant 3)."""
+    form = await request.form()
+    check_csrf_form(caller, str(form.get("csrf_token") or ""))
+    caller.require("ledger.verify")
+    chain = AUDIT if form.get("chain") == AUDIT else CONSENT
+    ctx = get_ctx(request)
+
+    def run() -> proof.ChainReport:
+        with ctx.db.read() as s:
+            return proof.verify_ledger(s, caller.tenant_id, chain)
+
+    report = await run_in_threadpool(run)
+    return page(request, caller, "admin/ledger.html", {"report": report, "chain": chain})
+
+
+@router.get("/channels")
+def channels_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    return _channels(request, caller)
+
+
+def _channels(
+    request: Request,
+    caller: Caller,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    open_kind: str = "",
+    values: dict[str, str] | None = None,
+) -> Response:
+    caller.require("settings.manage")
+    ctx = get_ctx(request)
+    with ctx.db.read() as s:
+        accounts = admin_ops.channel_views(ctx, s, caller.tenant_id)
+    created = request.query_params.get("created", "")
+    return page(
+        request,
+        caller,
+        "admin/channels.html",
+        {
+            "accounts": accounts,
+            "kinds": admin_ops.channel_kinds(),
+            "error": error,
+            "open_kind": open_kind,
+            "values": values or {},
+            "created": int(created) if created.isdigit() and len(created) < 18 else None,
+        },
+        status_code,
+    )
+
+
+@router.post("/channels")
+async def channel_create(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    """Connect a channel account of any registered kind; secrets are sealed and never shown again."""
+    form = await request.form()
+    check_csrf_form(caller, str(form.get("csrf_token") or ""))
+    caller.require("settings.manage")
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    kind = values.pop("kind", "")[:32]
+    name = values.pop("name", "")
+    ctx = get_ctx(request)
+
+    def run() -> int:
+        with ctx.db.write() as s:
+            return admin_ops.add_channel_account(
+                ctx, s, caller.tenant_id, caller.actor, kind, name, values
+            ).id
+
+    try:
+        account_id = await run_in_threadpool(run)
+    except InvalidInput as exc:
+        message, status = error_text(request, exc), exc.status
+        # Echo only what is not secret; secrets must be typed again.
+        secret_names = {
+            f.name for k in admin_ops.channel_kinds() if k.kind == kind for f in k.fields if f.secret
+        }
+        echo = {k: v[:2000] for k, v in values.items() if k not in secret_names}
+        echo["name"] = name[:200]
+        return await run_in_threadpool(
+            lambda: _channels(
+                request,
+                caller,
+                error=message,
+                status_code=status,
+                open_kind=kind,
+                values=echo,
+            )
+        )
+    return RedirectResponse(f"/admin/channels?created={account_id}#account-{account_id}", status_code=303)
