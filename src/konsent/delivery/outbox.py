@@ -6,6 +6,10 @@ FOR UPDATE SKIP LOCKED) RETURNING that moves rows to `running` and bumps
 are share-locked and `may_send` is asked again; rows that fail are refused
 with their reason. A withdrawal locks outbox rows first and consent rows
 second, so either the claim commits before the withdrawal or it sees it.
+
+Completion is fenced by (id, attempt, state = running): a worker whose lease
+expired and whose row another worker took over cannot overwrite the outcome.
+Successful sends, the common case, are recorded in bulk.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows import consent as consent_flow
-from konsent.flows.contacts import open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import (
@@ -30,9 +36,14 @@ from konsent.store.tables import (
     Consent,
     Contact,
     ContactIdentity,
+    EarlyStatus,
     Message,
     OutboxRow,
 )
+
+_OUTBOX = cast(Table, OutboxRow.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 @dataclass(frozen=True)
@@ -57,62 +68,80 @@ def backoff_seconds(attempt: int) -> float:
     return base * (0.75 + random.random() / 2)
 
 
-def claim(ctx: Konsent, worker_id: str, limit: int, now: datetime, lease_s: int) -> list[Job]:
-    """Claim up to `limit` due rows, re-check their legal basis, return the sendable ones."""
+def claim(
+    ctx: Konsent,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    lease_s: int,
+    account_id: int | None = None,
+) -> list[Job]:
+    """Claim up to `limit` due rows (of one account, if named), re-check their legal basis."""
     with ctx.db.write() as s:
-        due = (
-            select(OutboxRow.id)
-            .where(OutboxRow.state == "available", OutboxRow.run_at <= now)
-            .order_by(OutboxRow.run_at, OutboxRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        claimed = (
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(due.scalar_subquery()))
-                .values(
-                    state="running",
-                    attempt=OutboxRow.attempt + 1,
-                    lease_until=now + timedelta(seconds=lease_s),
-                    locked_by=worker_id,
-                )
-                .returning(OutboxRow)
-                .execution_options(synchronize_session=False)
+        due = select(OutboxRow.id).where(OutboxRow.state == "available", OutboxRow.run_at <= now)
+        if account_id is not None:
+            due = due.where(OutboxRow.channel_account_id == account_id).order_by(OutboxRow.run_at)
+        else:
+            due = due.order_by(OutboxRow.run_at, OutboxRow.id)
+        due = due.limit(limit).with_for_update(skip_locked=True)
+        claimed = s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(due.scalar_subquery()))
+            .values(
+                state="running",
+                attempt=OutboxRow.attempt + 1,
+                lease_until=now + timedelta(seconds=lease_s),
+                locked_by=worker_id[:64],
             )
-            .scalars()
-            .all()
-        )
+            .returning(
+                OutboxRow.id,
+                OutboxRow.attempt,
+                OutboxRow.max_attempts,
+                OutboxRow.tenant_id,
+                OutboxRow.message_id,
+                OutboxRow.contact_id,
+                OutboxRow.channel_account_id,
+                OutboxRow.purpose,
+                OutboxRow.min_text_version,
+            )
+        ).all()
         if not claimed:
             return []
-        return _check_and_load(ctx, s, list(claimed), now)
+        return _check_and_load(ctx, s, claimed, now)
 
 
-def _check_and_load(ctx: Konsent, s: Session, rows: list[OutboxRow], now: datetime) -> list[Job]:
+def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime) -> list[Job]:
     contact_ids = {r.contact_id for r in rows}
     contacts = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(contact_ids))).all()}
     consents: dict[int, dict[str, ConsentState]] = defaultdict(dict)
-    q = select(Consent).where(Consent.contact_id.in_(contact_ids))
+    q = select(
+        Consent.contact_id, Consent.purpose, Consent.status, Consent.text_version, Consent.changed_at
+    ).where(Consent.contact_id.in_(contact_ids), Consent.purpose.in_({r.purpose for r in rows}))
     if ctx.db.is_postgres:
-        q = q.with_for_update(read=True)  # FOR SHARE: a withdrawal in flight must finish first
-    for c in s.scalars(q).all():
-        consents[c.contact_id][c.purpose] = ConsentState(
-            ConsentStatus(c.status), c.text_version, c.changed_at
-        )
+        q = q.with_for_update(read=True, of=Consent)  # FOR SHARE: a withdrawal in flight must finish first
+    for cid, purpose, status, version, changed in s.execute(q):
+        consents[cid][purpose] = ConsentState(ConsentStatus(status), version, changed)
     idents = {
-        (i.contact_id, i.channel_account_id): i
-        for i in s.scalars(select(ContactIdentity).where(ContactIdentity.contact_id.in_(contact_ids))).all()
+        (cid, acc): sealed
+        for cid, acc, sealed in s.execute(
+            select(
+                ContactIdentity.contact_id, ContactIdentity.channel_account_id, ContactIdentity.address_sealed
+            ).where(ContactIdentity.contact_id.in_(contact_ids))
+        )
     }
-    messages = {
-        m.id: m for m in s.scalars(select(Message).where(Message.id.in_([r.message_id for r in rows]))).all()
-    }
+    bodies = dict(
+        s.execute(select(Message.id, Message.body_sealed).where(Message.id.in_([r.message_id for r in rows])))
+        .tuples()
+        .all()
+    )
     accounts: dict[int, AccountConfig] = {}
     jobs: list[Job] = []
+    refused: list[tuple[int, int, str]] = []
     for row in rows:
         contact = contacts.get(row.contact_id)
-        ident = idents.get((row.contact_id, row.channel_account_id))
-        if contact is None or contact.tenant_id != row.tenant_id or ident is None:
-            _refuse(s, row, messages.get(row.message_id), "the contact no longer exists", now)
+        sealed = idents.get((row.contact_id, row.channel_account_id))
+        if contact is None or contact.tenant_id != row.tenant_id or sealed is None:
+            refused.append((row.id, row.message_id, "gone: the contact no longer exists"))
             continue
         snap = ContactSnapshot(
             consents=consents.get(contact.id, {}),
@@ -122,14 +151,21 @@ def _check_and_load(ctx: Konsent, s: Session, rows: list[OutboxRow], now: dateti
             objected_to_marketing=contact.objected_marketing,
         )
         decision = may_send(snap, Purpose.parse(row.purpose), now, row.min_text_version)
-        msg = messages[row.message_id]
         if not decision:
-            _refuse(s, row, msg, f"{decision.reason}: {decision.detail}", now)
+            refused.append((row.id, row.message_id, f"{decision.reason}: {decision.detail}"))
             continue
         if row.channel_account_id not in accounts:
             acc = s.get(ChannelAccount, row.channel_account_id)
             assert acc is not None
             accounts[row.channel_account_id] = account_config(ctx, s, acc)
+        try:
+            key = ctx.keys.contact_key(s, contact)
+            aad = f"contact:{contact.id}:"
+            address = crypto.open_text(key, sealed, (aad + "address").encode())
+            body = crypto.open_text(key, bodies[row.message_id], (aad + "message").encode())
+        except crypto.DecryptionError:
+            refused.append((row.id, row.message_id, "erased: the contact's key was destroyed"))
+            continue
         jobs.append(
             Job(
                 outbox_id=row.id,
@@ -139,62 +175,118 @@ def _check_and_load(ctx: Konsent, s: Session, rows: list[OutboxRow], now: dateti
                 message_id=row.message_id,
                 contact_id=row.contact_id,
                 account=accounts[row.channel_account_id],
-                address=open_for_contact(ctx, s, contact, "address", ident.address_sealed),
-                content=OutboundContent.from_dict(
-                    json.loads(open_for_contact(ctx, s, contact, "message", msg.body_sealed))
-                ),
+                address=address,
+                content=OutboundContent.from_dict(json.loads(body)),
                 purpose=row.purpose,
             )
         )
+    if refused:
+        _refuse(s, refused, now)
     return jobs
 
 
-def _refuse(s: Session, row: OutboxRow, msg: Message | None, reason: str, now: datetime) -> None:
-    row.state = "refused"
-    row.last_error = reason[:300]
-    row.finished_at = now
-    if msg is not None:
-        msg.status = "refused"
-        msg.status_reason = reason[:300]
-        msg.updated_at = now
+def _refuse(s: Session, refused: list[tuple[int, int, str]], now: datetime) -> None:
+    """Refused at claim time: the legal basis is gone; the reason is kept (invariant 1)."""
+    s.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("oid"))
+        .values(state="refused", last_error=bindparam("reason"), finished_at=now),
+        [{"oid": oid, "reason": reason[:300]} for oid, _, reason in refused],
+    )
+    s.execute(
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == bindparam("mid"))
+        .values(status="refused", status_reason=bindparam("reason"), updated_at=now),
+        [{"mid": mid, "reason": reason[:300]} for _, mid, reason in refused],
+    )
 
 
-def _fenced(s: Session, job: Job) -> OutboxRow | None:
-    """The row, only if this worker still holds it (a stale worker must not overwrite)."""
-    return s.scalars(
-        select(OutboxRow).where(
-            OutboxRow.id == job.outbox_id,
-            OutboxRow.attempt == job.attempt,
-            OutboxRow.state == "running",
-        )
-    ).one_or_none()
-
-
-def complete(ctx: Konsent, results: list[tuple[Job, SendResult]], now: datetime) -> None:
+def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult]], now: datetime) -> None:
     """Record the outcome of a batch of sends in one transaction, fenced by attempt."""
     if not results:
         return
+    sent = [(j, r) for j, r in results if r.outcome is SendOutcome.SENT]
+    other = [(j, r) for j, r in results if r.outcome is not SendOutcome.SENT]
     with ctx.db.write() as s:
-        for job, res in results:
-            row = _fenced(s, job)
+        if sent:
+            _complete_sent(s, sent, now)
+        for job, res in other:
+            row = s.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.id == job.outbox_id,
+                    OutboxRow.attempt == job.attempt,
+                    OutboxRow.state == "running",
+                )
+            ).one_or_none()
             if row is None:
                 continue
             msg = s.get(Message, job.message_id)
             assert msg is not None
-            _apply(ctx, s, row, msg, job, res, now)
+            _apply(s, row, msg, job, res, now)
 
 
-def _apply(
-    ctx: Konsent, s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, now: datetime
-) -> None:
+def _complete_sent(s: Session, sent: list[tuple[Job, SendResult]], now: datetime) -> None:
+    done = set(
+        s.scalars(
+            update(OutboxRow)
+            .where(
+                tuple_(OutboxRow.id, OutboxRow.attempt).in_([(j.outbox_id, j.attempt) for j, _ in sent]),
+                OutboxRow.state == "running",
+            )
+            .values(state="done", finished_at=now, lease_until=None)
+            .returning(OutboxRow.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    mine = [(j, r) for j, r in sent if j.outbox_id in done]
+    if not mine:
+        return
+    m = _MESSAGES.c
+    s.execute(
+        update(_MESSAGES)
+        .where(m.id == bindparam("mid"))
+        .values(
+            provider_id=bindparam("pid"),
+            status=case((or_(m.status == "queued", m.status == "retrying"), "sent"), else_=m.status),
+            updated_at=now,
+        ),
+        [{"mid": j.message_id, "pid": r.provider_id} for j, r in mine],
+    )
+    _apply_early_statuses(s, mine)
+
+
+def _apply_early_statuses(s: Session, sent: list[tuple[Job, SendResult]]) -> None:
+    """Status webhooks that overtook this batch's provider ids are applied now (CH4)."""
+    by_account: dict[int, dict[str, int]] = defaultdict(dict)
+    for j, r in sent:
+        if r.provider_id:
+            by_account[j.account.id][r.provider_id] = j.message_id
+    for account_id, ids in by_account.items():
+        early = s.scalars(
+            select(EarlyStatus).where(
+                EarlyStatus.channel_account_id == account_id, EarlyStatus.provider_id.in_(list(ids))
+            )
+        ).all()
+        for e in early:
+            msg = s.get(Message, ids[e.provider_id])
+            if msg is not None:
+                apply_status(msg, e.status, e.reason, e.at)
+            s.delete(e)
+
+
+def apply_status(msg: Message, status: str, reason: str, at: datetime) -> None:
+    """Move a message forward; a late 'delivered' never undoes 'read' (CH4)."""
+    if status == "failed":
+        if msg.status not in ("delivered", "read"):
+            msg.status, msg.status_reason = "failed", reason[:300]
+    elif _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(msg.status, -1):
+        msg.status = status
+    msg.updated_at = max(msg.updated_at, at)
+
+
+def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, now: datetime) -> None:
     out = res.outcome
     msg.updated_at = now
-    if out is SendOutcome.SENT:
-        row.state, row.finished_at = "done", now
-        msg.provider_id = res.provider_id
-        if msg.status in ("queued", "retrying"):
-            msg.status = "sent"
-        return
     reason = f"{res.error_code or out.value}: {res.error_text}".strip(": ")[:300]
     row.last_error = reason
     if out is SendOutcome.RETRY_AFTER:
@@ -213,9 +305,10 @@ def _apply(
             msg.status = "retrying"
             return
         row.state, row.finished_at = "discarded", now
+        prefix = "unknown outcome: " if out is SendOutcome.UNKNOWN else ""
         msg.status, msg.status_reason = (
             "failed",
-            f"gave up after {row.attempt} attempts: {reason}"[:300],
+            f"{prefix}gave up after {row.attempt} attempts: {reason}"[:300],
         )
         return
     row.state, row.finished_at = "discarded", now
@@ -230,9 +323,21 @@ def _apply(
 
 
 def rescue(ctx: Konsent, now: datetime) -> int:
-    """Return rows whose lease expired (their worker died) to the queue, or discard them."""
+    """Return rows whose lease expired (their worker died) to the queue, or discard them.
+
+    The send may have gone out before the worker died: the message is marked
+    as having an unknown outcome, so a duplicate at the provider is reported.
+    """
     with ctx.db.write() as s:
         expired = and_(OutboxRow.state == "running", OutboxRow.lease_until < now)
+        mids = s.scalars(select(OutboxRow.message_id).where(expired)).all()
+        if not mids:
+            return 0
+        s.execute(
+            update(Message)
+            .where(Message.id.in_(mids))
+            .values(status_reason="unknown outcome: the worker stopped during the send", updated_at=now)
+        )
         discarded = s.execute(
             update(OutboxRow)
             .where(expired, OutboxRow.attempt >= OutboxRow.max_attempts)
@@ -246,10 +351,23 @@ def rescue(ctx: Konsent, now: datetime) -> int:
         return int(discarded or 0) + int(back or 0)
 
 
+def accounts_with_work(ctx: Konsent, now: datetime) -> list[int]:
+    """Channel accounts that have due messages (a small table checked against an index)."""
+    with ctx.db.read() as s:
+        due = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.channel_account_id == ChannelAccount.id,
+                OutboxRow.state == "available",
+                OutboxRow.run_at <= now,
+            )
+            .exists()
+        )
+        return list(s.scalars(select(ChannelAccount.id).where(due).order_by(ChannelAccount.id)).all())
+
+
 def pending_count(ctx: Konsent, now: datetime | None = None) -> int:
     """Rows still to be worked on (available, due or not, and running)."""
-    from sqlalchemy import func
-
     with ctx.db.read() as s:
         q = (
             select(func.count())

@@ -1,25 +1,62 @@
-"""Pacing per channel account: a token bucket at the provider's documented throughput (CH3)."""
+"""Pacing per channel account: a token bucket at the provider's documented throughput (CH3).
+
+On PostgreSQL one worker at a time owns an account (an advisory lock, see
+`AccountLocks`), so the bucket of that worker is the account's rate for the
+whole cluster. A provider's Retry-After blocks the whole account until then.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from konsent.channels.base import AccountConfig, Capabilities
+
+_LOCK_SPACE = 0x6B6E  # first key of the two-key advisory lock: "kn"
+WORKER_APP_NAME = "konsent-worker"
+
+
+def account_rate(caps: Capabilities, account: AccountConfig) -> float:
+    """Messages per second for one account: the channel's default, or the account's own tier."""
+    value: Any = account.settings.get("throughput_per_s")
+    try:
+        rate = float(value) if value is not None else caps.throughput_per_s
+    except (TypeError, ValueError):
+        rate = caps.throughput_per_s
+    return max(0.1, rate)
 
 
 class TokenBucket:
-    """Allows `rate` acquisitions per second with bursts up to `burst`."""
+    """Allows `rate` acquisitions per second with bursts up to `burst`; can be blocked until a time."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate / 10)
+        self.capacity = burst if burst is not None else max(1.0, rate / 20)
         self.tokens = self.capacity
         self.updated = time.monotonic()
+        self.blocked_until = 0.0
         self._lock = asyncio.Lock()
+
+    def block(self, seconds: float) -> None:
+        """Nothing passes for `seconds` (a provider's Retry-After), then the bucket restarts empty."""
+        until = time.monotonic() + seconds
+        if until > self.blocked_until:
+            self.blocked_until = until
+            self.tokens = 0.0
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
                 now = time.monotonic()
+                if now < self.blocked_until:
+                    await asyncio.sleep(self.blocked_until - now)
+                    self.updated = time.monotonic()
+                    continue
                 self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
                 if self.tokens >= 1:
@@ -34,8 +71,81 @@ class Pacer:
     def __init__(self) -> None:
         self._buckets: dict[int, TokenBucket] = {}
 
-    async def acquire(self, account_id: int, rate: float) -> None:
+    def bucket(self, account_id: int, rate: float) -> TokenBucket:
         bucket = self._buckets.get(account_id)
         if bucket is None or bucket.rate != rate:
+            old = bucket
             bucket = self._buckets[account_id] = TokenBucket(rate)
-        await bucket.acquire()
+            if old is not None:
+                bucket.blocked_until = old.blocked_until
+        return bucket
+
+    async def acquire(self, account_id: int, rate: float) -> None:
+        await self.bucket(account_id, rate).acquire()
+
+    def block(self, account_id: int, seconds: float) -> None:
+        bucket = self._buckets.get(account_id)
+        if bucket is not None:
+            bucket.block(seconds)
+
+    def blocked(self, account_id: int) -> bool:
+        bucket = self._buckets.get(account_id)
+        return bucket is not None and bucket.blocked_until > time.monotonic()
+
+    def forget(self, account_id: int) -> None:
+        self._buckets.pop(account_id, None)
+
+
+class AccountLocks:
+    """Which channel accounts this worker owns on PostgreSQL (session advisory locks).
+
+    A worker sends only for accounts it owns, so per-account pacing holds across
+    the cluster. Each worker takes a fair share of the accounts that have work;
+    a worker that dies loses its connection and with it its locks.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.owned: set[int] = set()
+        conn.execute(text(f"SET application_name = '{WORKER_APP_NAME}'"))
+        conn.commit()
+
+    def rebalance(self, with_work: list[int]) -> set[int]:
+        """Release idle or surplus accounts, try to take a fair share of the busy ones."""
+        c = self.conn
+        workers = int(
+            c.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": WORKER_APP_NAME},
+            ).scalar_one()
+        )
+        busy = set(with_work)
+        fair = max(1, math.ceil(len(busy) / max(1, workers)))
+        for acc in sorted(self.owned - busy):
+            self._unlock(acc)
+        while len(self.owned) > fair:
+            self._unlock(max(self.owned))
+        for acc in sorted(busy - self.owned, key=lambda a: hash((a, id(self)))):
+            if len(self.owned) >= fair:
+                break
+            got = c.execute(
+                text("SELECT pg_try_advisory_lock(:s, :a)"), {"s": _LOCK_SPACE, "a": acc}
+            ).scalar()
+            if got:
+                self.owned.add(acc)
+        c.commit()
+        return set(self.owned)
+
+    def _unlock(self, acc: int) -> None:
+        self.conn.execute(text("SELECT pg_advisory_unlock(:s, :a)"), {"s": _LOCK_SPACE, "a": acc})
+        self.owned.discard(acc)
+
+    def try_scheduler(self) -> bool:
+        """Only one worker runs the periodic jobs at a time (the scheduler lock)."""
+        got = bool(self.conn.execute(text("SELECT pg_try_advisory_lock(:s, 0)"), {"s": _LOCK_SPACE}).scalar())
+        self.conn.commit()
+        return got
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a broken connection: its locks die with it
+            self.conn.close()

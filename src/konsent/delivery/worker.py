@@ -1,4 +1,11 @@
-"""The delivery worker: claim, send concurrently, complete; plus the periodic jobs."""
+"""The delivery worker: claim, send concurrently, complete; plus the periodic jobs.
+
+Database work is plain synchronous code run in threads (`asyncio.to_thread`),
+so several lanes overlap: while one lane's batch is on the wire, another
+claims or records. On PostgreSQL a worker sends only for the channel accounts
+whose advisory lock it holds, and only the holder of the scheduler lock runs
+the periodic jobs (rescue, opt-in expiry, scheduled broadcasts).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,8 @@ import time
 from konsent.channels.base import SendOutcome, SendResult
 from konsent.delivery import outbox
 from konsent.delivery.outbox import Job
-from konsent.delivery.pacing import Pacer
+from konsent.delivery.pacing import AccountLocks, Pacer, account_rate
 from konsent.flows.context import Konsent
-from konsent.flows.optin import expire_opt_ins
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,68 +29,159 @@ log = logging.getLogger(__name__)
 class Worker:
     """Works the outbox of every tenant; any number of them may run against PostgreSQL."""
 
-    def __init__(self, ctx: Konsent, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Konsent,
+        worker_id: str | None = None,
+        *,
+        lanes: int | None = None,
+        batch: int | None = None,
+        exclusive_accounts: bool | None = None,
+    ) -> None:
         self.ctx = ctx
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.pacer = Pacer()
-        self._sem = asyncio.Semaphore(ctx.settings.worker_concurrency)
+        s = ctx.settings
+        self.lanes = max(1, lanes or int(getattr(s, "worker_lanes", 3)))
+        self.batch = batch or s.worker_batch
+        self.exclusive = ctx.db.is_postgres if exclusive_accounts is None else exclusive_accounts
+        self._sem = asyncio.Semaphore(s.worker_concurrency)
+        self._locks: AccountLocks | None = None
+        self._owned: list[int] = []
+        self._rates: dict[int, float] = {}
+        self._rr = 0
+        self._last_rebalance = 0.0
         self._last_periodic = 0.0
+        self._last_schedule = 0.0
+        self._scheduler = False
+
+    # ------------------------------------------------------------ sending
 
     async def _send(self, job: Job) -> tuple[Job, SendResult]:
         adapter = self.ctx.adapter(job.account.kind)
-        await self.pacer.acquire(job.account.id, adapter.capabilities.throughput_per_s)
+        rate = self._rates[job.account.id] = account_rate(adapter.capabilities, job.account)
+        await self.pacer.acquire(job.account.id, rate)
         async with self._sem:
             try:
-                return job, await adapter.send(job.account, job.address, job.content)
+                res = await adapter.send(job.account, job.address, job.content)
             except Exception as exc:  # an adapter bug must not kill the worker
                 log.exception("channel %s send failed", job.account.kind)
-                return job, SendResult(
+                res = SendResult(
                     SendOutcome.TRANSIENT, error_code="adapter_error", error_text=type(exc).__name__
                 )
+        if res.outcome is SendOutcome.RETRY_AFTER:
+            self.pacer.block(job.account.id, res.retry_after_s or 1.0)
+        return job, res
+
+    def _claim(self) -> list[Job]:
+        s = self.ctx.settings
+        if not self.exclusive:
+            return outbox.claim(self.ctx, self.id, self.batch, utcnow(), s.lease_seconds)
+        owned = [a for a in self._owned if not self.pacer.blocked(a)]
+        if not owned:
+            return []
+        self._rr += 1
+        acc = owned[self._rr % len(owned)]
+        rate = self._rates.get(acc, 50.0)
+        limit = max(1, min(self.batch, int(rate * 2)))  # no more than ~2 s of sends per claim
+        return outbox.claim(self.ctx, self.id, limit, utcnow(), s.lease_seconds, account_id=acc)
 
     async def run_once(self) -> int:
         """Claim one batch, send it, record the outcomes; return how many were claimed."""
-        s = self.ctx.settings
-        jobs = outbox.claim(self.ctx, self.id, s.worker_batch, utcnow(), s.lease_seconds)
+        if self.exclusive and time.monotonic() - self._last_rebalance > 1.0:
+            await asyncio.to_thread(self._rebalance)
+        jobs = await asyncio.to_thread(self._claim)
         if jobs:
             results = await asyncio.gather(*(self._send(j) for j in jobs))
-            outbox.complete(self.ctx, list(results), utcnow())
+            await asyncio.to_thread(outbox.complete, self.ctx, results, utcnow())
         return len(jobs)
 
+    # ------------------------------------------------------------ ownership and periodic jobs
+
+    def _lock_conn(self) -> AccountLocks:
+        if self._locks is None:
+            self._locks = AccountLocks(self.ctx.db.engine.connect())
+        return self._locks
+
+    def _rebalance(self) -> None:
+        self._last_rebalance = time.monotonic()
+        try:
+            busy = outbox.accounts_with_work(self.ctx, utcnow())
+            self._owned = sorted(self._lock_conn().rebalance(busy))
+        except Exception:
+            log.exception("account lock rebalance failed; sending paused until it works again")
+            self._owned = []
+            if self._locks is not None:
+                self._locks.close()
+                self._locks = None
+
     def periodic(self, force: bool = False) -> None:
-        """Rescue expired leases and delete expired opt-ins, at most every few seconds."""
+        """Rescue expired leases, expire opt-ins, start and queue due broadcasts."""
+        from konsent.flows import broadcast
+        from konsent.flows.optin import expire_opt_ins
+
         now = time.monotonic()
-        if not force and now - self._last_periodic < 5:
-            return
-        self._last_periodic = now
-        outbox.rescue(self.ctx, utcnow())
-        with self.ctx.db.write() as s:
-            expire_opt_ins(s, utcnow())
+        if self.ctx.db.is_postgres and not self._scheduler:
+            self._scheduler = self._lock_conn().try_scheduler()
+            if not self._scheduler:
+                return
+        if force or now - self._last_periodic >= 5:
+            self._last_periodic = now
+            outbox.rescue(self.ctx, utcnow())
+            with self.ctx.db.write() as s:
+                expire_opt_ins(s, utcnow())
+        if force or now - self._last_schedule >= 1:
+            self._last_schedule = now
+            broadcast.run_due(self.ctx, utcnow(), budget_s=2.0)
+
+    async def _lane(self, stop: threading.Event | asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("worker lane error")
+                n = 0
+            if n == 0:
+                await asyncio.sleep(self.ctx.settings.worker_poll_seconds)
 
     async def run(self, stop: threading.Event | asyncio.Event) -> None:
         """Loop until `stop` is set."""
         log.info("worker %s started", self.id)
-        while not stop.is_set():
-            try:
-                self.periodic()
-                n = await self.run_once()
-            except Exception:
-                log.exception("worker loop error")
-                n = 0
-            if n == 0:
-                await asyncio.sleep(self.ctx.settings.worker_poll_seconds)
+        lanes = [asyncio.create_task(self._lane(stop)) for _ in range(self.lanes)]
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self.periodic)
+                except Exception:
+                    log.exception("worker periodic error")
+                await asyncio.sleep(0.25)
+            await asyncio.gather(*lanes)
+        finally:
+            self.close()
         log.info("worker %s stopped", self.id)
 
     async def drain(self, timeout: float = 10.0) -> int:
         """Work until nothing is due (tests and the CLI); return how many rows were claimed."""
         deadline = time.monotonic() + timeout
         total = 0
-        while time.monotonic() < deadline:
-            n = await self.run_once()
-            total += n
-            if n == 0:
-                return total
-        return total
+        try:
+            while time.monotonic() < deadline:
+                if self.exclusive:
+                    await asyncio.to_thread(self._rebalance)
+                n = await self.run_once()
+                total += n
+                if n == 0:
+                    return total
+            return total
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
+            self._locks = None
+            self._owned = []
+            self._scheduler = False
 
 
 def run_in_thread(ctx: Konsent) -> tuple[threading.Thread, threading.Event]:

@@ -202,6 +202,7 @@ class Consent(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "contact_id", "purpose"),
         Index("ix_consent_purpose", "tenant_id", "purpose", "status"),
+        Index("ix_consent_audience", "tenant_id", "purpose", "status", "contact_id"),
     )
 
 
@@ -315,8 +316,11 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    broadcast_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # set for broadcast messages
     __table_args__ = (
         Index("ix_outbox_claim", "state", "run_at"),
+        Index("ix_outbox_broadcast", "broadcast_id", "state"),
+        Index("ix_outbox_account_claim", "channel_account_id", "state", "run_at"),
         Index("ix_outbox_contact", "tenant_id", "contact_id", "state"),
     )
 

@@ -1,0 +1,529 @@
+"""Broadcasts: a newsletter to everyone with valid consent for one topic (M3, C5, C6).
+
+The life of a broadcast, as a resumable state machine (the listmonk idea of
+campaign checkpoints):
+
+    draft ─▶ scheduled ─▶ queuing ─▶ sending ─▶ done
+                 │           │          │
+                 └──────▶ paused ◀──────┘        (resume returns where it was)
+    any state but done ─▶ cancelled
+
+Queuing walks the audience in contact-id order, a batch per transaction; the
+batch's messages and the new checkpoint commit together, so a crash resumes
+after the last committed batch and nobody is queued twice. Every contact
+passes `may_send` when queued (through `enqueue_many`) and again when a
+worker claims the message (delivery.outbox).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter as Tally
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from konsent.channels.base import OutboundContent
+from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.purposes import ConsentStatus, Purpose
+from konsent.flows import audit
+from konsent.flows.contacts import contact_name
+from konsent.flows.context import Konsent
+from konsent.flows.messaging import Draft, enqueue_many
+from konsent.flows.tenants import get_account, topics
+from konsent.store.tables import Broadcast, Consent, Contact, ContactIdentity, Message, OutboxRow
+from konsent.store.types import utcnow
+
+STATES = ("draft", "scheduled", "queuing", "sending", "paused", "cancelled", "done")
+ACTIVE = ("scheduled", "queuing", "sending")
+FINAL = ("cancelled", "done")
+VARIABLES = ("name", "first_name")
+SEGMENT_KEYS = ("active_within_days", "inactive_for_days", "locale", "has_contacted_us")
+_VAR = re.compile(r"\{(\w+)(?:\|([^{}]*))?\}")
+
+
+# ---------------------------------------------------------------- compose
+
+
+def _check_vars(value: str, where: str) -> None:
+    for m in _VAR.finditer(value):
+        if m.group(1) not in VARIABLES:
+            raise InvalidInput(
+                detail=f"unknown variable {{{m.group(1)}}} in {where}; use one of: "
+                + ", ".join("{" + v + "}" for v in VARIABLES)
+            )
+
+
+def render(value: str, fields: dict[str, str]) -> str:
+    """Fill `{name}` or `{name|fallback}` from the contact's fields."""
+    return _VAR.sub(lambda m: fields.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def _uses_name(content: dict[str, Any]) -> bool:
+    parts = [content.get("text") or "", *(content.get("template_params") or [])]
+    return any(_VAR.search(p) for p in parts)
+
+
+def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
+    """Segment filters on contact fields and activity; unknown keys are refused."""
+    segment = dict(segment or {})
+    for key, value in segment.items():
+        if key not in SEGMENT_KEYS:
+            raise InvalidInput(detail=f"unknown segment filter {key!r}; use: " + ", ".join(SEGMENT_KEYS))
+        if key.endswith("_days") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InvalidInput(detail=f"{key} must be a whole number of days ≥ 1")
+        if key == "locale" and (not isinstance(value, str) or not re.fullmatch(r"[a-z]{2}", value)):
+            raise InvalidInput(detail="locale must be a two-letter language code")
+        if key == "has_contacted_us" and not isinstance(value, bool):
+            raise InvalidInput(detail="has_contacted_us must be true or false")
+    return segment
+
+
+def create_broadcast(
+    ctx: Konsent,
+    s: Session,
+    tenant_id: int,
+    *,
+    name: str,
+    topic: str,
+    text: str = "",
+    template: str | None = None,
+    template_language: str | None = None,
+    template_params: list[str] | None = None,
+    min_text_version: int = 0,
+    segment: dict[str, Any] | None = None,
+    channel_account_id: int | None = None,
+    author: str = "",
+) -> Broadcast:
+    """Compose a broadcast as a draft; nothing is queued yet (M3)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput(detail="a broadcast needs a name of at most 200 characters")
+    if topic not in {t.slug for t in topics(s, tenant_id)}:
+        raise InvalidInput(detail=f"unknown topic {topic!r}")
+    text = text.strip()
+    template = (template or "").strip() or None
+    params = [str(p) for p in (template_params or [])]
+    if not text and template is None:
+        raise InvalidInput(detail="a broadcast needs a text or a template")
+    if len(text) > 4096:
+        raise InvalidInput(detail="the text is longer than 4096 characters")
+    if template is not None and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
+        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
+    _check_vars(text, "the text")
+    for p in params:
+        _check_vars(p, "a template variable")
+    if min_text_version < 0:
+        raise InvalidInput(detail="the minimum consent-text version cannot be negative")
+    if channel_account_id is not None:
+        acc = get_account(s, tenant_id, channel_account_id)
+        if template is not None and not ctx.adapter(acc.kind).capabilities.templates:
+            raise InvalidInput(detail="this channel has no message templates")
+    b = Broadcast(
+        tenant_id=tenant_id,
+        name=name,
+        purpose=str(Purpose.newsletter(topic)),
+        content={
+            "text": text,
+            "template": template,
+            "template_language": (template_language or "").strip() or None,
+            "template_params": params,
+        },
+        min_text_version=min_text_version,
+        segment=validate_segment(segment),
+        channel_account_id=channel_account_id,
+        state="draft",
+        checkpoint=0,
+        audience=0,
+        queued=0,
+        skipped={},
+        author=author,
+        created_at=utcnow(),
+    )
+    s.add(b)
+    s.flush()
+    return b
+
+
+def get_broadcast(s: Session, tenant_id: int, broadcast_id: int, lock: bool = False) -> Broadcast:
+    """A broadcast of this tenant, or NotFound (invariant 4)."""
+    q = select(Broadcast).where(Broadcast.tenant_id == tenant_id, Broadcast.id == broadcast_id)
+    b = s.scalars(q.with_for_update() if lock else q).one_or_none()
+    if b is None:
+        raise NotFound()
+    return b
+
+
+def list_broadcasts(s: Session, tenant_id: int, limit: int = 100) -> list[Broadcast]:
+    return list(
+        s.scalars(
+            select(Broadcast)
+            .where(Broadcast.tenant_id == tenant_id)
+            .order_by(Broadcast.id.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+# ---------------------------------------------------------------- audience
+
+
+def _audience(b: Broadcast, now: datetime) -> Any:
+    """Contacts with active consent for the topic, after the checkpoint, in id order (C5, C6)."""
+    seg = b.segment or {}
+    q = (
+        select(Contact, Consent.channel_account_id)
+        .join(Consent, and_(Consent.contact_id == Contact.id, Consent.tenant_id == Contact.tenant_id))
+        .where(
+            Consent.tenant_id == b.tenant_id,
+            Consent.purpose == b.purpose,
+            Consent.status == ConsentStatus.ACTIVE.value,
+            Consent.text_version >= b.min_text_version,
+            Contact.erased_at.is_(None),
+            Contact.wrapped_key.is_not(None),
+            Contact.unreachable.is_(False),
+            Contact.objected_marketing.is_(False),
+        )
+    )
+    if "active_within_days" in seg:
+        q = q.where(Contact.last_activity_at >= now - timedelta(days=seg["active_within_days"]))
+    if "inactive_for_days" in seg:
+        q = q.where(Contact.last_activity_at < now - timedelta(days=seg["inactive_for_days"]))
+    if "locale" in seg:
+        q = q.where(Contact.locale == seg["locale"])
+    if "has_contacted_us" in seg:
+        q = q.where(Contact.has_contacted_us.is_(seg["has_contacted_us"]))
+    if b.channel_account_id is not None:
+        q = q.where(
+            select(ContactIdentity.id)
+            .where(
+                ContactIdentity.contact_id == Contact.id,
+                ContactIdentity.channel_account_id == b.channel_account_id,
+            )
+            .exists()
+        )
+    return q
+
+
+def preview_count(s: Session, b: Broadcast, now: datetime | None = None) -> int:
+    """How many contacts the broadcast would reach now, before anything is queued (M3)."""
+    q = _audience(b, now or utcnow()).with_only_columns(func.count(Contact.id))
+    return int(s.scalar(q) or 0)
+
+
+# ---------------------------------------------------------------- state changes
+
+
+def _transition(s: Session, b: Broadcast, action: str, actor: str, **details: Any) -> None:
+    audit.record(s, b.tenant_id, actor or "system", f"broadcast.{action}", f"broadcast:{b.id}", **details)
+
+
+def schedule(s: Session, b: Broadcast, at: datetime | None, actor: str = "") -> Broadcast:
+    """Send at `at`, or now when `at` is None; the scheduler starts queuing when due (M3)."""
+    if b.state not in ("draft", "scheduled"):
+        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be scheduled")
+    now = utcnow()
+    if at is not None and at.tzinfo is None:
+        raise InvalidInput(detail="the send time needs a time zone")
+    b.scheduled_at = at or now
+    if b.scheduled_at <= now:
+        b.state, b.started_at = "queuing", now
+    else:
+        b.state = "scheduled"
+    _transition(s, b, "schedule", actor, at=b.scheduled_at.isoformat())
+    return b
+
+
+def pause(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
+    """Stop handing this broadcast's messages to workers; survives restarts (M3)."""
+    if b.state not in ACTIVE:
+        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be paused")
+    b.state = "paused"
+    _set_rows(s, b, "available", "paused")
+    _transition(s, b, "pause", actor)
+    return b
+
+
+def resume(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
+    """Continue where the broadcast stopped: scheduled, queuing or sending."""
+    if b.state != "paused":
+        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be resumed")
+    if b.started_at is None:
+        b.state = "scheduled"
+    else:
+        b.state = "sending" if b.queued_at is not None else "queuing"
+    _set_rows(s, b, "paused", "available")
+    _transition(s, b, "resume", actor)
+    return b
+
+
+def cancel(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
+    """Cancel every message not yet handed to the provider; what went out stays recorded (M3)."""
+    if b.state in FINAL:
+        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be cancelled")
+    now = utcnow()
+    b.state, b.finished_at = "cancelled", now
+    ids = (
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.broadcast_id == b.id, OutboxRow.state.in_(("available", "paused")))
+            .values(state="cancelled", finished_at=now, last_error="broadcast cancelled")
+            .returning(OutboxRow.message_id)
+        )
+        .scalars()
+        .all()
+    )
+    for i in range(0, len(ids), 5000):
+        s.execute(
+            update(Message)
+            .where(Message.tenant_id == b.tenant_id, Message.id.in_(ids[i : i + 5000]))
+            .values(status="cancelled", status_reason="broadcast cancelled", updated_at=now)
+        )
+    _transition(s, b, "cancel", actor, cancelled=len(ids))
+    return b
+
+
+def _set_rows(s: Session, b: Broadcast, old: str, new: str) -> None:
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.broadcast_id == b.id, OutboxRow.state == old)
+        .values(state=new)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ---------------------------------------------------------------- queuing
+
+
+def _personalise(ctx: Konsent, s: Session, b: Broadcast, contact: Contact) -> tuple[OutboundContent, ...]:
+    c = b.content
+    fields: dict[str, str] = {}
+    if _uses_name(c):
+        full = contact_name(ctx, s, contact).strip()
+        fields = {"name": full, "first_name": full.split(" ")[0] if full else ""}
+    template = None
+    if c.get("template"):
+        template = OutboundContent(
+            template=c["template"],
+            template_language=c.get("template_language") or contact.locale,
+            template_params=tuple(render(p, fields) for p in c.get("template_params") or []),
+        )
+    if c.get("text"):
+        return (OutboundContent(text=render(c["text"], fields)), *((template,) if template else ()))
+    assert template is not None
+    return (template,)
+
+
+def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 2000) -> bool:
+    """Queue the next batch after the checkpoint, in one transaction; False when nothing is left."""
+    now = utcnow()
+    with ctx.db.write() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id, lock=True)
+        if b.state != "queuing":
+            return False
+        rows = s.execute(
+            _audience(b, now).where(Contact.id > b.checkpoint).order_by(Contact.id).limit(size)
+        ).all()
+        missing = [c.id for c, acc in rows if acc is None and b.channel_account_id is None]
+        fallback: dict[int, int] = {}
+        if missing:
+            for cid, acc_id in s.execute(
+                select(ContactIdentity.contact_id, func.min(ContactIdentity.channel_account_id))
+                .where(ContactIdentity.tenant_id == tenant_id, ContactIdentity.contact_id.in_(missing))
+                .group_by(ContactIdentity.contact_id)
+            ):
+                fallback[cid] = acc_id
+        drafts: list[Draft] = []
+        skipped: Tally[str] = Tally()
+        for contact, acc in rows:
+            account_id = b.channel_account_id or acc or fallback.get(contact.id)
+            if account_id is None:
+                skipped["no_identity"] += 1
+                continue
+            contents = _personalise(ctx, s, b, contact)
+            drafts.append(Draft(contact, contents[0], account_id, contents[1] if len(contents) > 1 else None))
+        result = enqueue_many(
+            ctx,
+            s,
+            drafts,
+            b.purpose,
+            author=f"broadcast:{b.id}",
+            min_text_version=b.min_text_version,
+            broadcast_id=b.id,
+            at=now,
+        )
+        skipped.update(result.skipped.values())
+        if rows:
+            b.checkpoint = rows[-1][0].id
+        b.audience += len(rows)
+        b.queued += len(result.queued)
+        if skipped:
+            merged = Tally(b.skipped or {})
+            merged.update(skipped)
+            b.skipped = dict(merged)
+        if len(rows) < size:
+            b.state, b.queued_at = "sending", now
+            return False
+        return True
+
+
+def queue_all(
+    ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 2000, budget_s: float = 1e9
+) -> bool:
+    """Queue batches until the audience is exhausted or the time budget is spent; True when finished."""
+    import time
+
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        if not queue_batch(ctx, tenant_id, broadcast_id, size):
+            return True
+    return False
+
+
+def run_due(ctx: Konsent, now: datetime | None = None, budget_s: float = 5.0) -> int:
+    """The scheduler's job: start due broadcasts, continue queuing ones, close finished ones."""
+    import time
+
+    now = now or utcnow()
+    with ctx.db.write() as s:
+        s.execute(
+            update(Broadcast)
+            .where(Broadcast.state == "scheduled", Broadcast.scheduled_at <= now)
+            .values(state="queuing", started_at=now)
+        )
+        queuing = s.execute(
+            select(Broadcast.tenant_id, Broadcast.id).where(Broadcast.state == "queuing")
+        ).all()
+    deadline = time.monotonic() + budget_s
+    for tenant_id, bid in queuing:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        queue_all(ctx, tenant_id, bid, budget_s=left)
+    return len(queuing) + finish_sent(ctx, now)
+
+
+def finish_sent(ctx: Konsent, now: datetime) -> int:
+    """Mark `sending` broadcasts with nothing left in the outbox as done."""
+    with ctx.db.write() as s:
+        open_rows = (
+            select(OutboxRow.id)
+            .where(OutboxRow.broadcast_id == Broadcast.id, OutboxRow.state.in_(("available", "running")))
+            .exists()
+        )
+        res = s.execute(
+            update(Broadcast)
+            .where(Broadcast.state == "sending", ~open_rows)
+            .values(state="done", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The delivery funnel of one broadcast (M3, U3)."""
+
+    state: str
+    audience: int
+    queued: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    refused: int
+    cancelled: int
+    skipped: int
+    skipped_reasons: dict[str, int]
+    pending: int
+    unknown_outcome: int
+    opt_outs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def stats(s: Session, b: Broadcast) -> Stats:
+    """Counts per delivery stage, and the withdrawals this broadcast caused."""
+    by_status: dict[str, int] = {
+        status: n
+        for status, n in s.execute(
+            select(Message.status, func.count())
+            .join(OutboxRow, OutboxRow.message_id == Message.id)
+            .where(OutboxRow.broadcast_id == b.id, Message.tenant_id == b.tenant_id)
+            .group_by(Message.status)
+        )
+    }
+    unknown = int(
+        s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .join(OutboxRow, OutboxRow.message_id == Message.id)
+            .where(OutboxRow.broadcast_id == b.id, Message.status_reason.like("unknown outcome%"))
+        )
+        or 0
+    )
+    opt_outs = 0
+    if b.started_at is not None:
+        reached = select(OutboxRow.contact_id).where(
+            OutboxRow.broadcast_id == b.id, OutboxRow.state == "done"
+        )
+        opt_outs = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Consent)
+                .where(
+                    Consent.tenant_id == b.tenant_id,
+                    Consent.purpose == b.purpose,
+                    Consent.status == ConsentStatus.WITHDRAWN.value,
+                    Consent.changed_at >= b.started_at,
+                    Consent.contact_id.in_(reached),
+                )
+            )
+            or 0
+        )
+    read = by_status.get("read", 0)
+    delivered = by_status.get("delivered", 0) + read
+    sent = by_status.get("sent", 0) + delivered
+    reasons = dict(b.skipped or {})
+    return Stats(
+        state=b.state,
+        audience=b.audience,
+        queued=b.queued,
+        sent=sent,
+        delivered=delivered,
+        read=read,
+        failed=by_status.get("failed", 0),
+        refused=by_status.get("refused", 0),
+        cancelled=by_status.get("cancelled", 0),
+        skipped=sum(reasons.values()),
+        skipped_reasons=reasons,
+        pending=by_status.get("queued", 0) + by_status.get("retrying", 0),
+        unknown_outcome=unknown,
+        opt_outs=opt_outs,
+    )
+
+
+def describe(b: Broadcast) -> dict[str, Any]:
+    """A broadcast as the API and the admin show it (no personal data)."""
+    return {
+        "id": b.id,
+        "name": b.name,
+        "purpose": b.purpose,
+        "topic": b.purpose.split(":", 1)[1],
+        "state": b.state,
+        "content": b.content,
+        "min_text_version": b.min_text_version,
+        "segment": b.segment,
+        "channel_account_id": b.channel_account_id,
+        "scheduled_at": b.scheduled_at.isoformat() if b.scheduled_at else None,
+        "created_at": b.created_at.isoformat(),
+        "started_at": b.started_at.isoformat() if b.started_at else None,
+        "finished_at": b.finished_at.isoformat() if b.finished_at else None,
+    }

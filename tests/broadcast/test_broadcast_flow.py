@@ -1,0 +1,252 @@
+"""Broadcasts: audience, composing, the 24-hour rule, resumable queuing, pause/resume/cancel, stats (M3)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.flows import broadcast as bc
+from konsent.flows import simulator, tenants
+from konsent.flows.consent import withdraw
+from konsent.flows.context import Konsent
+from konsent.store.tables import Broadcast, Contact, Message, OutboxRow
+from konsent.store.types import utcnow
+from tests.broadcast.seed import WindowedChannel, add_account, seed
+from tests.conftest import drain
+from tests.helpers import phone_texts, sim_account
+
+
+def _create(ctx: Konsent, tenant_id: int, **kw: object) -> int:
+    kw.setdefault("name", "November offers")
+    kw.setdefault("topic", "angebote")
+    kw.setdefault("text", "Hallo {first_name|du}, 20% auf alles!")
+    with ctx.db.write() as s:
+        return bc.create_broadcast(ctx, s, tenant_id, **kw).id  # type: ignore[arg-type]
+
+
+def _send_now(ctx: Konsent, tenant_id: int, bid: int) -> None:
+    with ctx.db.write() as s:
+        bc.schedule(s, bc.get_broadcast(s, tenant_id, bid, lock=True), None, actor="test")
+    assert bc.queue_all(ctx, tenant_id, bid, size=3)
+
+
+def _stats(ctx: Konsent, tenant_id: int, bid: int) -> bc.Stats:
+    with ctx.db.read() as s:
+        return bc.stats(s, bc.get_broadcast(s, tenant_id, bid))
+
+
+def test_only_contacts_with_active_consent_for_the_topic_receive_it(ctx, demo):
+    """Audience = active consent for the topic; preview count matches what is sent (M3, C5)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000001", "+4915110000002", "+4915110000003"])
+    seed(ctx, acc, ["+4915110000004"], consent=False)
+    seed(ctx, acc, ["+4915110000005"], topic="produktnews")
+    (gone,) = seed(ctx, acc, ["+4915110000006"])
+    with ctx.db.write() as s:
+        withdraw(s, s.get(Contact, gone), None, source="test", at=utcnow())
+    bid = _create(ctx, demo.tenant_id)
+    with ctx.db.read() as s:
+        assert bc.preview_count(s, bc.get_broadcast(s, demo.tenant_id, bid)) == 3
+    _send_now(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    assert phone_texts(ctx, "+4915110000001") == ["Hallo Erika, 20% auf alles!"]
+    for phone in ("+4915110000004", "+4915110000005", "+4915110000006"):
+        assert phone_texts(ctx, phone) == []
+    st = _stats(ctx, demo.tenant_id, bid)
+    assert (st.queued, st.sent, st.failed, st.skipped) == (3, 3, 0, 0)
+
+
+def test_minimum_consent_text_version_excludes_older_consents(ctx, demo):
+    """A campaign can require a minimum consent-text version (C6)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000011"], text_version=1)
+    seed(ctx, acc, ["+4915110000012"], text_version=2)
+    bid = _create(ctx, demo.tenant_id, min_text_version=2)
+    _send_now(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    assert phone_texts(ctx, "+4915110000011") == []
+    assert len(phone_texts(ctx, "+4915110000012")) == 1
+
+
+def test_segment_filters_by_locale_and_activity(ctx, demo):
+    """Segment filters narrow the audience on contact fields and activity (M3)."""
+    acc = sim_account(ctx).id
+    recent = utcnow() - timedelta(days=1)
+    old = utcnow() - timedelta(days=90)
+    seed(ctx, acc, ["+4915110000021"], locale="de", last_inbound=recent)
+    seed(ctx, acc, ["+4915110000022"], locale="en", last_inbound=recent)
+    seed(ctx, acc, ["+4915110000023"], locale="de", last_inbound=old)
+    bid = _create(ctx, demo.tenant_id, segment={"locale": "de", "active_within_days": 30})
+    with ctx.db.read() as s:
+        assert bc.preview_count(s, bc.get_broadcast(s, demo.tenant_id, bid)) == 1
+    bid2 = _create(ctx, demo.tenant_id, segment={"inactive_for_days": 30})
+    with ctx.db.read() as s:
+        assert bc.preview_count(s, bc.get_broadcast(s, demo.tenant_id, bid2)) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("topic", "nope"),
+        ("text", "Hi {iban}"),
+        ("text", ""),
+        ("segment", {"labels": ["vip"]}),
+        ("segment", {"active_within_days": 0}),
+        ("name", " "),
+    ],
+)
+def test_invalid_broadcast_is_refused_and_nothing_stored(ctx, demo, field, value):
+    """Bad input → a clear error and no broadcast row."""
+    with pytest.raises(InvalidInput):
+        _create(ctx, demo.tenant_id, **{field: value})
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Broadcast)) == 0
+
+
+def test_another_tenants_broadcast_is_not_found(ctx, demo):
+    """Invariant 4: other tenants' ids answer NotFound."""
+    bid = _create(ctx, demo.tenant_id)
+    with ctx.db.write() as s:
+        other = tenants.create_tenant(ctx, s, "other", "Other GmbH")
+        with pytest.raises(NotFound):
+            bc.get_broadcast(s, other.id, bid)
+
+
+def test_free_text_only_inside_the_24h_window_else_template_else_skipped(ctx, demo):
+    """Outside the window: the template if there is one, otherwise skipped with the reason (M3, CH3)."""
+    WindowedChannel.sent.clear()
+    acc = add_account(ctx, demo.tenant_id, "test_windowed")
+    inside = utcnow() - timedelta(hours=2)
+    outside = utcnow() - timedelta(days=3)
+    seed(ctx, acc, ["+4915110000031"], last_inbound=inside, name="Max Muster")
+    seed(ctx, acc, ["+4915110000032"], last_inbound=outside, name="Ida Muster")
+    seed(ctx, acc, ["+4915110000033"], last_inbound=None)
+    with_template = _create(
+        ctx,
+        demo.tenant_id,
+        template="offer_nov",
+        template_language="de",
+        template_params=["{first_name}", "20%"],
+        channel_account_id=acc,
+    )
+    _send_now(ctx, demo.tenant_id, with_template)
+    drain(ctx)
+    got = {addr: c for addr, c in WindowedChannel.sent}
+    assert got["+4915110000031"].text == "Hallo Max, 20% auf alles!"
+    assert got["+4915110000032"].template == "offer_nov"
+    assert got["+4915110000032"].template_params == ("Ida", "20%")
+    assert "+4915110000033" in got  # never wrote: template only
+    WindowedChannel.sent.clear()
+    text_only = _create(ctx, demo.tenant_id, channel_account_id=acc)
+    _send_now(ctx, demo.tenant_id, text_only)
+    drain(ctx)
+    assert [a for a, _ in WindowedChannel.sent] == ["+4915110000031"]
+    st = _stats(ctx, demo.tenant_id, text_only)
+    assert st.skipped_reasons == {"window_closed": 2}
+
+
+def test_queuing_resumes_after_a_crash_without_duplicates(ctx, demo):
+    """The checkpoint commits with each batch: resuming queues nobody twice (M3)."""
+    acc = sim_account(ctx).id
+    ids = seed(ctx, acc, [f"+49151100001{i:02d}" for i in range(7)])
+    bid = _create(ctx, demo.tenant_id)
+    with ctx.db.write() as s:
+        bc.schedule(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True), None)
+    assert bc.queue_batch(ctx, demo.tenant_id, bid, size=3)  # then the process dies
+    with ctx.db.read() as s:
+        assert bc.get_broadcast(s, demo.tenant_id, bid).checkpoint == ids[2]
+    bc.run_due(ctx)  # a new process's scheduler continues
+    with ctx.db.read() as s:
+        per_contact = s.execute(
+            select(OutboxRow.contact_id, func.count())
+            .where(OutboxRow.broadcast_id == bid)
+            .group_by(OutboxRow.contact_id)
+        ).all()
+        assert sorted(per_contact) == [(i, 1) for i in ids]
+        assert bc.get_broadcast(s, demo.tenant_id, bid).state == "sending"
+
+
+def test_pause_holds_messages_across_restarts_and_resume_sends_them(ctx, demo):
+    """Pause survives a restart: a fresh worker sends nothing until resume (M3)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000041", "+4915110000042"])
+    bid = _create(ctx, demo.tenant_id)
+    _send_now(ctx, demo.tenant_id, bid)
+    with ctx.db.write() as s:
+        bc.pause(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True))
+    assert drain(ctx) == 0
+    assert phone_texts(ctx, "+4915110000041") == []
+    with ctx.db.write() as s:
+        b = bc.resume(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True))
+        assert b.state == "sending"
+    assert drain(ctx) == 2
+    bc.run_due(ctx)
+    assert _stats(ctx, demo.tenant_id, bid).state == "done"
+
+
+def test_cancel_stops_what_has_not_gone_out(ctx, demo):
+    """Cancel: queued messages are cancelled and never reach the provider (M3)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000051", "+4915110000052"])
+    bid = _create(ctx, demo.tenant_id)
+    _send_now(ctx, demo.tenant_id, bid)
+    with ctx.db.write() as s:
+        bc.cancel(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True))
+    assert drain(ctx) == 0
+    st = _stats(ctx, demo.tenant_id, bid)
+    assert (st.state, st.cancelled, st.sent) == ("cancelled", 2, 0)
+    with ctx.db.write() as s, pytest.raises(Conflict):
+        bc.resume(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True))
+
+
+def test_withdrawal_after_queuing_means_the_message_is_never_sent(ctx, demo):
+    """STOP after queuing: nothing goes to the provider for that purpose (C4, invariant 1, 2)."""
+    acc = sim_account(ctx).id
+    a, _ = seed(ctx, acc, ["+4915110000061", "+4915110000062"])
+    bid = _create(ctx, demo.tenant_id)
+    _send_now(ctx, demo.tenant_id, bid)
+    simulator.phone_send(ctx, acc, "+4915110000061", "STOP")
+    drain(ctx)
+    texts = phone_texts(ctx, "+4915110000061")
+    assert all("20%" not in t for t in texts)
+    assert len(phone_texts(ctx, "+4915110000062")) == 1
+    with ctx.db.read() as s:
+        status = s.scalar(
+            select(Message.status)
+            .join(OutboxRow, OutboxRow.message_id == Message.id)
+            .where(OutboxRow.broadcast_id == bid, OutboxRow.contact_id == a)
+        )
+    assert status == "cancelled"
+
+
+def test_stats_count_delivered_read_and_opt_outs_caused(ctx, demo):
+    """The funnel: sent ≥ delivered ≥ read, plus the withdrawals that followed (M3, U3)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000071", "+4915110000072", "+4915110000073"])
+    bid = _create(ctx, demo.tenant_id)
+    _send_now(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    one = simulator.phone_inbox(ctx, acc, "+4915110000071")[0].provider_id
+    two = simulator.phone_inbox(ctx, acc, "+4915110000072")[0].provider_id
+    simulator.phone_ack(ctx, acc, [one, two], "delivered")
+    simulator.phone_ack(ctx, acc, [one], "read")
+    simulator.phone_send(ctx, acc, "+4915110000073", "STOP")
+    st = _stats(ctx, demo.tenant_id, bid)
+    assert (st.sent, st.delivered, st.read, st.opt_outs) == (3, 2, 1, 1)
+
+
+def test_scheduled_broadcast_waits_until_its_time(ctx, demo):
+    """A broadcast scheduled for later is not queued before then (M3)."""
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000081"])
+    bid = _create(ctx, demo.tenant_id)
+    later = utcnow() + timedelta(hours=1)
+    with ctx.db.write() as s:
+        bc.schedule(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True), later)
+    bc.run_due(ctx)
+    assert drain(ctx) == 0
+    bc.run_due(ctx, now=later + timedelta(seconds=1))
+    assert drain(ctx) == 1
