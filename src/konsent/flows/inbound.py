@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
-from konsent.domain.errors import DomainError, NotFound
+from konsent.domain.errors import DomainError, NotFound, WindowClosed
 from konsent.domain.events import (
     Event,
     InboundMessage,
@@ -181,18 +181,26 @@ def reply(
     account: ChannelAccount,
     conv: Conversation,
     text: str,
-) -> Message:
-    """An automatic service answer in the contact's conversation (purpose `service`)."""
-    return enqueue_message(
-        ctx,
-        s,
-        contact,
-        SERVICE,
-        OutboundContent(text=text),
-        channel_account_id=account.id,
-        conversation_id=conv.id,
-        author="system",
-    )
+) -> Message | None:
+    """An automatic service answer in the contact's conversation (purpose `service`).
+
+    None when the channel's service window has closed already (a provider retry that
+    arrives days late): the event itself still counts, only the answer is not sent.
+    """
+    try:
+        return enqueue_message(
+            ctx,
+            s,
+            contact,
+            SERVICE,
+            OutboundContent(text=text),
+            channel_account_id=account.id,
+            conversation_id=conv.id,
+            author="system",
+        )
+    except WindowClosed:
+        log.info("no automatic reply: service window closed account=%s", account.id)
+        return None
 
 
 def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMessage) -> None:

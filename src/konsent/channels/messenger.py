@@ -1,0 +1,249 @@
+"""Facebook Messenger and Instagram Messaging: Meta's Messenger Platform (CH1-CH4).
+
+Both receive `messaging[]` webhooks signed with the app secret and send through
+`POST /{page-id}/messages` with the Page access token. The contact's address is
+the page-scoped id (PSID) or Instagram-scoped id (IGSID).
+
+Opt-in codes arrive out of band: an m.me / ig.me link with `?ref=KS…` produces a
+`referral` event (existing conversation) or a Get Started `postback.referral`
+(new conversation); both become an InboundMessage with `optin_code`.
+
+Watermarks: Messenger reports delivery with `mids` (each becomes a status) and
+reads only as a `watermark` timestamp ("everything before this was read").
+konsent emits statuses for the message ids an event names; a watermark-only
+event is acknowledged as an UnknownEvent, so Messenger messages end at
+`delivered` unless Meta names them. Instagram names the read message (`read.mid`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from konsent.channels import meta, register
+from konsent.channels.base import (
+    AccountConfig,
+    Capabilities,
+    ChannelAdapter,
+    OutboundContent,
+    SendOutcome,
+    SendResult,
+    SetupField,
+    WebhookRequest,
+)
+from konsent.domain import optin as codes
+from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
+
+GRAPH_BASE = "https://graph.facebook.com/v21.0"
+MAX_QUICK_REPLIES = 13
+REGION = "Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA"
+SAFEGUARD = "EU-US Data Privacy Framework (Meta is certified) and standard contractual clauses"
+
+
+def _code(ref: Any) -> str | None:
+    """The konsent opt-in code inside a ref parameter, if it is one."""
+    return codes.find_code(ref) if isinstance(ref, str) else None
+
+
+def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> Event | list[Event]:
+    sender = meta.ident(meta.as_dict(m.get("sender"), "sender").get("id"), "sender id")
+    at = meta.timestamp(m.get("timestamp"), millis=True)
+    common: dict[str, Any] = {"address": sender, "at": at, "account_ref": page_id}
+    if "message" in m:
+        msg = meta.as_dict(m["message"], "message")
+        mid = meta.ident(msg.get("mid"), "mid")
+        if msg.get("is_echo") or sender == page_id:
+            return UnknownEvent(kind="echo", provider_id=mid)  # our own message coming back
+        if msg.get("is_deleted") or msg.get("is_unsupported"):
+            return UnknownEvent(kind="message_unsupported", provider_id=mid)
+        text = meta.text_of(msg.get("text"))
+        quick = meta.as_dict(msg.get("quick_reply"), "quick_reply")
+        referral = meta.as_dict(msg.get("referral"), "referral")
+        attachments = meta.as_list(msg.get("attachments"), "attachments")
+        if quick:
+            return InboundMessage(
+                provider_id=mid,
+                text=text,
+                kind="button",
+                payload=meta.text_of(quick.get("payload"), 1000),
+                **common,
+            )
+        if attachments and not text:
+            first = meta.as_dict(attachments[0], "attachment")
+            payload = meta.as_dict(first.get("payload"), "payload")
+            ref = meta.text_of(payload.get("url") or payload.get("id") or first.get("type"), 2000)
+            return InboundMessage(provider_id=mid, kind="media", media_ref=ref or None, **common)
+        return InboundMessage(provider_id=mid, text=text, optin_code=_code(referral.get("ref")), **common)
+    if "postback" in m:
+        pb = meta.as_dict(m["postback"], "postback")
+        referral = meta.as_dict(pb.get("referral"), "referral")
+        mid = meta.opt_ident(pb.get("mid"), "mid") or "pb:" + meta.digest(account, sender, m.get("timestamp"))
+        return InboundMessage(
+            provider_id=mid,
+            text=meta.text_of(pb.get("title"), 200),
+            kind="button",
+            payload=meta.text_of(pb.get("payload"), 1000),
+            optin_code=_code(referral.get("ref")),
+            **common,
+        )
+    if "referral" in m:  # m.me / ig.me link into an existing conversation (opens the window)
+        referral = meta.as_dict(m["referral"], "referral")
+        key = "ref:" + meta.digest(account, sender, m.get("timestamp"), referral.get("ref"))
+        return InboundMessage(provider_id=key, kind="start", optin_code=_code(referral.get("ref")), **common)
+    if "delivery" in m:
+        delivery = meta.as_dict(m["delivery"], "delivery")
+        mids = [meta.ident(x, "mid") for x in meta.as_list(delivery.get("mids"), "mids")]
+        if not mids:
+            return UnknownEvent(kind="delivery_watermark")
+        if len(mids) == 1:
+            return StatusUpdate(mids[0], "delivered", at, address=sender, account_ref=page_id)
+        return [StatusUpdate(x, "delivered", at, address=sender, account_ref=page_id) for x in mids]
+    if "read" in m:
+        read = meta.as_dict(m["read"], "read")
+        read_mid = meta.opt_ident(read.get("mid"), "mid")
+        if read_mid:
+            return StatusUpdate(read_mid, "read", at, address=sender, account_ref=page_id)
+        return UnknownEvent(kind="read_watermark")
+    other = next((k for k in m if k not in ("sender", "recipient", "timestamp")), "empty")
+    return UnknownEvent(kind=meta.kind_label(obj, other))
+
+
+def parse_messaging(account: AccountConfig, body: bytes, expected_object: str) -> list[Event]:
+    """Every item of every entry of one Messenger/Instagram delivery (CH2)."""
+    data = meta.load_json(body)
+    obj = data.get("object")
+    if obj != expected_object:
+        return [UnknownEvent(kind=meta.kind_label("object", obj))]
+    own = str(account.settings.get("page_id" if obj == "page" else "ig_account_id") or "")
+    events: list[Event] = []
+    for entry in meta.as_list(data.get("entry"), "entry"):
+        entry = meta.as_dict(entry, "entry")
+        page_id = meta.opt_ident(entry.get("id"), "entry id") or ""
+        if own and page_id and page_id != own:
+            events.append(UnknownEvent(kind="foreign_account_id"))
+            continue
+        for m in meta.as_list(entry.get("messaging"), "messaging"):
+            ev = _one(account, str(obj), page_id, meta.as_dict(m, "messaging item"))
+            if isinstance(ev, list):
+                events.extend(ev)
+            else:
+                events.append(ev)
+        for key in ("standby", "changes"):
+            if entry.get(key):
+                events.append(UnknownEvent(kind=key))
+    return events
+
+
+def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
+    """The Send API body: text, optionally with quick replies; None when it cannot be expressed."""
+    if not content.text:
+        return None  # WhatsApp templates have no Messenger equivalent
+    message: dict[str, Any] = {"text": content.text}
+    if content.buttons:
+        message["quick_replies"] = [
+            {"content_type": "text", "title": b.title[:20], "payload": b.id[:1000]}
+            for b in content.buttons[:MAX_QUICK_REPLIES]
+        ]
+    return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": message}
+
+
+class _MessengerBase(ChannelAdapter):
+    object_name = "page"
+
+    def __init__(self) -> None:
+        self._http = meta.GraphClient()
+
+    def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
+        meta.verify_signature(account.secrets.get("app_secret", ""), request)
+        meta.require_json(request)
+
+    def handshake(self, account: AccountConfig, request: WebhookRequest) -> str | None:
+        return meta.hub_challenge(account, request)
+
+    def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
+        return parse_messaging(account, body, self.object_name)
+
+    async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        body = send_body(address, content)
+        if body is None:
+            return SendResult(SendOutcome.PERMANENT, error_code="unsupported", error_text="templates only")
+        base = str(account.settings.get("api_base") or GRAPH_BASE).rstrip("/")
+        page = quote(str(account.settings.get("page_id", "")), safe="")
+        failure, answer = await self._http.post_json(
+            f"{base}/{page}/messages",
+            body,
+            params={"access_token": account.secrets.get("page_access_token", "")},
+            timeout_s=meta.timeout_of(account),
+        )
+        if failure:
+            return failure
+        mid = answer.get("message_id") if isinstance(answer, dict) else None
+        if not mid:
+            return SendResult(SendOutcome.UNKNOWN, error_code="bad_response", error_text="no message id")
+        return SendResult(SendOutcome.SENT, provider_id=str(mid)[: meta.MAX_ID_LEN])
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+@register
+class MessengerChannel(_MessengerBase):
+    """Facebook Messenger through a Facebook Page."""
+
+    kind = "messenger"
+    label = "Facebook Messenger"
+    object_name = "page"
+    capabilities = Capabilities(
+        service_window_hours=24,
+        templates=False,
+        buttons=True,
+        max_buttons=MAX_QUICK_REPLIES,
+        max_text_len=2000,
+        throughput_per_s=300.0,
+        processing_region=REGION,
+        safeguard=SAFEGUARD,
+    )
+    setup_fields = (
+        SetupField("page_id", "Page ID"),
+        SetupField("page_name", "Page user name (for m.me links)", required=False),
+        SetupField("page_access_token", "Page access token", secret=True),
+        SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
+        SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
+        SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
+    )
+
+    def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
+        page = account.settings.get("page_name") or account.settings.get("page_id", "")
+        return f"https://m.me/{quote(str(page), safe='')}?ref={quote(code, safe='')}"
+
+
+@register
+class InstagramChannel(_MessengerBase):
+    """Instagram Direct through an Instagram professional account linked to a Page."""
+
+    kind = "instagram"
+    label = "Instagram Direct"
+    object_name = "instagram"
+    capabilities = Capabilities(
+        service_window_hours=24,
+        templates=False,
+        buttons=True,
+        max_buttons=MAX_QUICK_REPLIES,
+        max_text_len=1000,
+        throughput_per_s=300.0,
+        processing_region=REGION,
+        safeguard=SAFEGUARD,
+    )
+    setup_fields = (
+        SetupField("ig_username", "Instagram user name (for ig.me links)"),
+        SetupField("ig_account_id", "Instagram professional account ID", required=False),
+        SetupField("page_id", "ID of the linked Facebook Page"),
+        SetupField("page_access_token", "Page access token", secret=True),
+        SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
+        SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
+        SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
+    )
+
+    def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
+        user = str(account.settings.get("ig_username", "")).lstrip("@")
+        return f"https://ig.me/m/{quote(user, safe='')}?ref={quote(code, safe='')}"

@@ -1,0 +1,676 @@
+"""A local stand-in for Meta's Graph API (WhatsApp Cloud API, Messenger, Instagram) and 360dialog.
+
+It runs an aiohttp server on 127.0.0.1 (random port) in a background thread with its
+own event loop, so synchronous tests and the worker can both talk to it. It behaves
+as ../shared/protocols/{whatsapp-cloud,dialog360,messenger-instagram}.md describe:
+
+* auth: `Authorization: Bearer` per phone number id, `D360-API-KEY` for 360dialog,
+  `access_token` query parameter per Page; failures answer the documented envelopes;
+* request bodies validated against the documented shapes (unknown or missing fields
+  → Graph error code 100, bad values → 131009, unknown template → 132001);
+* answers with documented ids (`wamid.…`, `{recipient_id, message_id}`);
+* limits when enabled: 80 msg/s per phone id (130429), 1 msg / 6 s per pair with a
+  45-message burst (131056); outside the 24-hour window a non-template send is
+  accepted and then fails asynchronously with 131047 (Messenger: 10/2018278 at once);
+* status webhooks sent → delivered → read (optionally shuffled and duplicated),
+  signed exactly as Meta signs them (X-Hub-Signature-256 over the ASCII-escaped body)
+  or, for 360dialog, carrying the registered custom headers;
+* fault injection at configured rates: 429 with Retry-After, 5xx, timeouts, slow
+  answers, connection resets.
+
+Webhooks go to a callback URL when one is set (real HTTP), else into `outgoing`
+for the test to hand to konsent. The server stops itself after `max_lifetime_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+BSUID_RE = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,140}$")
+TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
+WA_TOP_KEYS = {
+    "messaging_product",
+    "recipient_type",
+    "to",
+    "recipient",
+    "type",
+    "text",
+    "interactive",
+    "template",
+    "context",
+    "biz_opaque_callback_data",
+}
+MS_TOP_KEYS = {"recipient", "messaging_type", "message", "tag", "notification_type"}
+
+
+@dataclass
+class Faults:
+    """Fault rates (0..1) applied to each send request, decided by a seeded random generator."""
+
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    rate_timeout: float = 0.0  # accepted, but the answer comes after `hang_s`
+    rate_slow: float = 0.0  # answered after `slow_s`
+    rate_reset: float = 0.0  # the connection is dropped without an answer
+    retry_after_s: int = 1
+    hang_s: float = 2.0
+    slow_s: float = 0.2
+    seed: int = 1
+
+
+@dataclass
+class Phone:
+    phone_id: str
+    token: str
+    app_secret: str
+    display: str = "4930123456"
+    d360_key: str | None = None
+    callback_url: str | None = None
+    d360_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    page_id: str
+    token: str
+    app_secret: str
+    obj: str = "page"  # or "instagram"
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook the fake sent (or would send): which account, the headers, the exact bytes."""
+
+    target: str  # phone number id or page id
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def meta_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def graph_error(
+    code: int,
+    message: str,
+    status: int = 400,
+    details: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    err: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": secrets.token_urlsafe(8),
+    }
+    if details:
+        err["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    err.update(extra)
+    return web.json_response({"error": err}, status=status, headers=headers)
+
+
+class MetaFake:
+    """The fake provider; `with MetaFake() as fake:` starts and stops it."""
+
+    def __init__(self, *, faults: Faults | None = None, max_lifetime_s: float = 60.0) -> None:
+        self.faults = faults or Faults()
+        self.rng = random.Random(self.faults.seed)
+        self.phones: dict[str, Phone] = {}
+        self.pages: dict[str, Page] = {}
+        self.templates: set[tuple[str, str]] | None = None  # None: any template name exists
+        self.enforce_rate_limits = False
+        self.enforce_window = False
+        self.mps = 80
+        self.status_flow: tuple[str, ...] = ("sent", "delivered", "read")
+        self.shuffle_statuses = False
+        self.duplicate_rate = 0.0
+        self.accepted: list[dict[str, Any]] = []  # every valid send body, in order
+        self.outgoing: list[Delivery] = []
+        self.max_lifetime_s = max_lifetime_s
+        self._lock = threading.Lock()
+        self._last_inbound: dict[tuple[str, str], float] = {}
+        self._sent_times: dict[str, deque[float]] = defaultdict(deque)
+        self._pair_bucket: dict[tuple[str, str], tuple[float, float]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self.url = ""
+
+    # --- configuration -----------------------------------------------------------------
+
+    def add_phone(self, phone_id: str, token: str, app_secret: str, **kw: Any) -> Phone:
+        self.phones[phone_id] = p = Phone(phone_id, token, app_secret, **kw)
+        return p
+
+    def add_page(self, page_id: str, token: str, app_secret: str, **kw: Any) -> Page:
+        self.pages[page_id] = p = Page(page_id, token, app_secret, **kw)
+        return p
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> MetaFake:
+        self._thread = threading.Thread(target=self._run, name="meta-fake", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("meta fake did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> MetaFake:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/d360/messages", self._d360_send)
+        app.router.add_route("*", "/d360/v1/configs/webhook", self._d360_webhook_config)
+        app.router.add_post(r"/{version:v\d+\.\d+}/{node}/messages", self._graph_send)
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._session = ClientSession(timeout=ClientTimeout(total=5))
+        self._ready.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self.max_lifetime_s)
+        await self._session.close()
+        await runner.cleanup()
+
+    # --- what the test reads -------------------------------------------------------------
+
+    def take_outgoing(self) -> list[Delivery]:
+        with self._lock:
+            out, self.outgoing = self.outgoing, []
+        return out
+
+    def wait_outgoing(self, count: int, timeout: float = 5.0) -> list[Delivery]:
+        """Wait until at least `count` webhooks are queued, then take them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.outgoing) >= count:
+                    break
+            time.sleep(0.01)
+        return self.take_outgoing()
+
+    # --- the user side: inbound webhooks -----------------------------------------------
+
+    def user_text(
+        self,
+        phone_id: str,
+        wa_id: str | None,
+        text: str,
+        *,
+        name: str = "Test User",
+        bsuid: str | None = None,
+    ) -> Delivery:
+        """The user writes to the business number (opens the 24-hour window)."""
+        wamid = "wamid." + secrets.token_urlsafe(24)
+        contact: dict[str, Any] = {"profile": {"name": name}}
+        message: dict[str, Any] = {
+            "id": wamid,
+            "timestamp": str(int(time.time())),
+            "type": "text",
+            "text": {"body": text},
+        }
+        if wa_id:
+            contact["wa_id"] = wa_id
+            message["from"] = wa_id
+        if bsuid:
+            contact["user_id"] = bsuid
+            message["from_user_id"] = bsuid
+        with self._lock:
+            for who in (wa_id, bsuid):
+                if who:
+                    self._last_inbound[(phone_id, who)] = time.time()
+        return self._wa_webhook(phone_id, {"contacts": [contact], "messages": [message]})
+
+    def user_preference(self, phone_id: str, wa_id: str, value: str) -> Delivery:
+        pref = {
+            "wa_id": wa_id,
+            "detail": f"User requested to {value} marketing messages",
+            "category": "marketing_messages",
+            "value": value,
+            "timestamp": int(time.time()),
+        }
+        return self._wa_webhook(
+            phone_id,
+            {"contacts": [{"wa_id": wa_id}], "user_preferences": [pref]},
+            field_name="user_preferences",
+        )
+
+    def window_opened(self, phone_id: str, who: str, at: float | None = None) -> None:
+        with self._lock:
+            self._last_inbound[(phone_id, who)] = time.time() if at is None else at
+
+    def user_message(self, page_id: str, psid: str, text: str) -> Delivery:
+        self.window_opened(page_id, psid)
+        item = {"message": {"mid": "m_" + secrets.token_urlsafe(20), "text": text}}
+        return self._page_webhook(page_id, psid, item)
+
+    def user_referral(self, page_id: str, psid: str, ref: str, *, new_thread: bool = False) -> Delivery:
+        """The user opens an m.me / ig.me link with `?ref=` (new thread: via Get Started)."""
+        self.window_opened(page_id, psid)
+        referral = {"ref": ref, "source": "SHORTLINK", "type": "OPEN_THREAD"}
+        item: dict[str, Any] = (
+            {"postback": {"title": "Get Started", "payload": "GET_STARTED", "referral": referral}}
+            if new_thread
+            else {"referral": referral}
+        )
+        return self._page_webhook(page_id, psid, item)
+
+    # --- building and sending webhooks ---------------------------------------------------
+
+    def _wa_webhook(self, phone_id: str, value: dict[str, Any], field_name: str = "messages") -> Delivery:
+        phone = self.phones[phone_id]
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": phone.display,
+                                    "phone_number_id": phone_id,
+                                },
+                                **value,
+                            },
+                            "field": field_name,
+                        }
+                    ],
+                }
+            ],
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()  # ASCII-escaped, like Meta
+        headers = {"content-type": "application/json"}
+        if phone.d360_key:
+            headers.update({k.lower(): v for k, v in phone.d360_headers.items()})
+        else:
+            headers["x-hub-signature-256"] = meta_signature(phone.app_secret, body)
+        return self._emit(Delivery(phone_id, headers, body), phone.callback_url)
+
+    def _page_webhook(self, page_id: str, psid: str, item: dict[str, Any]) -> Delivery:
+        page = self.pages[page_id]
+        now_ms = int(time.time() * 1000)
+        payload = {
+            "object": page.obj,
+            "entry": [
+                {
+                    "id": page_id,
+                    "time": now_ms,
+                    "messaging": [
+                        {"sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": now_ms, **item}
+                    ],
+                }
+            ],
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-hub-signature-256": meta_signature(page.app_secret, body),
+        }
+        return self._emit(Delivery(page_id, headers, body), page.callback_url)
+
+    def _emit(self, delivery: Delivery, callback_url: str | None) -> Delivery:
+        if callback_url and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._post(callback_url, delivery), self._loop)
+        else:
+            with self._lock:
+                self.outgoing.append(delivery)
+        return delivery
+
+    async def _post(self, url: str, delivery: Delivery) -> None:
+        try:
+            async with self._session.post(url, data=delivery.body, headers=delivery.headers) as resp:
+                await resp.read()
+        except Exception:  # a konsent that is down: Meta would retry later; the fake just drops it
+            pass
+
+    def _statuses(self, phone_id: str, wamid: str, to: dict[str, str], failed: dict[str, Any] | None) -> None:
+        flow: list[str] = ["failed"] if failed else list(self.status_flow)
+        if self.shuffle_statuses:
+            self.rng.shuffle(flow)
+        for status in flow:
+            st: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time()))}
+            if "to" in to:
+                st["recipient_id"] = to["to"].lstrip("+")
+            else:
+                st["recipient_user_id"] = to["recipient"]
+            if failed:
+                st["errors"] = [failed]
+            times = 2 if self.rng.random() < self.duplicate_rate else 1
+            for _ in range(times):
+                self._wa_webhook(phone_id, {"statuses": [st]})
+
+    # --- request handling ----------------------------------------------------------------
+
+    async def _faults(self, request: web.Request) -> web.StreamResponse | None:
+        f = self.faults
+        r = self.rng.random()
+        if r < f.rate_429:
+            return graph_error(
+                4,
+                "(#4) Application request limit reached",
+                status=429,
+                headers={"Retry-After": str(f.retry_after_s)},
+            )
+        r -= f.rate_429
+        if r < f.rate_5xx:
+            return graph_error(1, "An unknown error occurred", status=500)
+        r -= f.rate_5xx
+        if r < f.rate_reset:
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError
+        r -= f.rate_reset
+        if r < f.rate_timeout:
+            await asyncio.sleep(f.hang_s)
+        elif r - f.rate_timeout < f.rate_slow:
+            await asyncio.sleep(f.slow_s)
+        return None
+
+    async def _graph_send(self, request: web.Request) -> web.StreamResponse:
+        node = request.match_info["node"]
+        if node in self.phones:
+            phone = self.phones[node]
+            if phone.d360_key:
+                return graph_error(100, "Unsupported post request.", status=400)
+            auth = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(auth.encode(), f"Bearer {phone.token}".encode()):
+                return graph_error(190, "Invalid OAuth access token - Cannot parse access token", status=401)
+            return await self._wa_send(request, phone)
+        if node in self.pages:
+            page = self.pages[node]
+            token = request.query.get("access_token", "")
+            if not hmac.compare_digest(token.encode(), page.token.encode()):
+                return graph_error(190, "Invalid OAuth access token.", status=400, error_subcode=1234567)
+            return await self._page_send(request, page)
+        return graph_error(
+            100,
+            f"Unsupported post request. Object with ID '{node[:40]}' does not exist",
+            status=400,
+            error_subcode=33,
+        )
+
+    async def _d360_send(self, request: web.Request) -> web.StreamResponse:
+        key = request.headers.get("D360-API-KEY", "")
+        phone = next((p for p in self.phones.values() if p.d360_key and p.d360_key == key), None)
+        if phone is None:
+            return web.json_response(
+                {
+                    "meta": {
+                        "httpCode": 401,
+                        "developerMessage": "Invalid api_key or token expired",
+                        "success": False,
+                    }
+                },
+                status=401,
+            )
+        return await self._wa_send(request, phone)
+
+    async def _d360_webhook_config(self, request: web.Request) -> web.StreamResponse:
+        key = request.headers.get("D360-API-KEY", "")
+        phone = next((p for p in self.phones.values() if p.d360_key and p.d360_key == key), None)
+        if phone is None:
+            return web.json_response(
+                {
+                    "meta": {
+                        "httpCode": 401,
+                        "developerMessage": "Invalid api_key or token expired",
+                        "success": False,
+                    }
+                },
+                status=401,
+            )
+        if request.method == "POST":
+            data = await request.json()
+            if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+                return web.json_response(
+                    {
+                        "meta": {
+                            "success": False,
+                            "http_code": 400,
+                            "developer_message": "url is required",
+                            "details": [],
+                        }
+                    },
+                    status=400,
+                )
+            phone.callback_url = data["url"]
+            phone.d360_headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
+        return web.json_response({"url": phone.callback_url, "headers": phone.d360_headers})
+
+    async def _read_json(self, request: web.Request) -> Any:
+        if request.content_type != "application/json":
+            return None
+        try:
+            return await request.json()
+        except ValueError:
+            return None
+
+    async def _wa_send(self, request: web.Request, phone: Phone) -> web.StreamResponse:
+        faulty = await self._faults(request)
+        if faulty is not None:
+            return faulty
+        body = await self._read_json(request)
+        problem = validate_whatsapp(body, self.templates)
+        if problem is not None:
+            return graph_error(*problem)
+        to = {"to": body["to"]} if "to" in body else {"recipient": body["recipient"]}
+        who = (body.get("to") or body.get("recipient")).lstrip("+")
+        now = time.time()
+        if self.enforce_rate_limits:
+            with self._lock:
+                window = self._sent_times[phone.phone_id]
+                while window and now - window[0] > 1.0:
+                    window.popleft()
+                if len(window) >= self.mps:
+                    return graph_error(
+                        130429,
+                        "(#130429) Rate limit hit",
+                        details="Message failed to send "
+                        "because there were too many messages sent from this phone number "
+                        "in a short period of time",
+                    )
+                tokens, last = self._pair_bucket.get((phone.phone_id, who), (45.0, now))
+                tokens = min(45.0, tokens + (now - last) / 6.0)
+                if tokens < 1.0:
+                    return graph_error(
+                        131056,
+                        "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+                        details="Message failed to send because there were too "
+                        "many messages sent from this phone number to the same phone number "
+                        "in a short period of time.",
+                    )
+                self._pair_bucket[(phone.phone_id, who)] = (tokens - 1.0, now)
+                window.append(now)
+        wamid = "wamid." + secrets.token_urlsafe(32)
+        with self._lock:
+            self.accepted.append({"phone_id": phone.phone_id, "id": wamid, "body": body})
+            last_in = self._last_inbound.get((phone.phone_id, who))
+        failed = None
+        if self.enforce_window and body["type"] != "template" and (last_in is None or now - last_in > 86400):
+            failed = {
+                "code": 131047,
+                "title": "Re-engagement message",
+                "message": "Re-engagement message",
+                "error_data": {
+                    "details": "Message failed to send because more than 24 hours have "
+                    "passed since the customer last replied to this number."
+                },
+            }
+        self._statuses(phone.phone_id, wamid, to, failed)
+        answer: dict[str, Any] = {"messaging_product": "whatsapp", "messages": [{"id": wamid}]}
+        if "to" in body:
+            answer["contacts"] = [{"input": body["to"], "wa_id": who}]
+        if body["type"] == "template":
+            answer["messages"][0]["message_status"] = "accepted"
+        return web.json_response(answer)
+
+    async def _page_send(self, request: web.Request, page: Page) -> web.StreamResponse:
+        faulty = await self._faults(request)
+        if faulty is not None:
+            return faulty
+        body = await self._read_json(request)
+        problem = validate_messenger(body)
+        if problem is not None:
+            return graph_error(*problem)
+        psid = body["recipient"]["id"]
+        with self._lock:
+            last_in = self._last_inbound.get((page.page_id, psid))
+        if (
+            self.enforce_window
+            and body["messaging_type"] != "MESSAGE_TAG"
+            and (last_in is None or time.time() - last_in > 86400)
+        ):
+            return graph_error(
+                10, "(#10) This message is sent outside of allowed window.", error_subcode=2018278
+            )
+        mid = "m_" + secrets.token_urlsafe(40)
+        with self._lock:
+            self.accepted.append({"page_id": page.page_id, "id": mid, "body": body})
+        if "delivered" in self.status_flow:
+            self._page_webhook(
+                page.page_id, psid, {"delivery": {"mids": [mid], "watermark": int(time.time() * 1000)}}
+            )
+        if "read" in self.status_flow:
+            self._page_webhook(page.page_id, psid, {"read": {"watermark": int(time.time() * 1000)}})
+        return web.json_response({"recipient_id": psid, "message_id": mid})
+
+
+def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tuple[int, str] | None:
+    """(code, message) of the documented error for a bad send body, or None when it is valid."""
+    if not isinstance(body, dict):
+        return 100, "(#100) The request body must be a JSON object"
+    unknown = set(body) - WA_TOP_KEYS
+    if unknown:
+        return 100, f'(#100) Unexpected key "{sorted(unknown)[0][:40]}" on param ""'
+    if body.get("messaging_product") != "whatsapp":
+        return 100, "(#100) The parameter messaging_product is required."
+    if body.get("recipient_type", "individual") != "individual":
+        return 131009, "(#131009) Parameter value is not valid"
+    to, recipient = body.get("to"), body.get("recipient")
+    if to is None and recipient is None:
+        return 100, "(#100) The parameter to is required."
+    if to is not None and not (isinstance(to, str) and PHONE_RE.match(to)):
+        return 131009, "(#131009) Parameter value is not valid"
+    if to is None and not (isinstance(recipient, str) and BSUID_RE.match(recipient)):
+        return 131009, "(#131009) Parameter value is not valid"
+    mtype = body.get("type", "text")
+    if mtype == "text":
+        text = body.get("text")
+        if not isinstance(text, dict) or set(text) - {"body", "preview_url"}:
+            return 100, "(#100) Invalid parameter"
+        if not isinstance(text.get("body"), str) or not 0 < len(text["body"]) <= 4096:
+            return 100, "(#100) The parameter text['body'] is required."
+        return None
+    if mtype == "interactive":
+        inter = body.get("interactive")
+        if not isinstance(inter, dict) or inter.get("type") != "button":
+            return 100, "(#100) Invalid parameter"
+        btext = (inter.get("body") or {}).get("text") if isinstance(inter.get("body"), dict) else None
+        if not isinstance(btext, str) or not 0 < len(btext) <= 1024:
+            return 100, "(#100) The parameter interactive['body']['text'] is required."
+        buttons = (
+            (inter.get("action") or {}).get("buttons") if isinstance(inter.get("action"), dict) else None
+        )
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return 131009, "(#131009) Parameter value is not valid"
+        for b in buttons:
+            reply = b.get("reply") if isinstance(b, dict) and b.get("type") == "reply" else None
+            if not isinstance(reply, dict) or set(reply) != {"id", "title"}:
+                return 100, "(#100) Invalid parameter"
+            if not (isinstance(reply["id"], str) and 0 < len(reply["id"]) <= 256):
+                return 131009, "(#131009) Parameter value is not valid"
+            if not (isinstance(reply["title"], str) and 0 < len(reply["title"]) <= 20):
+                return 131009, "(#131009) Parameter value is not valid"
+        return None
+    if mtype == "template":
+        tpl = body.get("template")
+        if not isinstance(tpl, dict) or set(tpl) - {"name", "language", "components"}:
+            return 100, "(#100) Invalid parameter"
+        name = tpl.get("name")
+        lang = (tpl.get("language") or {}).get("code") if isinstance(tpl.get("language"), dict) else None
+        if not isinstance(name, str) or not TEMPLATE_NAME_RE.match(name) or not isinstance(lang, str):
+            return 100, "(#100) Invalid parameter"
+        if templates is not None and (name, lang) not in templates:
+            return 132001, "(#132001) Template name does not exist in the translation"
+        for comp in tpl.get("components") or []:
+            if not isinstance(comp, dict) or comp.get("type") not in ("header", "body", "button"):
+                return 100, "(#100) Invalid parameter"
+            for par in comp.get("parameters") or []:
+                if (
+                    not isinstance(par, dict)
+                    or par.get("type") != "text"
+                    or not isinstance(par.get("text"), str)
+                ):
+                    return 132012, "(#132012) Parameter format does not match format in the created template"
+        return None
+    return 131051, "(#131051) Message type unknown"
+
+
+def validate_messenger(body: Any) -> tuple[int, str] | None:
+    if not isinstance(body, dict):
+        return 100, "(#100) The request body must be a JSON object"
+    if set(body) - MS_TOP_KEYS:
+        return 100, "(#100) Param is not a valid parameter"
+    recipient = body.get("recipient")
+    if not isinstance(recipient, dict) or not isinstance(recipient.get("id"), str):
+        return 100, "(#100) The parameter recipient is required"
+    if body.get("messaging_type") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+        return 100, "(#100) The parameter messaging_type is required"
+    if body.get("tag") in ("CONFIRMED_EVENT_UPDATE", "ACCOUNT_UPDATE", "POST_PURCHASE_UPDATE"):
+        return 100, "(#100) Tag is no longer supported"
+    message = body.get("message")
+    if not isinstance(message, dict) or set(message) - {"text", "quick_replies", "attachment", "metadata"}:
+        return 100, "(#100) The parameter message is required"
+    if not isinstance(message.get("text"), str) or not 0 < len(message["text"]) <= 2000:
+        return 100, "(#100) Param message[text] must be a non-empty UTF-8 encoded string"
+    for qr in message.get("quick_replies") or []:
+        if (
+            not isinstance(qr, dict)
+            or qr.get("content_type") != "text"
+            or not isinstance(qr.get("title"), str)
+        ):
+            return 100, "(#100) Invalid quick reply"
+        if len(qr["title"]) > 20 or not isinstance(qr.get("payload"), str):
+            return 100, "(#100) Invalid quick reply"
+    return None
