@@ -122,6 +122,9 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.include_router(api.router)
     app.include_router(public.router)
     app.include_router(admin.router)
+    from konsent.web import privacy_pages
+
+    app.include_router(privacy_pages.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)
