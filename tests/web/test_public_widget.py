@@ -179,7 +179,9 @@ def test_other_tenants_channel_is_not_offered(client, demo, ctx):
         other = tenants.create_tenant(ctx, s, "other", "Other AG", default_locale="en")
         tenants.add_topic(s, other, "angebote", {"en": "Offers"})
         tenants.set_consent_text(s, other, "en", "Other consent")
-        acc = tenants.create_channel_account(ctx, s, other, "simulator", "Sim", secrets_={"webhook_secret": "x"})
+        acc = tenants.create_channel_account(
+            ctx, s, other, "simulator", "Sim", secrets_={"webhook_secret": "x"}
+        )
         other_acc = acc.id
     r = client.post(OPTIN, json={**_valid(ctx), "channel_account_id": other_acc, "lang": "en"})
     assert r.status_code == 422

@@ -1,0 +1,134 @@
+"""The simulator phone page plays a contact: it sends the code and sees konsent's answer (CH1, C2)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from konsent.store.tables import Consent, Contact, Message
+from tests.conftest import drain
+from tests.helpers import sim_account
+
+PHONE = "+49 1555 1234567"
+
+
+def _sign_up(client, ctx, lang: str = "en") -> dict:
+    r = client.post(
+        "/api/public/v1/widget/demo/optin",
+        json={"channel_account_id": sim_account(ctx).id, "topics": ["produktnews"], "lang": lang},
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_simulator_page_opens_with_the_prefilled_code(client, demo, ctx):
+    """The widget's deep link opens the phone page with the account and the code in the compose box."""
+    pending = _sign_up(client, ctx)
+    link = pending["deep_link"].removeprefix("http://testserver")
+    r = client.get(link)
+    assert r.status_code == 200
+    assert 'id="sim-text"' in r.text and 'id="sim-send"' in r.text and 'id="sim-messages"' in r.text
+    assert pending["code"] in r.text
+    assert "Demo GmbH" in r.text
+    assert '<script src="/static/simulator.js" defer></script>' in r.text
+
+
+def test_simulator_page_defaults_to_the_demo_account(client, demo, ctx):
+    r = client.get("/simulator", headers={"accept-language": "de"})
+    assert r.status_code == 200
+    assert f'"account": {sim_account(ctx).id}' in r.text
+    assert "Simulator-Telefon" in r.text
+
+
+def test_simulator_page_for_unknown_account_is_404(client, demo):
+    assert client.get("/simulator?account=99999").status_code == 404
+    assert client.get("/simulator?account=abc").status_code == 404
+
+
+def test_phone_sends_code_and_receives_confirmation_then_reads_it(client, demo, ctx):
+    """C2: the code sent from the phone confirms the topic; the confirmation shows up in the inbox,
+    and reading it on the phone marks konsent's message as read (the ticks staff see)."""
+    pending = _sign_up(client, ctx)
+    acc = sim_account(ctx).id
+    r = client.post(
+        "/simulator/api/send",
+        json={"account": acc, "phone": PHONE, "text": pending["prefill"], "name": "Alex", "lang": "en"},
+    )
+    assert r.status_code == 200, r.text
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1
+        consent = s.scalars(select(Consent)).one()
+        assert consent.purpose == "newsletter:produktnews" and consent.status == "active"
+
+    drain(ctx)
+    inbox = client.get("/simulator/api/inbox", params={"account": acc, "phone": PHONE, "after": 0})
+    assert inbox.status_code == 200
+    msgs = inbox.json()["messages"]
+    assert len(msgs) == 1
+    assert "Product news" in msgs[0]["text"] and "STOP" in msgs[0]["text"]
+    # Nothing newer than what the phone has seen.
+    later = client.get(
+        "/simulator/api/inbox", params={"account": acc, "phone": PHONE, "after": msgs[0]["id"]}
+    )
+    assert later.json()["messages"] == []
+
+    ack = client.post(
+        "/simulator/api/ack", json={"account": acc, "ids": [msgs[0]["provider_id"]], "status": "read"}
+    )
+    assert ack.status_code == 200, ack.text
+    with ctx.db.read() as s:
+        out = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert out.provider_id == msgs[0]["provider_id"]
+        assert out.status == "read"
+
+
+def test_inbox_of_another_number_is_empty(client, demo, ctx):
+    pending = _sign_up(client, ctx)
+    acc = sim_account(ctx).id
+    client.post("/simulator/api/send", json={"account": acc, "phone": PHONE, "text": pending["prefill"]})
+    drain(ctx)
+    r = client.get("/simulator/api/inbox", params={"account": acc, "phone": "+49 1555 7654321"})
+    assert r.json()["messages"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"phone": "hello"}, "gültige Telefonnummer"),
+        ({"phone": "1" * 41}, "gültige Telefonnummer"),
+        ({"text": "   "}, "Bitte geben Sie eine Nachricht ein."),
+        ({"text": "x" * 4097}, "höchstens 4096 Zeichen"),
+        ({"name": "n" * 101}, "name"),
+    ],
+    ids=["bad-phone", "long-phone", "empty-text", "long-text", "long-name"],
+)
+def test_bad_phone_input_is_refused_with_a_message_and_nothing_received(client, demo, ctx, change, message):
+    """Bad input on the phone page: 422 with a translated message; konsent receives nothing."""
+    body = {"account": sim_account(ctx).id, "phone": PHONE, "text": "Hallo", "lang": "de", **change}
+    r = client.post("/simulator/api/send", json=body)
+    assert r.status_code == 422, r.text
+    assert message in r.json()["message"]
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+        assert s.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_send_to_unknown_account_is_404(client, demo):
+    r = client.post("/simulator/api/send", json={"account": 99999, "phone": PHONE, "text": "Hallo"})
+    assert r.status_code == 404
+
+
+def test_inbox_with_bad_phone_is_422(client, demo, ctx):
+    r = client.get(
+        "/simulator/api/inbox", params={"account": sim_account(ctx).id, "phone": "nope", "lang": "en"}
+    )
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("Please enter a valid phone number")
+
+
+def test_ack_with_bad_status_is_422(client, demo, ctx):
+    r = client.post(
+        "/simulator/api/ack",
+        json={"account": sim_account(ctx).id, "ids": ["sim.x"], "status": "deleted", "lang": "en"},
+    )
+    assert r.status_code == 422
