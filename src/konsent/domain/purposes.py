@@ -10,6 +10,7 @@ from datetime import datetime
 
 SERVICE = "service"
 NEWSLETTER_PREFIX = "newsletter:"
+DATA_PREFIX = "data:"  # consent to keep data beyond the conversation (a bot-collected field, M2)
 _TOPIC_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: `$` would accept a trailing newline
 
 
@@ -27,7 +28,10 @@ class ConsentStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Purpose:
-    """`service` or `newsletter:<topic>`; every outbound message names one."""
+    """`service` or `newsletter:<topic>`; every outbound message names one.
+
+    `data:<field>` is a consent purpose too, but for storing a field, not for sending (M2).
+    """
 
     kind: str
     topic: str | None = None
@@ -42,6 +46,11 @@ class Purpose:
             if _TOPIC_SLUG.match(topic):
                 return cls("newsletter", topic)
             raise ValueError(f"invalid topic in purpose: {value!r}")
+        if value.startswith(DATA_PREFIX):
+            name = value[len(DATA_PREFIX) :]
+            if _TOPIC_SLUG.match(name):
+                return cls("data", name)
+            raise ValueError(f"invalid field in purpose: {value!r}")
         raise ValueError(f"unknown purpose {value!r}; use 'service' or 'newsletter:<topic>'")
 
     @classmethod
@@ -54,9 +63,20 @@ class Purpose:
 
     @property
     def legal_basis(self) -> LegalBasis:
-        return LegalBasis.CONSENT if self.is_marketing else LegalBasis.CONTRACT_OR_INTEREST
+        return (
+            LegalBasis.CONSENT
+            if self.is_marketing or self.kind == "data"
+            else LegalBasis.CONTRACT_OR_INTEREST
+        )
+
+    @property
+    def is_data(self) -> bool:
+        """A consent to store data, which never carries a message."""
+        return self.kind == "data"
 
     def __str__(self) -> str:
+        if self.kind == "data":
+            return DATA_PREFIX + str(self.topic)
         return SERVICE if self.kind == SERVICE else NEWSLETTER_PREFIX + str(self.topic)
 
 
@@ -99,6 +119,8 @@ def may_send(contact: ContactSnapshot, purpose: Purpose, at: datetime, min_text_
         return Decision(False, None, "erased", "the contact was erased")
     if contact.unreachable:
         return Decision(False, None, "unreachable", "the contact blocked this channel")
+    if purpose.is_data:
+        return Decision(False, None, "not_a_message_purpose", "a data consent never carries a message")
     if not purpose.is_marketing:
         if contact.has_contacted_us:
             return Decision(True, LegalBasis.CONTRACT_OR_INTEREST, "ok")

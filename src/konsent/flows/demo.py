@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from konsent.flows import staff, tenants
+from konsent.flows import bot, staff, tenants
 from konsent.flows.context import Konsent
 from konsent.store.tables import Tenant
 
@@ -85,4 +85,5 @@ def seed_demo(ctx: Konsent) -> DemoSeed:
         staff.create_user(
             s, tenant, DEMO_EMAIL, password, "owner", name="Demo Admin", must_change_password=True
         )
+        bot.seed_demo_flow(s, tenant.id)
         return DemoSeed(True, tenant.id, DEMO_EMAIL, password)

@@ -40,6 +40,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "consent.proof": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "ledger.verify": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "settings.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # inbox and chatbot (M1, M2): agents work the inbox, limited to their teams' conversations
+    "inbox.use": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT}),
+    "inbox.all_teams": frozenset({Role.OWNER, Role.ADMIN}),
+    "teams.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    "bot.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    "canned.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    "stats.view": frozenset({Role.OWNER, Role.ADMIN, Role.VIEWER}),
 }
 
 

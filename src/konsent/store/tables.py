@@ -272,6 +272,12 @@ class Conversation(Base):
     started_at: Mapped[datetime] = _created()
     last_message_at: Mapped[datetime] = _created()
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # inbox (M1): routing, assignment, snooze; `version` is bumped by every change (optimistic locking)
+    team_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (Index("ix_conv_list", "tenant_id", "state", "last_message_at"),)
 
 
@@ -500,3 +506,131 @@ class EarlyStatus(Base):
 
 # Retention deletes messages in batches; the outbox's foreign key must not force a scan per row.
 Index("ix_outbox_message", OutboxRow.message_id)
+
+
+# --- inbox and chatbot (M1, M2, S3) --------------------------------------------------------------
+
+Index("ix_conv_recent", Conversation.tenant_id, Conversation.last_message_at)
+Index("ix_conv_team", Conversation.tenant_id, Conversation.team_id, Conversation.last_message_at)
+
+
+class Team(Base):
+    """A group of agents; conversations are routed to one (M1, S3)."""
+
+    __tablename__ = "teams"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    slug: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    team_id: Mapped[int] = mapped_column(BigId, ForeignKey("teams.id"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id"), index=True)
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+
+
+class ConversationLabel(Base):
+    __tablename__ = "conversation_labels"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id"), index=True)
+    label: Mapped[str] = mapped_column(String(40))
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "label"),
+        Index("ix_conv_label", "tenant_id", "label"),
+    )
+
+
+class ConversationNote(Base):
+    """An internal note; sealed with the contact's key so erasure shreds it too."""
+
+    __tablename__ = "conversation_notes"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id"), index=True)
+    author: Mapped[str] = mapped_column(String(120))
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+
+
+class CannedReply(Base):
+    """A reusable answer with {variables}; holds no personal data."""
+
+    __tablename__ = "canned_replies"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    shortcut: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "shortcut"),)
+
+
+class InboxEvent(Base):
+    """A change in the inbox, for live updates across processes (SSE poll fallback)."""
+
+    __tablename__ = "inbox_events"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = _created()
+
+
+class BotFlow(Base):
+    """A chatbot flow stored as data, run by flows.bot (M2)."""
+
+    __tablename__ = "bot_flows"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class BotSession(Base):
+    """Where a flow stands in one conversation; `vars` holds only choice ids, never free text."""
+
+    __tablename__ = "bot_sessions"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id"), unique=True)
+    flow_id: Mapped[int] = mapped_column(BigId, ForeignKey("bot_flows.id"))
+    step: Mapped[str] = mapped_column(String(63), default="")
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running / handover / done
+    vars: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ContactField(Base):
+    """A value the bot collected with consent (name, customer number ...), sealed (M2, S1)."""
+
+    __tablename__ = "contact_fields"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    value_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "contact_id", "name"),)
+
+
+class StaffTotp(Base):
+    """A staff member's TOTP secret, sealed with the tenant key; active once confirmed (S3)."""
+
+    __tablename__ = "staff_totp"
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id"), primary_key=True)
+    tenant_id: Mapped[int] = _tenant()
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigId, default=0)  # refuses a code's reuse

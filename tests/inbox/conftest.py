@@ -1,0 +1,93 @@
+"""Fixtures for the inbox and chatbot tests: staff of each role, teams, a simulated phone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from konsent.flows import simulator, staff, teams
+from konsent.flows.context import Konsent
+from konsent.store.tables import Conversation, StaffUser
+from konsent.web.deps import Caller
+from tests.helpers import demo_tenant, sim_account
+
+PASSWORD = "correct horse battery"
+_HASH: list[str] = []
+
+
+def password_hash() -> str:
+    """One argon2 hash per test session: hashing is slow on purpose."""
+    if not _HASH:
+        _HASH.append(staff._hasher.hash(PASSWORD))
+    return _HASH[0]
+
+
+@dataclass
+class Crew:
+    tenant_id: int
+    account_id: int
+    sales: int
+    support: int
+    users: dict[str, StaffUser]
+
+    def caller(self, who: str) -> Caller:
+        u = self.users[who]
+        return Caller(self.tenant_id, u.role, f"user:{u.id}", u, "csrf")
+
+
+@pytest.fixture
+def crew(ctx: Konsent, demo) -> Crew:  # type: ignore[no-untyped-def]
+    """The demo tenant with an owner, an admin, two agents (sales, support), a dpo and a viewer."""
+    tenant = demo_tenant(ctx)
+    users: dict[str, StaffUser] = {}
+    with ctx.db.write() as s:
+        sales = teams.team_by_slug(s, tenant.id, "sales")
+        support = teams.team_by_slug(s, tenant.id, "support")
+        assert sales and support
+        for name, role in (
+            ("owner", "owner"),
+            ("admin", "admin"),
+            ("anna", "agent"),
+            ("sven", "agent"),
+            ("dpo", "dpo"),
+            ("viewer", "viewer"),
+        ):
+            user = StaffUser(
+                tenant_id=tenant.id,
+                email=f"{name}.staff@demo.example",
+                name=name,
+                password_hash=password_hash(),
+                role=role,
+                locale="de",
+            )
+            s.add(user)
+            s.flush()
+            users[name] = user
+        teams.add_member(s, tenant.id, sales.id, users["anna"].id)
+        teams.add_member(s, tenant.id, support.id, users["sven"].id)
+        sales_id, support_id = sales.id, support.id
+    return Crew(tenant.id, sim_account(ctx).id, sales_id, support_id, users)
+
+
+def say(ctx: Konsent, crew: Crew, phone: str, text: str, button: str | None = None, name: str | None = None):  # type: ignore[no-untyped-def]
+    return simulator.phone_send(ctx, crew.account_id, phone, text, button=button, name=name, locale="de")
+
+
+def conversation_of(ctx: Konsent, crew: Crew, phone: str) -> Conversation:
+    """The newest conversation of the contact behind a simulated phone."""
+    from sqlalchemy import select
+
+    from konsent.flows.contacts import find_identity
+    from konsent.store.tables import ChannelAccount
+
+    with ctx.db.read() as s:
+        acc = s.get(ChannelAccount, crew.account_id)
+        assert acc is not None
+        ident = find_identity(ctx, s, acc, simulator.normalize_phone(phone))
+        assert ident is not None
+        return s.scalars(
+            select(Conversation)
+            .where(Conversation.contact_id == ident.contact_id)
+            .order_by(Conversation.id.desc())
+        ).first()

@@ -1,0 +1,117 @@
+"""The chatbot engine on real inbound webhooks (M2; DESIGN invariants 1, 3, 5)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from konsent.flows import bot
+from konsent.flows.context import Konsent
+from konsent.store.tables import BotFlow, BotSession, Contact, ContactField, LedgerEntry
+from tests.conftest import drain
+from tests.helpers import phone_texts
+from tests.inbox.conftest import Crew, conversation_of, say
+
+PHONE = "+491701234567"
+
+
+def _session(ctx: Konsent, crew: Crew) -> BotSession:
+    conv = conversation_of(ctx, crew, PHONE)
+    with ctx.db.read() as s:
+        return s.scalars(select(BotSession).where(BotSession.conversation_id == conv.id)).one()
+
+
+def test_demo_flow_routes_to_support_collects_name_with_consent_and_hands_over(
+    ctx: Konsent, crew: Crew
+) -> None:
+    """M2: greeting, choice of concern → support team, name collected only after consent, handover."""
+    say(ctx, crew, PHONE, "Hallo")
+    drain(ctx)
+    texts = phone_texts(ctx, PHONE)
+    assert texts[0].startswith("Hallo! Hier ist der Assistent") and texts[1] == "Worum geht es?"
+    say(ctx, crew, PHONE, "", button="support")
+    assert conversation_of(ctx, crew, PHONE).team_id == crew.support
+    say(ctx, crew, PHONE, "Ja")
+    say(ctx, crew, PHONE, "Erika Mustermann")
+    drain(ctx)
+    assert phone_texts(ctx, PHONE)[-1].startswith("Danke! Ein Mensch")
+    assert _session(ctx, crew).state == "handover"
+    conv = conversation_of(ctx, crew, PHONE)
+    with ctx.db.read() as s:
+        contact = s.get(Contact, conv.contact_id)
+        assert contact is not None
+        assert bot.contact_fields(ctx, s, contact) == {"name": "Erika Mustermann"}
+        raw = s.scalars(select(ContactField.value_sealed)).one()
+        assert b"Erika" not in raw  # sealed at rest (invariant 5)
+        entry = s.scalars(select(LedgerEntry).where(LedgerEntry.purpose == "data:name")).one()
+        assert entry.action == "granted"
+        assert entry.payload["source"] == "bot" and entry.payload["answer"] == "yes"
+        assert entry.payload["question"].startswith("Dürfen wir Ihren Namen speichern")
+    # The bot has stopped: a further message gets no automatic answer.
+    before = len(phone_texts(ctx, PHONE))
+    say(ctx, crew, PHONE, "Hallo?")
+    drain(ctx)
+    assert len(phone_texts(ctx, PHONE)) == before
+
+
+def test_declining_consent_keeps_nothing_beyond_the_conversation(ctx: Konsent, crew: Crew) -> None:
+    """M2: 'Nein' to storing the name: no consent, no field, straight to a person."""
+    say(ctx, crew, PHONE, "Hallo")
+    say(ctx, crew, PHONE, "Kaufen")
+    say(ctx, crew, PHONE, "Nein")
+    assert conversation_of(ctx, crew, PHONE).team_id == crew.sales
+    assert _session(ctx, crew).state == "handover"
+    with ctx.db.read() as s:
+        assert s.scalars(select(ContactField)).all() == []
+        assert s.scalars(select(LedgerEntry).where(LedgerEntry.purpose == "data:name")).all() == []
+
+
+def test_stop_wins_over_a_waiting_bot_step(ctx: Konsent, crew: Crew) -> None:
+    """M2, C4: STOP is answered by the keyword handler even while the bot waits for a choice."""
+    say(ctx, crew, PHONE, "Hallo")
+    say(ctx, crew, PHONE, "STOP")
+    drain(ctx)
+    texts = phone_texts(ctx, PHONE)
+    assert "Bitte wählen Sie eine der Antworten." not in texts
+    assert len(texts) == 3  # greeting, question, the keyword's own answer
+
+
+def test_out_of_hours_reply_and_keyword_trigger(ctx: Konsent, crew: Crew) -> None:
+    """M2: a keyword-triggered flow outside business hours sends the out-of-hours reply."""
+    definition = {
+        "name": "Termine",
+        "trigger": {"type": "keyword", "keywords": ["termin"]},
+        "business_hours": {"timezone": "Europe/Berlin", "days": {}, "out_of_hours": "Gerade geschlossen."},
+        "steps": [{"id": "a", "type": "end", "text": "offen"}],
+    }
+    with ctx.db.write() as s:
+        bot.save_flow(s, crew.tenant_id, "user:1", definition, priority=1)
+    say(ctx, crew, PHONE, "Termin")
+    drain(ctx)
+    assert phone_texts(ctx, PHONE) == ["Gerade geschlossen."]
+    assert _session(ctx, crew).state == "handover"
+
+
+def test_flow_export_import_roundtrip_yaml_and_json(ctx: Konsent, crew: Crew) -> None:
+    """M2: flows are exported and imported as YAML or JSON, unchanged."""
+    with ctx.db.read() as s:
+        row = bot.list_flows(s, crew.tenant_id)[0]
+        definition = row.definition
+    for fmt in ("yaml", "json"):
+        text = bot.dump_definition(definition, fmt)
+        assert bot.load_definition(text, fmt) == definition
+    assert "Worum geht es?" in bot.dump_definition(definition, "yaml")  # readable, not escaped
+
+
+def test_invalid_flow_import_is_refused_and_nothing_stored(ctx: Konsent, crew: Crew) -> None:
+    """M2: a broken file or a route to a missing team → clear 422, nothing stored."""
+    import pytest
+
+    from konsent.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        bot.load_definition("steps: [unclosed", "yaml")
+    bad = {"name": "x", "steps": [{"id": "a", "type": "route", "team": "nobody"}]}
+    with pytest.raises(InvalidInput, match="no team 'nobody'"), ctx.db.write() as s:
+        bot.save_flow(s, crew.tenant_id, "user:1", bad)
+    with ctx.db.read() as s:
+        assert len(s.scalars(select(BotFlow)).all()) == 1
