@@ -26,7 +26,6 @@ from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
 from konsent.flows import bot, texts
 from konsent.flows import consent as consent_flow
-from konsent.flows import bot
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import enqueue_message
