@@ -1,0 +1,449 @@
+"""Telegram Bot API: secret-token webhooks, /start deep links, sendMessage with inline buttons (CH1-CH4).
+
+Wire facts: shared/protocols/telegram.md. Telegram has no customer-service
+window and no delivery statuses; a contact must have started the bot, and
+blocking it arrives as `my_chat_member` with status `kicked`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from konsent.channels import register
+from konsent.channels.base import (
+    AccountConfig,
+    Capabilities,
+    ChannelAdapter,
+    OutboundContent,
+    SendOutcome,
+    SendResult,
+    SetupField,
+    WebhookRejected,
+    WebhookRequest,
+)
+from konsent.domain.errors import InvalidInput
+from konsent.domain.events import Event, InboundMessage, ReachabilityChange, UnknownEvent
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (a header name)
+DEFAULT_API_BASE = "https://api.telegram.org"
+MAX_TEXT = 4096
+MAX_CALLBACK_DATA = 64  # bytes
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_PAYLOAD_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# `/start`, optionally `@bot_username`, optionally one space and a deep-link payload (telegram.md §2.2).
+_START_RE = re.compile(r"^/start(?:@[A-Za-z0-9_]{1,64})?(?: ([A-Za-z0-9_-]{1,64}))?$")
+_RETRY_IN_TEXT = re.compile(r"retry after (\d{1,6})", re.I)
+_MEDIA_KINDS = ("photo", "document", "voice", "audio", "video", "video_note", "sticker", "animation")
+# Unix seconds between 2000 and 2100: anything else is not a Telegram date.
+_MIN_TS, _MAX_TS = 946_684_800, 4_102_444_800
+
+
+class TelegramApiError(Exception):
+    """A Bot API call answered `ok: false` (used by `set_webhook`)."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(f"{status}: {description}")
+        self.status = status
+        self.description = description
+
+
+# --- parsing helpers: every shape error is a ValueError (→ 400), never a 500 -----------------------
+
+
+def _obj(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63:
+        raise ValueError(f"{key} must be an integer")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str, limit: int) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value[:limit]
+
+
+def _when(data: dict[str, Any], key: str = "date") -> datetime:
+    if key not in data:
+        return datetime.now(UTC)
+    ts = _int(data, key)
+    if not _MIN_TS <= ts <= _MAX_TS:
+        raise ValueError(f"{key} out of range")
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _profile_name(user: dict[str, Any]) -> str | None:
+    parts = [_opt_str(user, "first_name", 64), _opt_str(user, "last_name", 64)]
+    name = " ".join(p for p in parts if p)
+    return name or None
+
+
+def parse_start(text: str) -> tuple[bool, str | None]:
+    """(is a /start command, its deep-link payload or None) (C2)."""
+    m = _START_RE.match(text.strip())
+    if m is None:
+        return False, None
+    return True, m.group(1)
+
+
+# --- sending helpers --------------------------------------------------------------------------------
+
+
+def _api_base(account: AccountConfig) -> str:
+    return str(account.settings.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+
+
+def _method_url(account: AccountConfig, method: str) -> str:
+    token = account.secrets.get("bot_token", "")
+    if not token:
+        raise InvalidInput(detail="the Telegram channel has no bot token")
+    return f"{_api_base(account)}/bot{token}/{method}"
+
+
+def _retry_after(body: dict[str, Any], headers: Any) -> float:
+    params = body.get("parameters")
+    if isinstance(params, dict):
+        value = params.get("retry_after")
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 86_400:
+            return float(value)
+    m = _RETRY_IN_TEXT.search(str(body.get("description", "")))
+    if m:
+        return float(m.group(1))
+    header = headers.get("Retry-After", "") if headers is not None else ""
+    return float(header) if str(header).isdigit() else 1.0
+
+
+def map_error(http_status: int, body: dict[str, Any], headers: Any = None) -> SendResult:
+    """Map a failed Bot API answer by its documented meaning (CH3, telegram.md §4)."""
+    code = body.get("error_code")
+    status = code if isinstance(code, int) and not isinstance(code, bool) else http_status
+    description = str(body.get("description", ""))[:200]
+    raw_params = body.get("parameters")
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    if status == 429 or http_status == 429:
+        return SendResult(
+            SendOutcome.RETRY_AFTER,
+            retry_after_s=_retry_after(body, headers),
+            error_code="429",
+            error_text=description,
+        )
+    if status == 403:
+        # Blocked by the user, user deactivated, or the user never started the bot: do not retry.
+        return SendResult(SendOutcome.UNREACHABLE, error_code="403", error_text=description)
+    if status == 400 and "migrate_to_chat_id" in params:
+        # Only groups migrate; konsent talks to private chats, so retrying as is may still fail.
+        return SendResult(SendOutcome.TRANSIENT, error_code="migrate_to_chat_id", error_text="chat migrated")
+    if status >= 500 or http_status >= 500:
+        return SendResult(SendOutcome.TRANSIENT, error_code=str(status), error_text=description)
+    return SendResult(SendOutcome.PERMANENT, error_code=str(status), error_text=description)
+
+
+class LoopSessions:
+    """One aiohttp session per event loop: the worker and tests may run several loops over time.
+
+    Each session gets a guard task that closes it when its loop cancels the remaining tasks on
+    shutdown (asyncio.run does), so no connection outlives its loop.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout = timeout_s
+        self._by_loop: dict[
+            int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Task[None]]
+        ] = {}
+
+    def get(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        for key, (lp, _s, _t) in list(self._by_loop.items()):
+            if lp.is_closed():
+                del self._by_loop[key]
+        entry = self._by_loop.get(id(loop))
+        if entry is not None and entry[0] is loop and not entry[1].closed:
+            return entry[1]
+        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(5.0, self._timeout))
+        session = aiohttp.ClientSession(timeout=timeout)
+        guard = loop.create_task(self._close_with_loop(session))
+        self._by_loop[id(loop)] = (loop, session, guard)
+        return session
+
+    @staticmethod
+    async def _close_with_loop(session: aiohttp.ClientSession) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await session.close()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        entries, self._by_loop = self._by_loop, {}
+        for lp, session, guard in entries.values():
+            if lp is loop:
+                guard.cancel()
+                await session.close()
+
+
+async def post_json(
+    session: aiohttp.ClientSession, url: str, payload: dict[str, Any]
+) -> tuple[int, dict[str, Any], Any]:
+    async with session.post(url, json=payload) as resp:
+        raw = await resp.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {}
+        return resp.status, body if isinstance(body, dict) else {}, resp.headers
+
+
+@register
+class TelegramChannel(ChannelAdapter):
+    kind = "telegram"
+    label = "Telegram"
+    capabilities = Capabilities(
+        service_window_hours=None,
+        templates=False,
+        buttons=True,
+        max_buttons=8,
+        max_text_len=MAX_TEXT,
+        throughput_per_s=30.0,
+        per_contact_interval_s=1.0,
+        processing_region=(
+            "Telegram (Telegram Messenger Inc. / Telegram FZ-LLC, Dubai; group companies in the British "
+            "Virgin Islands); data of EEA/UK users stored in data centres in the Netherlands"
+        ),
+        safeguard=(
+            "No adequacy decision for the UAE or the BVI and no data processing agreement or SCCs with "
+            "bot operators are known; the contact chose Telegram and started the bot themselves"
+        ),
+    )
+    setup_fields = (
+        SetupField("bot_username", "Bot username", help="The @name BotFather gave your bot, without the @."),
+        SetupField("bot_token", "Bot token", secret=True, help="From BotFather: /newbot or /token."),
+        SetupField(
+            "secret_token",
+            "Webhook secret token",
+            secret=True,
+            help="1-256 characters A-Z, a-z, 0-9, _ and -; registered with setWebhook.",
+        ),
+        SetupField("api_base", "API base URL", required=False, help="Leave empty for api.telegram.org."),
+    )
+
+    def __init__(self, timeout_s: float = 15.0) -> None:
+        self._sessions = LoopSessions(timeout_s)
+
+    # --- inbound ---------------------------------------------------------------------------------
+
+    def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
+        """Constant-time check of X-Telegram-Bot-Api-Secret-Token (CH2, telegram.md §1)."""
+        expected = account.secrets.get("secret_token", "")
+        given = request.headers.get(SECRET_HEADER)
+        if given is None:
+            raise WebhookRejected(401, "telegram secret token missing")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise WebhookRejected(403, "telegram secret token mismatch")
+
+    def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
+        """One Update → one event; unknown update kinds are acknowledged and ignored (CH2)."""
+        try:
+            data = json.loads(body)
+        except RecursionError as exc:
+            raise ValueError("update nested too deeply") from exc
+        if not isinstance(data, dict):
+            raise ValueError("an update must be a JSON object")
+        update_id = str(_int(data, "update_id"))
+        if "message" in data:
+            return [self._message(update_id, _obj(data, "message"))]
+        if "callback_query" in data:
+            return [self._callback(update_id, _obj(data, "callback_query"))]
+        if "my_chat_member" in data:
+            return [self._member(update_id, _obj(data, "my_chat_member"))]
+        kinds = sorted(k for k in data if k != "update_id")
+        return [UnknownEvent(kind=(kinds[0] if kinds else "empty")[:64], provider_id=update_id)]
+
+    def _message(self, update_id: str, msg: dict[str, Any]) -> Event:
+        chat = _obj(msg, "chat")
+        chat_id = _int(chat, "id")
+        raw_user = msg.get("from")
+        user: dict[str, Any] = raw_user if isinstance(raw_user, dict) else {}
+        if chat.get("type") != "private":
+            # A contact is one person who started the bot; group chats are not contacts.
+            return UnknownEvent(kind="message:group", provider_id=update_id)
+        at = _when(msg)
+        text = _opt_str(msg, "text", MAX_TEXT)
+        common: dict[str, Any] = {
+            "provider_id": update_id,
+            "address": str(chat_id),
+            "at": at,
+            "profile_name": _profile_name(user),
+            "locale": _opt_str(user, "language_code", 16),
+        }
+        if text is not None:
+            is_start, payload = parse_start(text)
+            if is_start:
+                return InboundMessage(text=text, kind="start", optin_code=payload, **common)
+            return InboundMessage(text=text, kind="text", **common)
+        for media in _MEDIA_KINDS:
+            if media in msg:
+                item = msg[media][-1] if isinstance(msg[media], list) and msg[media] else msg[media]
+                file_id = item.get("file_id") if isinstance(item, dict) else None
+                if not isinstance(file_id, str):
+                    raise ValueError("media without file_id")
+                return InboundMessage(
+                    text=_opt_str(msg, "caption", MAX_TEXT) or "",
+                    kind="media",
+                    media_ref=f"{media}:{file_id[:150]}",
+                    **common,
+                )
+        return UnknownEvent(kind="message:other", provider_id=update_id)
+
+    def _callback(self, update_id: str, cq: dict[str, Any]) -> Event:
+        user = _obj(cq, "from")
+        address = _int(user, "id")
+        message = cq.get("message")
+        title = ""
+        data = _opt_str(cq, "data", 256)
+        if isinstance(message, dict):
+            chat = _obj(message, "chat")
+            if chat.get("type", "private") != "private":
+                return UnknownEvent(kind="callback_query:group", provider_id=update_id)
+            address = _int(chat, "id")
+            title = _button_title(message, data)
+        if data is None:
+            return UnknownEvent(kind="callback_query:game", provider_id=update_id)
+        return InboundMessage(
+            provider_id=update_id,
+            address=str(address),
+            at=datetime.now(UTC),  # a CallbackQuery carries no date
+            text=title,
+            kind="button",
+            payload=data,
+            profile_name=_profile_name(user),
+            locale=_opt_str(user, "language_code", 16),
+        )
+
+    def _member(self, update_id: str, upd: dict[str, Any]) -> Event:
+        chat = _obj(upd, "chat")
+        chat_id = _int(chat, "id")
+        status = _obj(upd, "new_chat_member").get("status")
+        if chat.get("type") != "private" or status not in ("kicked", "member"):
+            return UnknownEvent(kind="my_chat_member", provider_id=update_id)
+        return ReachabilityChange(
+            address=str(chat_id), reachable=status == "member", at=_when(upd), provider_id=update_id
+        )
+
+    # --- outbound --------------------------------------------------------------------------------
+
+    async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        """sendMessage with inline buttons; provider id `chat_id:message_id` (CH3)."""
+        problem = _content_problem(content)
+        if problem:
+            return SendResult(SendOutcome.PERMANENT, error_code="invalid_content", error_text=problem)
+        if not re.fullmatch(r"-?\d{1,20}", address):
+            return SendResult(SendOutcome.PERMANENT, error_code="invalid_address", error_text="not a chat id")
+        payload: dict[str, Any] = {"chat_id": int(address), "text": content.text}
+        if content.buttons:
+            payload["reply_markup"] = {
+                "inline_keyboard": [[{"text": b.title, "callback_data": b.id}] for b in content.buttons]
+            }
+        try:
+            url = _method_url(account, "sendMessage")
+        except InvalidInput as exc:
+            return SendResult(SendOutcome.PERMANENT, error_code="not_configured", error_text=str(exc))
+        try:
+            status, body, headers = await post_json(self._sessions.get(), url, payload)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
+        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            # The request went out; Telegram may have delivered it.
+            return SendResult(SendOutcome.UNKNOWN, error_code="no_answer", error_text=type(exc).__name__)
+        except aiohttp.ClientError as exc:
+            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
+        if status == 200 and body.get("ok") is True and isinstance(body.get("result"), dict):
+            result = body["result"]
+            chat = result.get("chat") if isinstance(result.get("chat"), dict) else {}
+            return SendResult(
+                SendOutcome.SENT, provider_id=f"{chat.get('id', address)}:{result.get('message_id')}"
+            )
+        if status == 200:
+            return SendResult(SendOutcome.UNKNOWN, error_code="bad_answer", error_text="ok without result")
+        return map_error(status, body, headers)
+
+    def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
+        """https://t.me/<bot>?start=<code>; the code is the start payload (C2, telegram.md §6)."""
+        if not _PAYLOAD_RE.match(code):
+            raise ValueError("a Telegram start payload is 1-64 characters of A-Z a-z 0-9 _ -")
+        bot = str(account.settings.get("bot_username") or account.secrets.get("bot_username") or "")
+        bot = bot.removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z0-9_]{3,64}", bot):
+            raise InvalidInput(detail="the Telegram channel has no bot username")
+        return f"https://t.me/{bot}?start={code}"
+
+    async def close(self) -> None:
+        await self._sessions.close()
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    async def set_webhook(self, account: AccountConfig, url: str) -> None:
+        """Register konsent's webhook URL with the account's secret token (CH2)."""
+        await set_webhook(account, url, self._sessions.get())
+
+
+def _button_title(message: dict[str, Any], data: str | None) -> str:
+    """The title of the pressed button, found in the bot message's keyboard (for keyword matching)."""
+    markup = message.get("reply_markup")
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or data is None:
+        return ""
+    for row in rows:
+        for button in row if isinstance(row, list) else []:
+            if isinstance(button, dict) and button.get("callback_data") == data:
+                title = button.get("text")
+                return title[:256] if isinstance(title, str) else ""
+    return ""
+
+
+def _content_problem(content: OutboundContent) -> str:
+    if not content.text:
+        return "Telegram has no templates: a text is needed"
+    if len(content.text) > MAX_TEXT:
+        return f"text longer than {MAX_TEXT} characters"
+    if len(content.buttons) > TelegramChannel.capabilities.max_buttons:
+        return "too many buttons"
+    for b in content.buttons:
+        if not b.title or not b.id or len(b.id.encode()) > MAX_CALLBACK_DATA:
+            return "a button needs a title and an id of 1-64 bytes"
+    return ""
+
+
+async def set_webhook(account: AccountConfig, url: str, session: aiohttp.ClientSession | None = None) -> None:
+    """Call setWebhook with secret_token and allowed_updates incl. my_chat_member (telegram.md §1)."""
+    secret = account.secrets.get("secret_token", "")
+    if not _SECRET_RE.match(secret):
+        raise InvalidInput(detail="the secret token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+    payload = {"url": url, "secret_token": secret, "allowed_updates": list(ALLOWED_UPDATES)}
+    own = session is None
+    sess = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+    try:
+        status, body, _ = await post_json(sess, _method_url(account, "setWebhook"), payload)
+    finally:
+        if own:
+            await sess.close()
+    if status != 200 or body.get("ok") is not True:
+        raise TelegramApiError(status, str(body.get("description", ""))[:200])

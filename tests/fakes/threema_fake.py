@@ -1,0 +1,205 @@
+"""A local fake of the Threema Gateway (E2E mode) on 127.0.0.1, after shared/protocols/threema.md.
+
+Behaves like the official SDK's test server: `from`/`secret` checked (401),
+credits (402), unknown recipient on send → 400 and on /pubkeys → 404, box
+over 4000 bytes or text over 3500 bytes → 413, optional rate limit → 429.
+It holds the users' key pairs, so it decrypts what konsent sends (the
+users' inboxes) and sends encrypted, MAC-signed callbacks and delivery
+receipts to konsent's callback URL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from nacl.exceptions import CryptoError
+from nacl.public import Box, PrivateKey, PublicKey
+
+from konsent.channels.threema import (
+    TYPE_RECEIPT,
+    TYPE_TEXT,
+    _unpadded,
+    callback_fields,
+    encrypt_message,
+    receipt_body,
+)
+from tests.fakes.telegram_fake import BackgroundServer, FaultPlan
+
+
+@dataclass
+class Received:
+    """What a user's phone shows: a message konsent sent, decrypted."""
+
+    message_id: str
+    text: str
+
+
+class ThreemaFake(BackgroundServer):
+    def __init__(
+        self,
+        gateway_id: str,
+        secret: str,
+        gateway_public_key: str,
+        credits: int = 1000,
+        faults: FaultPlan | None = None,
+        rate_per_s: float | None = None,
+        max_lifetime_s: float = 120.0,
+    ) -> None:
+        super().__init__(max_lifetime_s)
+        self.gateway_id, self.secret = gateway_id, secret
+        self.gateway_public = PublicKey(bytes.fromhex(gateway_public_key))
+        self.credits = credits
+        self.faults = faults or FaultPlan()
+        self.rate_per_s = rate_per_s
+        self.users: dict[str, PrivateKey] = {}
+        self.inbox: dict[str, list[Received]] = defaultdict(list)
+        self.requests: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
+        self.callback_url = ""
+        self.callbacks: deque[tuple[dict[str, str], list[int]]] = deque(maxlen=10_000)
+        self._window: deque[float] = deque(maxlen=10_000)
+        self._counter = itertools.count(1)
+
+    def add_user(self, threema_id: str) -> str:
+        """A Threema user with a fresh key pair; returns the public key (hex)."""
+        self.users[threema_id] = PrivateKey.generate()
+        return bytes(self.users[threema_id].public_key).hex()
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=1_000_000)
+        app.router.add_post("/send_e2e", self._send_e2e)
+        app.router.add_post("/send_simple", self._send_simple)
+        app.router.add_get("/pubkeys/{id}", self._pubkeys)
+        app.router.add_get("/credits", self._credits)
+        return app
+
+    # --- the Gateway API ---------------------------------------------------------------------------
+
+    def _authorised(self, params: Any) -> bool:
+        return params.get("from") == self.gateway_id and params.get("secret") == self.secret
+
+    async def _fault(self, request: web.Request) -> web.Response | None:
+        fault = self.faults.draw()
+        if fault == "rate_limit":
+            return web.Response(status=429)
+        if fault == "server_error":
+            return web.Response(status=500)
+        if fault == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
+        if fault in ("slow", "timeout"):
+            import asyncio
+
+            await asyncio.sleep(self.faults.slow_s if fault == "slow" else self.faults.hang_s)
+        if self.rate_per_s is not None:
+            now = time.monotonic()
+            while self._window and now - self._window[0] > 1:
+                self._window.popleft()
+            if len(self._window) >= self.rate_per_s:
+                return web.Response(status=429)
+            self._window.append(now)
+        return None
+
+    async def _pubkeys(self, request: web.Request) -> web.Response:
+        if not self._authorised(request.query):
+            return web.Response(status=401)
+        threema_id = request.match_info["id"]
+        if threema_id == self.gateway_id:
+            return web.Response(text=bytes(self.gateway_public).hex())
+        if threema_id not in self.users:
+            return web.Response(status=404)
+        return web.Response(text=bytes(self.users[threema_id].public_key).hex())
+
+    async def _credits(self, request: web.Request) -> web.Response:
+        if not self._authorised(request.query):
+            return web.Response(status=401)
+        return web.Response(text=str(self.credits))
+
+    async def _send_e2e(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        params = {k: str(v) for k, v in form.items()}
+        self.requests.append(("send_e2e", {k: v for k, v in params.items() if k != "secret"}))
+        if not self._authorised(params):
+            return web.Response(status=401)
+        fault = await self._fault(request)
+        if fault is not None:
+            return fault
+        to = params.get("to", "")
+        try:
+            nonce, box = bytes.fromhex(params.get("nonce", "")), bytes.fromhex(params.get("box", ""))
+        except ValueError:
+            return web.Response(status=400)
+        if self.credits <= 0:
+            return web.Response(status=402)
+        if to not in self.users or len(nonce) != 24:
+            return web.Response(status=400)
+        if len(box) > 4000:
+            return web.Response(status=413)
+        self.credits -= 1
+        message_id = secrets.token_hex(8)
+        try:
+            kind, body = _unpadded(Box(self.users[to], self.gateway_public).decrypt(box, nonce))
+            text = body.decode() if kind == TYPE_TEXT else f"<type {kind:#04x}>"
+        except (CryptoError, ValueError):
+            text = "<undecryptable>"
+        self.inbox[to].append(Received(message_id, text))
+        return web.Response(text=message_id)
+
+    async def _send_simple(self, request: web.Request) -> web.Response:
+        params = {k: str(v) for k, v in (await request.post()).items()}
+        if not self._authorised(params):
+            return web.Response(status=401)
+        to = params.get("to")
+        if to is None:
+            return web.Response(status=404)  # phone/email lookups resolve to nobody here
+        if self.credits <= 0:
+            return web.Response(status=402)
+        if to not in self.users:
+            return web.Response(status=400)
+        if len(params.get("text", "").encode()) > 3500:
+            return web.Response(status=413)
+        self.credits -= 1
+        message_id = secrets.token_hex(8)
+        self.inbox[to].append(Received(message_id, params.get("text", "")))
+        return web.Response(text=message_id)
+
+    # --- users calling konsent ------------------------------------------------------------------
+
+    def callback_form(self, sender: str, kind: int, body: bytes, message_id: str | None = None) -> bytes:
+        nonce, box = encrypt_message(self.users[sender], self.gateway_public, kind, body)
+        fields = callback_fields(
+            self.secret,
+            sender,
+            self.gateway_id,
+            message_id or secrets.token_hex(8),
+            int(time.time()),
+            nonce,
+            box,
+        )
+        fields["nickname"] = sender.title()
+        return urlencode(fields).encode()
+
+    def post_callback(self, form: bytes) -> list[int]:
+        if not self.callback_url:
+            raise RuntimeError("no callback URL configured")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        statuses = self.call(self.post_with_retries(self.callback_url, form, headers))
+        self.callbacks.append(({"len": str(len(form))}, statuses))
+        return statuses
+
+    def user_sends(self, sender: str, text: str, message_id: str | None = None) -> list[int]:
+        return self.post_callback(self.callback_form(sender, TYPE_TEXT, text.encode(), message_id))
+
+    def user_receipt(self, sender: str, message_ids: list[str], status: int) -> list[int]:
+        """The user's phone confirms messages: 0x01 received, 0x02 read."""
+        return self.post_callback(self.callback_form(sender, TYPE_RECEIPT, receipt_body(status, message_ids)))
+
+    def texts_to(self, threema_id: str) -> list[str]:
+        return [r.text for r in self.inbox[threema_id]]
