@@ -6,12 +6,16 @@ Names follow the doc order. Messenger `messaging[]` items are wrapped with `page
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 # whatsapp-cloud.md JSON block 0
 WA_TEXT: Any = {
@@ -1285,3 +1289,31 @@ def deliver(client: Any, conn: Connected, deliveries: list[Any]) -> list[int]:
         client.post(f"/webhooks/{conn.route_key}", content=d.body, headers=d.headers).status_code
         for d in deliveries
     ]
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    """A running Meta/360dialog fake on 127.0.0.1; stopped after the test."""
+    from tests.fakes.meta_fake import MetaFake
+
+    with MetaFake(max_lifetime_s=120) as f:
+        yield f
+
+
+def run_send(adapter: Any, account: Any, address: str, content: Any) -> Any:
+    """One adapter.send on a fresh loop, closing the adapter's session in the same loop."""
+
+    async def go() -> Any:
+        try:
+            return await adapter.send(account, address, content)
+        finally:
+            await adapter.close()
+
+    return asyncio.run(go())
+
+
+def account_config(kind: str, fake: Any, **settings: Any) -> Any:
+    from konsent.channels.base import AccountConfig
+
+    values, secrets_ = account_values(kind, fake.url)
+    return AccountConfig(1, kind, settings={**values, **settings}, secrets=secrets_)

@@ -369,3 +369,15 @@ class Dialog360Channel(_WhatsAppBase):
     def _url_and_headers(self, account: AccountConfig) -> tuple[str, dict[str, str]]:
         base = str(account.settings.get("api_base") or D360_BASE).rstrip("/")
         return f"{base}/messages", {"D360-API-KEY": account.secrets.get("api_key", "")}
+
+    async def register_webhook(self, account: AccountConfig, url: str) -> SendResult:
+        """Point 360dialog's webhook for this number at `url`, with our secret header (dialog360.md §2)."""
+        base = str(account.settings.get("api_base") or D360_BASE).rstrip("/")
+        name = str(account.settings.get("webhook_header_name") or D360_DEFAULT_HEADER)
+        failure, _ = await self._http.post_json(
+            f"{base}/v1/configs/webhook",
+            {"url": url, "headers": {name: account.secrets.get("webhook_header_value", "")}},
+            headers={"D360-API-KEY": account.secrets.get("api_key", "")},
+            timeout_s=meta.timeout_of(account),
+        )
+        return failure or SendResult(SendOutcome.SENT)
