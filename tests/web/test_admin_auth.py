@@ -36,7 +36,7 @@ def make_user(ctx: Konsent, email: str, role: str, tenant_slug: str = "demo") ->
 
 def as_role(ctx: Konsent, client: TestClient, role: str) -> str:
     """Sign in a fresh user of `role` on the demo tenant; return the page's CSRF token."""
-    email = make_user(ctx, f"{role}@demo.example", role)
+    email = make_user(ctx, f"{role}-user@demo.example", role)
     r = login(client, email, PASSWORD)
     assert r.status_code == 200 and r.url.path == "/admin", r.text
     return form_token(r.text)
@@ -100,7 +100,9 @@ def test_post_without_csrf_token_is_refused(ctx, demo, client):
     assert client.post("/admin/logout", data={}).status_code == 403
     assert client.post("/admin/logout", data={"csrf_token": "forged"}).status_code == 403
     assert client.get("/admin/contacts").status_code == 200  # still signed in
-    r = client.post("/admin/login", data={"tenant": "demo", "email": "owner@demo.example", "password": PASSWORD})
+    r = client.post(
+        "/admin/login", data={"tenant": "demo", "email": "owner-user@demo.example", "password": PASSWORD}
+    )
     assert r.status_code == 403
 
 

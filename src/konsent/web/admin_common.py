@@ -89,9 +89,9 @@ def error_text(request: Request, exc: DomainError) -> str:
     return _(exc.message)
 
 
-def when(value: datetime | str | None) -> str:
+def when(value: object) -> str:
     """A time as the admin reads it: UTC, to the second."""
-    if value is None or value == "":
+    if not isinstance(value, datetime | str) or not value:  # also Jinja's Undefined
         return "—"
     if isinstance(value, str):
         try:
