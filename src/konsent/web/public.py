@@ -243,7 +243,7 @@ async def widget_opt_in(tenant_slug: str, request: Request) -> Response:
         )
     except NotFound:
         return _invalid(locale, UNKNOWN_TENANT, 404)
-    except (InvalidInput, DomainError) as exc:
+    except DomainError as exc:
         return _translated(locale, exc)
     qr = _qr_svg(pending.deep_link, t(locale, WIDGET_STRINGS["qr_label"]))
     return JSONResponse(
@@ -320,7 +320,6 @@ async def simulator_page(request: Request, account: str | None = None, text: str
         return render(request, "public/simulator_missing.html", {}, status_code=404)
     config = {
         "account": target.account_id,
-        "text": text[: simulator.MAX_TEXT],
         "lang": locale,
         "strings": {key: t(locale, msgid) for key, msgid in SIM_STRINGS.items()},
     }
