@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import phonenumbers
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -229,7 +230,7 @@ def _search_ids(ctx: Konsent, s: Session, tenant_id: int, needle: str) -> list[i
         return [int(needle[1:])]
     compact = re.sub(r"[\s()/-]", "", needle)
     if re.fullmatch(r"\+?\d{6,15}", compact):
-        address = compact if compact.startswith("+") else "+" + compact.lstrip("0")
+        address = _e164(compact)
         contact_ids: set[int] = set()
         for acc in s.scalars(select(ChannelAccount).where(ChannelAccount.tenant_id == tenant_id)):
             idx = ctx.keys.index(s, tenant_id, acc.kind, address)
@@ -252,6 +253,14 @@ def _search_ids(ctx: Konsent, s: Session, tenant_id: int, needle: str) -> list[i
             ).all()
         )
     return None
+
+
+def _e164(number: str) -> str:
+    try:
+        parsed = phonenumbers.parse(number, "DE")  # national numbers as a German office types them
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _name_filter(ctx: Konsent, s: Session, convs: list[Conversation], needle: str) -> list[Conversation]:
