@@ -102,7 +102,8 @@ def inbox_stats(s: Session, who: StaffMember, days: int = 30, now: datetime | No
             Conversation.first_response_at.is_not(None),
         )
     ).tuples():
-        waits.setdefault(team_id, []).append((answered - started).total_seconds() / 60)
+        if answered is not None:
+            waits.setdefault(team_id, []).append((answered - started).total_seconds() / 60)
     responses = [
         TeamResponse(team_names.get(k, "") if k else "", len(v), round(statistics.median(v), 1))
         for k, v in sorted(waits.items(), key=lambda kv: team_names.get(kv[0], "") if kv[0] else "")
