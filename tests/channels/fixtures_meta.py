@@ -1317,3 +1317,76 @@ def account_config(kind: str, fake: Any, **settings: Any) -> Any:
 
     values, secrets_ = account_values(kind, fake.url)
     return AccountConfig(1, kind, settings={**values, **settings}, secrets=secrets_)
+
+
+# --- mutation fuzzing --------------------------------------------------------------------------
+
+_WEIRD: list[Any] = [
+    None, True, 0, -1, 2**63, 1e308, "", " ", "\x00", "a" * 5000, "ü\u202e\ud7ff", "KS0123456789",
+    "wamid.dup", "<script>", [], {}, [None], {"x": 1}, "1749416383", "99999999999999999999",
+]  # fmt: skip
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.extend(_paths(v, (*prefix, k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.extend(_paths(v, (*prefix, i)))
+    return out
+
+
+def mutate(payload: Any, rng: Any) -> Any:
+    """A random structural mutation of a fixture: drop, retype, duplicate, add, empty."""
+    doc = copy.deepcopy(payload)
+    for _ in range(rng.randint(1, 3)):
+        paths = _paths(doc)
+        path = rng.choice(paths)
+        if not path:
+            continue
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        key = path[-1]
+        op = rng.random()
+        if op < 0.25:
+            del parent[key]
+        elif op < 0.6:
+            parent[key] = copy.deepcopy(rng.choice(_WEIRD))
+        elif op < 0.75 and isinstance(parent, list):
+            parent.append(copy.deepcopy(parent[key]))
+        elif op < 0.85 and isinstance(parent, dict):
+            parent[rng.choice(["zz_unknown", "type", "status", "field", "object", "messaging"])] = rng.choice(
+                _WEIRD
+            )
+        elif isinstance(parent[key], list | dict):
+            parent[key] = type(parent[key])()
+        else:
+            parent[key] = str(parent[key]) + rng.choice(["", "x", "\u00e4", "0"])
+    return doc
+
+
+def mutate_bytes(body: bytes, rng: Any) -> bytes:
+    """Byte-level damage: truncation, a flipped byte, or junk inserted."""
+    if not body:
+        return b"\xff"
+    i = rng.randrange(len(body))
+    op = rng.random()
+    if op < 0.3:
+        return body[:i]
+    if op < 0.7:
+        return body[:i] + bytes([body[i] ^ (1 << rng.randrange(8))]) + body[i + 1 :]
+    return body[:i] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) + body[i:]
+
+
+def check_events(events: list[Any]) -> None:
+    """What the store relies on: short printable ids and kinds, aware timestamps."""
+    for ev in events:
+        pid = getattr(ev, "provider_id", "")
+        assert len(pid) <= 200 and pid.isprintable() and "\x00" not in pid, pid[:80]
+        kind = getattr(ev, "kind", "")
+        assert len(kind) <= 64
+        at = getattr(ev, "at", None)
+        assert at is None or at.tzinfo is not None
