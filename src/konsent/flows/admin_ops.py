@@ -261,8 +261,8 @@ class ChannelView:
     webhook_url: str
     processing_region: str
     safeguard: str
-    settings: dict[str, Any]
-    secrets_set: dict[str, bool]  # secret field name -> a value is stored (never the value)
+    settings: list[tuple[str, Any]]  # (field label msgid, value)
+    secrets_set: list[tuple[str, bool]]  # (field label msgid, a value is stored) — never the value
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ def channel_views(ctx: Konsent, s: Session, tenant_id: int) -> list[ChannelView]
         except KeyError:
             continue
         cfg = tenants.account_config(ctx, s, acc)
-        secret_names = [f.name for f in cls.setup_fields if f.secret]
+        labels = {f.name: f.label for f in cls.setup_fields}
         out.append(
             ChannelView(
                 acc.id,
@@ -307,8 +307,8 @@ def channel_views(ctx: Konsent, s: Session, tenant_id: int) -> list[ChannelView]
                 f"{base}/webhooks/{acc.route_key}",
                 cls.capabilities.processing_region,
                 cls.capabilities.safeguard,
-                dict(acc.settings),
-                {n: bool(cfg.secrets.get(n)) for n in secret_names},
+                [(labels.get(k, k), v) for k, v in acc.settings.items()],
+                [(f.label, bool(cfg.secrets.get(f.name))) for f in cls.setup_fields if f.secret],
             )
         )
     return out
