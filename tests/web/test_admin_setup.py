@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from konsent.flows import tenants
 from konsent.store.tables import AuditEntry, ChannelAccount, LedgerEntry
@@ -107,3 +107,17 @@ def test_channel_setup_needs_the_settings_permission(ctx, demo, client):
     assert r.status_code == 403
     assert 'href="/admin/channels"' not in client.get("/admin").text
     assert form_token(client.get("/admin").text) == token
+
+
+def test_ledger_button_names_a_deleted_entry(ctx, demo, client):
+    """C3: removing a ledger row is found as well, in the admin's language."""
+    subscribe(ctx, "+4915112345678", ["angebote", "produktnews"])
+    subscribe(ctx, "+4915187654321", ["angebote"])
+    drain(ctx)
+    with ctx.db.write() as s:
+        s.execute(delete(LedgerEntry).where(LedgerEntry.seq == 2))
+    token = as_role(ctx, client, "owner")
+    html = client.post(
+        "/admin/ledger/verify", data={"csrf_token": token}, headers={"accept-language": "de"}
+    ).text
+    assert "Eintrag 2 fehlt" in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -109,4 +110,16 @@ def safe_next(value: str | None) -> str:
     return "/admin"
 
 
+_MISSING = re.compile(r"^entry (\d+) is missing$")
+
+
+def chain_reason(reason: str) -> tuple[str, dict[str, Any]]:
+    """A chain report's reason as msgid and parameters, so the page can translate it."""
+    m = _MISSING.match(reason or "")
+    if m:
+        return "entry {seq} is missing", {"seq": int(m.group(1))}
+    return reason, {}
+
+
 templates.env.filters.setdefault("when", when)
+templates.env.filters.setdefault("chain_reason", chain_reason)
