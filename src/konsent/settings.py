@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(
         None, description="Base64 32-byte master key; else a 0600 key file in data_dir."
     )
+    previous_master_keys: SecretStr | None = Field(
+        None, description="Comma-separated old master keys, accepted for reading during a rotation (S1)."
+    )
     base_url: str = Field(
         "http://127.0.0.1:8000", description="Public URL of this installation (links, QR codes)."
     )

@@ -50,4 +50,11 @@ def build(settings: Settings | None = None, run_migrations: bool = True) -> Kons
     master = crypto.load_master_key(
         settings.master_key.get_secret_value() if settings.master_key else None, settings.data_dir
     )
-    return Konsent(settings=settings, db=Database(engine), keys=KeyRing(master))
+    previous = tuple(
+        crypto.load_master_key(k.strip(), settings.data_dir)
+        for k in (
+            settings.previous_master_keys.get_secret_value() if settings.previous_master_keys else ""
+        ).split(",")
+        if k.strip()
+    )
+    return Konsent(settings=settings, db=Database(engine), keys=KeyRing(master, previous_masters=previous))

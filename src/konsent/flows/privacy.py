@@ -11,8 +11,9 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from konsent import crypto
@@ -27,15 +28,13 @@ from konsent.flows.context import Konsent
 from konsent.flows.texts import N_
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
+    Base,
     Consent,
     Contact,
-    ContactIdentity,
     Conversation,
     ErasureNote,
     Message,
-    OptInRequest,
     OutboxRow,
-    PrivacyExport,
     PrivacyLink,
     PrivacyRequest,
     SuppressionEntry,
@@ -198,6 +197,38 @@ def overdue_requests(s: Session, tenant_id: int, now: datetime | None = None) ->
     )
 
 
+# Tables whose rows stay after an erasure: the proof (hashes and ids only), the anonymised
+# request log, the tombstone itself.
+_KEEP = frozenset({"consent_ledger", "privacy_requests", "contacts", "audit_log"})
+
+
+def dependent_tables(column: str, exclude: frozenset[str] = frozenset()) -> list[Table]:
+    """Every table with this column, found in the schema, so tables added later are covered too."""
+    return [t for t in reversed(Base.metadata.sorted_tables) if column in t.c and t.name not in exclude]
+
+
+def purge_contact_rows(s: Session, tenant_id: int, contact_id: int) -> int:
+    """Delete every row that belongs to a contact, dependents first; return how many messages went."""
+    msg_ids = select(Message.id).where(Message.tenant_id == tenant_id, Message.contact_id == contact_id)
+    conv_ids = select(Conversation.id).where(
+        Conversation.tenant_id == tenant_id, Conversation.contact_id == contact_id
+    )
+    skip = _KEEP | {"messages", "conversations"}
+    steps: list[tuple[Table, Any]] = []
+    steps += [(t, t.c.message_id.in_(msg_ids)) for t in dependent_tables("message_id", skip)]
+    steps += [(t, t.c.conversation_id.in_(conv_ids)) for t in dependent_tables("conversation_id", skip)]
+    steps += [(Message.__table__, Message.contact_id == contact_id)]  # type: ignore[list-item]
+    steps += [(Conversation.__table__, Conversation.contact_id == contact_id)]  # type: ignore[list-item]
+    steps += [(t, t.c.contact_id == contact_id) for t in dependent_tables("contact_id", skip)]
+    n_messages = 0
+    for table, cond in steps:
+        where = and_(table.c.tenant_id == tenant_id, cond) if "tenant_id" in table.c else cond
+        res = s.execute(delete(table).where(where), execution_options={"synchronize_session": False})
+        if table.name == "messages":
+            n_messages = int(res.rowcount or 0)  # type: ignore[attr-defined]
+    return n_messages
+
+
 # --- erasure (D2) --------------------------------------------------------------------------------
 
 
@@ -247,22 +278,7 @@ def erase_contact(
     ).all()
     for row in active:
         append_ledger(s, tid, contact.id, row.purpose, "erased", {"source": source, "erased_at": at})
-    n_messages = 0
-    for model, col in (
-        (Message, Message.contact_id),
-        (Conversation, Conversation.contact_id),
-        (ContactIdentity, ContactIdentity.contact_id),
-        (Consent, Consent.contact_id),
-        (OptInRequest, OptInRequest.contact_id),
-        (PrivacyExport, PrivacyExport.contact_id),
-        (PrivacyLink, PrivacyLink.contact_id),
-    ):
-        res = s.execute(
-            delete(model).where(model.tenant_id == tid, col == contact.id),
-            execution_options={"synchronize_session": False},
-        )
-        if model is Message:
-            n_messages = int(res.rowcount or 0)  # type: ignore[attr-defined]
+    n_messages = purge_contact_rows(s, tid, contact.id)
     s.execute(
         update(PrivacyRequest)
         .where(PrivacyRequest.tenant_id == tid, PrivacyRequest.contact_id == contact.id)

@@ -23,8 +23,11 @@ class TenantKeys:
 class KeyRing:
     """All key handling of one process; the master key never leaves it."""
 
-    def __init__(self, master_key: bytes, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, master_key: bytes, cache_size: int = 50_000, previous_masters: tuple[bytes, ...] = ()
+    ) -> None:
         self._master = master_key
+        self._previous = previous_masters  # still accepted for unwrapping during a master rotation
         self._tenants: dict[tuple[int, int], TenantKeys] = {}
         self._active: dict[int, int] = {}
         self._contacts: OrderedDict[bytes, bytes] = OrderedDict()
@@ -58,8 +61,8 @@ class KeyRing:
         aad = f"tenant:{tenant_id}:v{row.version}".encode()
         keys = TenantKeys(
             row.version,
-            crypto.unwrap_key(self._master, row.wrapped_key, aad),
-            crypto.unwrap_key(self._master, row.wrapped_index_key, aad + b":index"),
+            self._unwrap_master(row.wrapped_key, aad),
+            self._unwrap_master(row.wrapped_index_key, aad + b":index"),
         )
         with self._lock:
             self._tenants[(tenant_id, row.version)] = keys
@@ -112,4 +115,57 @@ class KeyRing:
         return crypto.seal_text(self.tenant(session, tenant_id).data_key, text, aad.encode())
 
     def open_for_tenant(self, session: Session, tenant_id: int, blob: bytes, aad: str) -> str:
-        return crypto.open_text(self.tenant(session, tenant_id).data_key, blob, aad.encode())
+        try:
+            return crypto.open_text(self.tenant(session, tenant_id).data_key, blob, aad.encode())
+        except crypto.DecryptionError:
+            # Sealed before a rotation (or by a process that had not seen it yet): try the other versions.
+            versions = session.scalars(
+                select(TenantKey.version).where(TenantKey.tenant_id == tenant_id)
+            ).all()
+            for v in sorted(versions, reverse=True):
+                try:
+                    return crypto.open_text(self.tenant(session, tenant_id, v).data_key, blob, aad.encode())
+                except crypto.DecryptionError:
+                    continue
+            raise
+
+    # --- rotation (S1): used by flows.keyrotation -------------------------------------------------
+
+    def _unwrap_master(self, wrapped: bytes, aad: bytes) -> bytes:
+        for master in (self._master, *self._previous):
+            try:
+                return crypto.unwrap_key(master, wrapped, aad)
+            except crypto.DecryptionError:
+                continue
+        raise crypto.DecryptionError("no configured master key opens this tenant key")
+
+    def add_tenant_version(self, session: Session, tenant_id: int) -> TenantKeys:
+        """A new active data key for the tenant; the blind-index key stays, so look-ups keep working."""
+        current = self.tenant(session, tenant_id)
+        top = max(session.scalars(select(TenantKey.version).where(TenantKey.tenant_id == tenant_id)).all())
+        keys = TenantKeys(top + 1, crypto.new_key(), current.index_key)
+        aad = f"tenant:{tenant_id}:v{keys.version}".encode()
+        for row in session.scalars(select(TenantKey).where(TenantKey.tenant_id == tenant_id)).all():
+            row.active = False
+        session.add(
+            TenantKey(
+                tenant_id=tenant_id,
+                version=keys.version,
+                wrapped_key=crypto.wrap_key(self._master, keys.data_key, aad),
+                wrapped_index_key=crypto.wrap_key(self._master, keys.index_key, aad + b":index"),
+                active=True,
+            )
+        )
+        session.flush()
+        with self._lock:
+            self._tenants[(tenant_id, keys.version)] = keys
+            self._active[tenant_id] = keys.version
+        return keys
+
+    def rewrap_under_current_master(self, row: TenantKey) -> None:
+        """Re-wrap one tenant key row with the current master key (master rotation)."""
+        aad = f"tenant:{row.tenant_id}:v{row.version}".encode()
+        data = self._unwrap_master(row.wrapped_key, aad)
+        index = self._unwrap_master(row.wrapped_index_key, aad + b":index")
+        row.wrapped_key = crypto.wrap_key(self._master, data, aad)
+        row.wrapped_index_key = crypto.wrap_key(self._master, index, aad + b":index")
