@@ -201,3 +201,33 @@ def test_other_tenants_contact_is_not_found(ctx, demo, client):
     r = login(fresh, "b@other.example", PASSWORD, tenant="other")
     assert fresh.get(f"/admin/contacts/{theirs}").status_code == 200
     assert r.url.path == "/admin"
+
+
+def test_api_proof_html_uses_the_same_readable_document(ctx, demo, client):
+    """C3: /api/v1/contacts/{id}/proof.html renders the printable proof with the text verbatim."""
+    cid = subscribed(ctx)
+    with ctx.db.write() as s:
+        token = staff.create_api_token(s, tenants.tenant_by_slug(s, "demo"), "proof test", role="dpo")
+    r = client.get(
+        f"/api/v1/contacts/{cid}/proof.html",
+        headers={"authorization": f"Bearer {token}", "accept-language": "en"},
+    )
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert CONSENT_TEXT["de"] in r.text and "Consent proof" in r.text and "How to verify" in r.text
+
+
+def test_dpo_reads_and_exports_but_cannot_send_or_withdraw(ctx, demo, client):
+    """S3: the data-protection officer sees personal data and proofs, but sends nothing."""
+    cid = subscribed(ctx)
+    token = as_role(ctx, client, "dpo")
+    page = client.get(f"/admin/contacts/{cid}")
+    assert PHONE in page.text and "/reply" not in page.text
+    assert client.get(f"/admin/contacts/{cid}/proof.json").status_code == 200
+    r = client.post(
+        f"/admin/contacts/{cid}/reply", data={"text": "x", "purpose": "service", "csrf_token": token}
+    )
+    assert r.status_code == 403
+    r = client.post(f"/admin/contacts/{cid}/withdraw", data={"purpose": "", "csrf_token": token})
+    assert r.status_code == 403
+    with ctx.db.read() as s:
+        assert s.scalars(select(LedgerEntry.action)).all() == ["granted"]
