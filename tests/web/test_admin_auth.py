@@ -133,3 +133,37 @@ def test_language_follows_browser_and_switch_sticks(ctx, demo, client):
     # only admin paths are valid targets
     r = client.get("/admin/lang/en?next=https://evil.example/", follow_redirects=False)
     assert r.headers["location"] == "/admin"
+
+
+def test_wrong_current_password_counts_towards_the_lock_and_new_password_ends_other_sessions(
+    ctx, demo, client
+):
+    """S3: the password form is no way around throttling; a changed password signs out elsewhere."""
+    token = as_role(ctx, client, "agent")
+    other = type(client)(client.app)
+    assert login(other, "agent-user@demo.example", PASSWORD).url.path == "/admin"
+    r = client.post(
+        "/admin/password",
+        data={
+            "current": "not my password",
+            "new": "another password 1",
+            "repeat": "another password 1",
+            "csrf_token": token,
+        },
+        headers={"accept-language": "en"},
+    )
+    assert r.status_code == 422 and "The current password is wrong." in r.text
+    with ctx.db.read() as s:
+        assert s.query(StaffUser).filter_by(email="agent-user@demo.example").one().failed_logins == 1
+    r = client.post(
+        "/admin/password",
+        data={
+            "current": PASSWORD,
+            "new": "another password 1",
+            "repeat": "another password 1",
+            "csrf_token": token,
+        },
+    )
+    assert r.url.path == "/admin"
+    assert client.get("/admin/contacts").status_code == 200
+    assert other.get("/admin/contacts").url.path == "/admin/login"

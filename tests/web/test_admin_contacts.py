@@ -231,3 +231,19 @@ def test_dpo_reads_and_exports_but_cannot_send_or_withdraw(ctx, demo, client):
     assert r.status_code == 403
     with ctx.db.read() as s:
         assert s.scalars(select(LedgerEntry.action)).all() == ["granted"]
+
+
+def test_withdraw_all_cancels_every_newsletter_consent(ctx, demo, client):
+    """C4: one staff action withdraws every topic; each lands in the ledger."""
+    subscribe(ctx, PHONE, ["angebote", "produktnews"])
+    drain(ctx)
+    cid = only_contact(ctx)
+    token = as_role(ctx, client, "owner")
+    assert (
+        "Withdraw all newsletter consents"
+        in client.get(f"/admin/contacts/{cid}", headers={"accept-language": "en"}).text
+    )
+    client.post(f"/admin/contacts/{cid}/withdraw", data={"purpose": "", "csrf_token": token})
+    with ctx.db.read() as s:
+        actions = s.scalars(select(LedgerEntry.action).order_by(LedgerEntry.seq)).all()
+    assert actions == ["granted", "granted", "withdrawn", "withdrawn"]

@@ -6,12 +6,13 @@ the web layer only checks permissions and renders.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from konsent import channels
@@ -26,6 +27,7 @@ from konsent.store.tables import (
     Message,
     OptInRequest,
     OutboxRow,
+    StaffSession,
     StaffUser,
     Tenant,
 )
@@ -60,8 +62,18 @@ def sign_out(s: Session, cookie: str) -> None:
     staff.end_session(s, cookie)
 
 
-def change_password(s: Session, tenant_id: int, user_id: int, current: str, new: str, repeat: str) -> None:
-    """A staff member sets a new password; the demo's one-time password must be replaced (U1)."""
+WRONG_CURRENT_PASSWORD = "The current password is wrong."  # noqa: S105 (a message, not a password)
+
+
+def change_password(
+    s: Session, tenant_id: int, user_id: int, cookie: str, current: str, new: str, repeat: str
+) -> str | None:
+    """A staff member sets a new password; the demo's one-time password must be replaced (U1).
+
+    Returns an error msgid when the current password is wrong instead of raising, so that
+    the failed attempt still counts towards the lock-out (the transaction commits).
+    Other sessions of the user end; the one in use stays.
+    """
     user = s.get(StaffUser, user_id)
     if user is None or user.tenant_id != tenant_id:
         raise NotFound()
@@ -69,12 +81,21 @@ def change_password(s: Session, tenant_id: int, user_id: int, current: str, new:
         raise InvalidInput(detail="The two new passwords differ.")
     if new == current:
         raise InvalidInput(detail="The new password must differ from the current one.")
+    if len(new) < 10:
+        raise InvalidInput(detail="passwords need at least 10 characters")
     tenant = s.get(Tenant, tenant_id)
     assert tenant is not None
     if staff.authenticate(s, tenant, user.email, current) is None:
-        raise InvalidInput(detail="The current password is wrong.")
+        return WRONG_CURRENT_PASSWORD
     staff.set_password(s, user, new)
+    keep = hashlib.sha256(cookie.encode()).hexdigest()
+    s.execute(
+        delete(StaffSession).where(
+            StaffSession.tenant_id == tenant_id, StaffSession.user_id == user.id, StaffSession.id != keep
+        )
+    )
     audit.record(s, tenant_id, f"user:{user.id}", "staff.password_change", f"user:{user.id}")
+    return None
 
 
 # ---------------------------------------------------------------- dashboard

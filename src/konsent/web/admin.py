@@ -23,6 +23,8 @@ from konsent.web.deps import (
     CsrfFailed,
     check_csrf_form,
     get_ctx,
+    gettext_for,
+    request_locale,
     session_caller,
 )
 
@@ -84,8 +86,6 @@ def login(
     with ctx.db.write() as s:
         done = admin_ops.sign_in(ctx, s, tenant, email, password[:1024])
     if done is None:
-        from konsent.web.deps import gettext_for, request_locale
-
         _ = gettext_for(request_locale(request))
         msg = _(
             "Sign-in failed. Check organisation, e-mail and password. "
@@ -126,13 +126,17 @@ def password_change(
 ) -> Response:
     check_csrf_form(caller, csrf_token)
     assert caller.user is not None
+    cookie = request.cookies.get(SESSION_COOKIE, "")
     try:
         with get_ctx(request).db.write() as s:
-            admin_ops.change_password(
-                s, caller.tenant_id, caller.user.id, current[:1024], new[:1024], repeat[:1024]
+            wrong = admin_ops.change_password(
+                s, caller.tenant_id, caller.user.id, cookie, current[:1024], new[:1024], repeat[:1024]
             )
     except DomainError as exc:
         return page(request, caller, "admin/password.html", {"error": error_text(request, exc)}, exc.status)
+    if wrong:
+        _ = gettext_for(request_locale(request))
+        return page(request, caller, "admin/password.html", {"error": _(wrong)}, 422)
     return RedirectResponse("/admin?notice=password", status_code=303)
 
 
