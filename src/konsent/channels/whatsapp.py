@@ -13,6 +13,7 @@ Phone numbers are kept as E.164 with `+`.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 from typing import Any
@@ -176,10 +177,15 @@ def _status(s: dict[str, Any], account_ref: str | None) -> list[Event]:
     return events
 
 
-def _preference(account: AccountConfig, p: dict[str, Any], account_ref: str | None) -> Event:
+def _preference(
+    account: AccountConfig,
+    p: dict[str, Any],
+    contacts: dict[str, tuple[str | None, str | None]],
+    account_ref: str | None,
+) -> Event:
     value = p.get("value")
     wa_id = meta.opt_ident(p.get("wa_id"), "wa_id")
-    uid = meta.opt_ident(p.get("user_id"), "user_id")
+    uid = meta.opt_ident(p.get("user_id"), "user_id") or contacts.get(wa_id or "", (None, None))[1]
     if value not in ("stop", "resume") or p.get("category", "marketing_messages") != "marketing_messages":
         return UnknownEvent(kind=meta.kind_label("preference", value))
     address = phone_address(wa_id) if wa_id else uid
@@ -225,8 +231,9 @@ def parse_cloud_payload(account: AccountConfig, body: bytes) -> list[Event]:
                     e = meta.as_dict(e, "error")
                     events.append(UnknownEvent(kind=meta.kind_label("error", e.get("code"))))
             elif field == "user_preferences":
+                contacts = _contact_index(value)
                 for p in meta.as_list(value.get("user_preferences"), "user_preferences"):
-                    events.append(_preference(account, meta.as_dict(p, "preference"), ref))
+                    events.append(_preference(account, meta.as_dict(p, "preference"), contacts, ref))
             else:
                 events.append(UnknownEvent(kind=meta.kind_label("field", field)))
     return events
@@ -342,6 +349,12 @@ class Dialog360Channel(_WhatsAppBase):
 
     kind = "dialog360"
     label = "WhatsApp (360dialog)"
+    capabilities = dataclasses.replace(
+        CAPABILITIES,
+        processing_region=(
+            "360dialog GmbH, Germany; Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA"
+        ),
+    )
     setup_fields = (
         SetupField("display_phone_number", "Phone number (international, digits)", help="e.g. 4930123456"),
         SetupField("phone_number_id", "Phone number ID", required=False),
