@@ -362,3 +362,73 @@ def test_status_webhooks_over_real_http_reach_konsent(ctx, fake):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# --- the fake is faithful: documented requests pass, broken ones get the documented error -------
+
+
+def _raw(fake, body, headers=None, path=None):  # type: ignore[no-untyped-def]
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        fake.url + (path or f"/v21.0/{fx.WA_PHONE_ID}/messages"),
+        data=_json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            **(headers or {"Authorization": "Bearer EAAJB-test-token"}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, _json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _json.loads(exc.read())
+
+
+def test_fake_accepts_every_documented_send_example(fake):
+    fake.add_phone(fx.WA_PHONE_ID, "EAAJB-test-token", fx.APP_SECRET)
+    examples = [
+        fx.WA_SEND_TEXT,
+        fx.WA_SEND_BUTTONS,
+        fx.WA_SEND_TEMPLATE,
+        fx.WA_SEND_TEMPLATE_NAMED,
+        fx.D360_SEND_TEMPLATE,
+    ]
+    full_template = {
+        **fx.WA_SEND_TEMPLATE,
+        "template": {**fx.WA_TEMPLATE_OBJECT, "name": "order_confirmation"},
+    }
+    for body in [*examples, full_template]:
+        status, answer = _raw(fake, body)
+        assert status == 200, answer
+        assert set(answer) == set(fx.WA_SEND_RESPONSE) and answer["messages"][0]["id"].startswith("wamid.")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"surprise": 1}, 100),
+        ({"messaging_product": None}, 100),
+        ({"to": "not-a-number"}, 131009),
+        ({"type": "hologram"}, 131051),
+        ({"text": {"body": ""}}, 100),
+        ({"text": {"body": "x" * 4097}}, 100),
+    ],
+)
+def test_fake_rejects_broken_bodies_with_graph_errors(fake, change, code):
+    fake.add_phone(fx.WA_PHONE_ID, "EAAJB-test-token", fx.APP_SECRET)
+    body = {k: v for k, v in {**fx.WA_SEND_TEXT, **change}.items() if v is not None}
+    status, answer = _raw(fake, body)
+    assert status == 400 and answer["error"]["code"] == code and answer["error"]["fbtrace_id"]
+
+
+def test_fake_enforces_auth_per_door(fake):
+    fake.add_phone(fx.WA_PHONE_ID, "EAAJB-test-token", fx.APP_SECRET)
+    assert _raw(fake, fx.WA_SEND_TEXT, {"Authorization": "Bearer wrong"})[0] == 401
+    status, answer = _raw(fake, fx.WA_SEND_TEXT, {"D360-API-KEY": "nope"}, path="/d360/messages")
+    assert status == 401 and answer["meta"]["success"] is False
+    four = {**fx.WA_SEND_BUTTONS, "interactive": fx.copy.deepcopy(fx.WA_SEND_BUTTONS["interactive"])}
+    four["interactive"]["action"]["buttons"] *= 2
+    assert _raw(fake, four)[1]["error"]["code"] == 131009

@@ -55,6 +55,7 @@ WA_TOP_KEYS = {
     "context",
     "biz_opaque_callback_data",
 }
+TEMPLATE_PARAM_TYPES = {"text", "currency", "date_time", "image", "document", "video", "payload"}
 MS_TOP_KEYS = {"recipient", "messaging_type", "message", "tag", "notification_type"}
 
 
@@ -637,11 +638,8 @@ def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tupl
             if not isinstance(comp, dict) or comp.get("type") not in ("header", "body", "button"):
                 return 100, "(#100) Invalid parameter"
             for par in comp.get("parameters") or []:
-                if (
-                    not isinstance(par, dict)
-                    or par.get("type") != "text"
-                    or not isinstance(par.get("text"), str)
-                ):
+                ptype = par.get("type") if isinstance(par, dict) else None
+                if ptype not in TEMPLATE_PARAM_TYPES or not isinstance(par.get(ptype), str | dict):
                     return 132012, "(#132012) Parameter format does not match format in the created template"
         return None
     return 131051, "(#131051) Message type unknown"
