@@ -91,3 +91,13 @@ def conversation_of(ctx: Konsent, crew: Crew, phone: str) -> Conversation:
             .where(Conversation.contact_id == ident.contact_id)
             .order_by(Conversation.id.desc())
         ).first()
+
+
+def sign_in(client, ctx: Konsent, user: StaffUser) -> str:  # type: ignore[no-untyped-def]
+    """Give the test client a staff session; returns its CSRF token."""
+    from konsent.web.deps import SESSION_COOKIE
+
+    with ctx.db.write() as s:
+        sess = staff.start_session(s, s.get(StaffUser, user.id), 1)  # type: ignore[arg-type]
+    client.cookies.set(SESSION_COOKIE, sess.cookie)
+    return sess.csrf_token
