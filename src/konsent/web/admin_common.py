@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,30 @@ def admin_caller(request: Request) -> Caller:
     return caller
 
 
+@dataclass(frozen=True)
+class NavItem:
+    href: str
+    label: str  # English msgid
+    permission: str
+    order: int
+
+
+# The admin's main navigation; other admin modules add their pages with `add_nav` at import.
+NAV: list[NavItem] = [
+    NavItem("/admin", "Dashboard", "contacts.read", 10),
+    NavItem("/admin/contacts", "Contacts", "contacts.read", 20),
+    NavItem("/admin/channels", "Channels", "settings.manage", 80),
+    NavItem("/admin/ledger", "Ledger", "ledger.verify", 90),
+]
+
+
+def add_nav(href: str, label: str, permission: str, order: int = 50) -> None:
+    """Show a page in the main navigation to everyone holding `permission`."""
+    if all(item.href != href for item in NAV):
+        NAV.append(NavItem(href, label, permission, order))
+        NAV.sort(key=lambda item: item.order)
+
+
 def page(
     request: Request, caller: Caller | None, name: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:
@@ -46,13 +71,17 @@ def page(
     role = caller.role if caller else None
 
     def can(permission: str) -> bool:
-        return role is not None and staff.allowed(role, permission)
+        try:
+            return role is not None and staff.allowed(role, permission)
+        except (KeyError, ValueError):  # unknown permission or role: deny
+            return False
 
     base = {
         "me": caller,
         "csrf_token": caller.csrf_token if caller else "",
         "can": can,
         "path": request.url.path,
+        "nav": [item for item in NAV if can(item.permission)],
     }
     return render(request, name, {**base, **context}, status_code=status_code)
 
