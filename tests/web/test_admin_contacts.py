@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 from sqlalchemy import select, update
 
@@ -10,7 +11,7 @@ from konsent.flows import simulator, staff, tenants
 from konsent.flows.demo import CONSENT_TEXT
 from konsent.store.tables import AuditEntry, Contact, LedgerEntry, Message, OutboxRow
 from tests.conftest import drain
-from tests.helpers import phone_texts, sim_account, subscribe
+from tests.helpers import phone_texts, request_code, sim_account, subscribe
 from tests.web.test_admin_auth import PASSWORD, as_role, login
 
 PHONE = "+4915112345678"
@@ -247,3 +248,20 @@ def test_withdraw_all_cancels_every_newsletter_consent(ctx, demo, client):
     with ctx.db.read() as s:
         actions = s.scalars(select(LedgerEntry.action).order_by(LedgerEntry.seq)).all()
     assert actions == ["granted", "granted", "withdrawn", "withdrawn"]
+
+
+def test_dashboard_counts_contacts_subscriptions_pending_opt_ins_and_queue(ctx, demo, client):
+    """The first page: how many contacts, active subscriptions per topic, open opt-ins, queued messages."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    request_code(ctx, ["produktnews"])  # a visitor who has not sent the code yet
+    cid = only_contact(ctx)
+    token = as_role(ctx, client, "owner")
+    client.post(
+        f"/admin/contacts/{cid}/reply", data={"text": "Danke!", "purpose": "service", "csrf_token": token}
+    )
+    html = client.get("/admin", headers={"accept-language": "en"}).text
+    numbers = re.findall(r'<span class="num">(\d+)</span><span>([^<]+)</span>', html)
+    assert numbers == [("1", "Contacts"), ("1", "Pending opt-ins"), ("1", "Queued messages")]
+    rows = re.findall(r"<code>newsletter:(\w+)</code></td><td class=\"num\">(\d+)</td>", html)
+    assert rows == [("angebote", "1"), ("produktnews", "0")]
