@@ -201,7 +201,18 @@ def test_throughput_limit_130429_snoozes(fake):
     """CH3: 80 msg/s per number (here 2) → 130429 → retry after a pause, no attempt spent."""
     fake.add_phone(fx.WA_PHONE_ID, "EAAJB-test-token", fx.APP_SECRET)
     fake.enforce_rate_limits, fake.mps = True, 2
-    results = [_send(fake, address=f"+4915100000{i:03d}") for i in range(3)]
+    acc = fx.account_config("whatsapp", fake)
+    adapter = WhatsAppCloudChannel()
+
+    async def three():  # type: ignore[no-untyped-def]
+        try:
+            return [
+                await adapter.send(acc, f"+4915100000{i:03d}", OutboundContent(text="x")) for i in range(3)
+            ]
+        finally:
+            await adapter.close()
+
+    results = fx.asyncio.run(three())
     assert [r.outcome for r in results] == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.RETRY_AFTER]
     assert results[2].error_code == "130429" and results[2].retry_after_s == 1.0
 
@@ -432,3 +443,18 @@ def test_fake_enforces_auth_per_door(fake):
     four = {**fx.WA_SEND_BUTTONS, "interactive": fx.copy.deepcopy(fx.WA_SEND_BUTTONS["interactive"])}
     four["interactive"]["action"]["buttons"] *= 2
     assert _raw(fake, four)[1]["error"]["code"] == 131009
+
+
+def test_rate_limited_reply_is_snoozed_then_delivered_once(ctx, client, fake):
+    """CH3, invariant 6: a 429 snoozes the outbox row until Retry-After; then exactly one send."""
+    from tests.fakes.meta_fake import Faults
+
+    conn = fx.connect(ctx, "whatsapp", fake)
+    fake.faults = Faults(rate_429=1.0, retry_after_s=1)
+    opt_in(ctx, client, fake, conn)
+    drain(ctx)
+    assert fake.accepted == [] and out_messages(ctx)[0].status in ("queued", "retrying")
+    fake.faults = Faults()
+    time.sleep(1.1)
+    drain(ctx)
+    assert len(fake.accepted) == 1 and out_messages(ctx)[0].status == "sent"
