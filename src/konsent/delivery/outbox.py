@@ -14,6 +14,7 @@ Successful sends, the common case, are recorded in bulk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections import defaultdict
@@ -201,15 +202,25 @@ def _refuse(s: Session, refused: list[tuple[int, int, str]], now: datetime) -> N
     )
 
 
-def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult]], now: datetime) -> None:
-    """Record the outcome of a batch of sends in one transaction, fenced by attempt."""
+WITHDRAWN_BEFORE_SEND = "withdrawn: consent withdrawn after the claim, before the send"
+
+
+def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now: datetime) -> None:
+    """Record the outcome of a batch of sends in one transaction, fenced by attempt.
+
+    A result of None means the worker dropped the job before sending because
+    the consent was withdrawn meanwhile; it is refused like a claim-time refusal.
+    """
     if not results:
         return
-    sent = [(j, r) for j, r in results if r.outcome is SendOutcome.SENT]
-    other = [(j, r) for j, r in results if r.outcome is not SendOutcome.SENT]
+    sent = [(j, r) for j, r in results if r is not None and r.outcome is SendOutcome.SENT]
+    other = [(j, r) for j, r in results if r is not None and r.outcome is not SendOutcome.SENT]
+    dropped = [j for j, r in results if r is None]
     with ctx.db.write() as s:
         if sent:
             _complete_sent(s, sent, now)
+        if dropped:
+            _refuse(s, [(j.outbox_id, j.message_id, WITHDRAWN_BEFORE_SEND) for j in dropped], now)
         for job, res in other:
             row = s.scalars(
                 select(OutboxRow).where(
@@ -349,6 +360,60 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             .values(state="available", lease_until=None, locked_by=None, run_at=now)
         ).rowcount  # type: ignore[attr-defined]
         return int(discarded or 0) + int(back or 0)
+
+
+CONSENT_CHANGING = SendResult(SendOutcome.RETRY_AFTER, retry_after_s=0.5, error_code="consent_changing")
+
+
+class SendGuard:
+    """Holds the consent rows of a chunk of jobs share-locked while they are on the wire (C4).
+
+    Opened right before the sends: jobs whose consent was withdrawn since the claim are
+    dropped, and a withdrawal that comes in while the chunk is being sent waits (its
+    FOR UPDATE on the consent row) until the sends are done. So once a withdrawal has
+    committed, nothing more goes to the provider for that contact and purpose. On
+    SQLite, without row locks, the check is a fresh read right before the sends.
+    """
+
+    def __init__(self, ctx: Konsent, jobs: Sequence[Job]) -> None:
+        self.conn = ctx.db.engine.connect()
+        self.conn.begin()
+        marketing = [j for j in jobs if j.purpose != "service"]
+        active: set[tuple[int, str]] = set()
+        busy: set[tuple[int, str]] = set()
+        if marketing:
+            q = select(Consent.contact_id, Consent.purpose).where(
+                Consent.contact_id.in_({j.contact_id for j in marketing}),
+                Consent.purpose.in_({j.purpose for j in marketing}),
+                Consent.status == ConsentStatus.ACTIVE.value,
+            )
+            if ctx.db.is_postgres:
+                # SKIP LOCKED: a consent row being changed right now must not deadlock us with a
+                # withdrawal that covers several contacts; its job simply waits for the next round.
+                locked = {
+                    (c, p) for c, p in self.conn.execute(q.with_for_update(read=True, skip_locked=True))
+                }
+                active = {(c, p) for c, p in self.conn.execute(q)}
+                busy = active - locked
+                active = locked
+            else:
+                active = {(c, p) for c, p in self.conn.execute(q)}
+        self.allowed: list[Job] = []
+        self.dropped: list[Job] = []  # consent withdrawn since the claim
+        self.busy: list[Job] = []  # consent row being changed: back to the queue
+        for j in jobs:
+            key = (j.contact_id, j.purpose)
+            if j.purpose == "service" or key in active:
+                self.allowed.append(j)
+            elif key in busy:
+                self.busy.append(j)
+            else:
+                self.dropped.append(j)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.rollback()
+        self.conn.close()
 
 
 def accounts_with_work(ctx: Konsent, now: datetime) -> list[int]:

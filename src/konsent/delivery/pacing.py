@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from typing import Any
 
@@ -107,11 +108,16 @@ class AccountLocks:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.owned: set[int] = set()
+        self._mutex = threading.Lock()  # lanes and the periodic job run in different threads
         conn.execute(text(f"SET application_name = '{WORKER_APP_NAME}'"))
         conn.commit()
 
     def rebalance(self, with_work: list[int]) -> set[int]:
         """Release idle or surplus accounts, try to take a fair share of the busy ones."""
+        with self._mutex:
+            return self._rebalance(with_work)
+
+    def _rebalance(self, with_work: list[int]) -> set[int]:
         c = self.conn
         workers = int(
             c.execute(
@@ -142,10 +148,13 @@ class AccountLocks:
 
     def try_scheduler(self) -> bool:
         """Only one worker runs the periodic jobs at a time (the scheduler lock)."""
-        got = bool(self.conn.execute(text("SELECT pg_try_advisory_lock(:s, 0)"), {"s": _LOCK_SPACE}).scalar())
-        self.conn.commit()
-        return got
+        with self._mutex:
+            got = bool(
+                self.conn.execute(text("SELECT pg_try_advisory_lock(:s, 0)"), {"s": _LOCK_SPACE}).scalar()
+            )
+            self.conn.commit()
+            return got
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # a broken connection: its locks die with it
+        with self._mutex, contextlib.suppress(Exception):  # a broken connection: its locks die with it
             self.conn.close()

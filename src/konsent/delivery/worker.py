@@ -54,14 +54,18 @@ class Worker:
         self._last_periodic = 0.0
         self._last_schedule = 0.0
         self._scheduler = False
+        self._inflight: dict[int, int] = {}
+        self._rebalancing = threading.Lock()
 
     # ------------------------------------------------------------ sending
 
-    async def _send(self, job: Job) -> tuple[Job, SendResult]:
+    async def _send(self, job: Job) -> tuple[Job, SendResult | None]:
         adapter = self.ctx.adapter(job.account.kind)
         rate = self._rates[job.account.id] = account_rate(adapter.capabilities, job.account)
-        await self.pacer.acquire(job.account.id, rate)
         async with self._sem:
+            # Pacing inside the concurrency slot: nothing waits between its token and the wire,
+            # so a Retry-After that blocks the account stops every later request.
+            await self.pacer.acquire(job.account.id, rate)
             try:
                 res = await adapter.send(job.account, job.address, job.content)
             except Exception as exc:  # an adapter bug must not kill the worker
@@ -82,9 +86,22 @@ class Worker:
             return []
         self._rr += 1
         acc = owned[self._rr % len(owned)]
+        # Claimed rows wait for their turn in the pacer; keep that wait well inside the lease,
+        # or another worker would rescue them and send twice.
         rate = self._rates.get(acc, 50.0)
-        limit = max(1, min(self.batch, int(rate * 2)))  # no more than ~2 s of sends per claim
-        return outbox.claim(self.ctx, self.id, limit, utcnow(), s.lease_seconds, account_id=acc)
+        budget = max(1, int(rate * min(2.0, s.lease_seconds / 3)))
+        limit = min(self.batch, budget - self._inflight.get(acc, 0))
+        if limit <= 0:
+            return []
+        jobs = outbox.claim(self.ctx, self.id, limit, utcnow(), s.lease_seconds, account_id=acc)
+        self._inflight[acc] = self._inflight.get(acc, 0) + len(jobs)
+        return jobs
+
+    def _chunks(self, jobs: list[Job]) -> list[list[Job]]:
+        """About a quarter second of sends per chunk, so a withdrawal never waits long for a guard."""
+        rate = min(self._rates.get(j.account.id, 50.0) for j in jobs)
+        size = max(1, int(rate / 4))
+        return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
     async def run_once(self) -> int:
         """Claim one batch, send it, record the outcomes; return how many were claimed."""
@@ -92,8 +109,20 @@ class Worker:
             await asyncio.to_thread(self._rebalance)
         jobs = await asyncio.to_thread(self._claim)
         if jobs:
-            results = await asyncio.gather(*(self._send(j) for j in jobs))
-            await asyncio.to_thread(outbox.complete, self.ctx, results, utcnow())
+            try:
+                results: list[tuple[Job, SendResult | None]] = []
+                for chunk in self._chunks(jobs):
+                    guard = await asyncio.to_thread(outbox.SendGuard, self.ctx, chunk)
+                    try:
+                        results += await asyncio.gather(*(self._send(j) for j in guard.allowed))
+                    finally:
+                        await asyncio.to_thread(guard.close)
+                    results += [(j, None) for j in guard.dropped]
+                    results += [(j, outbox.CONSENT_CHANGING) for j in guard.busy]
+                await asyncio.to_thread(outbox.complete, self.ctx, results, utcnow())
+            finally:
+                for j in jobs:
+                    self._inflight[j.account.id] = self._inflight.get(j.account.id, 1) - 1
         return len(jobs)
 
     # ------------------------------------------------------------ ownership and periodic jobs
@@ -104,6 +133,8 @@ class Worker:
         return self._locks
 
     def _rebalance(self) -> None:
+        if not self._rebalancing.acquire(blocking=False):
+            return  # another lane is at it
         self._last_rebalance = time.monotonic()
         try:
             busy = outbox.accounts_with_work(self.ctx, utcnow())
@@ -114,6 +145,8 @@ class Worker:
             if self._locks is not None:
                 self._locks.close()
                 self._locks = None
+        finally:
+            self._rebalancing.release()
 
     def periodic(self, force: bool = False) -> None:
         """Rescue expired leases, expire opt-ins, start and queue due broadcasts."""
@@ -125,7 +158,7 @@ class Worker:
             self._scheduler = self._lock_conn().try_scheduler()
             if not self._scheduler:
                 return
-        if force or now - self._last_periodic >= 5:
+        if force or now - self._last_periodic >= min(5.0, self.ctx.settings.lease_seconds / 2):
             self._last_periodic = now
             outbox.rescue(self.ctx, utcnow())
             with self.ctx.db.write() as s:

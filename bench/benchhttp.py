@@ -1,0 +1,66 @@
+"""A bench-only channel adapter: POSTs JSON to the fake provider with aiohttp (registered on import)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+
+from konsent.channels import register
+from konsent.channels.base import (
+    AccountConfig,
+    Capabilities,
+    ChannelAdapter,
+    OutboundContent,
+    SendOutcome,
+    SendResult,
+)
+
+
+@register
+class BenchHttpChannel(ChannelAdapter):
+    kind = "benchhttp"
+    label = "Bench HTTP"
+    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False)
+
+    def __init__(self) -> None:
+        self._sessions: dict[int, aiohttp.ClientSession] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        sess = self._sessions.get(id(loop))
+        if sess is None or sess.closed:
+            sess = self._sessions[id(loop)] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, limit_per_host=100)
+            )
+        return sess
+
+    async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        url = f"{account.settings['url']}/send/{account.id}"
+        body: dict[str, Any] = {"to": address, "text": content.text, "template": content.template}
+        timeout = aiohttp.ClientTimeout(total=float(account.settings.get("timeout_s", 10)))
+        try:
+            async with self._session().post(url, json=body, timeout=timeout) as r:
+                if r.status == 200:
+                    return SendResult(SendOutcome.SENT, provider_id=(await r.json())["id"])
+                if r.status == 429:
+                    after = float(r.headers.get("Retry-After", "1"))
+                    return SendResult(SendOutcome.RETRY_AFTER, retry_after_s=after, error_code="429")
+                if r.status >= 500:
+                    return SendResult(
+                        SendOutcome.TRANSIENT, error_code=str(r.status), error_text="server error"
+                    )
+                return SendResult(SendOutcome.PERMANENT, error_code=str(r.status), error_text="rejected")
+        except TimeoutError:
+            return SendResult(SendOutcome.UNKNOWN, error_code="timeout", error_text="no answer in time")
+        except aiohttp.ClientError as exc:
+            return SendResult(SendOutcome.TRANSIENT, error_code="connect", error_text=type(exc).__name__)
+
+    async def close(self) -> None:
+        for sess in self._sessions.values():
+            if not sess.closed:
+                with contextlib.suppress(RuntimeError):  # its loop is gone
+                    await sess.close()
+        self._sessions.clear()
