@@ -61,7 +61,7 @@ def facts(ctx: Konsent, s: Session, tenant: Tenant) -> dict[str, Any]:
 def _period(hours: int, locale: str) -> str:
     if hours % (365 * 24) == 0:
         n, unit = hours // (365 * 24), ("Jahr", "Jahre") if locale == "de" else ("year", "years")
-    elif hours % 24 == 0:
+    elif hours % 24 == 0 and hours >= 72:
         n, unit = hours // 24, ("Tag", "Tage") if locale == "de" else ("day", "days")
     else:
         n, unit = hours, ("Stunde", "Stunden") if locale == "de" else ("hour", "hours")
