@@ -458,3 +458,36 @@ def test_rate_limited_reply_is_snoozed_then_delivered_once(ctx, client, fake):
     time.sleep(1.1)
     drain(ctx)
     assert len(fake.accepted) == 1 and out_messages(ctx)[0].status == "sent"
+
+
+@pytest.mark.parametrize("kind", ["whatsapp", "dialog360"])
+def test_media_is_fetched_on_demand_by_its_reference(fake, kind):
+    """CH2: inbound media is kept as Meta's media id and downloaded only when opened."""
+    from konsent.channels.whatsapp import Dialog360Channel
+
+    if kind == "whatsapp":
+        fake.add_phone(fx.WA_PHONE_ID, "EAAJB-test-token", fx.APP_SECRET)
+    else:
+        fake.add_phone(fx.WA_PHONE_ID, "", "", d360_key="d360-key-abc")
+    fake.media["1479537139650973"] = (b"\xff\xd8jpeg bytes", "image/jpeg")
+    adapter = WhatsAppCloudChannel() if kind == "whatsapp" else Dialog360Channel()
+    acc = fx.account_config(kind, fake)
+
+    async def fetch(ref):  # type: ignore[no-untyped-def]
+        try:
+            return await adapter.fetch_media(acc, ref)
+        finally:
+            await adapter.close()
+
+    assert fx.asyncio.run(fetch("1479537139650973")) == (b"\xff\xd8jpeg bytes", "image/jpeg")
+    assert fx.asyncio.run(fetch("404404404")) is None
+
+
+def test_media_download_never_sends_the_token_to_a_foreign_host():
+    """The bearer token only goes to Meta's media hosts or the configured API origin."""
+    adapter = WhatsAppCloudChannel()
+    acc = fx.account_config("whatsapp", type("F", (), {"url": "http://127.0.0.1:9"})())
+    assert adapter._download_url(acc, "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1")
+    assert adapter._download_url(acc, "http://127.0.0.1:9/media-download/1")
+    assert adapter._download_url(acc, "https://evil.example/steal") is None
+    assert adapter._download_url(acc, "http://lookaside.fbsbx.com/plain-http") is None

@@ -145,6 +145,7 @@ class MetaFake:
         self.status_flow: tuple[str, ...] = ("sent", "delivered", "read")
         self.shuffle_statuses = False
         self.duplicate_rate = 0.0
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime type)
         self.accepted: list[dict[str, Any]] = []  # every valid send body, in order
         self.outgoing: list[Delivery] = []
         self.max_lifetime_s = max_lifetime_s
@@ -199,6 +200,10 @@ class MetaFake:
         app.router.add_post("/d360/messages", self._d360_send)
         app.router.add_route("*", "/d360/v1/configs/webhook", self._d360_webhook_config)
         app.router.add_post(r"/{version:v\d+\.\d+}/{node}/messages", self._graph_send)
+        app.router.add_get(r"/{version:v\d+\.\d+}/{media_id:\d+}", self._media_info)
+        app.router.add_get(r"/d360/{media_id:\d+}", self._media_info)
+        app.router.add_get("/media-download/{media_id}", self._media_download)
+        app.router.add_get("/d360/whatsapp_business/attachments/", self._media_download)
         runner = web.AppRunner(app, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -478,6 +483,46 @@ class MetaFake:
             phone.callback_url = data["url"]
             phone.d360_headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
         return web.json_response({"url": phone.callback_url, "headers": phone.d360_headers})
+
+    def _media_phone(self, request: web.Request) -> Phone | None:
+        """Who asks for media: a Bearer token (Cloud API) or a D360-API-KEY (360dialog)."""
+        auth = request.headers.get("Authorization", "")
+        key = request.headers.get("D360-API-KEY", "")
+        for p in self.phones.values():
+            if (p.d360_key and key == p.d360_key) or (not p.d360_key and auth == f"Bearer {p.token}"):
+                return p
+        return None
+
+    async def _media_info(self, request: web.Request) -> web.StreamResponse:
+        if self._media_phone(request) is None:
+            return graph_error(190, "Invalid OAuth access token.", status=401)
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            return graph_error(100, "Unsupported get request.", status=400, error_subcode=33)
+        raw, mime = self.media[media_id]
+        if request.path.startswith("/d360/"):
+            url = f"https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={media_id}&ext=1"
+        else:
+            url = f"{self.url}/media-download/{media_id}?ext=1"
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": url,
+                "mime_type": mime,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "file_size": len(raw),
+                "id": media_id,
+            }
+        )
+
+    async def _media_download(self, request: web.Request) -> web.StreamResponse:
+        if self._media_phone(request) is None:
+            return web.Response(status=404)
+        media_id = request.match_info.get("media_id") or request.query.get("mid", "")
+        if media_id not in self.media:
+            return web.Response(status=404)
+        raw, mime = self.media[media_id]
+        return web.Response(body=raw, content_type=mime)
 
     async def _read_json(self, request: web.Request) -> Any:
         if request.content_type != "application/json":

@@ -279,6 +279,22 @@ class GraphClient:
         except aiohttp.ClientError as exc:
             return _failed(SendOutcome.TRANSIENT, "http", exc), None
 
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], timeout_s: float, max_bytes: int
+    ) -> tuple[int, bytes, str] | None:
+        """GET a resource: (status, body, content type), or None when it failed or was too large."""
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0))
+        try:
+            async with self.session().get(url, headers=dict(headers), timeout=timeout) as resp:
+                if (resp.content_length or 0) > max_bytes:
+                    return None
+                raw = await resp.content.read(max_bytes + 1)
+                if len(raw) > max_bytes:
+                    return None
+                return resp.status, raw, resp.headers.get("Content-Type", "")
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
     async def close(self) -> None:
         session, self._session = self._session, None
         if session is None or session.closed:

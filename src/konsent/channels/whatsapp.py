@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from konsent.channels import meta, register
 from konsent.channels.base import (
@@ -47,6 +48,8 @@ MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
 _PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
 MAX_BUTTON_TITLE = 20
+MAX_MEDIA_BYTES = 100 * 1024 * 1024  # WhatsApp's largest media type (documents) is 100 MB
+META_MEDIA_HOSTS = (".fbsbx.com", ".facebook.com", ".whatsapp.net")
 
 CAPABILITIES = Capabilities(
     service_window_hours=24,
@@ -313,6 +316,40 @@ class _WhatsAppBase(ChannelAdapter):
     async def close(self) -> None:
         await self._http.close()
 
+    def _api_base(self, account: AccountConfig) -> str:
+        raise NotImplementedError
+
+    def _download_url(self, account: AccountConfig, url: str) -> str | None:
+        raise NotImplementedError
+
+    async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
+        """Download an inbound media file when someone opens it; until then it stays a reference (CH2)."""
+        _, headers = self._url_and_headers(account)
+        timeout = meta.timeout_of(account, 30.0)
+        base = self._api_base(account)
+        info = await self._http.get(
+            f"{base}/{quote(media_ref, safe='')}", headers=headers, timeout_s=timeout, max_bytes=64_000
+        )
+        if info is None or info[0] != 200:
+            return None
+        try:
+            described = json.loads(info[1])
+            url, mime = str(described["url"]), str(described.get("mime_type") or "")
+        except (ValueError, KeyError, TypeError):
+            return None
+        target = self._download_url(account, url)
+        if target is None:
+            return None
+        got = await self._http.get(target, headers=headers, timeout_s=timeout, max_bytes=MAX_MEDIA_BYTES)
+        if got is None or got[0] != 200:
+            return None
+        return got[1], mime or got[2]
+
+
+def _same_origin(a: str, b: str) -> bool:
+    x, y = urlsplit(a), urlsplit(b)
+    return (x.scheme, x.netloc) == (y.scheme, y.netloc)
+
 
 @register
 class WhatsAppCloudChannel(_WhatsAppBase):
@@ -336,11 +373,22 @@ class WhatsAppCloudChannel(_WhatsAppBase):
     def handshake(self, account: AccountConfig, request: WebhookRequest) -> str | None:
         return meta.hub_challenge(account, request)
 
+    def _api_base(self, account: AccountConfig) -> str:
+        return str(account.settings.get("api_base") or GRAPH_BASE).rstrip("/")
+
     def _url_and_headers(self, account: AccountConfig) -> tuple[str, dict[str, str]]:
-        base = str(account.settings.get("api_base") or GRAPH_BASE).rstrip("/")
+        base = self._api_base(account)
         phone_id = str(account.settings.get("phone_number_id", ""))
         token = account.secrets.get("access_token", "")
         return f"{base}/{quote(phone_id, safe='')}/messages", {"Authorization": f"Bearer {token}"}
+
+    def _download_url(self, account: AccountConfig, url: str) -> str | None:
+        # The bearer token goes along: only ever to Meta's media hosts (or the configured API origin).
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host.endswith(META_MEDIA_HOSTS):
+            return url
+        return url if _same_origin(url, self._url_and_headers(account)[0]) else None
 
 
 @register
@@ -379,13 +427,22 @@ class Dialog360Channel(_WhatsAppBase):
         # 360dialog documents no handshake; answer Meta's only when a verify token is configured.
         return meta.hub_challenge(account, request)
 
+    def _api_base(self, account: AccountConfig) -> str:
+        return str(account.settings.get("api_base") or D360_BASE).rstrip("/")
+
     def _url_and_headers(self, account: AccountConfig) -> tuple[str, dict[str, str]]:
-        base = str(account.settings.get("api_base") or D360_BASE).rstrip("/")
+        base = self._api_base(account)
         return f"{base}/messages", {"D360-API-KEY": account.secrets.get("api_key", "")}
+
+    def _download_url(self, account: AccountConfig, url: str) -> str | None:
+        # 360dialog proxies Meta's media host: same path and query, on 360dialog's base URL.
+        base = urlsplit(self._api_base(account))
+        parts = urlsplit(url)
+        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 
     async def register_webhook(self, account: AccountConfig, url: str) -> SendResult:
         """Point 360dialog's webhook for this number at `url`, with our secret header (dialog360.md §2)."""
-        base = str(account.settings.get("api_base") or D360_BASE).rstrip("/")
+        base = self._api_base(account)
         name = str(account.settings.get("webhook_header_name") or D360_DEFAULT_HEADER)
         failure, _ = await self._http.post_json(
             f"{base}/v1/configs/webhook",
