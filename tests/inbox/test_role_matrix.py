@@ -1,0 +1,186 @@
+"""Role × route matrix: every /admin and /api/v1 route, allowed or denied for each role (S3).
+
+Data-driven: the test walks `app.routes`; a route without an expectation here fails
+the test, so every new route must say which roles may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from konsent.flows import inbox
+from konsent.flows.context import Konsent
+from konsent.store.tables import BotFlow, Message
+from konsent.web.deps import CSRF_HEADER
+from tests.inbox.conftest import Crew, conversation_of, say, sign_in
+
+ROLES = ("owner", "admin", "agent", "dpo", "viewer")
+ALL = frozenset(ROLES)
+PUBLIC = "public"  # reachable without signing in (sign-in page, language switch, API description)
+MANAGERS = frozenset({"owner", "admin"})
+INBOX = frozenset({"owner", "admin", "agent"})
+PERSONAL = frozenset({"owner", "admin", "agent", "dpo"})
+PROOF = frozenset({"owner", "admin", "dpo"})
+STATS = frozenset({"owner", "admin", "viewer"})
+
+# (method, path) -> roles allowed, or PUBLIC
+MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("GET", "/api/v1/topics"): ALL,
+    ("GET", "/api/v1/channels"): ALL,
+    ("GET", "/api/v1/contacts"): ALL,
+    ("GET", "/api/v1/contacts/{contact_id}"): ALL,
+    ("GET", "/api/v1/contacts/{contact_id}/messages"): PERSONAL,
+    ("POST", "/api/v1/contacts/{contact_id}/withdraw"): INBOX,
+    ("GET", "/api/v1/contacts/{contact_id}/proof"): PROOF,
+    ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
+    ("POST", "/api/v1/messages"): INBOX,
+    ("GET", "/api/v1/messages/{message_id}"): ALL,
+    ("GET", "/api/v1/ledger/verify"): PROOF,
+    ("GET", "/admin/login"): PUBLIC,
+    ("POST", "/admin/login"): PUBLIC,
+    ("POST", "/admin/logout"): ALL,
+    ("GET", "/admin/password"): ALL,
+    ("POST", "/admin/password"): ALL,
+    ("GET", "/admin/lang/{locale}"): PUBLIC,
+    ("GET", "/admin"): ALL,
+    ("GET", "/admin/"): PUBLIC,  # a redirect to /admin
+    ("GET", "/admin/contacts"): ALL,
+    ("GET", "/admin/contacts/{contact_id}"): ALL,
+    ("POST", "/admin/contacts/{contact_id}/reply"): INBOX,
+    ("POST", "/admin/contacts/{contact_id}/withdraw"): INBOX,
+    ("GET", "/admin/contacts/{contact_id}/proof.json"): PROOF,
+    ("GET", "/admin/contacts/{contact_id}/proof.html"): PROOF,
+    ("GET", "/admin/ledger"): PROOF,
+    ("POST", "/admin/ledger/verify"): PROOF,
+    ("GET", "/admin/channels"): MANAGERS,
+    ("POST", "/admin/channels"): MANAGERS,
+    ("GET", "/admin/inbox/events"): INBOX,
+    ("GET", "/admin/inbox"): INBOX,
+    ("GET", "/admin/inbox/rows"): INBOX,
+    ("GET", "/admin/inbox/{cid}"): INBOX,
+    ("GET", "/admin/inbox/{cid}/thread"): INBOX,
+    ("POST", "/admin/inbox/{cid}/reply"): INBOX,
+    ("POST", "/admin/inbox/{cid}/assign"): INBOX,
+    ("POST", "/admin/inbox/{cid}/state"): INBOX,
+    ("POST", "/admin/inbox/{cid}/snooze"): INBOX,
+    ("POST", "/admin/inbox/{cid}/note"): INBOX,
+    ("POST", "/admin/inbox/{cid}/labels"): INBOX,
+    ("POST", "/admin/inbox/{cid}/takeover"): INBOX,
+    ("GET", "/admin/teams"): MANAGERS,
+    ("POST", "/admin/teams"): MANAGERS,
+    ("POST", "/admin/teams/{tid}/members"): MANAGERS,
+    ("GET", "/admin/canned"): MANAGERS,
+    ("POST", "/admin/canned"): MANAGERS,
+    ("POST", "/admin/canned/{rid}/delete"): MANAGERS,
+    ("GET", "/admin/bot"): MANAGERS,
+    ("POST", "/admin/bot"): MANAGERS,
+    ("GET", "/admin/bot/{fid}"): MANAGERS,
+    ("POST", "/admin/bot/{fid}"): MANAGERS,
+    ("GET", "/admin/bot/{fid}/export"): MANAGERS,
+    ("GET", "/admin/stats"): STATS,
+    ("POST", "/admin/stats/works-council"): MANAGERS,
+    ("GET", "/admin/security/totp"): ALL,
+    ("POST", "/admin/security/totp"): ALL,
+}
+
+# Extra request data some routes need to get past input validation to the permission check.
+QUERY = {("GET", "/admin/inbox/events"): "?timeout=0"}
+JSON_BODY: dict[tuple[str, str], Any] = {
+    ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
+}
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves under /admin and /api/v1 (any FastAPI routing shape)."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Any) -> None:
+        for r in routes:
+            if hasattr(r, "effective_route_contexts"):
+                contexts = [(c.path, c.methods) for c in r.effective_route_contexts()]
+            elif getattr(r, "methods", None):
+                contexts = [(r.path, r.methods)]
+            else:
+                walk(getattr(r, "routes", []) or [])
+                continue
+            for path, methods in contexts:
+                if path.startswith(("/admin", "/api/v1")):
+                    found.update((m, path) for m in methods or () if m != "HEAD")
+
+    walk(app.routes)
+    return found
+
+
+# Routes whose success itself sends the browser to the sign-in page.
+SUCCESS_GOES_TO_LOGIN = {("POST", "/admin/logout")}
+
+
+def _denied(resp: Any, route: tuple[str, str] | None = None) -> bool:
+    if resp.status_code in (401, 403):
+        return True
+    if route in SUCCESS_GOES_TO_LOGIN:
+        return False
+    return resp.status_code in (302, 303, 307) and resp.headers.get("location", "").startswith("/admin/login")
+
+
+def test_every_route_has_an_expectation(app: Any) -> None:
+    """S3: a new route without a line in MATRIX fails here."""
+    routes = app_routes(app)
+    missing = sorted(routes - set(MATRIX))
+    stale = sorted(set(MATRIX) - routes)
+    assert not missing, f"add these routes to MATRIX in {__file__}: {missing}"
+    assert not stale, f"these MATRIX entries have no route any more: {stale}"
+
+
+def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> None:
+    """S3: owner, admin, agent (own teams), dpo and viewer are allowed or denied exactly as MATRIX says."""
+    say(ctx, crew, "+491701111111", "Hallo")
+    say(ctx, crew, "+491701111111", "Kaufen")  # routed to sales, agent Anna's team
+    conv = conversation_of(ctx, crew, "+491701111111")
+    with ctx.db.write() as s:
+        reply = inbox.reply(ctx, s, crew.caller("admin"), conv.id, "Hallo")
+        canned = inbox.save_canned_reply(s, crew.caller("admin"), "hi", "Hi", "Hallo {name}")
+        values = {
+            "contact_id": str(conv.contact_id),
+            "message_id": str(reply.id),
+            "cid": str(conv.id),
+            "tid": str(crew.sales),
+            "rid": str(canned.id),
+            "fid": str(s.scalars(select(BotFlow.id)).first()),
+            "locale": "en",
+        }
+        assert s.scalars(select(Message.id)).first() is not None
+    who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}
+    mismatches = []
+    for (method, template), expected in sorted(MATRIX.items()):
+        if (method, template) not in app_routes(app):
+            continue  # reported by test_every_route_has_an_expectation
+        path = template.format(**values) + QUERY.get((method, template), "")
+        body = JSON_BODY.get((method, template))
+        if body is not None:
+            body = {k: (int(values["contact_id"]) if v == "{contact_id}" else v) for k, v in body.items()}
+        client.cookies.clear()
+        anon = client.request(method, path, follow_redirects=False, json=body)
+        if expected == PUBLIC:
+            if method == "GET" and _denied(anon):
+                mismatches.append(f"{method} {template}: anonymous denied, expected public")
+            continue
+        if not _denied(anon):
+            mismatches.append(f"{method} {template}: anonymous got {anon.status_code}")
+        for role in ROLES:
+            client.cookies.clear()
+            csrf = sign_in(client, ctx, crew.users[who[role]])
+            kwargs: dict[str, Any] = {"follow_redirects": False, "headers": {CSRF_HEADER: csrf}}
+            if body is not None:
+                kwargs["json"] = body
+            elif method == "POST":
+                kwargs["data"] = {"csrf_token": csrf}
+            resp = client.request(method, path, **kwargs)
+            allowed = not _denied(resp, (method, template))
+            if allowed != (role in expected):
+                mismatches.append(f"{method} {template} as {role}: got {resp.status_code}")
+    assert mismatches == []
