@@ -49,6 +49,7 @@ def sign_in(
     try:
         tenant = tenants.tenant_by_slug(s, tenant_slug.strip().lower())
     except NotFound:
+        staff.burn_password_check(password)  # an unknown tenant must not answer faster
         return None
     user = staff.authenticate(s, tenant, email, password, now)
     if user is None:

@@ -96,6 +96,12 @@ def create_user(
     return user
 
 
+def burn_password_check(password: str) -> None:
+    """Spend the cost of one password check, so a miss answers as slowly as a wrong password."""
+    with contextlib.suppress(VerificationError):
+        _hasher.verify(_DUMMY_HASH, password)
+
+
 def authenticate(
     s: Session, tenant: Tenant, email: str, password: str, now: datetime | None = None
 ) -> StaffUser | None:
@@ -105,8 +111,7 @@ def authenticate(
         select(StaffUser).where(StaffUser.tenant_id == tenant.id, StaffUser.email == email.strip().lower())
     ).one_or_none()
     if user is None or user.disabled:
-        with contextlib.suppress(VerificationError):
-            _hasher.verify(_DUMMY_HASH, password)  # same cost whether or not the user exists
+        burn_password_check(password)  # same cost whether or not the user exists
         return None
     if user.locked_until and user.locked_until > now:
         return None
