@@ -143,3 +143,30 @@ def test_totp_enrolment_needs_a_valid_code(ctx: Konsent, crew: Crew, client) -> 
         assert s.scalars(select(AuditEntry).where(AuditEntry.action == "staff.totp_enabled")).one()
         raw = s.get(StaffTotp, crew.users["anna"].id).secret_sealed  # type: ignore[union-attr]
         assert secret.encode() not in raw
+
+
+def test_every_inbox_page_text_has_a_german_translation() -> None:
+    """U2: each msgid in the inbox templates is translated in the German catalog."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).parents[2] / "src/konsent"
+    folder = src / "web/templates/admin/inbox"
+    known = set()
+    for po in (src / "locales/de/LC_MESSAGES").glob("*.po"):
+        known.update(re.findall(r'^msgid "(.*)"$', po.read_text(), re.M))
+    missing = []
+    for tpl in folder.glob("*.html"):
+        text = tpl.read_text()
+        for msgid in re.findall(r'_\("((?:[^"\\]|\\.)*)"', text) + re.findall(
+            r"_\('((?:[^'\\]|\\.)*)'", text
+        ):
+            if msgid and msgid != "bot_" and msgid.replace("\\'", "'") not in known:
+                missing.append(f"{tpl.name}: {msgid}")
+    assert missing == []
+
+
+def test_inbox_speaks_german_by_default(ctx: Konsent, crew: Crew, client) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, ctx, crew.users["anna"])
+    page = client.get("/admin/inbox", headers={"accept-language": "de-DE"})
+    assert "Posteingang" in page.text and "Keine passenden Unterhaltungen." in page.text
