@@ -28,6 +28,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.texts import N_
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
+    AuditEntry,
     Base,
     Consent,
     Contact,
@@ -503,3 +504,24 @@ def count_suppressed(s: Session, tenant_id: int) -> int:
         )
         or 0
     )
+
+
+def audit_entries(
+    s: Session, tenant_id: int, limit: int = 100, before_seq: int | None = None
+) -> list[AuditEntry]:
+    """The tenant's audit log, newest first (S4); entries hold ids and codes, never personal data."""
+    q = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
+    if before_seq is not None:
+        q = q.where(AuditEntry.seq < before_seq)
+    return list(s.scalars(q.order_by(AuditEntry.seq.desc()).limit(min(limit, 500))).all())
+
+
+def overview(s: Session, tenant_id: int) -> dict[str, Any]:
+    """What the privacy centre's first page shows: open and overdue requests, erasures, suppression."""
+    return {
+        "open": list_requests(s, tenant_id, open_only=True),
+        "overdue": overdue_requests(s, tenant_id),
+        "recent": list_requests(s, tenant_id, limit=50),
+        "erasures": erasure_notes(s, tenant_id, limit=20),
+        "suppressed": count_suppressed(s, tenant_id),
+    }

@@ -268,3 +268,12 @@ def markdown_to_html(md: str) -> str:
     if in_table:
         out.append("</table>")
     return "\n".join(out)
+
+
+def tenant_of(s: Session, tenant_id: int) -> Tenant:
+    tenant = s.get(Tenant, tenant_id)
+    if tenant is None:
+        from konsent.domain.errors import NotFound
+
+        raise NotFound()
+    return tenant

@@ -125,6 +125,9 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import privacy_pages
 
     app.include_router(privacy_pages.router)
+    from konsent.web import admin_privacy
+
+    app.include_router(admin_privacy.router)
     from konsent.web import admin_inbox
 
     app.include_router(admin_inbox.router, prefix="/admin")
