@@ -340,13 +340,19 @@ def _titles(topic_list: list, slugs: list[str], locale: str) -> str:
 
 
 def on_status(s: Session, account: ChannelAccount, ev: StatusUpdate) -> None:
-    """Move a sent message forward; a late 'delivered' never undoes 'read' (CH4)."""
+    """Move a sent message forward; a late 'delivered' never undoes 'read' (CH4).
+
+    The row is locked: providers post a message's statuses concurrently and out of
+    order, and two webhooks must not both decide from the same old status.
+    """
     msg = s.scalars(
-        select(Message).where(
+        select(Message)
+        .where(
             Message.channel_account_id == account.id,
             Message.direction == "out",
             Message.provider_id == ev.provider_id,
         )
+        .with_for_update()
     ).one_or_none()
     if msg is None or msg.tenant_id != account.tenant_id:
         return
