@@ -142,3 +142,15 @@ def test_scheduler_hook_runs_once_per_hour(ctx, demo):
     assert retention.run_if_due(ctx) == 0
     assert retention.run_if_due(ctx, utcnow() + timedelta(hours=2)) == 1
     assert _count(ctx, RetentionRun) == 2
+
+
+def test_worker_periodic_job_starts_retention_in_background(ctx, demo):
+    """L1: the delivery worker's scheduler starts the deletion concept without blocking sending."""
+    from konsent.delivery.worker import Worker
+
+    w = Worker(ctx)
+    w._last_retention = 0.0  # pretend a minute has passed since start
+    w.periodic()
+    assert w._retention_thread is not None
+    w._retention_thread.join(timeout=30)
+    assert _count(ctx, RetentionRun) == 1

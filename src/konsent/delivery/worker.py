@@ -54,6 +54,8 @@ class Worker:
         self._last_periodic = 0.0
         self._last_schedule = 0.0
         self._scheduler = False
+        self._last_retention = time.monotonic()  # first run a minute after start (L1)
+        self._retention_thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}
         self._rebalancing = threading.Lock()
 
@@ -166,6 +168,25 @@ class Worker:
         if force or now - self._last_schedule >= 1:
             self._last_schedule = now
             broadcast.run_due(self.ctx, utcnow(), budget_s=2.0)
+        if now - self._last_retention >= 60:
+            self._last_retention = now
+            self._start_retention()
+
+    def _start_retention(self) -> None:
+        """The deletion concept runs in its own thread, in short batches, never blocking sends (L1)."""
+        from konsent.flows import retention
+
+        if self._retention_thread is not None and self._retention_thread.is_alive():
+            return
+
+        def target() -> None:
+            try:
+                retention.run_if_due(self.ctx)
+            except Exception:
+                log.exception("retention run failed")
+
+        self._retention_thread = threading.Thread(target=target, name="konsent-retention", daemon=True)
+        self._retention_thread.start()
 
     async def _lane(self, stop: threading.Event | asyncio.Event) -> None:
         while not stop.is_set():
