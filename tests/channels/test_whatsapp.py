@@ -320,7 +320,8 @@ def test_wrong_content_type_is_refused(ctx, client):
     conn = fx.connect(ctx, "whatsapp")
     body = fx.meta_bytes(fx.WA_TEXT)
     headers = {**fx.signed(body), "content-type": "text/plain"}
-    assert client.post(f"/webhooks/{conn.route_key}", content=body, headers=headers).status_code == 415
+    r = client.post(f"/webhooks/{conn.route_key}", content=body, headers=headers)
+    assert (r.status_code, r.text) == (415, "Rejected")
     assert inbound(ctx) == 0
 
 

@@ -89,7 +89,7 @@ def receive_webhook(ctx: Konsent, route_key: str, request: WebhookRequest) -> We
         adapter.verify(cfg, request)
     except WebhookRejected as exc:
         bump_counter(ctx, f"webhook_rejected:{account.kind}")
-        return WebhookResult(exc.status, "Forbidden" if exc.status == 403 else "Unauthorized")
+        return WebhookResult(exc.status, {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Rejected"))
     try:
         events = adapter.parse(cfg, request.body)
     except (ValueError, KeyError, TypeError):
