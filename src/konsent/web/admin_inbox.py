@@ -19,11 +19,17 @@ from konsent.flows.tenants import channel_accounts
 from konsent.store.tables import StaffUser
 from konsent.store.types import utcnow
 from konsent.web import sse
-from konsent.web.admin_common import admin_caller, error_text, page
+from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 
 router = APIRouter(include_in_schema=False)
 router.include_router(sse.router)
+
+add_nav("/admin/inbox", "Inbox", "inbox.use", 15)
+add_nav("/admin/stats", "Statistics", "stats.view", 60)
+add_nav("/admin/teams", "Teams", "teams.manage", 62)
+add_nav("/admin/canned", "Canned replies", "canned.manage", 64)
+add_nav("/admin/bot", "Chatbot", "bot.manage", 66)
 
 
 def _id(raw: str) -> int:
