@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select, text
 from konsent import crypto
 from konsent.flows import tenants
 from konsent.flows.context import Konsent
+from konsent.flows.messaging import _copy_rows
 from konsent.store.tables import Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow
 
@@ -93,9 +94,14 @@ def seed_bulk(
                 }
             )
         with ctx.db.write() as s:
-            s.execute(insert(Contact), contacts)
-            s.execute(insert(ContactIdentity), idents)
-            s.execute(insert(Consent), consents)
+            if ctx.db.is_postgres:
+                _copy_rows(s, Contact, contacts)
+                _copy_rows(s, ContactIdentity, idents)
+                _copy_rows(s, Consent, consents)
+            else:
+                s.execute(insert(Contact), contacts)
+                s.execute(insert(ContactIdentity), idents)
+                s.execute(insert(Consent), consents)
         done += k
     if ctx.db.is_postgres:
         with ctx.db.write() as s:

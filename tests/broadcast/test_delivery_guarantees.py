@@ -145,7 +145,14 @@ def test_stop_mid_broadcast_nothing_more_goes_out_for_that_contact(ctx, monkeypa
             thread.join(20)
         stats = fake.stats()
     assert _finished(ctx, tenant_id, bid)
-    late = [cid for cid in stoppers if any(t > committed[cid] for t in stats["times"].get(_address(cid), []))]
+    # PostgreSQL: strictly nothing after the commit (the send guard's share lock makes the withdrawal
+    # wait for sends in flight). SQLite has no row locks: the guard re-reads before every 20 ms slice.
+    slack = 0.0 if on_postgres() else 0.05
+    late = [
+        cid
+        for cid in stoppers
+        if any(t > committed[cid] + slack for t in stats["times"].get(_address(cid), []))
+    ]
     assert late == [], f"{len(late)} contacts got a message after their withdrawal committed"
     final = _statuses(ctx, bid)
     assert sum(1 for cid in stoppers if final[cid][0] in ("cancelled", "refused")) >= 1

@@ -171,11 +171,25 @@ def list_broadcasts(s: Session, tenant_id: int, limit: int = 100) -> list[Broadc
 # ---------------------------------------------------------------- audience
 
 
+_CONTACT_COLUMNS = (
+    Contact.id,
+    Contact.tenant_id,
+    Contact.wrapped_key,
+    Contact.key_version,
+    Contact.name_sealed,
+    Contact.locale,
+    Contact.has_contacted_us,
+    Contact.erased_at,
+    Contact.unreachable,
+    Contact.objected_marketing,
+)
+
+
 def _audience(b: Broadcast, now: datetime) -> Any:
     """Contacts with active consent for the topic, after the checkpoint, in id order (C5, C6)."""
     seg = b.segment or {}
     q = (
-        select(Contact, Consent.channel_account_id)
+        select(*_CONTACT_COLUMNS, Consent.channel_account_id.label("consent_account"))
         .join(Consent, and_(Consent.contact_id == Contact.id, Consent.tenant_id == Contact.tenant_id))
         .where(
             Consent.tenant_id == b.tenant_id,
@@ -298,7 +312,7 @@ def _set_rows(s: Session, b: Broadcast, old: str, new: str) -> None:
 # ---------------------------------------------------------------- queuing
 
 
-def _personalise(ctx: Konsent, s: Session, b: Broadcast, contact: Contact) -> tuple[OutboundContent, ...]:
+def _personalise(ctx: Konsent, s: Session, b: Broadcast, contact: Any) -> tuple[OutboundContent, ...]:
     c = b.content
     fields: dict[str, str] = {}
     if _uses_name(c):
@@ -308,7 +322,7 @@ def _personalise(ctx: Konsent, s: Session, b: Broadcast, contact: Contact) -> tu
     if c.get("template"):
         template = OutboundContent(
             template=c["template"],
-            template_language=c.get("template_language") or contact.locale,
+            template_language=c.get("template_language") or (contact.locale if contact else None),
             template_params=tuple(render(p, fields) for p in c.get("template_params") or []),
         )
     if c.get("text"):
@@ -327,7 +341,7 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
         rows = s.execute(
             _audience(b, now).where(Contact.id > b.checkpoint).order_by(Contact.id).limit(size)
         ).all()
-        missing = [c.id for c, acc in rows if acc is None and b.channel_account_id is None]
+        missing = [r.id for r in rows if r.consent_account is None and b.channel_account_id is None]
         fallback: dict[int, int] = {}
         if missing:
             for cid, acc_id in s.execute(
@@ -338,12 +352,16 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
                 fallback[cid] = acc_id
         drafts: list[Draft] = []
         skipped: Tally[str] = Tally()
-        for contact, acc in rows:
-            account_id = b.channel_account_id or acc or fallback.get(contact.id)
+        same_for_all = not _uses_name(b.content) and (
+            not b.content.get("template") or b.content.get("template_language")
+        )
+        plain = _personalise(ctx, s, b, None) if same_for_all else None
+        for contact in rows:
+            account_id = b.channel_account_id or contact.consent_account or fallback.get(contact.id)
             if account_id is None:
                 skipped["no_identity"] += 1
                 continue
-            contents = _personalise(ctx, s, b, contact)
+            contents = plain or _personalise(ctx, s, b, contact)
             drafts.append(Draft(contact, contents[0], account_id, contents[1] if len(contents) > 1 else None))
         result = enqueue_many(
             ctx,
@@ -357,7 +375,7 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
         )
         skipped.update(result.skipped.values())
         if rows:
-            b.checkpoint = rows[-1][0].id
+            b.checkpoint = rows[-1].id
         b.audience += len(rows)
         b.queued += len(result.queued)
         if skipped:

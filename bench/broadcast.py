@@ -1,0 +1,315 @@
+"""Broadcast throughput benchmark: prints ONE JSON line (issue 6, docs/PERFORMANCE.md).
+
+Everything talks to 127.0.0.1 only: a fake provider (bench/fakeprovider.py, its own
+process), PostgreSQL (a private schema, dropped afterwards), konsent worker processes.
+
+    python -m bench.broadcast                 # full run (about 5-8 minutes)
+    python -m bench.broadcast --quick         # small sizes, about a minute
+
+Figures:
+- raw_client_msgs_per_s: aiohttp alone, 50 concurrent requests, blasting the same fake.
+- one_number_msgs_per_s: one worker process, one sender number (rate cap lifted to measure
+  the ceiling; pacing itself is checked by the tests), from first to last send.
+- many_numbers_msgs_per_s: two worker processes, four numbers.
+- ratio_to_raw_client: the better konsent figure over the raw client.
+- queue_1m_audience_s: select, consent-check (may_send per contact) and queue the audience.
+- worker_rss_mb_<n>: peak RSS of a worker process that queues an n-contact broadcast and then
+  sends for up to --rss-send-s seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MASTER = base64.urlsafe_b64encode(b"b" * 32).decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("fake provider did not start")
+
+
+def _stats(url: str) -> dict:  # type: ignore[type-arg]
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/stats", timeout=30) as r:
+        return json.loads(r.read())
+
+
+async def _raw_client(url: str, seconds: float, concurrency: int = 50) -> float:
+    import aiohttp
+
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as sess:
+
+        async def one() -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                async with sess.post(url + "/send/0", json={"to": "+49170", "text": "x"}) as r:
+                    await r.json()
+                done += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return done / (time.monotonic() - t0)
+
+
+def _ctx(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
+    from konsent.flows.context import build
+    from konsent.settings import Settings
+
+    return build(
+        Settings(database_url=db_url, master_key=MASTER, data_dir=Path(data_dir)), run_migrations=True
+    )
+
+
+def _worker_env(db_url: str, data_dir: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KONSENT_DATABASE_URL": db_url,
+        "KONSENT_MASTER_KEY": MASTER,
+        "KONSENT_DATA_DIR": data_dir,
+        "KONSENT_LOG_LEVEL": "WARNING",
+        "KONSENT_WORKER_BATCH": "500",
+        "KONSENT_WORKER_CONCURRENCY": "100",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def _spawn_workers(n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen([sys.executable, "-m", "bench.broadcast", "--worker-child"], env=env)
+        for _ in range(n)
+    ]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _broadcast(ctx, tenant_id: int, now: bool = True) -> int:  # type: ignore[no-untyped-def]
+    from konsent.flows import broadcast as bc
+
+    with ctx.db.write() as s:
+        b = bc.create_broadcast(ctx, s, tenant_id, name="bench", topic="news", text="Neuigkeiten der Woche")
+        if now:
+            bc.schedule(s, b, None)
+        return b.id
+
+
+def _state(ctx, tenant_id: int, bid: int) -> str:  # type: ignore[no-untyped-def]
+    from konsent.flows import broadcast as bc
+
+    with ctx.db.read() as s:
+        return bc.get_broadcast(s, tenant_id, bid).state
+
+
+def _send_rate(
+    ctx, fake: str, db: str, data: str, sent: int, numbers: int, workers: int, cap_s: float
+) -> float:  # type: ignore[no-untyped-def]
+    from bench.seedbulk import seed_bulk, setup_tenant
+    from konsent.flows import broadcast as bc
+
+    tenant_id, accounts = setup_tenant(ctx, fake, accounts=numbers, rate=1_000_000)
+    seed_bulk(ctx, tenant_id, accounts, sent)
+    bid = _broadcast(ctx, tenant_id)
+    bc.queue_all(ctx, tenant_id, bid, size=5000)
+    base = _stats(fake)["total"]
+    procs = _spawn_workers(workers, _worker_env(db, data))
+    try:
+        t0 = None
+        deadline = time.monotonic() + cap_s
+        while time.monotonic() < deadline:
+            n = _stats(fake)["total"] - base
+            if t0 is None and n > 0:
+                t0, n0 = time.monotonic(), n
+            if n >= sent:
+                break
+            time.sleep(0.05)
+        n = _stats(fake)["total"] - base
+        t1 = time.monotonic()
+    finally:
+        _stop(procs)
+    if t0 is None or t1 <= t0:
+        return 0.0
+    return (n - n0) / (t1 - t0)
+
+
+def _queue_time(ctx, fake: str, n: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    from bench.seedbulk import seed_bulk, setup_tenant
+    from konsent.flows import broadcast as bc
+
+    tenant_id, accounts = setup_tenant(ctx, fake, accounts=1)
+    seed_bulk(ctx, tenant_id, accounts, n)
+    bid = _broadcast(ctx, tenant_id)
+    t0 = time.monotonic()
+    bc.queue_all(ctx, tenant_id, bid, size=5000)
+    took = time.monotonic() - t0
+    with ctx.db.read() as s:
+        queued = bc.get_broadcast(s, tenant_id, bid).queued
+    assert queued == n, f"queued {queued} of {n}"
+    return took, tenant_id
+
+
+def _worker_rss(
+    ctx, fake: str, db: str, data: str, n: int, send_s: float, cap_s: float, tenant_id: int | None = None
+) -> float:  # type: ignore[no-untyped-def]
+    from bench.seedbulk import seed_bulk, setup_tenant
+
+    if tenant_id is None:  # else: reuse the queue test's audience of that size
+        tenant_id, accounts = setup_tenant(ctx, fake, accounts=1, rate=1_000_000)
+        seed_bulk(ctx, tenant_id, accounts, n)
+    bid = _broadcast(ctx, tenant_id)  # the worker's scheduler queues it
+    (proc,) = _spawn_workers(1, _worker_env(db, data))
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + cap_s
+        sending_since = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid))
+            state = _state(ctx, tenant_id, bid)
+            if state in ("sending", "done") and sending_since is None:
+                sending_since = time.monotonic()
+            if state == "done" or (sending_since and time.monotonic() - sending_since > send_s):
+                break
+            time.sleep(0.5)
+        peak = max(peak, _peak_rss_mb(proc.pid))
+    finally:
+        _stop([proc])
+    return round(peak, 1)
+
+
+def worker_child() -> None:
+    import threading
+
+    import uvloop
+
+    import bench.benchhttp  # noqa: F401
+    from konsent.delivery.worker import Worker
+    from konsent.flows.context import build
+    from konsent.settings import Settings
+
+    ctx = build(Settings(), run_migrations=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    async def run() -> None:
+        try:
+            await Worker(ctx).run(stop)
+        finally:
+            await ctx.close()
+
+    uvloop.run(run())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--db",
+        default=os.environ.get(
+            "KONSENT_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument("--send", type=int, default=30_000, help="messages per send measurement")
+    ap.add_argument("--queue-audience", type=int, default=1_000_000)
+    ap.add_argument("--rss-sizes", default="10000,100000,1000000")
+    ap.add_argument("--rss-send-s", type=float, default=15.0)
+    ap.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker_child:
+        worker_child()
+        return
+    if args.quick:
+        args.send, args.queue_audience, args.rss_sizes, args.rss_send_s = 5000, 20_000, "2000,10000", 5.0
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import text
+
+    from konsent.store.db import make_engine
+
+    schema = f"konsent_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(args.db)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in args.db else "?"
+    db = f"{args.db}{sep}options=-csearch_path%3D{schema}"
+    port = _free_port()
+    fake_proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.fakeprovider", "--port", str(port), "--no-track"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out: dict[str, object] = {"db": "postgresql", "cpus": os.cpu_count()}
+    try:
+        _wait_port(port)
+        fake = f"http://127.0.0.1:{port}"
+        with tempfile.TemporaryDirectory() as data:
+            ctx = _ctx(db, data)
+            out["raw_client_msgs_per_s"] = round(asyncio.run(_raw_client(fake, 5.0)))
+            one = _send_rate(ctx, fake, db, data, args.send, numbers=1, workers=1, cap_s=120)
+            many = _send_rate(ctx, fake, db, data, args.send, numbers=4, workers=2, cap_s=120)
+            out["one_number_msgs_per_s"] = round(one)
+            out["many_numbers_msgs_per_s"] = round(many)
+            out["ratio_to_raw_client"] = round(max(one, many) / float(out["raw_client_msgs_per_s"]), 2)  # type: ignore[arg-type]
+            took, queue_tenant = _queue_time(ctx, fake, args.queue_audience)
+            out[f"queue_{args.queue_audience // 1000}k_audience_s".replace("1000k", "1m")] = round(took, 1)
+            for size in (int(x) for x in args.rss_sizes.split(",")):
+                label = f"{size // 1000}k".replace("1000k", "1m")
+                reuse = queue_tenant if size == args.queue_audience else None
+                out[f"worker_rss_mb_{label}"] = _worker_rss(
+                    ctx, fake, db, data, size, args.rss_send_s, cap_s=400, tenant_id=reuse
+                )
+            ctx.db.dispose()
+    finally:
+        fake_proc.terminate()
+        fake_proc.wait(10)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
