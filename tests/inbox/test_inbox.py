@@ -248,3 +248,41 @@ def test_every_message_leaves_a_live_event_and_wakes_listeners(ctx: Konsent, cre
         assert live.last_event_id(s, crew.tenant_id) > 0
         assert live.events_after(s, crew.tenant_id + 999, 0) == []
         assert s.scalars(select(Message).where(Message.direction == "out")).first() is not None
+
+
+def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_bot: Crew) -> None:
+    """M1, CH3: after 24 hours the composer's free text is refused (409); a template is queued."""
+    from konsent.domain.errors import InvalidInput, WindowClosed
+    from konsent.domain.events import InboundMessage
+    from konsent.flows import tenants
+    from konsent.flows.inbound import handle_event
+    from konsent.store.tables import OutboxRow
+
+    crew = no_bot
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        wa = tenants.create_channel_account(
+            ctx, s, tenant, "whatsapp", "WhatsApp", provider_ref="111",
+            secrets_={"access_token": "t", "app_secret": "a", "verify_token": "v"},
+        )  # fmt: skip
+        wa_id = wa.id
+    handle_event(
+        ctx, wa_id, InboundMessage("wamid.1", "+491703333333", utcnow() - timedelta(hours=30), text="Hallo")
+    )
+    with ctx.db.read() as s:
+        from konsent.store.tables import Conversation
+
+        conv_id = s.scalars(select(Conversation.id).where(Conversation.channel_account_id == wa_id)).one()
+    admin = crew.caller("admin")
+    with ctx.db.write() as s:
+        view = inbox.view_conversation(ctx, s, admin, conv_id)
+        assert not view.window_open and view.templates and view.window_hours == 24
+    with pytest.raises(WindowClosed), ctx.db.write() as s:
+        inbox.reply(ctx, s, admin, conv_id, "Noch Fragen?")
+    with pytest.raises(InvalidInput), ctx.db.write() as s:
+        inbox.reply_template(ctx, s, admin, conv_id, "Bad Name!", "de", [])
+    with ctx.db.write() as s:
+        msg = inbox.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
+        msg_id = msg.id
+    with ctx.db.read() as s:
+        assert s.scalars(select(OutboxRow).where(OutboxRow.message_id == msg_id)).one().purpose == "service"

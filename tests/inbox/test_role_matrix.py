@@ -63,6 +63,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/inbox/{cid}"): INBOX,
     ("GET", "/admin/inbox/{cid}/thread"): INBOX,
     ("POST", "/admin/inbox/{cid}/reply"): INBOX,
+    ("POST", "/admin/inbox/{cid}/template"): INBOX,
     ("POST", "/admin/inbox/{cid}/assign"): INBOX,
     ("POST", "/admin/inbox/{cid}/state"): INBOX,
     ("POST", "/admin/inbox/{cid}/snooze"): INBOX,

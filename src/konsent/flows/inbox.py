@@ -349,6 +349,7 @@ class ConversationView:
     window_open: bool
     window_hours: int | None
     window_closes_at: datetime | None
+    templates: bool
     team_id: int | None
     assignee_id: int | None
     bot_state: str | None
@@ -437,6 +438,7 @@ def view_conversation(
         window_open=window_open,
         window_hours=caps.service_window_hours,
         window_closes_at=closes,
+        templates=caps.templates,
         team_id=conv.team_id,
         assignee_id=conv.assignee_id,
         bot_state=bot.state if bot else None,
@@ -495,6 +497,50 @@ def reply(
         .values(state="handover", updated_at=at)
     )
     audit.record(s, who.tenant_id, who.actor, "conversation.reply", f"contact:{contact.id}", message=msg.id)
+    return msg
+
+
+def reply_template(
+    ctx: Konsent,
+    s: Session,
+    who: StaffMember,
+    conversation_id: int,
+    template: str,
+    language: str,
+    params: list[str],
+    at: datetime | None = None,
+) -> Message:
+    """Outside the customer-service window: an approved template with its variables (M1, CH3)."""
+    staff.require(who.role, "messages.send")
+    at = at or utcnow()
+    template, language = template.strip(), language.strip()
+    if not re.fullmatch(r"[a-z0-9_]{1,512}", template):
+        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
+        raise InvalidInput(detail="a template language looks like de or en_US")
+    if len(params) > 20 or any(len(p) > 1000 for p in params):
+        raise InvalidInput(detail="at most 20 template variables of up to 1000 characters")
+    conv = get_conversation(s, who, conversation_id)
+    acc = s.get(ChannelAccount, conv.channel_account_id)
+    contact = s.get(Contact, conv.contact_id)
+    assert acc is not None and contact is not None
+    if not ctx.adapter(acc.kind).capabilities.templates:
+        raise InvalidInput(detail="this channel has no message templates")
+    msg = enqueue_message(
+        ctx,
+        s,
+        contact,
+        "service",
+        OutboundContent(template=template, template_language=language, template_params=tuple(params)),
+        channel_account_id=conv.channel_account_id,
+        conversation_id=conv.id,
+        author=who.actor,
+        at=at,
+    )
+    _bump(s, conv, None, last_message_at=at)
+    audit.record(
+        s, who.tenant_id, who.actor, "conversation.template", f"contact:{contact.id}", message=msg.id
+    )
     return msg
 
 

@@ -206,6 +206,29 @@ def reply(
     )
 
 
+@router.post("/inbox/{cid}/template")
+def reply_template(
+    cid: str,
+    request: Request,
+    template: str = Form(""),
+    language: str = Form("de"),
+    params: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """Outside the 24-hour window: send an approved template (M1)."""
+    conv = _id(cid)
+    values = [p.strip() for p in params[:20_000].split("\n") if p.strip()]
+    return _act(
+        request,
+        caller,
+        conv,
+        csrf_token,
+        lambda ctx, s: inbox.reply_template(ctx, s, caller, conv, template[:512], language[:10], values),
+        "sent",
+    )
+
+
 @router.post("/inbox/{cid}/assign")
 def assign(
     cid: str,
