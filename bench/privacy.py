@@ -32,19 +32,19 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import insert, select, text
 
-from konsent import crypto  # noqa: E402
-from konsent.flows import privacy, privacy_export, retention, simulator  # noqa: E402
-from konsent.flows.contacts import get_or_create_contact, seal_for_contact  # noqa: E402
-from konsent.flows.context import Konsent  # noqa: E402
-from konsent.flows.demo import seed_demo  # noqa: E402
-from konsent.flows.tenants import channel_accounts  # noqa: E402
-from konsent.settings import Settings  # noqa: E402
-from konsent.store.db import Database, make_engine, migrate  # noqa: E402
-from konsent.store.keys import KeyRing  # noqa: E402
-from konsent.store.tables import Contact, Conversation, Message  # noqa: E402
-from konsent.store.types import utcnow  # noqa: E402
+from konsent import crypto
+from konsent.flows import privacy, privacy_export, retention, simulator
+from konsent.flows.contacts import get_or_create_contact, seal_for_contact
+from konsent.flows.context import Konsent
+from konsent.flows.demo import seed_demo
+from konsent.flows.tenants import channel_accounts
+from konsent.settings import Settings
+from konsent.store.db import Database, make_engine, migrate
+from konsent.store.keys import KeyRing
+from konsent.store.tables import Contact, Conversation, Message
+from konsent.store.types import utcnow
 
 
 def _only_local(url: str) -> None:
@@ -179,7 +179,9 @@ class Inbound:
         while not self.stop.is_set():
             t0 = time.perf_counter()
             try:
-                simulator.phone_send(self.ctx, self.account_id, f"+49160{self.prefix}{i % 500:05d}", f"Frage {i}")
+                simulator.phone_send(
+                    self.ctx, self.account_id, f"+49160{self.prefix}{i % 500:05d}", f"Frage {i}"
+                )
             except Exception:
                 self.errors += 1
             self.samples.append((time.perf_counter() - t0) * 1000)
@@ -198,13 +200,18 @@ class Inbound:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", default=os.environ.get("KONSENT_BENCH_DB", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    ap.add_argument(
+        "--db",
+        default=os.environ.get("KONSENT_BENCH_DB", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
     ap.add_argument("--messages", type=int, default=1_000_000, help="messages the retention run deletes")
     ap.add_argument("--export-messages", type=int, default=10_000)
     ap.add_argument("--max-seconds", type=int, default=900, help="abort the whole run after this long")
     args = ap.parse_args()
     _only_local(args.db)
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("bench exceeded --max-seconds")))
+    signal.signal(
+        signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("bench exceeded --max-seconds"))
+    )
     signal.alarm(args.max_seconds)
 
     schema = f"konsent_bench_{uuid.uuid4().hex[:8]}"

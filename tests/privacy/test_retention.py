@@ -150,6 +150,7 @@ def test_worker_periodic_job_starts_retention_in_background(ctx, demo):
 
     w = Worker(ctx)
     w._last_retention = 0.0  # pretend a minute has passed since start
+    w._scheduler = True  # on PostgreSQL only the worker holding the scheduler lock runs periodic jobs
     w.periodic()
     assert w._retention_thread is not None
     w._retention_thread.join(timeout=30)

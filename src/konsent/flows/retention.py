@@ -223,7 +223,7 @@ def _delete_batches(ctx: Konsent, ids_query: Any, model: Any, batch: int, before
             return total
 
 
-def _drop_outbox(s: Session, message_ids: list[int]) -> None:
+def _drop_outbox(s: Session, message_ids: Any) -> None:
     """Rows pointing at these messages (the outbox, and any table added later) go first."""
     from konsent.flows.privacy import dependent_tables
 
@@ -254,6 +254,82 @@ def _prune_audit(ctx: Konsent, tenant_id: int, cutoff: datetime, actor: str, bat
     return _delete_batches(ctx, q, AuditEntry, batch)
 
 
+CONVERSATION_CHUNK = 500
+
+
+def _delete_messages(ctx: Konsent, tenant_id: int, cutoff: datetime, batch: int) -> int:
+    """Messages of conversations closed before the cutoff (then the conversations), then finished
+    messages outside conversations. Walks by id with the indexes, so each batch stays cheap."""
+    total, last_conv = 0, 0
+    while True:
+        with ctx.db.read() as s:
+            conv_ids = list(
+                s.scalars(
+                    _closed_conversations(tenant_id, cutoff)
+                    .where(Conversation.id > last_conv)
+                    .order_by(Conversation.id)
+                    .limit(CONVERSATION_CHUNK)
+                ).all()
+            )
+        if not conv_ids:
+            break
+        last_conv = conv_ids[-1]
+        while True:
+            # One short transaction per batch; the ids never leave the database.
+            with ctx.db.write() as s:
+                due = (
+                    select(Message.id)
+                    .where(Message.tenant_id == tenant_id, Message.conversation_id.in_(conv_ids))
+                    .order_by(Message.id)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                _drop_outbox(s, due)
+                res = s.execute(
+                    delete(Message).where(Message.id.in_(due)),
+                    execution_options={"synchronize_session": False},
+                )
+                n = int(res.rowcount or 0)  # type: ignore[attr-defined]
+            total += n
+            if n < batch:
+                break
+        with ctx.db.write() as s:
+            _drop_conversation_dependents(s, conv_ids)
+            s.execute(
+                delete(Conversation).where(
+                    Conversation.tenant_id == tenant_id, Conversation.id.in_(conv_ids)
+                ),
+                execution_options={"synchronize_session": False},
+            )
+    last_id = 0
+    while True:
+        with ctx.db.write() as s:
+            ids = list(
+                s.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.tenant_id == tenant_id,
+                        Message.id > last_id,
+                        Message.conversation_id.is_(None),
+                        Message.created_at < cutoff,
+                        Message.status.not_in(("queued", "retrying")),
+                    )
+                    .order_by(Message.id)
+                    .limit(batch)
+                ).all()
+            )
+            if ids:
+                last_id = ids[-1]
+                _drop_outbox(s, ids)
+                s.execute(
+                    delete(Message).where(Message.id.in_(ids)),
+                    execution_options={"synchronize_session": False},
+                )
+                total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
 def run_retention(
     ctx: Konsent,
     tenant_id: int,
@@ -281,12 +357,10 @@ def run_retention(
             Category.UNCONFIRMED_OPTINS.value: _delete_batches(
                 ctx, q[Category.UNCONFIRMED_OPTINS], OptInRequest, batch
             ),
-            Category.MESSAGES.value: _delete_batches(ctx, q[Category.MESSAGES], Message, batch, _drop_outbox),
         }
-        empty_closed = _closed_conversations(tenant_id, r[Category.MESSAGES].cutoff(now)).where(
-            ~select(Message.id).where(Message.conversation_id == Conversation.id).exists()
+        counts[Category.MESSAGES.value] = _delete_messages(
+            ctx, tenant_id, r[Category.MESSAGES].cutoff(now), batch
         )
-        _delete_batches(ctx, empty_closed, Conversation, batch, _drop_conversation_dependents)
         erased = 0
         while True:
             with ctx.db.write() as s:
