@@ -545,3 +545,38 @@ def describe(b: Broadcast) -> dict[str, Any]:
         "started_at": b.started_at.isoformat() if b.started_at else None,
         "finished_at": b.finished_at.isoformat() if b.finished_at else None,
     }
+
+
+ACTIONS = ("send", "pause", "resume", "cancel")
+
+
+def act(
+    ctx: Konsent, tenant_id: int, broadcast_id: int, action: str, actor: str, at: datetime | None = None
+) -> Broadcast:
+    """One state change as its own transaction, under the broadcast's row lock (web and CLI)."""
+    if action not in ACTIONS:
+        raise InvalidInput(detail=f"unknown action {action!r}")
+    with ctx.db.write() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id, lock=True)
+        if action == "send":
+            return schedule(s, b, at, actor)
+        if action == "pause":
+            return pause(s, b, actor)
+        if action == "resume":
+            return resume(s, b, actor)
+        return cancel(s, b, actor)
+
+
+def progress(ctx: Konsent, tenant_id: int, broadcast_id: int) -> dict[str, Any]:
+    """Live progress for the admin page and the CLI: the broadcast and its funnel."""
+    with ctx.db.read() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id)
+        st = stats(s, b)
+        handled = st.sent + st.failed + st.refused + st.cancelled
+        return {
+            **describe(b),
+            "stats": st.as_dict(),
+            "total": b.queued,
+            "handled": handled,
+            "queuing_done": b.queued_at is not None,
+        }
