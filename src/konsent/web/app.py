@@ -131,6 +131,9 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import admin_inbox
 
     app.include_router(admin_inbox.router, prefix="/admin")
+    from konsent.web import admin_broadcasts
+
+    app.include_router(admin_broadcasts.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)

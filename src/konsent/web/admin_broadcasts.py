@@ -1,0 +1,242 @@
+"""Admin broadcast pages: list, compose with audience preview, send/schedule, pause/resume/cancel,
+live progress (polled JSON) and the delivery funnel as a server-rendered SVG (M3, U3).
+
+Thin views: check the permission and the CSRF token, call one flow, render.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from konsent.domain.errors import DomainError, InvalidInput, NotFound
+from konsent.flows import broadcast as bc
+from konsent.flows import tenants
+from konsent.web.admin_common import add_nav, admin_caller, error_text, page
+from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
+
+router = APIRouter(prefix="/admin/broadcasts", include_in_schema=False)
+add_nav("/admin/broadcasts", "Broadcasts", "contacts.read", 30)
+
+VIEW = "contacts.read"
+MANAGE = "settings.manage"  # owners and admins send marketing
+
+
+def _id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound()
+    return int(raw)
+
+
+def _list_page(
+    request: Request, caller: Caller, error: str = "", form: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    caller.require(VIEW)
+    with get_ctx(request).db.read() as s:
+        rows = [(b, bc.stats(s, b)) for b in bc.list_broadcasts(s, caller.tenant_id)]
+        topic_list = tenants.topics(s, caller.tenant_id)
+        accounts = tenants.channel_accounts(s, caller.tenant_id)
+    return page(
+        request,
+        caller,
+        "admin/broadcasts/index.html",
+        {"rows": rows, "topics": topic_list, "accounts": accounts, "error": error, "form": form or {}},
+        status,
+    )
+
+
+@router.get("")
+def broadcast_list(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    """Every broadcast with its state and funnel counts, and the compose form."""
+    return _list_page(request, caller)
+
+
+def _segment(locale: str, active_days: str, inactive_days: str) -> dict[str, Any]:
+    seg: dict[str, Any] = {}
+    if locale.strip():
+        seg["locale"] = locale.strip()
+    for key, raw in (("active_within_days", active_days), ("inactive_for_days", inactive_days)):
+        if raw.strip():
+            if not raw.strip().isdigit():
+                raise InvalidInput(detail=f"{key} must be a whole number of days ≥ 1")
+            seg[key] = int(raw.strip())
+    return seg
+
+
+@router.post("")
+def broadcast_create(
+    request: Request,
+    caller: Caller = Depends(admin_caller),
+    csrf_token: str = Form(""),
+    name: str = Form(""),
+    topic: str = Form(""),
+    text: str = Form(""),
+    template: str = Form(""),
+    template_language: str = Form(""),
+    template_params: str = Form(""),
+    min_text_version: str = Form("0"),
+    locale: str = Form(""),
+    active_within_days: str = Form(""),
+    inactive_for_days: str = Form(""),
+    channel_account_id: str = Form(""),
+) -> Response:
+    """Compose a draft; bad input re-shows the form with the reason and stores nothing."""
+    check_csrf_form(caller, csrf_token)
+    caller.require(MANAGE)
+    form = {
+        "name": name,
+        "topic": topic,
+        "text": text,
+        "template": template,
+        "template_language": template_language,
+        "template_params": template_params,
+        "min_text_version": min_text_version,
+        "locale": locale,
+        "active_within_days": active_within_days,
+        "inactive_for_days": inactive_for_days,
+        "channel_account_id": channel_account_id,
+    }
+    ctx = get_ctx(request)
+    try:
+        if not min_text_version.strip().isdigit():
+            raise InvalidInput(detail="the minimum consent-text version must be a whole number")
+        acc = channel_account_id.strip()
+        if acc and not acc.isdigit():
+            raise InvalidInput(detail="unknown channel account")
+        with ctx.db.write() as s:
+            b = bc.create_broadcast(
+                ctx,
+                s,
+                caller.tenant_id,
+                name=name,
+                topic=topic,
+                text=text,
+                template=template or None,
+                template_language=template_language or None,
+                template_params=[p.strip() for p in template_params.split(",") if p.strip()],
+                min_text_version=int(min_text_version.strip()),
+                segment=_segment(locale, active_within_days, inactive_for_days),
+                channel_account_id=int(acc) if acc else None,
+                author=caller.actor,
+            )
+            bid = b.id
+    except NotFound:
+        return _list_page(
+            request, caller, error_text(request, InvalidInput(detail="unknown channel account")), form, 422
+        )
+    except DomainError as exc:
+        return _list_page(request, caller, error_text(request, exc), form, exc.status)
+    return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
+
+
+def _detail(request: Request, caller: Caller, bid: int, error: str = "", status: int = 200) -> Response:
+    caller.require(VIEW)
+    ctx = get_ctx(request)
+    with ctx.db.read() as s:
+        b = bc.get_broadcast(s, caller.tenant_id, bid)
+        preview = bc.preview_count(s, b) if b.state in ("draft", "scheduled") else None
+    prog = bc.progress(ctx, caller.tenant_id, bid)
+    return page(
+        request,
+        caller,
+        "admin/broadcasts/detail.html",
+        {"b": prog, "preview": preview, "error": error, "funnel": funnel_svg(request, prog["stats"])},
+        status,
+    )
+
+
+@router.get("/{broadcast_id}")
+def broadcast_detail(broadcast_id: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    """One broadcast: audience preview, actions, live progress and funnel."""
+    return _detail(request, caller, _id(broadcast_id))
+
+
+@router.get("/{broadcast_id}/progress.json")
+def broadcast_progress(
+    broadcast_id: str, request: Request, caller: Caller = Depends(admin_caller)
+) -> Response:
+    """Polled by the page for live progress (no personal data)."""
+    caller.require(VIEW)
+    prog = bc.progress(get_ctx(request), caller.tenant_id, _id(broadcast_id))
+    return JSONResponse(prog)
+
+
+@router.get("/{broadcast_id}/funnel.svg")
+def broadcast_funnel(broadcast_id: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
+    """The delivery funnel as an SVG image (U3)."""
+    caller.require(VIEW)
+    prog = bc.progress(get_ctx(request), caller.tenant_id, _id(broadcast_id))
+    return Response(funnel_svg(request, prog["stats"]), media_type="image/svg+xml")
+
+
+@router.post("/{broadcast_id}/{action}")
+def broadcast_action(
+    broadcast_id: str,
+    action: str,
+    request: Request,
+    caller: Caller = Depends(admin_caller),
+    csrf_token: str = Form(""),
+    at: str = Form(""),
+) -> Response:
+    """Send now or at a time (UTC), pause, resume, cancel."""
+    check_csrf_form(caller, csrf_token)
+    caller.require(MANAGE)
+    bid = _id(broadcast_id)
+    if action not in bc.ACTIONS:
+        raise NotFound()
+    try:
+        when = None
+        if action == "send" and at.strip():
+            try:
+                when = datetime.fromisoformat(at.strip()).replace(tzinfo=UTC)
+            except ValueError as exc:
+                raise InvalidInput(detail="the send time is not a valid date and time") from exc
+        bc.act(get_ctx(request), caller.tenant_id, bid, action, caller.actor, when)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return _detail(request, caller, bid, error_text(request, exc), exc.status)
+    return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
+
+
+FUNNEL = (
+    ("queued", "Queued", "#5b6b86"),
+    ("sent", "Sent", "#2f6fb3"),
+    ("delivered", "Delivered", "#2a8a5b"),
+    ("read", "Read", "#1d6b45"),
+    ("failed", "Failed", "#b3412f"),
+    ("skipped", "Skipped", "#8a7a2a"),
+    ("opt_outs", "Opt-outs caused", "#7a2a8a"),
+)
+
+
+def funnel_svg(request: Request, stats: dict[str, Any]) -> str:
+    """Horizontal bars, one per stage, scaled to the queued and skipped total (U3)."""
+    _ = gettext_for(request_locale(request))
+    total = max(1, int(stats.get("queued", 0)) + int(stats.get("skipped", 0)))
+    row, label_w, bar_w = 30, 170, 360
+    height = row * len(FUNNEL) + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}" height="{height}" '
+        f'role="img" aria-label="{_esc(_("Delivery funnel"))}" font-family="sans-serif" font-size="13">'
+    ]
+    for i, (key, label, color) in enumerate(FUNNEL):
+        value = int(stats.get(key, 0))
+        y = 5 + i * row
+        width = round(bar_w * min(value, total) / total)
+        parts.append(f'<text x="0" y="{y + 17}">{_esc(_(label))}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="20" fill="#eef1f5"/>')
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{width}" height="20" fill="{color}"/>')
+        parts.append(f'<text x="{label_w + bar_w + 8}" y="{y + 17}">{value}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _esc(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+__all__ = ["funnel_svg", "router"]
