@@ -94,3 +94,21 @@ def test_canonical_form_is_stable_and_key_order_free() -> None:
 def test_text_hash_changes_with_any_character() -> None:
     assert text_hash("Ja, ich möchte") != text_hash("Ja, ich möchte.")
     assert len(text_hash("x")) == 64
+
+
+def test_removing_the_newest_entries_is_caught_against_the_recorded_head() -> None:
+    """Without the head pointer a shortened chain would still look intact."""
+    chain = build([payload(i) for i in range(4)])
+    head = (4, chain[-1].hash)
+    assert verify_chain(chain, head=head).ok
+    r = verify_chain(chain[:2], head=head)
+    assert not r.ok and r.first_broken_seq == 3 and "entry 3 is missing" in r.reason
+    r = verify_chain([], head=head)
+    assert not r.ok and r.first_broken_seq == 1
+
+
+def test_head_that_does_not_match_the_last_entry_is_reported() -> None:
+    chain = build([payload(i) for i in range(2)])
+    r = verify_chain(chain, head=(2, "0" * 64))
+    assert not r.ok and r.first_broken_seq == 2
+    assert verify_chain([], head=(0, GENESIS)).ok

@@ -46,8 +46,12 @@ class ChainReport:
     reason: str = ""
 
 
-def verify_chain(entries: Iterable[ChainEntry]) -> ChainReport:
-    """Walk the chain in order and name the first entry whose link or content was changed."""
+def verify_chain(entries: Iterable[ChainEntry], head: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the chain in order and name the first entry whose link or content was changed.
+
+    `head` is the (seq, hash) the chain's head pointer records; without it, deleting the
+    newest entries would go unnoticed.
+    """
     prev = GENESIS
     expected_seq = 1
     checked = 0
@@ -61,6 +65,10 @@ def verify_chain(entries: Iterable[ChainEntry]) -> ChainReport:
         prev = e.hash
         expected_seq += 1
         checked += 1
+    if head is not None and (head[0] != checked or head[1] != prev):
+        if head[0] > checked:
+            return ChainReport(False, checked, checked + 1, f"entry {checked + 1} is missing")
+        return ChainReport(False, checked, checked or None, "the chain does not end at its recorded head")
     return ChainReport(True, checked)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from konsent.domain.ledger import ChainReport, verify_chain
 from konsent.flows.contacts import Contact, consent_rows
-from konsent.store.chain import AUDIT, CONSENT, iter_chain
+from konsent.store.chain import AUDIT, CONSENT, chain_head, iter_chain
 from konsent.store.tables import ConsentText, LedgerEntry, Tenant
 from konsent.store.types import utcnow
 
@@ -19,7 +19,7 @@ def verify_ledger(s: Session, tenant_id: int, chain: str = CONSENT) -> ChainRepo
     """Recompute the whole chain; the report names the first broken entry."""
     if chain not in (CONSENT, AUDIT):
         raise ValueError(chain)
-    return verify_chain(iter_chain(s, tenant_id, chain))
+    return verify_chain(iter_chain(s, tenant_id, chain), head=chain_head(s, tenant_id, chain))
 
 
 def ledger_entries(s: Session, contact: Contact) -> list[LedgerEntry]:

@@ -36,8 +36,9 @@ def append_ledger(
 ) -> LedgerEntry:
     """Append one consent event; the payload is what the proof shows and the hash covers."""
     head = _lock_head(session, tenant_id, CONSENT)
-    # Stored exactly as hashed: datetimes become ISO strings before both.
-    body = json.loads(canonical({"contact_id": contact_id, "purpose": purpose, "action": action, **payload}))
+    # Stored exactly as hashed: datetimes become ISO strings before both. The columns come last so
+    # the payload always repeats them, and `iter_chain` can hold the columns to the hash.
+    body = json.loads(canonical({**payload, "contact_id": contact_id, "purpose": purpose, "action": action}))
     h = entry_hash(head.head_hash, body)
     entry = LedgerEntry(
         tenant_id=tenant_id,
@@ -60,7 +61,7 @@ def append_audit(
 ) -> AuditEntry:
     """Append one staff access to personal data (S4)."""
     head = _lock_head(session, tenant_id, AUDIT)
-    body = json.loads(canonical({"actor": actor, "action": action, "subject": subject, **payload}))
+    body = json.loads(canonical({**payload, "actor": actor, "action": action, "subject": subject}))
     h = entry_hash(head.head_hash, body)
     entry = AuditEntry(
         tenant_id=tenant_id,
@@ -92,5 +93,17 @@ def iter_chain(session: Session, tenant_id: int, chain: str, batch: int = 2000) 
         if not rows:
             return
         for r in rows:
-            yield ChainEntry(r.seq, r.payload, r.prev_hash, r.hash)
+            # The columns a proof shows are checked too: an edited `action` breaks the hash.
+            cols = (
+                {"contact_id": r.contact_id, "purpose": r.purpose, "action": r.action}
+                if chain == CONSENT
+                else {"actor": r.actor, "action": r.action, "subject": r.subject}
+            )
+            yield ChainEntry(r.seq, {**r.payload, **cols}, r.prev_hash, r.hash)
         last = rows[-1].seq
+
+
+def chain_head(session: Session, tenant_id: int, chain: str) -> tuple[int, str]:
+    """The (seq, hash) the chain's head pointer records; (0, GENESIS) for an empty chain."""
+    head = session.get(ChainHead, (tenant_id, chain))
+    return (head.seq, head.head_hash) if head is not None else (0, GENESIS)

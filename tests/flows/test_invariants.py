@@ -1,0 +1,486 @@
+"""The DESIGN.md invariants, pinned: STOP racing the worker (1, 2), ledger tampering (3),
+tenant scoping (4) and duplicate webhooks (6). Each runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import delete, select, text
+
+from konsent.channels.base import OutboundContent, WebhookRequest
+from konsent.channels.simulator import SIGNATURE_HEADER, sign
+from konsent.delivery import outbox
+from konsent.domain.errors import NoLegalBasis
+from konsent.domain.purposes import Purpose
+from konsent.flows import consent, messaging, proof, simulator, staff, tenants
+from konsent.flows.inbound import receive_webhook
+from konsent.store.chain import append_audit
+from konsent.store.tables import (
+    ChannelAccount,
+    Consent,
+    Contact,
+    LedgerEntry,
+    Message,
+    OutboxRow,
+    SimulatorMail,
+    WebhookEvent,
+)
+from konsent.store.types import utcnow
+from tests.conftest import drain
+from tests.flows.support import api_token, auth, consent_states, contact_of, count, enqueue
+from tests.helpers import phone_texts, sim_account, subscribe
+
+PHONE = "+4915112345678"
+OFFERS = "newsletter:angebote"
+
+
+# --- invariants 1 and 2: STOP racing the worker's claim ---------------------------------------------
+
+
+@dataclass
+class Clock:
+    """A global order of events across threads, taken right after each commit returns."""
+
+    _n: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tick(self) -> int:
+        with self._lock:
+            self._n += 1
+            return self._n
+
+
+def _regrant(ctx, contact_id: int) -> None:
+    with ctx.db.write() as s:
+        c = s.get(Contact, contact_id)
+        assert c is not None
+        consent.grant_consent(
+            s,
+            c,
+            Purpose.parse(OFFERS),
+            text_version=1,
+            evidence={"test": "race"},
+            channel_account_id=None,
+            at=utcnow(),
+        )
+
+
+def _race_once(ctx, contact_id: int, queued: int, rng: random.Random) -> dict[str, int]:
+    """One round: a worker claims in small batches and an enqueuer keeps queueing while STOP lands."""
+    clock = Clock()
+    withdrawn_at: list[int] = []
+    handed: list[
+        tuple[int, int]
+    ] = []  # (tick when the claim began, outbox id) per message given to the channel
+    errors: list[BaseException] = []
+    for i in range(queued):
+        enqueue(ctx, contact_id, OFFERS, f"Angebot {i}")
+    stop = threading.Event()
+    enqueued = threading.Event()
+
+    def worker() -> None:
+        try:
+            idle = 0
+            while idle < 3:
+                began = clock.tick()
+                jobs = outbox.claim(ctx, "race-worker", 2, utcnow(), 60)
+                for j in jobs:
+                    if j.purpose == OFFERS:
+                        handed.append((began, j.outbox_id))
+                outbox.complete(ctx, [(j, _sent()) for j in jobs], utcnow())
+                idle = idle + 1 if not jobs and enqueued.is_set() else 0
+                if not jobs:
+                    time.sleep(0.001)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def enqueuer() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    enqueue(ctx, contact_id, OFFERS, "noch ein Angebot")
+                except NoLegalBasis:
+                    return
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+        finally:
+            enqueued.set()  # a row queued just before the withdrawal committed must still be worked
+
+    def withdrawer() -> None:
+        try:
+            time.sleep(rng.uniform(0, 0.01))
+            with ctx.db.write() as s:
+                c = s.get(Contact, contact_id)
+                assert c is not None
+                done = consent.withdraw(s, c, [OFFERS], source="keyword", at=utcnow())
+            withdrawn_at.append(clock.tick())
+            assert done == [OFFERS]
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    threads = [threading.Thread(target=f) for f in (worker, enqueuer, withdrawer)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert not errors, errors
+    assert not any(th.is_alive() for th in threads)
+    [w] = withdrawn_at
+    late = [oid for began, oid in handed if began > w]
+    assert late == [], "a claim that began after the withdrawal committed handed a newsletter to the channel"
+    with ctx.db.read() as s:
+        states = list(s.scalars(select(OutboxRow.state).where(OutboxRow.purpose == OFFERS)).all())
+    assert "available" not in states and "running" not in states
+    assert states.count("done") == len(handed)
+    with ctx.db.write() as s:  # the next round starts with an empty queue
+        s.execute(delete(OutboxRow).where(OutboxRow.purpose == OFFERS))
+    return {"handed": len(handed), "cancelled": states.count("cancelled"), "refused": states.count("refused")}
+
+
+def _sent():
+    from konsent.channels.base import SendOutcome, SendResult
+
+    return SendResult(SendOutcome.SENT, provider_id="race." + secrets.token_hex(6))
+
+
+def test_stop_racing_the_worker_claim_never_hands_over_after_the_withdrawal(ctx, demo):
+    """Invariants 1 and 2: once a withdrawal has committed, no claim hands that purpose to a channel;
+    rows the worker had not claimed are cancelled with it or refused at claim time."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    cid = contact_of(ctx, PHONE).id
+    rng = random.Random(20261124)
+    totals = {"handed": 0, "cancelled": 0, "refused": 0}
+    deadline = time.monotonic() + 4.0
+    rounds = 0
+    while rounds < 12 and time.monotonic() < deadline:
+        if rounds:
+            _regrant(ctx, cid)
+        for k, v in _race_once(ctx, cid, queued=8, rng=rng).items():
+            totals[k] += v
+        rounds += 1
+    assert rounds >= 2
+    assert totals["cancelled"] + totals["refused"] > 0  # the race really cut queues short
+
+
+def test_withdrawal_and_cancellation_commit_together_or_not_at_all(ctx, demo, monkeypatch):
+    """Invariant 2: if recording the withdrawal fails, the queued messages stay queued too."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    cid = contact_of(ctx, PHONE).id
+    mid = enqueue(ctx, cid, OFFERS, "20 %")
+
+    def broken_ledger(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(consent, "append_ledger", broken_ledger)
+    with pytest.raises(RuntimeError), ctx.db.write() as s:
+        c = s.get(Contact, cid)
+        assert c is not None
+        consent.withdraw(s, c, None, source="keyword", at=utcnow())
+    with ctx.db.read() as s:
+        assert s.scalars(select(OutboxRow.state).where(OutboxRow.message_id == mid)).one() == "available"
+        assert s.scalars(select(Consent.status).where(Consent.contact_id == cid)).one() == "active"
+
+
+# --- invariant 3: ledger tampering -------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_entries(ctx, demo):
+    subscribe(ctx, PHONE, ["angebote", "produktnews"])
+    simulator.phone_send(ctx, sim_account(ctx).id, PHONE, "STOP Angebote")
+    with ctx.db.read() as s:
+        assert [e.action for e in s.scalars(select(LedgerEntry).order_by(LedgerEntry.seq))] == [
+            "granted",
+            "granted",
+            "withdrawn",
+        ]
+        r = proof.verify_ledger(s, demo.tenant_id)
+    assert r.ok and r.checked == 3
+    return demo
+
+
+def _verify(ctx, tenant_id: int):
+    with ctx.db.read() as s:
+        return proof.verify_ledger(s, tenant_id)
+
+
+def test_sql_edit_of_one_ledger_payload_is_named_by_verify_and_api(ctx, three_entries, client):
+    """Invariant 3, C3: UPDATE one row's payload → verification names exactly that entry."""
+    with ctx.db.read() as s:
+        row = s.scalars(select(LedgerEntry).where(LedgerEntry.seq == 2)).one()
+        forged = {**row.payload, "confirmed_at": "2020-01-01T00:00:00+00:00"}
+    with ctx.db.write() as s:
+        s.execute(text("UPDATE consent_ledger SET payload = :p WHERE seq = 2"), {"p": json.dumps(forged)})
+    r = _verify(ctx, three_entries.tenant_id)
+    assert not r.ok and r.first_broken_seq == 2 and r.checked == 1
+    res = client.get("/api/v1/ledger/verify", headers=auth(api_token(ctx, "dpo")))
+    assert res.status_code == 200
+    assert res.json() == {"ok": False, "checked": 1, "first_broken_seq": 2, "reason": r.reason}
+
+
+def test_sql_edit_of_the_action_column_is_caught(ctx, three_entries):
+    """Turning a withdrawal back into a grant in the column the proof shows is tampering too."""
+    with ctx.db.write() as s:
+        s.execute(text("UPDATE consent_ledger SET action = 'granted' WHERE seq = 3"))
+    r = _verify(ctx, three_entries.tenant_id)
+    assert not r.ok and r.first_broken_seq == 3
+
+
+def test_deleting_the_newest_ledger_entry_is_caught(ctx, three_entries):
+    """Dropping the withdrawal at the end of the chain must not leave a chain that verifies."""
+    with ctx.db.write() as s:
+        s.execute(text("DELETE FROM consent_ledger WHERE seq = 3"))
+    r = _verify(ctx, three_entries.tenant_id)
+    assert not r.ok and r.first_broken_seq == 3 and "missing" in r.reason
+
+
+def test_deleting_a_middle_ledger_entry_is_caught(ctx, three_entries):
+    with ctx.db.write() as s:
+        s.execute(text("DELETE FROM consent_ledger WHERE seq = 2"))
+    r = _verify(ctx, three_entries.tenant_id)
+    assert not r.ok and r.first_broken_seq in (2, 3) and "missing" in r.reason
+
+
+def test_tampered_audit_log_is_named(ctx, demo):
+    with ctx.db.write() as s:
+        for i in range(3):
+            append_audit(s, demo.tenant_id, "user:1", "contact.view", f"contact:{i}", {})
+    with ctx.db.write() as s:
+        s.execute(text("UPDATE audit_log SET subject = 'contact:99' WHERE seq = 2"))
+    with ctx.db.read() as s:
+        r = proof.verify_ledger(s, demo.tenant_id, "audit")
+    assert not r.ok and r.first_broken_seq == 2
+
+
+def test_each_tenant_has_its_own_chain(ctx, three_entries):
+    b = _tenant_b(ctx)
+    simulator.phone_send(ctx, b.account_id, "+4930123456", b.prefill)
+    assert _verify(ctx, b.tenant_id).checked == 1
+    assert _verify(ctx, three_entries.tenant_id).checked == 3
+
+
+# --- invariant 4: tenant scoping ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantB:
+    tenant_id: int
+    account_id: int
+    prefill: str
+    token: str
+
+
+def _tenant_b(ctx) -> TenantB:
+    from konsent.flows import optin
+
+    with ctx.db.write() as s:
+        t = tenants.create_tenant(ctx, s, "b-gmbh", "B GmbH", privacy_url="https://b.example/privacy")
+        tenants.add_topic(s, t, "angebote", {"de": "Angebote", "en": "Offers"})
+        tenants.set_consent_text(s, t, "de", "Ja, B GmbH darf mir schreiben.")
+        acc = tenants.create_channel_account(
+            ctx, s, t, "simulator", "Sim B", secrets_={"webhook_secret": secrets.token_urlsafe(16)}
+        )
+        pending = optin.request_opt_in(
+            ctx, s, t, channel_account_id=acc.id, topic_slugs=["angebote"], locale="de"
+        )
+        token = staff.create_api_token(s, t, "b", "admin")
+        return TenantB(t.id, acc.id, pending.prefill, token)
+
+
+@pytest.fixture
+def two_tenants(ctx, demo):
+    """Tenant A (demo) and tenant B, each with one subscribed contact who wrote and got an answer."""
+    subscribe(ctx, PHONE, ["angebote"])
+    a_contact = contact_of(ctx, PHONE).id
+    b = _tenant_b(ctx)
+    simulator.phone_send(ctx, b.account_id, "+4930123456", b.prefill)
+    drain(ctx)
+    with ctx.db.read() as s:
+        b_contact = s.scalars(select(Contact.id).where(Contact.tenant_id == b.tenant_id)).one()
+        b_message = s.scalars(select(Message.id).where(Message.tenant_id == b.tenant_id)).first()
+        a_message = s.scalars(select(Message.id).where(Message.tenant_id == demo.tenant_id)).first()
+    return {
+        "a": {"contact_id": a_contact, "message_id": a_message, "channel_account_id": sim_account(ctx).id},
+        "b": {"contact_id": b_contact, "message_id": b_message, "channel_account_id": b.account_id},
+        "b_tenant": b,
+    }
+
+
+def _id_routes(app) -> list[tuple[str, str, list[str]]]:
+    """Every /api/v1 operation whose path takes an id, from the OpenAPI document."""
+    out = []
+    for path, ops in app.openapi()["paths"].items():
+        if path.startswith("/api/v1/") and "{" in path:
+            params = [p.split("}")[0] for p in path.split("{")[1:]]
+            for method in sorted(ops):
+                out.append((method.upper(), path, params))
+    return out
+
+
+ID_ROUTES = {
+    "/api/v1/contacts/{contact_id}",
+    "/api/v1/contacts/{contact_id}/messages",
+    "/api/v1/contacts/{contact_id}/withdraw",
+    "/api/v1/contacts/{contact_id}/proof",
+    "/api/v1/contacts/{contact_id}/proof.html",
+    "/api/v1/messages/{message_id}",
+}
+
+
+def _call(client, method: str, path: str, ids: dict[str, int], params: list[str], headers: dict[str, str]):
+    url = path
+    for p in params:
+        url = url.replace("{" + p + "}", str(ids.get(p, ids["contact_id"])))
+    body = {"purposes": None} if url.endswith("/withdraw") else {}
+    if method == "GET":
+        return client.get(url, headers=headers)
+    return client.request(method, url, json=body, headers=headers)
+
+
+def test_other_tenants_ids_are_404_on_every_api_route_with_token(ctx, app, client, two_tenants):
+    """Invariant 4: tenant B's contact and message ids with tenant A's token → 404, and nothing leaks."""
+    token = api_token(ctx, "owner")
+    routes = _id_routes(app)
+    assert {p for _, p, _ in routes} >= ID_ROUTES
+    for method, path, params in routes:
+        own = _call(client, method, path, two_tenants["a"], params, auth(token))
+        assert own.status_code < 400 or own.status_code == 422, (method, path, own.status_code, own.text)
+        other = _call(client, method, path, two_tenants["b"], params, auth(token))
+        assert other.status_code == 404, (method, path, other.status_code, other.text)
+        assert "B GmbH" not in other.text and "+4930123456" not in other.text
+    # B's contact is untouched: the withdraw route did not reach it.
+    assert consent_states(ctx, two_tenants["b"]["contact_id"]) == {OFFERS: "active"}
+
+
+def test_sending_to_another_tenants_contact_or_account_is_404(ctx, client, two_tenants):
+    token = api_token(ctx, "owner")
+    b = two_tenants["b"]
+    r = client.post(
+        "/api/v1/messages",
+        json={"contact_id": b["contact_id"], "purpose": OFFERS, "text": "Hallo"},
+        headers=auth(token),
+    )
+    assert r.status_code == 404
+    r = client.post(
+        "/api/v1/messages",
+        json={
+            "contact_id": two_tenants["a"]["contact_id"],
+            "purpose": OFFERS,
+            "text": "Hallo",
+            "channel_account_id": b["channel_account_id"],
+        },
+        headers=auth(token),
+    )
+    assert r.status_code == 404
+    with ctx.db.read() as s:
+        assert s.scalars(select(Message).where(Message.author.like("token:%"))).all() == []
+
+
+def test_other_tenants_ids_are_404_with_a_staff_session(ctx, app, client, two_tenants, demo):
+    """Invariant 4 for the session cookie the admin uses (with its CSRF header on writes)."""
+    from konsent.store.tables import StaffUser
+    from konsent.web.deps import CSRF_HEADER, SESSION_COOKIE
+
+    with ctx.db.write() as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.tenant_id == demo.tenant_id)).one()
+        sess = staff.start_session(s, user, 1)
+    client.cookies.set(SESSION_COOKIE, sess.cookie)
+    headers = {CSRF_HEADER: sess.csrf_token}
+    routes = _id_routes(app)
+    assert {p for _, p, _ in routes} >= ID_ROUTES
+    for method, path, params in routes:
+        own = _call(client, method, path, two_tenants["a"], params, headers)
+        assert own.status_code < 400 or own.status_code == 422, (method, path, own.status_code)
+        other = _call(client, method, path, two_tenants["b"], params, headers)
+        assert other.status_code == 404, (method, path, other.status_code, other.text)
+
+
+def test_lists_only_show_own_tenant(ctx, client, two_tenants):
+    token = api_token(ctx, "owner")
+    ids = [c["id"] for c in client.get("/api/v1/contacts", headers=auth(token)).json()]
+    assert ids == [two_tenants["a"]["contact_id"]]
+    b_ids = [
+        c["id"] for c in client.get("/api/v1/contacts", headers=auth(two_tenants["b_tenant"].token)).json()
+    ]
+    assert b_ids == [two_tenants["b"]["contact_id"]]
+    accounts = client.get("/api/v1/channels", headers=auth(token)).json()
+    assert [a["id"] for a in accounts] == [two_tenants["a"]["channel_account_id"]]
+
+
+# --- invariant 6: duplicate webhooks -----------------------------------------------------------------
+
+
+def _signed(ctx, account: ChannelAccount, payload: dict) -> WebhookRequest:
+    body = json.dumps(payload).encode()
+    with ctx.db.read() as s:
+        secret = tenants.account_config(ctx, s, account).secrets["webhook_secret"]
+    return WebhookRequest(
+        method="POST",
+        headers={SIGNATURE_HEADER: sign(secret, body), "content-type": "application/json"},
+        query={},
+        body=body,
+    )
+
+
+def test_duplicate_webhook_delivery_stores_one_message_and_acts_once(ctx, demo):
+    """Invariant 6: the provider retries the same STOP; one message row, one withdrawal, one answer."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    acc = sim_account(ctx)
+    payload = {"messages": [{"id": "simin.dup-1", "from": PHONE, "text": "STOP", "timestamp": time.time()}]}
+    first = receive_webhook(ctx, acc.route_key, _signed(ctx, acc, payload))
+    second = receive_webhook(ctx, acc.route_key, _signed(ctx, acc, payload))
+    assert (first.status, first.events, first.duplicates) == (200, 1, 0)
+    assert (second.status, second.events, second.duplicates) == (200, 0, 1)
+    with ctx.db.read() as s:
+        assert len(s.scalars(select(Message).where(Message.provider_id == "simin.dup-1")).all()) == 1
+        assert len(s.scalars(select(LedgerEntry).where(LedgerEntry.action == "withdrawn")).all()) == 1
+    drain(ctx)
+    assert len(phone_texts(ctx, PHONE)) == 2  # confirmation of the opt-in, one withdrawal answer
+
+
+def test_duplicate_webhook_over_http_is_acknowledged_and_stored_once(ctx, demo, client):
+    acc = sim_account(ctx)
+    payload = {"messages": [{"id": "simin.dup-2", "from": PHONE, "text": "Hallo?", "timestamp": time.time()}]}
+    for _ in range(2):
+        req = _signed(ctx, acc, payload)
+        r = client.post(f"/webhooks/{acc.route_key}", content=req.body, headers=req.headers)
+        assert r.status_code == 200
+    with ctx.db.read() as s:
+        assert len(s.scalars(select(Message).where(Message.provider_id == "simin.dup-2")).all()) == 1
+        assert len(s.scalars(select(WebhookEvent)).all()) == 1
+
+
+def test_webhook_with_bad_signature_is_rejected_and_stores_nothing(ctx, demo, client):
+    acc = sim_account(ctx)
+    body = json.dumps({"messages": [{"id": "x", "from": PHONE, "text": "STOP"}]}).encode()
+    r = client.post(f"/webhooks/{acc.route_key}", content=body, headers={SIGNATURE_HEADER: "sha256=00"})
+    assert r.status_code == 401
+    assert count(ctx, Message) == 0 and count(ctx, Contact) == 0
+
+
+def test_every_outbound_message_went_through_enqueue(ctx, demo):
+    """Invariant 1 bookkeeping: each simulator delivery matches a sent message with a purpose."""
+    subscribe(ctx, PHONE, ["angebote"])
+    cid = contact_of(ctx, PHONE).id
+    enqueue(ctx, cid, OFFERS, "A")
+    with ctx.db.write() as s:
+        c = s.get(Contact, cid)
+        assert c is not None
+        messaging.enqueue_message(ctx, s, c, "service", OutboundContent(text="B"))
+    drain(ctx)
+    with ctx.db.read() as s:
+        sent = s.scalars(select(Message).where(Message.direction == "out", Message.status == "sent")).all()
+        mails = s.scalars(select(SimulatorMail.provider_id)).all()
+    assert sorted(m.provider_id for m in sent) == sorted(mails)
+    assert all(m.purpose in ("service", OFFERS) for m in sent)
