@@ -62,3 +62,23 @@ def test_portal_export_downloads_once(ctx, demo, client):
 def test_forged_portal_link_is_404(ctx, demo, client):
     assert client.get("/privacy/" + "x" * 43).status_code == 404
     assert client.post("/privacy/" + "x" * 43 + "/erase", data={"confirm": "yes"}).status_code == 404
+
+
+def test_contact_corrects_own_name_on_the_page(ctx, demo, client):
+    """D3: the contact rectifies the name; audited as 'contact', logged as a portal request."""
+    from sqlalchemy import select
+
+    from konsent.flows.contacts import contact_name
+    from konsent.store.tables import AuditEntry
+
+    cid = subscribed_contact(ctx)
+    path = _portal(ctx)
+    assert client.post(path + "/rectify", data={"name": ""}).status_code == 422
+    assert client.post(path + "/rectify", data={"name": "Erika Beispiel"}).status_code == 200
+    with ctx.db.read() as s:
+        assert contact_name(ctx, s, s.get(Contact, cid)) == "Erika Beispiel"
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "contact.rectify")).one()
+        assert entry.actor == "contact"
+        req = s.scalars(select(PrivacyRequest).where(PrivacyRequest.kind == "rectification")).one()
+        assert req.channel == "portal"
+    assert client.post(path + "/rectify", data={"name": "Again"}).status_code == 410

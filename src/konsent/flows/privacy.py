@@ -415,6 +415,13 @@ def portal_erase(ctx: Konsent, s: Session, token: str) -> None:
     req.state, req.completed_at = "done", utcnow()
 
 
+def portal_rectify(ctx: Konsent, s: Session, token: str, name: str) -> None:
+    """The contact corrects the name we hold (D3); the link is then used up."""
+    contact = portal_contact(s, token, lock=True)
+    rectify_contact(ctx, s, contact.tenant_id, "contact", contact.id, name=name, channel="portal")
+    use_portal_link(s, token)
+
+
 def portal_object(ctx: Konsent, s: Session, token: str) -> list[str]:
     contact = portal_contact(s, token, lock=True)
     return object_to_marketing(ctx, s, contact.tenant_id, "contact", contact.id, channel="portal")

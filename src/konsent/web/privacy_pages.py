@@ -93,6 +93,24 @@ def portal_object(token: str, request: Request) -> Response:
     return _page(request, "privacy/done.html", {"what": "objected"})
 
 
+@router.post("/{token}/rectify")
+def portal_rectify(token: str, request: Request, name: str = Form("")) -> Response:
+    """The contact corrects their name (D3)."""
+    if not name.strip() or len(name) > 200:
+        try:
+            with get_ctx(request).db.read() as s:
+                privacy.portal_contact(s, token)
+        except (NotFound, privacy.LinkGone) as exc:
+            return _closed(request, exc)
+        return _page(request, "privacy/portal.html", {"token": token, "error": "name"}, status=422)
+    try:
+        with get_ctx(request).db.write() as s:
+            privacy.portal_rectify(get_ctx(request), s, token, name)
+    except (NotFound, privacy.LinkGone) as exc:
+        return _closed(request, exc)
+    return _page(request, "privacy/done.html", {"what": "rectified"})
+
+
 @router.post("/{token}/erase")
 def portal_erase(token: str, request: Request, confirm: str = Form("")) -> Response:
     """Erasure needs the box ticked on the page (D2); without it nothing happens."""
