@@ -101,3 +101,13 @@ def sign_in(client, ctx: Konsent, user: StaffUser) -> str:  # type: ignore[no-un
         sess = staff.start_session(s, s.get(StaffUser, user.id), 1)  # type: ignore[arg-type]
     client.cookies.set(SESSION_COOKIE, sess.cookie)
     return sess.csrf_token
+
+
+def drain(ctx: Konsent) -> int:
+    """Deliver what is queued. Without per-account advisory locks: those are database-wide on
+    PostgreSQL, so a parallel test run in another schema could hold the same lock key."""
+    import asyncio
+
+    from konsent.delivery.worker import Worker
+
+    return asyncio.run(Worker(ctx, exclusive_accounts=False).drain())

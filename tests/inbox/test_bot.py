@@ -7,9 +7,8 @@ from sqlalchemy import select
 from konsent.flows import bot
 from konsent.flows.context import Konsent
 from konsent.store.tables import BotFlow, BotSession, Contact, ContactField, LedgerEntry
-from tests.conftest import drain
 from tests.helpers import phone_texts
-from tests.inbox.conftest import Crew, conversation_of, say
+from tests.inbox.conftest import Crew, conversation_of, drain, say
 
 PHONE = "+491701234567"
 
@@ -115,3 +114,30 @@ def test_invalid_flow_import_is_refused_and_nothing_stored(ctx: Konsent, crew: C
         bot.save_flow(s, crew.tenant_id, "user:1", bad)
     with ctx.db.read() as s:
         assert len(s.scalars(select(BotFlow)).all()) == 1
+
+
+def test_withdrawing_the_data_consent_deletes_the_name_and_is_in_the_ledger(ctx: Konsent, crew: Crew) -> None:
+    """M2, C4: a data consent is withdrawable; what was kept under it is deleted in the same step."""
+    from konsent.flows import inbox
+
+    say(ctx, crew, PHONE, "Hallo")
+    say(ctx, crew, PHONE, "Hilfe")
+    say(ctx, crew, PHONE, "Ja")
+    say(ctx, crew, PHONE, "Erika")
+    conv = conversation_of(ctx, crew, PHONE)
+    with ctx.db.write() as s:
+        view = inbox.view_conversation(ctx, s, crew.caller("sven"), conv.id)
+        assert view.fields == {"name": "Erika"}
+    with ctx.db.write() as s:
+        assert inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 1
+    with ctx.db.write() as s:
+        assert inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 0  # idempotent
+        assert inbox.view_conversation(ctx, s, crew.caller("sven"), conv.id).fields == {}
+        actions = [e.action for e in s.scalars(select(LedgerEntry).where(LedgerEntry.purpose == "data:name"))]
+        assert actions == ["granted", "withdrawn"]
+    import pytest
+
+    from konsent.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput), ctx.db.write() as s:
+        inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "newsletter:angebote")

@@ -14,9 +14,8 @@ from konsent.flows import inbox, live
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry, BotFlow, ConversationNote, InboxEvent, Message
 from konsent.store.types import utcnow
-from tests.conftest import drain
 from tests.helpers import phone_texts
-from tests.inbox.conftest import Crew, conversation_of, say
+from tests.inbox.conftest import Crew, conversation_of, drain, say
 
 ERIKA = "+491701111111"
 MAX = "+491702222222"

@@ -70,6 +70,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/inbox/{cid}/note"): INBOX,
     ("POST", "/admin/inbox/{cid}/labels"): INBOX,
     ("POST", "/admin/inbox/{cid}/takeover"): INBOX,
+    ("POST", "/admin/inbox/{cid}/withdraw-data"): INBOX,
     ("GET", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams/{tid}/members"): MANAGERS,
@@ -102,6 +103,12 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/privacy/import"): MANAGERS,
     ("GET", "/admin/privacy/documents"): PROOF,
     ("GET", "/admin/privacy/documents/{name}"): PROOF,
+    ("GET", "/admin/broadcasts"): ALL,
+    ("POST", "/admin/broadcasts"): MANAGERS,
+    ("GET", "/admin/broadcasts/{broadcast_id}"): ALL,
+    ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): ALL,
+    ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): ALL,
+    ("POST", "/admin/broadcasts/{broadcast_id}/{action}"): MANAGERS,
 }
 
 # Extra request data some routes need to get past input validation to the permission check.
@@ -173,6 +180,8 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "locale": "en",
             "request_id": "999999",  # permission is checked before the lookup
             "name": "notice-de.md",
+            "broadcast_id": "999999",
+            "action": "pause",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

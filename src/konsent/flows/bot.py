@@ -28,6 +28,7 @@ from konsent.flows import audit, consent, inbox, live, staff, teams
 from konsent.flows.contacts import open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import enqueue_message
+from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     BotFlow,
     BotSession,
@@ -134,7 +135,9 @@ def _field_aad(name: str) -> str:
     return f"field:{name}"
 
 
-def store_field(ctx: Konsent, s: Session, contact: Contact, name: str, value: str, at: datetime) -> None:
+def store_field(
+    ctx: Konsent, s: Session, contact: Contact, name: str, value: str, at: datetime, purpose: str = ""
+) -> None:
     row = s.scalars(
         select(ContactField).where(
             ContactField.tenant_id == contact.tenant_id,
@@ -146,7 +149,49 @@ def store_field(ctx: Konsent, s: Session, contact: Contact, name: str, value: st
         row = ContactField(tenant_id=contact.tenant_id, contact_id=contact.id, name=name)
         s.add(row)
     row.value_sealed = seal_for_contact(ctx, s, contact, _field_aad(name), value)
+    row.purpose = purpose or f"data:{name}"
     row.updated_at = at
+
+
+def withdraw_data_consent(
+    s: Session, contact: Contact, purpose: str, *, source: str, actor: str, at: datetime | None = None
+) -> int:
+    """Withdraw a `data:<field>` consent, deleting what was kept under it (M2, C4); returns the count."""
+    at = at or utcnow()
+    try:
+        p = Purpose.parse(purpose)
+    except ValueError as exc:
+        raise InvalidInput(detail=str(exc)) from exc
+    if not p.is_data:
+        raise InvalidInput(detail="only data consents are withdrawn here")
+    row = s.scalars(
+        select(Consent)
+        .where(
+            Consent.tenant_id == contact.tenant_id,
+            Consent.contact_id == contact.id,
+            Consent.purpose == str(p),
+            Consent.status == ConsentStatus.ACTIVE,
+        )
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return 0
+    row.status = ConsentStatus.WITHDRAWN
+    row.changed_at = at
+    fields = s.scalars(
+        select(ContactField).where(
+            ContactField.tenant_id == contact.tenant_id,
+            ContactField.contact_id == contact.id,
+            ContactField.purpose == str(p),
+        )
+    ).all()
+    for f in fields:
+        s.delete(f)
+    append_ledger(
+        s, contact.tenant_id, contact.id, str(p), "withdrawn",
+        {"source": source, "actor": actor, "withdrawn_at": at, "fields_deleted": len(fields)},
+    )  # fmt: skip
+    return len(fields)
 
 
 def contact_fields(ctx: Konsent, s: Session, contact: Contact) -> dict[str, str]:
@@ -298,7 +343,7 @@ def _carry_out(
                 at=at,
             )
         elif isinstance(action, fs.StoreField):
-            store_field(ctx, s, contact, action.name, action.value, at)
+            store_field(ctx, s, contact, action.name, action.value, at, action.purpose)
         elif isinstance(action, fs.RouteToTeam):
             team = teams.team_by_slug(s, conv.tenant_id, action.team)
             if team is None:

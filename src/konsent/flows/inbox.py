@@ -350,6 +350,7 @@ class ConversationView:
     window_hours: int | None
     window_closes_at: datetime | None
     templates: bool
+    fields: dict[str, str]
     team_id: int | None
     assignee_id: int | None
     bot_state: str | None
@@ -439,10 +440,33 @@ def view_conversation(
         window_hours=caps.service_window_hours,
         window_closes_at=closes,
         templates=caps.templates,
+        fields=_fields(ctx, s, contact),
         team_id=conv.team_id,
         assignee_id=conv.assignee_id,
         bot_state=bot.state if bot else None,
     )
+
+
+def _fields(ctx: Konsent, s: Session, contact: Contact) -> dict[str, str]:
+    from konsent.flows.bot import contact_fields
+
+    return contact_fields(ctx, s, contact)
+
+
+def withdraw_data_consent(s: Session, who: StaffMember, conversation_id: int, purpose: str) -> int:
+    """Staff record the contact's withdrawal of a data consent; its fields are deleted (M2, C4)."""
+    from konsent.flows.bot import withdraw_data_consent as withdraw
+
+    staff.require(who.role, "messages.send")
+    conv = get_conversation(s, who, conversation_id)
+    contact = s.get(Contact, conv.contact_id)
+    assert contact is not None
+    deleted = withdraw(s, contact, purpose, source="staff", actor=who.actor)
+    audit.record(
+        s, who.tenant_id, who.actor, "contact.withdraw_data", f"contact:{contact.id}", purpose=purpose
+    )
+    live.record(s, who.tenant_id, conv.id, "consent")
+    return deleted
 
 
 # --- changes ---------------------------------------------------------------------------------------

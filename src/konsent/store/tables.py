@@ -621,6 +621,7 @@ class ContactField(Base):
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
     name: Mapped[str] = mapped_column(String(63))
     value_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    purpose: Mapped[str] = mapped_column(String(80), default="")  # the data consent it was kept under
     updated_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("tenant_id", "contact_id", "name"),)
 

@@ -328,6 +328,26 @@ def labels(
     return _act(request, caller, conv, csrf_token, lambda ctx, s: inbox.set_labels(s, caller, conv, names))
 
 
+@router.post("/inbox/{cid}/withdraw-data")
+def withdraw_data(
+    cid: str,
+    request: Request,
+    purpose: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """The contact withdrew a data consent (e.g. by writing so): record it and delete the fields (C4)."""
+    conv = _id(cid)
+    return _act(
+        request,
+        caller,
+        conv,
+        csrf_token,
+        lambda ctx, s: inbox.withdraw_data_consent(s, caller, conv, purpose[:80]),
+        "withdrawn",
+    )
+
+
 @router.post("/inbox/{cid}/takeover")
 def takeover(
     cid: str, request: Request, csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
