@@ -174,3 +174,12 @@ def test_documents_page_and_downloads(ctx, demo, client):
     html = client.get("/admin/privacy/documents/notice-de.html")
     assert html.status_code == 200 and "<h2>Messenger-Kommunikation</h2>" in html.text
     assert client.get("/admin/privacy/documents/secrets-de.md").status_code == 404
+
+
+def test_dashboard_warns_about_overdue_requests(ctx, demo, client):
+    """D5: the admin's first page shows overdue requests to those who handle them."""
+    as_role(ctx, client, "dpo")
+    assert "overdue" not in client.get("/admin", headers=EN).text
+    with ctx.db.write() as s:
+        privacy.log_request(s, demo.tenant_id, "access", "email", received_at=utcnow() - timedelta(days=40))
+    assert "1 requests are overdue" in client.get("/admin", headers=EN).text

@@ -13,14 +13,25 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.domain.retention import DESCRIPTIONS, Category
-from konsent.flows import importer, privacy, privacy_export, retention, tenants, transparency
+from konsent.flows import importer, privacy, privacy_export, retention, staff, tenants, transparency
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
-from konsent.web.deps import Caller, check_csrf_form, get_ctx
+from konsent.web.deps import Caller, check_csrf_form, get_ctx, templates
 
 router = APIRouter(prefix="/admin/privacy", include_in_schema=False)
 add_nav("/admin/privacy", "Privacy", "consent.proof", 70)
 
 MAX_UPLOAD = importer.MAX_BYTES
+
+
+def overdue_count(request: Request, me: Caller | None) -> int:
+    """Overdue data-subject requests of the signed-in tenant, for the dashboard warning (D5)."""
+    if me is None or not staff.allowed(me.role, "consent.proof"):
+        return 0
+    with get_ctx(request).db.read() as s:
+        return len(privacy.overdue_requests(s, me.tenant_id))
+
+
+templates.env.globals.setdefault("privacy_overdue_count", overdue_count)
 
 
 def _int(raw: str) -> int:
