@@ -212,7 +212,7 @@ def bench_live(ctx: Konsent, account_id: int, cookie: str, samples: int) -> list
     def listen() -> None:
         with (
             httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=None) as c,
-            c.stream("GET", "/admin/inbox/events?timeout=120") as resp,
+            c.stream("GET", "/admin/inbox/events?timeout=50") as resp,
         ):
             for line in resp.iter_lines():
                 if line.startswith("retry:"):

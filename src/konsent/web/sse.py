@@ -26,7 +26,7 @@ router = APIRouter(include_in_schema=False)
 
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
-MAX_STREAM_SECONDS = 300  # the browser reconnects with Last-Event-ID; proxies prefer bounded streams
+MAX_STREAM_SECONDS = 55  # the browser reconnects with Last-Event-ID; a stopping server waits at most this
 
 
 @router.get("/inbox/events")
