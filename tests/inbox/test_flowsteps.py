@@ -131,3 +131,15 @@ def test_a_flow_looping_without_questions_stops_and_hands_over() -> None:
         {"name": "loop", "steps": [{"id": "a", "type": "route", "team": "sales", "next": "a"}]}
     )
     assert fs.start(flow, fs.Situation("de"), TUESDAY_10_BERLIN).finished == "handover"
+
+
+def test_the_documented_flow_example_is_a_valid_flow() -> None:
+    """M2: docs/CHATBOT.md's example stays in step with the engine."""
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).parents[2] / "docs/CHATBOT.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    flow = fs.parse_flow(yaml.safe_load(example))
+    assert flow.hours is not None and flow.steps["name"].purpose == "data:name"
