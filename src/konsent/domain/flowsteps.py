@@ -153,8 +153,9 @@ def _parse_step(raw: Any) -> Step:
         common["invalid"] = _text(raw.get("invalid"), where, required=False)
     elif kind == "consent":
         common["purpose"] = _purpose(raw.get("purpose"), where)
-        common["yes"] = _ident(raw.get("yes"), where)
-        common["no"] = _ident(raw.get("no"), where)
+        # YAML 1.1 reads an unquoted `yes:` / `no:` key as a boolean; both spellings mean the same.
+        common["yes"] = _ident(raw.get("yes", raw.get(True)), where)
+        common["no"] = _ident(raw.get("no", raw.get(False)), where)
     elif kind == "branch":
         cases = raw.get("cases") or {}
         if not isinstance(cases, Mapping):
