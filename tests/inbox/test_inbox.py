@@ -285,3 +285,16 @@ def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_b
         msg_id = msg.id
     with ctx.db.read() as s:
         assert s.scalars(select(OutboxRow).where(OutboxRow.message_id == msg_id)).one().purpose == "service"
+
+
+def test_old_live_events_are_pruned(ctx: Konsent, no_bot: Crew) -> None:
+    """M1: live events only bridge reconnects; older than an hour they go."""
+    crew = no_bot
+    say(ctx, crew, ERIKA, "Hallo")
+    with ctx.db.write() as s:
+        assert live.prune(s, crew.tenant_id, utcnow() - live.KEEP) == 0
+        assert (
+            live.prune(s, crew.tenant_id + 1, utcnow() + timedelta(seconds=1)) == 0
+        )  # other tenants untouched
+        assert live.prune(s, crew.tenant_id, utcnow() + timedelta(seconds=1)) >= 1
+        assert live.events_after(s, crew.tenant_id, 0) == []

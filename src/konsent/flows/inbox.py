@@ -697,6 +697,7 @@ def on_contact_message(s: Session, conv: Conversation) -> None:
     if conv.state == "pending":
         values["state"] = "open"
     _bump(s, conv, None, **values)
+    live.maybe_prune(s, conv.tenant_id)
 
 
 # --- canned replies --------------------------------------------------------------------------------

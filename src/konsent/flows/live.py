@@ -9,10 +9,12 @@ matters for changes made by another process (a separate worker or web node).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import delete, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from konsent.store.tables import Conversation, InboxEvent, Message
@@ -55,6 +57,24 @@ def record(s: Session, tenant_id: int, conversation_id: int, kind: str) -> None:
     """Note a change for live pages; they are woken when the transaction commits."""
     s.add(InboxEvent(tenant_id=tenant_id, conversation_id=conversation_id, kind=kind, created_at=utcnow()))
     s.info.setdefault(_PENDING, set()).add(tenant_id)
+
+
+KEEP = timedelta(hours=1)  # live events only bridge reconnects; older ones are pruned
+
+
+def maybe_prune(s: Session, tenant_id: int) -> int:
+    """Now and then (about one inbound message in 200) delete a tenant's live events older than KEEP."""
+    if secrets.randbelow(200):
+        return 0
+    return prune(s, tenant_id, utcnow() - KEEP)
+
+
+def prune(s: Session, tenant_id: int, before: datetime) -> int:
+    res = s.execute(
+        delete(InboxEvent).where(InboxEvent.tenant_id == tenant_id, InboxEvent.created_at < before),
+        execution_options={"synchronize_session": False},
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def events_after(s: Session, tenant_id: int, after_id: int, limit: int = 200) -> list[InboxEvent]:
