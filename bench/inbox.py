@@ -65,6 +65,8 @@ def _seed(ctx: Konsent, n: int) -> tuple[int, int, str]:
         account = next(a for a in channel_accounts(s, tenant.id) if a.kind == "simulator")
         team_ids = [t.id for t in teams.list_teams(s, tenant.id)]
         owner = staff.create_user(s, tenant, "bench.owner@demo.example", "bench-password-1", "owner")
+        agent = staff.create_user(s, tenant, "bench.agent@demo.example", "bench-password-1", "agent")
+        teams.add_member(s, tenant.id, team_ids[0], agent.id)
         tenant_id, account_id, owner_id = tenant.id, account.id, owner.id
     contacts_n = max(1, n // 4)
     now = utcnow()
@@ -152,6 +154,7 @@ def _median_ms(fn: Any, samples: int) -> float:
 
 
 def bench_list(ctx: Konsent, tenant_id: int, cookie: str, samples: int) -> tuple[float, float]:
+    """The owner's view (all teams) and the bare SELECT of the same page."""
     from fastapi.testclient import TestClient
 
     from konsent.web.app import create_app
@@ -294,6 +297,9 @@ def main() -> None:
         _keyring_check(ctx, tenant_id)
         cookie = _session_cookie(ctx, "bench.owner@demo.example")
         page_ms, ceiling_ms = bench_list(ctx, tenant_id, cookie, args.samples)
+        agent_ms, _ = bench_list(
+            ctx, tenant_id, _session_cookie(ctx, "bench.agent@demo.example"), args.samples
+        )
         live = bench_live(ctx, account_id, cookie, args.samples)
         print(
             json.dumps(
@@ -301,6 +307,7 @@ def main() -> None:
                     "inbox_list_100k_ms": page_ms,
                     "inbox_list_n": args.n,
                     "inbox_list_select_ceiling_ms": ceiling_ms,
+                    "inbox_list_agent_one_team_ms": agent_ms,
                     "live_update_median_ms": round(statistics.median(live), 1),
                     "live_update_p95_ms": round(sorted(live)[int(len(live) * 0.95) - 1], 1),
                     "live_update_samples": len(live),
