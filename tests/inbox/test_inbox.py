@@ -60,6 +60,17 @@ def test_agent_sees_only_own_team_and_cannot_open_other_teams_conversation(
         for role in ("dpo", "viewer"):
             with pytest.raises(PermissionDenied):
                 inbox.list_conversations(ctx, s, crew.caller(role), inbox.InboxFilter())
+    # The unrouted queue is visible to agents unless the tenant switches it off.
+    say(ctx, crew, "+491709999999", "Neu hier")
+    with ctx.db.read() as s:
+        assert len(inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter()).rows) == 2
+    with ctx.db.write() as s:
+        inbox.set_agents_see_unrouted(s, crew.caller("admin"), False)
+    with ctx.db.write() as s:
+        listed = inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter())
+        assert [r.id for r in listed.rows] == [sales_conv]
+        with pytest.raises(PermissionDenied):
+            inbox.set_agents_see_unrouted(s, crew.caller("anna"), True)
 
 
 def test_reply_reaches_the_phone_records_first_response_and_stops_the_bot(ctx: Konsent, crew: Crew) -> None:

@@ -74,6 +74,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams/{tid}/members"): MANAGERS,
+    ("POST", "/admin/teams/unrouted"): MANAGERS,
     ("GET", "/admin/canned"): MANAGERS,
     ("POST", "/admin/canned"): MANAGERS,
     ("POST", "/admin/canned/{rid}/delete"): MANAGERS,

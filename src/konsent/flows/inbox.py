@@ -77,6 +77,21 @@ def _agents_see_unrouted(s: Session, tenant_id: int) -> bool:
     return bool(tenant and tenant.settings.get("agents_see_unrouted", True))
 
 
+def set_agents_see_unrouted(s: Session, who: StaffMember, on: bool) -> None:
+    """Whether agents also see conversations no team has yet (S3); audited."""
+    staff.require(who.role, "teams.manage")
+    tenant = s.get(Tenant, who.tenant_id)
+    assert tenant is not None
+    tenant.settings = {**tenant.settings, "agents_see_unrouted": bool(on)}
+    audit.record(
+        s, who.tenant_id, who.actor, "settings.agents_see_unrouted", f"tenant:{who.tenant_id}", on=on
+    )
+
+
+def agents_see_unrouted(s: Session, tenant_id: int) -> bool:
+    return _agents_see_unrouted(s, tenant_id)
+
+
 def _visibility(s: Session, who: StaffMember) -> Any:
     teams = visible_teams(s, who)
     if teams is None:

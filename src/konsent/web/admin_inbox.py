@@ -370,13 +370,25 @@ def _teams(request: Request, caller: Caller, error: str = "", status_code: int =
     with get_ctx(request).db.read() as s:
         rows = [(t, teams.members(s, caller.tenant_id, t.id)) for t in teams.list_teams(s, caller.tenant_id)]
         people = _staff_choices(s, caller.tenant_id)
+        unrouted = inbox.agents_see_unrouted(s, caller.tenant_id)
     return page(
         request,
         caller,
         "admin/inbox/teams.html",
-        {"rows": rows, "people": people, "error": error},
+        {"rows": rows, "people": people, "error": error, "unrouted": unrouted},
         status_code,
     )
+
+
+@router.post("/teams/unrouted")
+def team_unrouted(
+    request: Request, on: str = Form(""), csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
+) -> Response:
+    """Agents see conversations no team has yet, or only their teams' (S3)."""
+    check_csrf_form(caller, csrf_token)
+    with get_ctx(request).db.write() as s:
+        inbox.set_agents_see_unrouted(s, caller, on == "1")
+    return RedirectResponse("/admin/teams", status_code=303)
 
 
 @router.post("/teams")
