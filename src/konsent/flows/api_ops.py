@@ -30,6 +30,10 @@ def send_message(
     contact = contacts.get_contact(s, tenant_id, contact_id)
     if channel_account_id is not None:
         tenants.get_account(s, tenant_id, channel_account_id)
+    p = messaging.parse_purpose(purpose)
+    if p.is_marketing and p.topic not in {tp.slug for tp in tenants.topics(s, tenant_id, active_only=False)}:
+        # A typo in the topic is bad input (422), not a missing consent (409).
+        raise InvalidInput(detail=f"unknown topic {p.topic!r} in purpose {purpose!r}")
     conv_id = None
     if purpose == "service":
         from konsent.store.tables import Conversation

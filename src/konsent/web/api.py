@@ -117,7 +117,14 @@ def contact_proof_html(contact_id: int, request: Request, caller: Caller = Depen
     return render(request, "proof.html", {"doc": doc}, locale=request_locale(request))
 
 
-@router.post("/messages", status_code=202)
+@router.post(
+    "/messages",
+    status_code=202,
+    responses={
+        409: {"description": "Refused: the purpose has no legal basis for this contact; the body says why."},
+        404: {"description": "No such contact or channel account for this tenant."},
+    },
+)
 def send_message(
     body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> dict[str, Any]:

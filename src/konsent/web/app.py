@@ -37,25 +37,33 @@ class BodyLimit:
                 )
                 return
         seen = 0
+        started = refused = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is out; what the app answers to the cut-off body is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         async def limited() -> Message:
-            nonlocal seen
+            # A streamed body over the limit: answer 413 here and tell the app the client left.
+            # (Raising instead would reach FastAPI's body parser, which turns any error into 400.)
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge()
+                if not started:
+                    await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
+                        scope, receive, send
+                    )
+                refused = True
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
-                scope, receive, send
-            )
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, guarded_send)
 
 
 class SecurityHeaders:
