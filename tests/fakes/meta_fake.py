@@ -145,6 +145,9 @@ class MetaFake:
         self.status_flow: tuple[str, ...] = ("sent", "delivered", "read")
         self.shuffle_statuses = False
         self.duplicate_rate = 0.0
+        self.status_delay_s = 0.0  # webhooks to a callback URL go out this long after the cause
+        self.hold_webhooks = False  # keep callback webhooks until `release_webhooks()`
+        self._held: list[tuple[str, Delivery]] = []
         self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime type)
         self.accepted: list[dict[str, Any]] = []  # every valid send body, in order
         self.outgoing: list[Delivery] = []
@@ -355,8 +358,20 @@ class MetaFake:
         }
         return self._emit(Delivery(page_id, headers, body), page.callback_url)
 
+    def release_webhooks(self) -> int:
+        """Post every held callback webhook now, concurrently; return how many."""
+        with self._lock:
+            held, self._held = self._held, []
+        for url, delivery in held:
+            assert self._loop is not None
+            asyncio.run_coroutine_threadsafe(self._post(url, delivery), self._loop)
+        return len(held)
+
     def _emit(self, delivery: Delivery, callback_url: str | None) -> Delivery:
-        if callback_url and self._loop is not None:
+        if callback_url and self.hold_webhooks:
+            with self._lock:
+                self._held.append((callback_url, delivery))
+        elif callback_url and self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._post(callback_url, delivery), self._loop)
         else:
             with self._lock:
@@ -364,6 +379,8 @@ class MetaFake:
         return delivery
 
     async def _post(self, url: str, delivery: Delivery) -> None:
+        if self.status_delay_s:
+            await asyncio.sleep(self.status_delay_s)
         try:
             async with self._session.post(url, data=delivery.body, headers=delivery.headers) as resp:
                 await resp.read()
