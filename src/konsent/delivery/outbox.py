@@ -30,6 +30,7 @@ from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows import consent as consent_flow
+from konsent.flows import status_sink
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import (
@@ -37,14 +38,12 @@ from konsent.store.tables import (
     Consent,
     Contact,
     ContactIdentity,
-    EarlyStatus,
     Message,
     OutboxRow,
 )
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _MESSAGES = cast(Table, Message.__table__)
-_STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 @dataclass(frozen=True)
@@ -272,27 +271,7 @@ def _apply_early_statuses(s: Session, sent: list[tuple[Job, SendResult]]) -> Non
     for j, r in sent:
         if r.provider_id:
             by_account[j.account.id][r.provider_id] = j.message_id
-    for account_id, ids in by_account.items():
-        early = s.scalars(
-            select(EarlyStatus).where(
-                EarlyStatus.channel_account_id == account_id, EarlyStatus.provider_id.in_(list(ids))
-            )
-        ).all()
-        for e in early:
-            msg = s.get(Message, ids[e.provider_id])
-            if msg is not None:
-                apply_status(msg, e.status, e.reason, e.at)
-            s.delete(e)
-
-
-def apply_status(msg: Message, status: str, reason: str, at: datetime) -> None:
-    """Move a message forward; a late 'delivered' never undoes 'read' (CH4)."""
-    if status == "failed":
-        if msg.status not in ("delivered", "read"):
-            msg.status, msg.status_reason = "failed", reason[:300]
-    elif _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(msg.status, -1):
-        msg.status = status
-    msg.updated_at = max(msg.updated_at, at)
+    status_sink.apply_early(s, by_account)
 
 
 def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, now: datetime) -> None:

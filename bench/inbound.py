@@ -1,0 +1,280 @@
+"""Inbound webhook benchmark: prints ONE JSON line (issue 6, docs/PERFORMANCE.md).
+
+Signed simulator status webhooks (delivered/read for messages konsent sent) are POSTed to
+/webhooks/{route_key} of a `uvicorn` konsent process; each is verified, parsed, deduplicated
+and stored before the 200. The same load generator then hits a bare FastAPI endpoint of the
+same shape in the same kind of process. Everything on 127.0.0.1.
+
+    python -m bench.inbound                  # PostgreSQL (KONSENT_BENCH_DATABASE_URL), 20 s per run
+    python -m bench.inbound --sqlite         # the embedded default
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MASTER = base64.urlsafe_b64encode(b"i" * 32).decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def _settings(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
+    from konsent.settings import Settings
+
+    return Settings(
+        database_url=db_url,
+        master_key=MASTER,
+        data_dir=Path(data_dir),
+        embedded_worker=False,
+        log_level="WARNING",
+    )
+
+
+def _seed(db_url: str, data_dir: str, n: int) -> tuple[str, str, list[str]]:
+    """A tenant with a simulator account and `n` sent messages; returns route key, secret, provider ids."""
+    from sqlalchemy import insert
+
+    from konsent import crypto
+    from konsent.flows import tenants
+    from konsent.flows.context import build
+    from konsent.store.tables import Contact, Message
+    from konsent.store.types import utcnow
+
+    ctx = build(_settings(db_url, data_dir), run_migrations=True)
+    secret = "bench-" + uuid.uuid4().hex
+    with ctx.db.write() as s:
+        t = tenants.create_tenant(ctx, s, f"inb{uuid.uuid4().hex[:8]}", "Inbound Bench")
+        acc = tenants.create_channel_account(
+            ctx, s, t, "simulator", "sim", secrets_={"webhook_secret": secret}
+        )
+        key = crypto.new_key()
+        c = Contact(tenant_id=t.id, wrapped_key=b"x", key_version=1)
+        s.add(c)
+        s.flush()
+        body = crypto.seal_text(key, "{}", b"bench")
+        now = utcnow()
+        pids = [f"bench.{uuid.uuid4().hex[:12]}.{i}" for i in range(n)]
+        s.execute(
+            insert(Message),
+            [
+                {
+                    "tenant_id": t.id,
+                    "contact_id": c.id,
+                    "channel_account_id": acc.id,
+                    "direction": "out",
+                    "purpose": "newsletter:news",
+                    "body_sealed": body,
+                    "provider_id": pid,
+                    "status": "sent",
+                    "status_reason": "",
+                    "author": "bench",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for pid in pids
+            ],
+        )
+        route = acc.route_key
+    ctx.db.dispose()
+    return route, secret, pids
+
+
+def serve_child(kind: str, port: int) -> None:
+    import uvicorn
+
+    if kind == "bare":
+        from fastapi import FastAPI, Request
+        from starlette.responses import PlainTextResponse
+
+        app = FastAPI()
+
+        @app.api_route("/webhooks/{route_key}", methods=["POST"])
+        async def bare(route_key: str, request: Request) -> PlainTextResponse:
+            await request.body()
+            return PlainTextResponse("OK")
+
+    else:
+        from konsent.flows.context import build
+        from konsent.settings import Settings
+        from konsent.web.app import create_app
+
+        app = create_app(build(Settings(), run_migrations=False))  # type: ignore[assignment]
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+async def _load(url: str, secret: str, pids: list[str], seconds: float, concurrency: int) -> dict[str, float]:
+    import aiohttp
+
+    from konsent.channels.simulator import SIGNATURE_HEADER, sign
+
+    lat: list[float] = []
+    errors = 0
+    i = 0
+    stop_at = time.monotonic() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as sess:
+
+        async def one() -> None:
+            nonlocal i, errors
+            while time.monotonic() < stop_at:
+                pid = pids[i % len(pids)]
+                status = "delivered" if (i // len(pids)) % 2 == 0 else "read"
+                i += 1
+                body = json.dumps(
+                    {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
+                ).encode()
+                t0 = time.perf_counter()
+                async with sess.post(
+                    url,
+                    data=body,
+                    headers={SIGNATURE_HEADER: sign(secret, body), "content-type": "application/json"},
+                ) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                lat.append(time.perf_counter() - t0)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        took = time.monotonic() - t0
+    lat.sort()
+    return {
+        "per_s": len(lat) / took,
+        "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0,
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
+        "errors": errors,
+    }
+
+
+def _run_server(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.inbound", "--serve", kind, "--port", str(port)], env=env
+    )
+    _wait_port(port)
+    return proc, port
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--db",
+        default=os.environ.get(
+            "KONSENT_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    ap.add_argument("--sqlite", action="store_true", help="use SQLite in a temporary directory")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--serve", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve_child(args.serve, args.port)
+        return
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import text
+
+    from konsent.store.db import make_engine
+
+    schema = admin = None
+    with tempfile.TemporaryDirectory() as data:
+        if args.sqlite:
+            db = f"sqlite:///{data}/konsent.db"
+        else:
+            schema = f"konsent_inbench_{uuid.uuid4().hex[:8]}"
+            admin = make_engine(args.db)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            db = f"{args.db}{'&' if '?' in args.db else '?'}options=-csearch_path%3D{schema}"
+        env = {
+            **os.environ,
+            "KONSENT_DATABASE_URL": db,
+            "KONSENT_MASTER_KEY": MASTER,
+            "KONSENT_DATA_DIR": data,
+            "KONSENT_EMBEDDED_WORKER": "false",
+            "KONSENT_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        }
+        try:
+            route, secret, pids = _seed(db, data, 200_000)
+            out: dict[str, object] = {"db": "sqlite" if args.sqlite else "postgresql", "cpus": os.cpu_count()}
+            proc, port = _run_server("bare", env)
+            try:
+                bare = asyncio.run(
+                    _load(
+                        f"http://127.0.0.1:{port}/webhooks/{route}",
+                        secret,
+                        pids,
+                        args.seconds / 2,
+                        args.concurrency,
+                    )
+                )
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+            proc, port = _run_server("konsent", env)
+            try:
+                res = asyncio.run(
+                    _load(
+                        f"http://127.0.0.1:{port}/webhooks/{route}",
+                        secret,
+                        pids,
+                        args.seconds,
+                        args.concurrency,
+                    )
+                )
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+            out["webhooks_per_s"] = round(res["per_s"])
+            out["p50_ms"] = round(res["p50_ms"], 1)
+            out["p99_ms"] = round(res["p99_ms"], 1)
+            out["errors"] = int(res["errors"])
+            out["bare_endpoint_per_s"] = round(bare["per_s"])
+            out["ratio_to_bare_endpoint"] = round(res["per_s"] / bare["per_s"], 2)
+            print(json.dumps(out))
+        finally:
+            if admin is not None:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

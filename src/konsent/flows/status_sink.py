@@ -1,0 +1,270 @@
+"""The fast path for delivery-status webhooks: group commit, and statuses that overtake their send (CH4).
+
+Status webhooks arrive at several times the send rate. Instead of two transactions
+per event, concurrent requests hand their statuses to a `StatusSink`; one of them
+(the leader) writes everything pending in one transaction — dedupe rows with ON
+CONFLICT DO NOTHING, message updates, early statuses — and every request answers
+200 only after that commit (durable, like the slow path).
+
+A status may arrive before the worker recorded the provider id of its message
+(the provider answered the send and the webhook overtook our completion). It is
+kept as an `EarlyStatus` and applied when the provider id is recorded
+(`apply_early`, called by the worker in the same transaction) or by the
+periodic `reconcile` that closes the remaining race.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from konsent.channels.base import AccountConfig
+from konsent.domain.events import StatusUpdate
+from konsent.flows.context import Konsent
+from konsent.flows.tenants import account_config
+from konsent.store.tables import ChannelAccount, EarlyStatus, Message, WebhookEvent
+from konsent.store.types import utcnow
+
+_STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+def apply_status(msg: Message, status: str, reason: str, at: datetime) -> None:
+    """Move a message forward; a late 'delivered' never undoes 'read' (CH4)."""
+    if status == "failed":
+        if msg.status not in ("delivered", "read"):
+            msg.status, msg.status_reason = "failed", reason[:300]
+    elif _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(msg.status, -1):
+        msg.status = status
+    msg.updated_at = max(msg.updated_at, at)
+
+
+# ------------------------------------------------------------------ account configs
+
+
+def account_for_route(ctx: Konsent, route_key: str) -> tuple[ChannelAccount, AccountConfig]:
+    """The active account behind a webhook URL and its config.
+
+    The row is read every time (a deactivated account answers 404 at once); only the
+    decryption of its secrets is cached, keyed by the sealed bytes and the settings,
+    so a new secret takes effect with the next request.
+    """
+    from konsent.flows.inbound import account_by_route
+
+    cache: dict[int, tuple[bytes | None, dict[str, object], AccountConfig]]
+    cache = ctx.__dict__.setdefault("_account_configs", {})
+    with ctx.db.read() as s:
+        account = account_by_route(s, route_key)
+        hit = cache.get(account.id)
+        if hit is not None and hit[0] == account.secrets_sealed and hit[1] == account.settings:
+            return account, hit[2]
+        cfg = account_config(ctx, s, account)
+    cache[account.id] = (account.secrets_sealed, dict(account.settings), cfg)
+    return account, cfg
+
+
+# ------------------------------------------------------------------ group commit
+
+
+@dataclass
+class _Item:
+    account_id: int
+    tenant_id: int
+    events: Sequence[StatusUpdate]
+    done: bool = False
+    handled: int = 0
+    duplicates: int = 0
+    error: BaseException | None = None
+
+
+@dataclass
+class StatusSink:
+    """Leader/follower group commit of status events across request threads."""
+
+    ctx: Konsent
+    max_batch: int = 500
+    _pending: list[_Item] = field(default_factory=list)
+    _flushing: bool = False
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def submit(self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate]) -> tuple[int, int]:
+        """Store these statuses durably; return (handled, duplicates) once committed."""
+        item = _Item(account_id, tenant_id, events)
+        with self._cond:
+            self._pending.append(item)
+            while not item.done:
+                if not self._flushing:
+                    self._flushing = True
+                    batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                    self._cond.release()
+                    try:
+                        self._flush(batch)
+                    finally:
+                        self._cond.acquire()
+                        self._flushing = False
+                        self._cond.notify_all()
+                else:
+                    self._cond.wait(1.0)
+        if item.error is not None:
+            raise item.error
+        return item.handled, item.duplicates
+
+    def _flush(self, batch: list[_Item]) -> None:
+        try:
+            with self.ctx.db.write() as s:
+                for item, (handled, dups) in zip(batch, _store(self.ctx, s, batch), strict=True):
+                    item.handled, item.duplicates = handled, dups
+        except BaseException as exc:  # every waiter learns of the failure: their provider retries
+            for item in batch:
+                item.error = exc
+        for item in batch:
+            item.done = True
+
+
+_sinks_lock = threading.Lock()
+
+
+def sink(ctx: Konsent) -> StatusSink:
+    """The process's sink for this installation (kept on the context)."""
+    with _sinks_lock:
+        found = ctx.__dict__.get("_status_sink")
+        if not isinstance(found, StatusSink):
+            found = ctx.__dict__["_status_sink"] = StatusSink(ctx)
+        return found
+
+
+def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]]:
+    """Dedupe, apply and keep early statuses for a batch of requests, in the caller's transaction."""
+    keys: list[dict[str, object]] = []
+    seen: set[tuple[int, str]] = set()
+    for item in batch:
+        for ev in item.events:
+            k = (item.account_id, f"st:{ev.provider_id}:{ev.status}"[:250])
+            if k not in seen:
+                seen.add(k)
+                keys.append(
+                    {
+                        "tenant_id": item.tenant_id,
+                        "channel_account_id": item.account_id,
+                        "dedupe_key": k[1],
+                        "kind": "StatusUpdate",
+                        "received_at": utcnow(),
+                    }
+                )
+    ins = (postgresql.insert if ctx.db.is_postgres else sqlite.insert)(WebhookEvent)
+    fresh = {
+        (acc, dk)
+        for acc, dk in s.execute(
+            ins.values(keys)
+            .on_conflict_do_nothing(index_elements=["channel_account_id", "dedupe_key"])
+            .returning(WebhookEvent.channel_account_id, WebhookEvent.dedupe_key)
+        )
+    }
+    todo: list[tuple[_Item, StatusUpdate]] = []
+    results: list[tuple[int, int]] = []
+    for item in batch:
+        handled = dups = 0
+        for ev in item.events:
+            k = (item.account_id, f"st:{ev.provider_id}:{ev.status}"[:250])
+            if k in fresh:
+                fresh.discard(k)  # a second copy in the same batch is a duplicate
+                handled += 1
+                todo.append((item, ev))
+            else:
+                dups += 1
+        results.append((handled, dups))
+    if todo:
+        _apply(ctx, s, todo)
+    return results
+
+
+def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> None:
+    by_account: dict[int, set[str]] = {}
+    for item, ev in todo:
+        by_account.setdefault(item.account_id, set()).add(ev.provider_id)
+    messages: dict[tuple[int, str], Message] = {}
+    for account_id, pids in by_account.items():
+        q = (
+            select(Message)
+            .where(
+                Message.channel_account_id == account_id,
+                Message.direction == "out",
+                Message.provider_id.in_(sorted(pids)),
+            )
+            .order_by(Message.id)
+        )
+        if ctx.db.is_postgres:
+            q = q.with_for_update()  # statuses of one message arrive concurrently and out of order
+        for m in s.scalars(q):
+            messages[(account_id, str(m.provider_id))] = m
+    for item, ev in todo:
+        msg = messages.get((item.account_id, ev.provider_id))
+        reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()
+        if msg is None:
+            s.add(
+                EarlyStatus(
+                    tenant_id=item.tenant_id,
+                    channel_account_id=item.account_id,
+                    provider_id=ev.provider_id[:200],
+                    status=ev.status[:16],
+                    reason=reason[:300],
+                    at=ev.at,
+                )
+            )
+        elif msg.tenant_id == item.tenant_id:
+            apply_status(msg, ev.status, reason, ev.at)
+
+
+# ------------------------------------------------------------------ early statuses
+
+
+def apply_early(s: Session, sent: dict[int, dict[str, int]]) -> None:
+    """Statuses that overtook these sends ({account: {provider id: message id}}) are applied now."""
+    for account_id, ids in sent.items():
+        early = s.scalars(
+            select(EarlyStatus).where(
+                EarlyStatus.channel_account_id == account_id, EarlyStatus.provider_id.in_(list(ids))
+            )
+        ).all()
+        for e in early:
+            msg = s.get(Message, ids[e.provider_id])
+            if msg is not None:
+                apply_status(msg, e.status, e.reason, e.at)
+            s.delete(e)
+
+
+def reconcile(ctx: Konsent, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
+    """Apply early statuses whose message got its provider id meanwhile; drop very old ones."""
+    with ctx.db.write() as s:
+        rows = s.execute(
+            select(EarlyStatus, Message)
+            .join(
+                Message,
+                (Message.channel_account_id == EarlyStatus.channel_account_id)
+                & (Message.provider_id == EarlyStatus.provider_id)
+                & (Message.direction == "out"),
+            )
+            .limit(5000)
+        ).all()
+        for e, msg in rows:
+            if msg.tenant_id == e.tenant_id:
+                apply_status(msg, e.status, e.reason, e.at)
+            s.delete(e)
+        s.execute(delete(EarlyStatus).where(EarlyStatus.at < now - keep))
+        return len(rows)
+
+
+__all__ = [
+    "ChannelAccount",
+    "StatusSink",
+    "account_for_route",
+    "apply_early",
+    "apply_status",
+    "reconcile",
+    "sink",
+]

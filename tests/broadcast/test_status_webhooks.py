@@ -1,0 +1,71 @@
+"""Status webhooks: group-committed fast path, duplicates, order, statuses that overtake the send (CH4)."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from konsent.flows import broadcast as bc
+from konsent.flows import simulator
+from konsent.store.tables import EarlyStatus, Message, WebhookEvent
+from tests.broadcast.seed import seed
+from tests.conftest import drain
+from tests.helpers import sim_account
+
+
+def _sent(ctx, demo, phones):  # type: ignore[no-untyped-def]
+    acc = sim_account(ctx).id
+    seed(ctx, acc, phones)
+    with ctx.db.write() as s:
+        b = bc.create_broadcast(ctx, s, demo.tenant_id, name="S", topic="angebote", text="Hi")
+        bc.schedule(s, b, None)
+        bid = b.id
+    bc.queue_all(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    return acc, [simulator.phone_inbox(ctx, acc, p)[0].provider_id for p in phones]
+
+
+def _status(ctx, pid):  # type: ignore[no-untyped-def]
+    with ctx.db.read() as s:
+        return s.scalar(select(Message.status).where(Message.provider_id == pid))
+
+
+def test_concurrent_status_webhooks_are_stored_once_and_read_is_never_undone(ctx, demo):
+    """Threads post delivered/read twice each: one dedupe row per status, the end state is read (CH4)."""
+    acc, pids = _sent(ctx, demo, [f"+49151400000{i:02d}" for i in range(12)])
+    jobs = [(pid, st) for pid in pids for st in ("read", "delivered", "read", "delivered")]
+    threads = [threading.Thread(target=simulator.phone_ack, args=(ctx, acc, [pid], st)) for pid, st in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert {_status(ctx, pid) for pid in pids} == {"read"}
+    with ctx.db.read() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(WebhookEvent).where(WebhookEvent.kind == "StatusUpdate")
+            )
+            == 24
+        )
+
+
+def test_status_that_overtakes_the_provider_id_is_applied_when_the_send_is_recorded(ctx, demo):
+    """A 'delivered' webhook before the worker recorded the provider id is kept and applied later (CH4)."""
+    acc = sim_account(ctx).id
+    res = simulator.phone_ack(ctx, acc, ["sim.not-yet-recorded"], "delivered")
+    assert res.status == 200
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(EarlyStatus)) == 1
+    _, (pid,) = _sent(ctx, demo, ["+4915140000099"])
+    with ctx.db.write() as s:  # the provider id the early status named turns out to be this message's
+        s.execute(
+            EarlyStatus.__table__.update().values(provider_id=pid)  # type: ignore[attr-defined]
+        )
+    from konsent.flows import status_sink
+    from konsent.store.types import utcnow
+
+    assert status_sink.reconcile(ctx, utcnow()) == 1
+    assert _status(ctx, pid) == "delivered"
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(EarlyStatus)) == 0
