@@ -21,10 +21,9 @@ from konsent.domain.purposes import ConsentStatus
 from konsent.domain.retention import DEFAULT_HOURS, Category, Rule, effective_rules, validate_hours
 from konsent.flows import audit
 from konsent.flows.context import Konsent
-from konsent.store.chain import AUDIT, iter_chain
+from konsent.store.chain import AUDIT, chain_head, iter_chain
 from konsent.store.tables import (
     AuditEntry,
-    ChainHead,
     Consent,
     Contact,
     Conversation,
@@ -473,7 +472,10 @@ def verify_audit(s: Session, tenant_id: int) -> ChainReport:
         if entry_hash(prev, e.payload) != e.hash:
             return ChainReport(False, checked, e.seq, "entry content was changed")
         prev, expected, checked = e.hash, expected + 1, checked + 1
-    head = s.get(ChainHead, (tenant_id, AUDIT))
-    if head is not None and checked and head.head_hash != prev:
-        return ChainReport(False, checked, None, "entries after the last one are missing")
+    head_seq, head_hash = chain_head(s, tenant_id, AUDIT)
+    last_seq = expected - 1
+    if (head_seq, head_hash) != (last_seq, prev):
+        if head_seq > last_seq:
+            return ChainReport(False, checked, last_seq + 1, f"entry {last_seq + 1} is missing")
+        return ChainReport(False, checked, last_seq or None, "the chain does not end at its recorded head")
     return ChainReport(True, checked)
