@@ -155,3 +155,19 @@ def test_worker_periodic_job_starts_retention_in_background(ctx, demo):
     assert w._retention_thread is not None
     w._retention_thread.join(timeout=30)
     assert _count(ctx, RetentionRun) == 1
+
+
+def test_unconfirmed_keyword_erasure_request_lapses(ctx, demo):
+    """D2, D5: DELETE without DELETE YES within 24 h is closed as not confirmed; data stays."""
+    from konsent.store.tables import PrivacyRequest
+
+    cid = subscribed_contact(ctx)
+    say(ctx, "LÖSCHEN")
+    with ctx.db.write() as s:
+        req = s.scalars(select(PrivacyRequest)).one()
+        req.confirm_until = utcnow() - timedelta(minutes=1)
+    retention.run_retention(ctx, demo.tenant_id)
+    with ctx.db.read() as s:
+        req = s.scalars(select(PrivacyRequest)).one()
+        assert req.state == "rejected" and "not confirmed" in req.note
+        assert s.get(Contact, cid).erased_at is None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from konsent.domain.errors import InvalidInput
@@ -31,6 +31,7 @@ from konsent.store.tables import (
     OptInRequest,
     PrivacyExport,
     PrivacyLink,
+    PrivacyRequest,
     RetentionRule,
     RetentionRun,
     Tenant,
@@ -382,6 +383,18 @@ def run_retention(
             PrivacyLink,
             batch,
         )
+        with ctx.db.write() as s:
+            # Erasure requests by keyword that were never confirmed within 24 h lapse (D2, D5).
+            s.execute(
+                update(PrivacyRequest)
+                .where(
+                    PrivacyRequest.tenant_id == tenant_id,
+                    PrivacyRequest.state == "confirming",
+                    PrivacyRequest.confirm_until < now,
+                )
+                .values(state="rejected", completed_at=now, note="not confirmed within 24 hours"),
+                execution_options={"synchronize_session": False},
+            )
         counts[Category.RAW_WEBHOOKS.value] = _delete_batches(
             ctx, q[Category.RAW_WEBHOOKS], WebhookEvent, batch
         )
