@@ -484,3 +484,76 @@ def test_every_outbound_message_went_through_enqueue(ctx, demo):
         mails = s.scalars(select(SimulatorMail.provider_id)).all()
     assert sorted(m.provider_id for m in sent) == sorted(mails)
     assert all(m.purpose in ("service", OFFERS) for m in sent)
+
+
+def _inbound(provider_id: str, phone: str, text_: str):
+    from konsent.domain.events import InboundMessage
+
+    return InboundMessage(provider_id=provider_id, address=phone, at=utcnow(), text=text_)
+
+
+def test_message_that_lost_a_race_creating_its_contact_is_stored_not_dropped(ctx, demo, monkeypatch):
+    """Invariant 6 cuts both ways: a retry after a constraint race must not be taken for a duplicate."""
+    from sqlalchemy.exc import IntegrityError
+
+    from konsent.flows import inbound
+
+    real = inbound.get_or_create_contact
+    calls = {"n": 0}
+
+    def losing_first(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:  # what PostgreSQL raises when a parallel request created the identity first
+            raise IntegrityError("INSERT INTO contact_identities", {}, Exception("unique violation"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(inbound, "get_or_create_contact", losing_first)
+    acc = sim_account(ctx)
+    assert inbound.handle_event(ctx, acc.id, _inbound("simin.race-1", PHONE, "Hallo?")) is True
+    assert inbound.handle_event(ctx, acc.id, _inbound("simin.race-1", PHONE, "Hallo?")) is False
+    with ctx.db.read() as s:
+        assert s.scalars(select(Message.provider_id).where(Message.direction == "in")).all() == [
+            "simin.race-1"
+        ]
+
+
+def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, demo, monkeypatch):
+    """Two webhook requests with a new contact's first two messages, at the same time (PostgreSQL)."""
+    from konsent.flows import contacts, inbound
+
+    real_find = contacts.find_identity
+
+    def slow_find(*a, **k):
+        found = real_find(*a, **k)
+        if found is None:
+            time.sleep(0.05)  # widen the window between "no such contact" and creating it
+        return found
+
+    monkeypatch.setattr(contacts, "find_identity", slow_find)
+    acc = sim_account(ctx)
+    for round_ in range(4):
+        phone = f"+49151000000{round_:02d}"
+        barrier = threading.Barrier(2)
+        results: list[object] = []
+
+        def deliver(i: int, phone: str = phone, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                results.append(
+                    inbound.handle_event(ctx, acc.id, _inbound(f"simin.{phone}.{i}", phone, f"m{i}"))
+                )
+            except Exception as exc:  # pragma: no cover - reported below
+                results.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(10)
+        assert results == [True, True]
+        c = contact_of(ctx, phone)
+        with ctx.db.read() as s:
+            n = s.scalars(
+                select(Message.id).where(Message.contact_id == c.id, Message.direction == "in")
+            ).all()
+        assert len(n) == 2
