@@ -193,6 +193,14 @@ def test_states_snooze_labels_filters_and_search(ctx: Konsent, no_bot: Crew) -> 
     with ctx.db.write() as s:
         inbox.set_state(s, admin, erika, "closed")
     assert ids() == [max_]
+    say(ctx, crew, ERIKA, "Ich bin es wieder")  # a closed conversation stays closed: a new one starts
+    newer = conversation_of(ctx, crew, ERIKA).id
+    assert newer != erika and ids() == [newer, max_]
+    with ctx.db.write() as s:
+        earlier = inbox.view_conversation(ctx, s, admin, newer).earlier
+        assert [e[0] for e in earlier] == [erika]
+        with pytest.raises(Conflict):  # reopening the old one would give the contact two open threads
+            inbox.set_state(s, admin, erika, "open")
 
 
 def test_bad_input_is_refused_and_nothing_changes(ctx: Konsent, no_bot: Crew) -> None:

@@ -366,6 +366,9 @@ class ConversationView:
     window_closes_at: datetime | None
     templates: bool
     fields: dict[str, str]
+    earlier: list[
+        tuple[int, str, datetime, str]
+    ]  # the contact's other conversations: id, state, start, channel
     team_id: int | None
     assignee_id: int | None
     bot_state: str | None
@@ -456,10 +459,27 @@ def view_conversation(
         window_closes_at=closes,
         templates=caps.templates,
         fields=_fields(ctx, s, contact),
+        earlier=_earlier(s, who, conv),
         team_id=conv.team_id,
         assignee_id=conv.assignee_id,
         bot_state=bot.state if bot else None,
     )
+
+
+def _earlier(s: Session, who: StaffMember, conv: Conversation) -> list[tuple[int, str, datetime, str]]:
+    q = (
+        select(Conversation.id, Conversation.state, Conversation.started_at, ChannelAccount.name)
+        .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+        .where(
+            Conversation.tenant_id == who.tenant_id,
+            Conversation.contact_id == conv.contact_id,
+            Conversation.id != conv.id,
+        )
+    )
+    cond = _visibility(s, who)
+    if cond is not None:
+        q = q.where(cond)
+    return list(s.execute(q.order_by(Conversation.started_at.desc()).limit(20)).tuples())
 
 
 def _fields(ctx: Konsent, s: Session, contact: Contact) -> dict[str, str]:
