@@ -31,6 +31,10 @@ def test_agent_pages_show_only_own_team(ctx: Konsent, crew: Crew, client) -> Non
     page = client.get("/admin/inbox")
     assert page.status_code == 200
     assert "Erika Muster" in page.text and "Max Beispiel" not in page.text
+    with ctx.db.read() as s:
+        shown = s.scalars(select(AuditEntry).where(AuditEntry.action == "inbox.list")).one()
+        assert shown.actor == f"user:{crew.users['anna'].id}"
+        assert shown.payload["contacts"] == [conversation_of(ctx, crew, ERIKA).contact_id]
     assert client.get(f"/admin/inbox/{sales}").status_code == 200
     assert client.get(f"/admin/inbox/{support}", headers={"accept": "text/html"}).status_code == 404
     assert client.get(f"/admin/inbox/{support}/thread").status_code == 404

@@ -239,6 +239,15 @@ def list_conversations(
     return InboxPage(rows, nxt, f)
 
 
+def record_list_view(s: Session, who: StaffMember, page: InboxPage) -> None:
+    """The list shows contacts' names: record which contacts were shown, and to whom (S4)."""
+    if page.rows:
+        audit.record(
+            s, who.tenant_id, who.actor, "inbox.list", "contacts",
+            contacts=sorted({r.contact_id for r in page.rows}),
+        )  # fmt: skip
+
+
 def _search_ids(ctx: Konsent, s: Session, tenant_id: int, needle: str) -> list[int] | None:
     """Conversation ids for '#id' or a phone number (blind index); None means: search names."""
     if needle.startswith("#") and needle[1:].isdigit():

@@ -89,8 +89,9 @@ def _list(request: Request, caller: Caller, template: str) -> Response:
     f = _filters(request)
     before = request.query_params.get("before")
     try:
-        with ctx.db.read() as s:
+        with ctx.db.write() as s:  # a write: the names shown are recorded in the audit log (S4)
             result = inbox.list_conversations(ctx, s, caller, f, before=before)
+            inbox.record_list_view(s, caller, result)
             team_list = teams.list_teams(s, caller.tenant_id)
             accounts = channel_accounts(s, caller.tenant_id)
             people = _staff_choices(s, caller.tenant_id)
