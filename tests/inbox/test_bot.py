@@ -141,3 +141,38 @@ def test_withdrawing_the_data_consent_deletes_the_name_and_is_in_the_ledger(ctx:
 
     with pytest.raises(InvalidInput), ctx.db.write() as s:
         inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "newsletter:angebote")
+
+
+def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(
+    ctx: Konsent, crew: Crew
+) -> None:
+    """M2: buttons are data the channel declares; without them the bot numbers the options."""
+    from konsent.domain.events import InboundMessage
+    from konsent.flows import tenants
+    from konsent.flows.contacts import open_for_contact
+    from konsent.flows.inbound import handle_event
+    from konsent.store.tables import Conversation, Message
+    from konsent.store.types import utcnow
+
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        acc_id = tenants.create_channel_account(
+            ctx, s, tenant, "threema", "Threema", provider_ref="*KONSENT",
+            secrets_={"api_secret": "x", "private_key": "y"},
+        ).id  # fmt: skip
+    handle_event(ctx, acc_id, InboundMessage("th.1", "ABCD1234", utcnow(), text="Hallo"))
+    handle_event(ctx, acc_id, InboundMessage("th.2", "ABCD1234", utcnow(), text="1"))
+    with ctx.db.read() as s:
+        conv = s.scalars(select(Conversation).where(Conversation.channel_account_id == acc_id)).one()
+        contact = s.get(Contact, conv.contact_id)
+        assert contact is not None
+        outs = s.scalars(
+            select(Message)
+            .where(Message.conversation_id == conv.id, Message.direction == "out")
+            .order_by(Message.id)
+        ).all()
+        import json
+
+        bodies = [json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed)) for m in outs]
+    assert bodies[1]["text"] == "Worum geht es?\n1. Kaufen\n2. Hilfe" and bodies[1]["buttons"] == []
+    assert conv.team_id == crew.sales  # "1" picked the first option
