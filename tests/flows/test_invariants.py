@@ -159,7 +159,7 @@ def test_stop_racing_the_worker_claim_never_hands_over_after_the_withdrawal(ctx,
     cid = contact_of(ctx, PHONE).id
     rng = random.Random(20261124)
     totals = {"handed": 0, "cancelled": 0, "refused": 0}
-    deadline = time.monotonic() + 4.0
+    deadline = time.monotonic() + 3.0
     rounds = 0
     while rounds < 12 and time.monotonic() < deadline:
         if rounds:

@@ -35,6 +35,7 @@ def _stored(ctx) -> tuple[int, int]:
         ({"purpose": "newsletter:wetter", "text": "Hallo"}, None),  # no such topic
         ({"purpose": "x" * 200, "text": "Hallo"}, "purpose"),
         ({"purpose": "service", "text": ""}, "text"),
+        ({"purpose": "service", "text": " \n\t "}, "text"),
         ({"purpose": "service", "text": "x" * 5000}, "text"),
         ({"purpose": "service"}, "text"),
         ({"text": "Hallo"}, "purpose"),

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.responses import JSONResponse, Response
 
 from konsent.flows import api_ops, contacts, proof, tenants
@@ -20,6 +20,13 @@ class SendMessageIn(BaseModel):
     purpose: str = Field(description="`service` or `newsletter:<topic>`.", max_length=80)
     text: str = Field(min_length=1, max_length=4096)
     channel_account_id: int | None = Field(None, description="Defaults to the channel the contact used last.")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be blank")
+        return value
 
 
 class WithdrawIn(BaseModel):
