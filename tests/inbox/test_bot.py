@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from konsent.flows import bot
+from konsent.flows import bot, conversation
 from konsent.flows.context import Konsent
 from konsent.store.tables import BotFlow, BotSession, Contact, ContactField, LedgerEntry
 from tests.helpers import phone_texts
@@ -118,7 +118,6 @@ def test_invalid_flow_import_is_refused_and_nothing_stored(ctx: Konsent, crew: C
 
 def test_withdrawing_the_data_consent_deletes_the_name_and_is_in_the_ledger(ctx: Konsent, crew: Crew) -> None:
     """M2, C4: a data consent is withdrawable; what was kept under it is deleted in the same step."""
-    from konsent.flows import inbox
 
     say(ctx, crew, PHONE, "Hallo")
     say(ctx, crew, PHONE, "Hilfe")
@@ -126,13 +125,15 @@ def test_withdrawing_the_data_consent_deletes_the_name_and_is_in_the_ledger(ctx:
     say(ctx, crew, PHONE, "Erika")
     conv = conversation_of(ctx, crew, PHONE)
     with ctx.db.write() as s:
-        view = inbox.view_conversation(ctx, s, crew.caller("sven"), conv.id)
+        view = conversation.view_conversation(ctx, s, crew.caller("sven"), conv.id)
         assert view.fields == {"name": "Erika"}
     with ctx.db.write() as s:
-        assert inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 1
+        assert conversation.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 1
     with ctx.db.write() as s:
-        assert inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 0  # idempotent
-        assert inbox.view_conversation(ctx, s, crew.caller("sven"), conv.id).fields == {}
+        assert (
+            conversation.withdraw_data_consent(s, crew.caller("sven"), conv.id, "data:name") == 0
+        )  # idempotent
+        assert conversation.view_conversation(ctx, s, crew.caller("sven"), conv.id).fields == {}
         actions = [e.action for e in s.scalars(select(LedgerEntry).where(LedgerEntry.purpose == "data:name"))]
         assert actions == ["granted", "withdrawn"]
     import pytest
@@ -140,7 +141,7 @@ def test_withdrawing_the_data_consent_deletes_the_name_and_is_in_the_ledger(ctx:
     from konsent.domain.errors import InvalidInput
 
     with pytest.raises(InvalidInput), ctx.db.write() as s:
-        inbox.withdraw_data_consent(s, crew.caller("sven"), conv.id, "newsletter:angebote")
+        conversation.withdraw_data_consent(s, crew.caller("sven"), conv.id, "newsletter:angebote")
 
 
 def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(

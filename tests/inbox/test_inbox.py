@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import Conflict, NotFound, PermissionDenied
-from konsent.flows import inbox, live
+from konsent.flows import canned, conversation, inbox, live
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry, BotFlow, ConversationNote, InboxEvent, Message
 from konsent.store.types import utcnow
@@ -32,7 +32,7 @@ def no_bot(ctx: Konsent, crew: Crew) -> Crew:
 def _route(ctx: Konsent, crew: Crew, phone: str, team_id: int | None) -> int:
     conv = conversation_of(ctx, crew, phone)
     with ctx.db.write() as s:
-        inbox.assign(s, crew.caller("admin"), conv.id, assignee_id=None, team_id=team_id)
+        conversation.assign(s, crew.caller("admin"), conv.id, assignee_id=None, team_id=team_id)
     return conv.id
 
 
@@ -50,9 +50,9 @@ def test_agent_sees_only_own_team_and_cannot_open_other_teams_conversation(
         listed = inbox.list_conversations(ctx, s, anna, inbox.InboxFilter())
         assert [r.id for r in listed.rows] == [sales_conv]
         with pytest.raises(NotFound):
-            inbox.view_conversation(ctx, s, anna, support_conv)
+            conversation.view_conversation(ctx, s, anna, support_conv)
         with pytest.raises(NotFound):
-            inbox.reply(ctx, s, anna, support_conv, "Hallo")
+            conversation.reply(ctx, s, anna, support_conv, "Hallo")
         admin_ids = {
             r.id for r in inbox.list_conversations(ctx, s, crew.caller("admin"), inbox.InboxFilter()).rows
         }
@@ -78,14 +78,14 @@ def test_reply_reaches_the_phone_records_first_response_and_stops_the_bot(ctx: K
     say(ctx, crew, ERIKA, "Hallo")
     conv = conversation_of(ctx, crew, ERIKA)
     with ctx.db.write() as s:
-        inbox.reply(ctx, s, crew.caller("admin"), conv.id, "Guten Tag, wie kann ich helfen?")
+        conversation.reply(ctx, s, crew.caller("admin"), conv.id, "Guten Tag, wie kann ich helfen?")
     drain(ctx)
     assert phone_texts(ctx, ERIKA)[-1] == "Guten Tag, wie kann ich helfen?"
     say(ctx, crew, ERIKA, "Hilfe")  # would have been a bot answer: the bot has stopped
     drain(ctx)
     assert phone_texts(ctx, ERIKA)[-1] == "Guten Tag, wie kann ich helfen?"
     with ctx.db.write() as s:
-        view = inbox.view_conversation(ctx, s, crew.caller("admin"), conv.id)
+        view = conversation.view_conversation(ctx, s, crew.caller("admin"), conv.id)
         assert view.bot_state == "handover"
         assert view.conversation.first_response_at is not None
         assert [m.direction for m in view.messages][-2:] == ["out", "in"]
@@ -109,7 +109,9 @@ def test_stale_assignment_is_refused_and_concurrent_assignments_are_both_recorde
     def assign(who: str) -> None:
         try:
             with ctx.db.write() as s:
-                inbox.assign(s, crew.caller(who), conv.id, assignee_id=crew.users[who].id, team_id=None)
+                conversation.assign(
+                    s, crew.caller(who), conv.id, assignee_id=crew.users[who].id, team_id=None
+                )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -130,7 +132,7 @@ def test_stale_assignment_is_refused_and_concurrent_assignments_are_both_recorde
     assert sorted(recorded) == sorted([crew.users["anna"].id, crew.users["sven"].id])
     assert recorded[-1] == after.assignee_id
     with pytest.raises(Conflict), ctx.db.write() as s:
-        inbox.assign(
+        conversation.assign(
             s, crew.caller("anna"), conv.id, assignee_id=None, team_id=None, expected_version=start_version
         )
 
@@ -143,7 +145,7 @@ def test_two_agents_replying_at_once_are_both_sent(ctx: Konsent, no_bot: Crew) -
 
     def answer(who: str) -> None:
         with ctx.db.write() as s:
-            inbox.reply(ctx, s, crew.caller(who), conv.id, f"Antwort von {who}")
+            conversation.reply(ctx, s, crew.caller(who), conv.id, f"Antwort von {who}")
 
     threads = [threading.Thread(target=answer, args=(w,)) for w in ("owner", "admin")]
     for t in threads:
@@ -169,9 +171,9 @@ def test_states_snooze_labels_filters_and_search(ctx: Konsent, no_bot: Crew) -> 
             return [r.id for r in inbox.list_conversations(ctx, s, admin, inbox.InboxFilter(**kw)).rows]  # type: ignore[arg-type]
 
     with ctx.db.write() as s:
-        inbox.set_labels(s, admin, erika, ["VIP", "rechnung"])
-        inbox.assign(s, admin, max_, assignee_id=crew.users["anna"].id, team_id=None)
-        inbox.set_state(s, admin, max_, "pending")
+        conversation.set_labels(s, admin, erika, ["VIP", "rechnung"])
+        conversation.assign(s, admin, max_, assignee_id=crew.users["anna"].id, team_id=None)
+        conversation.set_state(s, admin, max_, "pending")
     assert ids(label="vip") == [erika]
     assert ids(team_id=crew.sales) == [erika]
     assert ids(assignee=str(crew.users["anna"].id), state=None) == [max_]
@@ -183,7 +185,7 @@ def test_states_snooze_labels_filters_and_search(ctx: Konsent, no_bot: Crew) -> 
     assert ids(q=f"#{erika}") == [erika]
     assert ids(q="nobody") == []
     with ctx.db.write() as s:
-        inbox.snooze(s, admin, erika, utcnow() + timedelta(hours=2))
+        conversation.snooze(s, admin, erika, utcnow() + timedelta(hours=2))
     assert ids() == []
     assert ids(snoozed=True) == [erika]
     say(ctx, crew, ERIKA, "Noch da?")  # a message wakes the conversation
@@ -191,16 +193,16 @@ def test_states_snooze_labels_filters_and_search(ctx: Konsent, no_bot: Crew) -> 
     say(ctx, crew, MAX, "Und?")  # and reopens a pending one
     assert ids(state="open") == [max_, erika]
     with ctx.db.write() as s:
-        inbox.set_state(s, admin, erika, "closed")
+        conversation.set_state(s, admin, erika, "closed")
     assert ids() == [max_]
     say(ctx, crew, ERIKA, "Ich bin es wieder")  # a closed conversation stays closed: a new one starts
     newer = conversation_of(ctx, crew, ERIKA).id
     assert newer != erika and ids() == [newer, max_]
     with ctx.db.write() as s:
-        earlier = inbox.view_conversation(ctx, s, admin, newer).earlier
+        earlier = conversation.view_conversation(ctx, s, admin, newer).earlier
         assert [e[0] for e in earlier] == [erika]
         with pytest.raises(Conflict):  # reopening the old one would give the contact two open threads
-            inbox.set_state(s, admin, erika, "open")
+            conversation.set_state(s, admin, erika, "open")
 
 
 def test_bad_input_is_refused_and_nothing_changes(ctx: Konsent, no_bot: Crew) -> None:
@@ -211,12 +213,12 @@ def test_bad_input_is_refused_and_nothing_changes(ctx: Konsent, no_bot: Crew) ->
     from konsent.domain.errors import InvalidInput
 
     for call in (
-        lambda s: inbox.set_state(s, admin, conv.id, "archived"),
-        lambda s: inbox.snooze(s, admin, conv.id, utcnow() - timedelta(hours=1)),
-        lambda s: inbox.set_labels(s, admin, conv.id, ["<script>"]),
-        lambda s: inbox.assign(s, admin, conv.id, assignee_id=crew.users["viewer"].id, team_id=None),
-        lambda s: inbox.reply(ctx, s, admin, conv.id, "   "),
-        lambda s: inbox.add_note(ctx, s, admin, conv.id, ""),
+        lambda s: conversation.set_state(s, admin, conv.id, "archived"),
+        lambda s: conversation.snooze(s, admin, conv.id, utcnow() - timedelta(hours=1)),
+        lambda s: conversation.set_labels(s, admin, conv.id, ["<script>"]),
+        lambda s: conversation.assign(s, admin, conv.id, assignee_id=crew.users["viewer"].id, team_id=None),
+        lambda s: conversation.reply(ctx, s, admin, conv.id, "   "),
+        lambda s: conversation.add_note(ctx, s, admin, conv.id, ""),
     ):
         with pytest.raises(InvalidInput), ctx.db.write() as s:
             call(s)
@@ -230,20 +232,20 @@ def test_notes_are_sealed_and_canned_replies_fill_variables(ctx: Konsent, no_bot
     conv = conversation_of(ctx, crew, ERIKA)
     admin = crew.caller("admin")
     with ctx.db.write() as s:
-        inbox.add_note(ctx, s, admin, conv.id, "Stammkundin, bitte bevorzugt")
-        inbox.save_canned_reply(
+        conversation.add_note(ctx, s, admin, conv.id, "Stammkundin, bitte bevorzugt")
+        canned.save_canned_reply(
             s, admin, "hallo", "Begrüßung", "Hallo {name}, hier ist {agent} von {company}. {unbekannt}"
         )
     with ctx.db.write() as s:
-        view = inbox.view_conversation(ctx, s, admin, conv.id)
+        view = conversation.view_conversation(ctx, s, admin, conv.id)
         assert view.notes[0]["text"] == "Stammkundin, bitte bevorzugt"
         assert b"Stammkundin" not in s.scalars(select(ConversationNote.body_sealed)).one()
-        filled = inbox.canned_for(ctx, s, admin, conv.id)
+        filled = canned.canned_for(ctx, s, admin, conv.id)
     assert filled[0]["text"] == "Hallo Erika, hier ist admin von Demo GmbH. {unbekannt}"
     drain(ctx)
     assert phone_texts(ctx, ERIKA) == []
     with pytest.raises(PermissionDenied), ctx.db.write() as s:
-        inbox.save_canned_reply(s, crew.caller("anna"), "x", "x", "x")
+        canned.save_canned_reply(s, crew.caller("anna"), "x", "x", "x")
 
 
 def test_every_message_leaves_a_live_event_and_wakes_listeners(ctx: Konsent, crew: Crew) -> None:
@@ -293,14 +295,14 @@ def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_b
         conv_id = s.scalars(select(Conversation.id).where(Conversation.channel_account_id == wa_id)).one()
     admin = crew.caller("admin")
     with ctx.db.write() as s:
-        view = inbox.view_conversation(ctx, s, admin, conv_id)
+        view = conversation.view_conversation(ctx, s, admin, conv_id)
         assert not view.window_open and view.templates and view.window_hours == 24
     with pytest.raises(WindowClosed), ctx.db.write() as s:
-        inbox.reply(ctx, s, admin, conv_id, "Noch Fragen?")
+        conversation.reply(ctx, s, admin, conv_id, "Noch Fragen?")
     with pytest.raises(InvalidInput), ctx.db.write() as s:
-        inbox.reply_template(ctx, s, admin, conv_id, "Bad Name!", "de", [])
+        conversation.reply_template(ctx, s, admin, conv_id, "Bad Name!", "de", [])
     with ctx.db.write() as s:
-        msg = inbox.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
+        msg = conversation.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
         msg_id = msg.id
     with ctx.db.read() as s:
         assert s.scalars(select(OutboxRow).where(OutboxRow.message_id == msg_id)).one().purpose == "service"

@@ -7,7 +7,7 @@ import json
 import pyotp
 from sqlalchemy import select
 
-from konsent.flows import inbox
+from konsent.flows import conversation
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry, BotFlow, Message, StaffTotp
 from tests.inbox.conftest import Crew, conversation_of, say, sign_in
@@ -121,7 +121,7 @@ def test_stats_page_charts_and_works_council_switch(ctx: Konsent, crew: Crew, cl
     """U3: SVG charts; S5: in works-council mode the per-agent table disappears."""
     sales, _ = _two_teams(ctx, crew)
     with ctx.db.write() as s:
-        inbox.reply(ctx, s, crew.caller("anna"), sales, "Hallo")
+        conversation.reply(ctx, s, crew.caller("anna"), sales, "Hallo")
     csrf = sign_in(client, ctx, crew.users["owner"])
     page = client.get("/admin/stats")
     assert (

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from konsent.flows import inbox
+from konsent.flows import canned, conversation
 from konsent.flows.context import Konsent
 from konsent.store.tables import BotFlow, Message
 from konsent.web.deps import CSRF_HEADER
@@ -169,14 +169,14 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
     say(ctx, crew, "+491701111111", "Kaufen")  # routed to sales, agent Anna's team
     conv = conversation_of(ctx, crew, "+491701111111")
     with ctx.db.write() as s:
-        reply = inbox.reply(ctx, s, crew.caller("admin"), conv.id, "Hallo")
-        canned = inbox.save_canned_reply(s, crew.caller("admin"), "hi", "Hi", "Hallo {name}")
+        reply = conversation.reply(ctx, s, crew.caller("admin"), conv.id, "Hallo")
+        saved = canned.save_canned_reply(s, crew.caller("admin"), "hi", "Hi", "Hallo {name}")
         values = {
             "contact_id": str(conv.contact_id),
             "message_id": str(reply.id),
             "cid": str(conv.id),
             "tid": str(crew.sales),
-            "rid": str(canned.id),
+            "rid": str(saved.id),
             "fid": str(s.scalars(select(BotFlow.id)).first()),
             "locale": "en",
             "request_id": "999999",  # permission is checked before the lookup

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import PermissionDenied
-from konsent.flows import inbox, stats
+from konsent.flows import conversation, stats
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry
 from konsent.store.types import utcnow
@@ -20,7 +20,7 @@ def test_statistics_per_team_and_works_council_hides_agents_but_audits(ctx: Kons
     say(ctx, crew, "+491701111111", "Nein")  # handover
     conv = conversation_of(ctx, crew, "+491701111111")
     with ctx.db.write() as s:
-        inbox.reply(ctx, s, crew.caller("sven"), conv.id, "Hallo, hier Sven")
+        conversation.reply(ctx, s, crew.caller("sven"), conv.id, "Hallo, hier Sven")
     with ctx.db.write() as s:
         report = stats.inbox_stats(s, crew.caller("viewer"), days=7)
     assert report.days[-1] == (utcnow().date(), 1)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import bot, inbox, stats, teams, totp
+from konsent.flows import bot, canned, conversation, inbox, stats, teams, totp
 from konsent.flows.tenants import channel_accounts
 from konsent.store.tables import StaffUser
 from konsent.store.types import utcnow
@@ -140,8 +140,8 @@ def _conversation(
     caller.require("inbox.use")
     ctx = get_ctx(request)
     with ctx.db.write() as s:  # a write: opening a conversation is recorded in the audit log (S4)
-        view = inbox.view_conversation(ctx, s, caller, cid)
-        canned = inbox.canned_for(ctx, s, caller, cid)
+        view = conversation.view_conversation(ctx, s, caller, cid)
+        replies = canned.canned_for(ctx, s, caller, cid)
         team_list = teams.list_teams(s, caller.tenant_id)
         people = _staff_choices(s, caller.tenant_id)
     return page(
@@ -150,7 +150,7 @@ def _conversation(
         template,
         {
             "v": view,
-            "canned": canned,
+            "canned": replies,
             "teams": team_list,
             "people": people,
             "error": error,
@@ -202,7 +202,7 @@ def reply(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.reply(ctx, s, caller, conv, text[:4096]),
+        lambda ctx, s: conversation.reply(ctx, s, caller, conv, text[:4096]),
         "sent",
     )
 
@@ -225,7 +225,9 @@ def reply_template(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.reply_template(ctx, s, caller, conv, template[:512], language[:10], values),
+        lambda ctx, s: conversation.reply_template(
+            ctx, s, caller, conv, template[:512], language[:10], values
+        ),
         "sent",
     )
 
@@ -249,7 +251,7 @@ def assign(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.assign(
+        lambda ctx, s: conversation.assign(
             s,
             caller,
             conv,
@@ -276,7 +278,7 @@ def set_state(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.set_state(s, caller, conv, state, expected_version=_opt_int(version)),
+        lambda ctx, s: conversation.set_state(s, caller, conv, state, expected_version=_opt_int(version)),
         "state",
     )
 
@@ -293,7 +295,12 @@ def snooze(
     n = _opt_int(hours)
     until = utcnow() + timedelta(hours=n) if n else None
     return _act(
-        request, caller, conv, csrf_token, lambda ctx, s: inbox.snooze(s, caller, conv, until), "snoozed"
+        request,
+        caller,
+        conv,
+        csrf_token,
+        lambda ctx, s: conversation.snooze(s, caller, conv, until),
+        "snoozed",
     )
 
 
@@ -311,7 +318,7 @@ def note(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.add_note(ctx, s, caller, conv, text[:4000]),
+        lambda ctx, s: conversation.add_note(ctx, s, caller, conv, text[:4000]),
         "note",
     )
 
@@ -326,7 +333,9 @@ def labels(
 ) -> Response:
     conv = _id(cid)
     names = [x for x in labels[:1000].split(",")]
-    return _act(request, caller, conv, csrf_token, lambda ctx, s: inbox.set_labels(s, caller, conv, names))
+    return _act(
+        request, caller, conv, csrf_token, lambda ctx, s: conversation.set_labels(s, caller, conv, names)
+    )
 
 
 @router.post("/inbox/{cid}/withdraw-data")
@@ -344,7 +353,7 @@ def withdraw_data(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: inbox.withdraw_data_consent(s, caller, conv, purpose[:80]),
+        lambda ctx, s: conversation.withdraw_data_consent(s, caller, conv, purpose[:80]),
         "withdrawn",
     )
 
@@ -443,7 +452,7 @@ def canned_page(request: Request, caller: Caller = Depends(admin_caller)) -> Res
 
 def _canned(request: Request, caller: Caller, error: str = "", status_code: int = 200) -> Response:
     with get_ctx(request).db.read() as s:
-        rows = inbox.canned_replies(s, caller.tenant_id)
+        rows = canned.canned_replies(s, caller.tenant_id)
     return page(request, caller, "admin/inbox/canned.html", {"rows": rows, "error": error}, status_code)
 
 
@@ -460,7 +469,7 @@ def canned_save(
     check_csrf_form(caller, csrf_token)
     try:
         with get_ctx(request).db.write() as s:
-            inbox.save_canned_reply(s, caller, shortcut[:40], title[:200], body[:4096])
+            canned.save_canned_reply(s, caller, shortcut[:40], title[:200], body[:4096])
     except DomainError as exc:
         return _canned(request, caller, error_text(request, exc), exc.status)
     return RedirectResponse("/admin/canned", status_code=303)
@@ -473,7 +482,7 @@ def canned_delete(
     caller.require("canned.manage")
     check_csrf_form(caller, csrf_token)
     with get_ctx(request).db.write() as s:
-        inbox.delete_canned_reply(s, caller, _id(rid))
+        canned.delete_canned_reply(s, caller, _id(rid))
     return RedirectResponse("/admin/canned", status_code=303)
 
 
