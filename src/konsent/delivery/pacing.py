@@ -109,7 +109,15 @@ class AccountLocks:
         self.conn = conn
         self.owned: set[int] = set()
         self._mutex = threading.Lock()  # lanes and the periodic job run in different threads
-        conn.execute(text(f"SET application_name = '{WORKER_APP_NAME}'"))
+        # Advisory locks and pg_stat_activity are database-wide: scope both to this installation's
+        # schema, so two installations (or two test runs) in one database never share a lock.
+        schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "public")
+        self.space = int(
+            conn.execute(text("SELECT hashtext(:k)"), {"k": f"konsent-accounts:{schema}"}).scalar()
+            or _LOCK_SPACE
+        )
+        self.app_name = f"{WORKER_APP_NAME}:{schema}"[:63]
+        conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": self.app_name})
         conn.commit()
 
     def rebalance(self, with_work: list[int]) -> set[int]:
@@ -122,7 +130,7 @@ class AccountLocks:
         workers = int(
             c.execute(
                 text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
-                {"n": WORKER_APP_NAME},
+                {"n": self.app_name},
             ).scalar_one()
         )
         busy = set(with_work)
@@ -134,23 +142,21 @@ class AccountLocks:
         for acc in sorted(busy - self.owned, key=lambda a: hash((a, id(self)))):
             if len(self.owned) >= fair:
                 break
-            got = c.execute(
-                text("SELECT pg_try_advisory_lock(:s, :a)"), {"s": _LOCK_SPACE, "a": acc}
-            ).scalar()
+            got = c.execute(text("SELECT pg_try_advisory_lock(:s, :a)"), {"s": self.space, "a": acc}).scalar()
             if got:
                 self.owned.add(acc)
         c.commit()
         return set(self.owned)
 
     def _unlock(self, acc: int) -> None:
-        self.conn.execute(text("SELECT pg_advisory_unlock(:s, :a)"), {"s": _LOCK_SPACE, "a": acc})
+        self.conn.execute(text("SELECT pg_advisory_unlock(:s, :a)"), {"s": self.space, "a": acc})
         self.owned.discard(acc)
 
     def try_scheduler(self) -> bool:
         """Only one worker runs the periodic jobs at a time (the scheduler lock)."""
         with self._mutex:
             got = bool(
-                self.conn.execute(text("SELECT pg_try_advisory_lock(:s, 0)"), {"s": _LOCK_SPACE}).scalar()
+                self.conn.execute(text("SELECT pg_try_advisory_lock(:s, 0)"), {"s": self.space}).scalar()
             )
             self.conn.commit()
             return got
