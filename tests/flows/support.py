@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 
-from konsent.channels.base import OutboundContent
+from konsent.channels.base import OutboundContent, WebhookRequest
+from konsent.channels.simulator import SIGNATURE_HEADER, sign
 from konsent.flows import contacts, messaging, staff, tenants
 from konsent.flows.context import Konsent
 from konsent.flows.simulator import normalize_phone
-from konsent.store.tables import Contact, Message, OutboxRow
+from konsent.store.tables import ChannelAccount, Contact, Message, OutboxRow
 from tests.helpers import sim_account
 
 
@@ -62,3 +65,16 @@ def api_token(ctx: Konsent, role: str = "admin", slug: str = "demo") -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def signed_request(ctx: Konsent, account: ChannelAccount, payload: dict) -> WebhookRequest:
+    """A simulator delivery exactly as the provider side signs it (for raw or repeated webhooks)."""
+    body = json.dumps(payload).encode()
+    with ctx.db.read() as s:
+        secret = tenants.account_config(ctx, s, account).secrets["webhook_secret"]
+    return WebhookRequest(
+        method="POST",
+        headers={SIGNATURE_HEADER: sign(secret, body), "content-type": "application/json"},
+        query={},
+        body=body,
+    )

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import delete, select, text
 
-from konsent.channels.base import OutboundContent, WebhookRequest
-from konsent.channels.simulator import SIGNATURE_HEADER, sign
+from konsent.channels.base import OutboundContent
+from konsent.channels.simulator import SIGNATURE_HEADER
 from konsent.delivery import outbox
 from konsent.domain.errors import NoLegalBasis
 from konsent.domain.purposes import Purpose
@@ -22,7 +22,6 @@ from konsent.flows import consent, messaging, proof, simulator, staff, tenants
 from konsent.flows.inbound import receive_webhook
 from konsent.store.chain import append_audit
 from konsent.store.tables import (
-    ChannelAccount,
     Consent,
     Contact,
     LedgerEntry,
@@ -33,7 +32,7 @@ from konsent.store.tables import (
 )
 from konsent.store.types import utcnow
 from tests.conftest import drain
-from tests.flows.support import api_token, auth, consent_states, contact_of, count, enqueue
+from tests.flows.support import api_token, auth, consent_states, contact_of, count, enqueue, signed_request
 from tests.helpers import phone_texts, sim_account, subscribe
 
 PHONE = "+4915112345678"
@@ -420,26 +419,14 @@ def test_lists_only_show_own_tenant(ctx, client, two_tenants):
 # --- invariant 6: duplicate webhooks -----------------------------------------------------------------
 
 
-def _signed(ctx, account: ChannelAccount, payload: dict) -> WebhookRequest:
-    body = json.dumps(payload).encode()
-    with ctx.db.read() as s:
-        secret = tenants.account_config(ctx, s, account).secrets["webhook_secret"]
-    return WebhookRequest(
-        method="POST",
-        headers={SIGNATURE_HEADER: sign(secret, body), "content-type": "application/json"},
-        query={},
-        body=body,
-    )
-
-
 def test_duplicate_webhook_delivery_stores_one_message_and_acts_once(ctx, demo):
     """Invariant 6: the provider retries the same STOP; one message row, one withdrawal, one answer."""
     subscribe(ctx, PHONE, ["angebote"])
     drain(ctx)
     acc = sim_account(ctx)
     payload = {"messages": [{"id": "simin.dup-1", "from": PHONE, "text": "STOP", "timestamp": time.time()}]}
-    first = receive_webhook(ctx, acc.route_key, _signed(ctx, acc, payload))
-    second = receive_webhook(ctx, acc.route_key, _signed(ctx, acc, payload))
+    first = receive_webhook(ctx, acc.route_key, signed_request(ctx, acc, payload))
+    second = receive_webhook(ctx, acc.route_key, signed_request(ctx, acc, payload))
     assert (first.status, first.events, first.duplicates) == (200, 1, 0)
     assert (second.status, second.events, second.duplicates) == (200, 0, 1)
     with ctx.db.read() as s:
@@ -453,7 +440,7 @@ def test_duplicate_webhook_over_http_is_acknowledged_and_stored_once(ctx, demo, 
     acc = sim_account(ctx)
     payload = {"messages": [{"id": "simin.dup-2", "from": PHONE, "text": "Hallo?", "timestamp": time.time()}]}
     for _ in range(2):
-        req = _signed(ctx, acc, payload)
+        req = signed_request(ctx, acc, payload)
         r = client.post(f"/webhooks/{acc.route_key}", content=req.body, headers=req.headers)
         assert r.status_code == 200
     with ctx.db.read() as s:

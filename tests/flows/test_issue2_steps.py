@@ -460,3 +460,30 @@ def test_step7_erased_contact_is_refused_at_claim(ctx, demo):
     drain(ctx)
     assert outbox_state(ctx, mid) == "refused"
     assert message_status(ctx, mid)[1].startswith("erased")
+
+
+def test_step3_provider_clock_ahead_does_not_date_the_consent_into_the_future(ctx, demo, client):
+    """A code whose provider timestamp is ahead of our clock still gives a consent usable right away."""
+    import time
+
+    from konsent.flows.inbound import receive_webhook
+    from tests.flows.support import api_token, auth, signed_request
+
+    pending = request_code(ctx, ["angebote"])
+    acc = sim_account(ctx)
+    payload = {
+        "messages": [
+            {"id": "simin.skew", "from": PHONE, "text": pending.prefill, "timestamp": time.time() + 600}
+        ]
+    }
+    assert receive_webhook(ctx, acc.route_key, signed_request(ctx, acc, payload)).status == 200
+    c = contact_of(ctx, PHONE)
+    with ctx.db.read() as s:
+        [entry] = s.scalars(select(LedgerEntry)).all()
+    assert entry.payload["confirmed_at"] <= utcnow().isoformat()
+    r = client.post(
+        "/api/v1/messages",
+        json={"contact_id": c.id, "purpose": "newsletter:angebote", "text": "Willkommen"},
+        headers=auth(api_token(ctx)),
+    )
+    assert r.status_code == 202, r.text

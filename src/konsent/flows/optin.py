@@ -114,6 +114,9 @@ def confirm_opt_in(
     ctx: Konsent, s: Session, account: ChannelAccount, contact: Contact, code: str, at: datetime
 ) -> Confirmation:
     """The contact sent the code from their own messenger: activate those topics (C2, C3)."""
+    # `at` is the provider's timestamp; a clock ahead of ours must not date the consent into the
+    # future, where `may_send` would treat it as not yet given.
+    at = min(at, utcnow())
     req = s.scalars(
         select(OptInRequest)
         .where(
