@@ -113,3 +113,48 @@ def test_the_same_msgid_is_translated_the_same_way_in_every_catalog():
 def test_translated_text_fills_its_placeholders(msgid: str, params: dict[str, str]):
     de = t("de", msgid, **params)
     assert de != msgid.format(**params) and all(v in de for v in params.values())
+
+
+def _ledger_actions() -> set[str]:
+    """Every action the code appends to the ledger: `append_ledger(s, t, c, purpose, "<action>", …)`."""
+    import ast
+
+    actions = set()
+    for py in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(py.read_text(), str(py))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) == "append_ledger"
+                and len(node.args) >= 5
+                and isinstance(node.args[4], ast.Constant)
+            ):
+                actions.add(str(node.args[4].value))
+    return actions
+
+
+def test_labels_built_from_values_are_translated():
+    """Templates show `_("action:" ~ e.action)`, `_("state:" ~ …)`, `_("status:" ~ …)`: each value the
+    core produces needs its German label, or the proof shows a raw key."""
+    from konsent.domain.purposes import ConsentStatus
+
+    catalog = translations("de")._catalog  # type: ignore[attr-defined]
+    actions = _ledger_actions()
+    assert {"granted", "withdrawn"} <= actions
+    statuses = [
+        "queued",
+        "retrying",
+        "sent",
+        "delivered",
+        "read",
+        "failed",
+        "refused",
+        "cancelled",
+        "received",
+    ]
+    wanted = (
+        [f"action:{a}" for a in sorted(actions)]
+        + [f"state:{s.value}" for s in ConsentStatus]
+        + [f"status:{s}" for s in statuses]
+    )
+    missing = [m for m in wanted if m not in catalog]
+    assert not missing, f"labels without German translation: {missing}"
