@@ -1,4 +1,6 @@
-"""Admin pages of the inbox, teams, canned replies, bot flows, statistics and TOTP (M1, M2, S3, S5, U3).
+"""Admin pages of the inbox: the list, one conversation and its actions (M1, M2, S4).
+
+Teams, canned replies, bot flows, statistics and TOTP are in `admin_inbox_setup`.
 
 Thin views: check the permission, call one flow function in one transaction, redirect
 (post/redirect/get) or re-render with the error a person can act on.
@@ -14,32 +16,19 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import bot, canned, conversation, inbox, stats, teams, totp
+from konsent.flows import bot, canned, conversation, inbox, teams
 from konsent.flows.tenants import channel_accounts
-from konsent.store.tables import StaffUser
 from konsent.store.types import utcnow
-from konsent.web import sse
+from konsent.web import admin_inbox_setup, sse
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
+from konsent.web.admin_inbox_setup import int_id, opt_int, staff_choices
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 
 router = APIRouter(include_in_schema=False)
 router.include_router(sse.router)
+router.include_router(admin_inbox_setup.router)
 
 add_nav("/admin/inbox", "Inbox", "inbox.use", 15)
-add_nav("/admin/stats", "Statistics", "stats.view", 60)
-add_nav("/admin/teams", "Teams", "teams.manage", 62)
-add_nav("/admin/canned", "Canned replies", "canned.manage", 64)
-add_nav("/admin/bot", "Chatbot", "bot.manage", 66)
-
-
-def _id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound()
-    return int(raw)
-
-
-def _opt_int(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
 def _filters(request: Request) -> inbox.InboxFilter:
@@ -47,25 +36,13 @@ def _filters(request: Request) -> inbox.InboxFilter:
     state = q.get("state", "open")
     return inbox.InboxFilter(
         state=state if state in inbox.STATES else None,
-        team_id=_opt_int(q.get("team", "")),
+        team_id=opt_int(q.get("team", "")),
         assignee=q.get("assignee") or None,
-        channel_account_id=_opt_int(q.get("channel", "")),
+        channel_account_id=opt_int(q.get("channel", "")),
         label=(q.get("label") or "").strip().lower()[:40] or None,
         q=(q.get("q") or "")[:100],
         snoozed=q.get("snoozed") == "1",
     )
-
-
-def _staff_choices(s: Any, tenant_id: int) -> list[StaffUser]:
-    from sqlalchemy import select
-
-    return [
-        u
-        for u in s.scalars(
-            select(StaffUser).where(StaffUser.tenant_id == tenant_id).order_by(StaffUser.email)
-        )
-        if u.role in ("owner", "admin", "agent") and not u.disabled
-    ]
 
 
 # --- inbox -----------------------------------------------------------------------------------------
@@ -94,7 +71,7 @@ def _list(request: Request, caller: Caller, template: str) -> Response:
             inbox.record_list_view(s, caller, result)
             team_list = teams.list_teams(s, caller.tenant_id)
             accounts = channel_accounts(s, caller.tenant_id)
-            people = _staff_choices(s, caller.tenant_id)
+            people = staff_choices(s, caller.tenant_id)
     except DomainError as exc:
         return page(
             request, caller, "admin/inbox/list.html", _empty_list(f, error_text(request, exc)), exc.status
@@ -143,7 +120,7 @@ def _conversation(
         view = conversation.view_conversation(ctx, s, caller, cid)
         replies = canned.canned_for(ctx, s, caller, cid)
         team_list = teams.list_teams(s, caller.tenant_id)
-        people = _staff_choices(s, caller.tenant_id)
+        people = staff_choices(s, caller.tenant_id)
     return page(
         request,
         caller,
@@ -163,13 +140,13 @@ def _conversation(
 @router.get("/inbox/{cid}")
 def conversation_page(cid: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
     """One conversation: history with ticks, composer, notes, assignment, contact panel (M1)."""
-    return _conversation(request, caller, _id(cid), "admin/inbox/conversation.html")
+    return _conversation(request, caller, int_id(cid), "admin/inbox/conversation.html")
 
 
 @router.get("/inbox/{cid}/thread")
 def conversation_thread(cid: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
     """Only the message history, for the live update."""
-    return _conversation(request, caller, _id(cid), "admin/inbox/_thread.html")
+    return _conversation(request, caller, int_id(cid), "admin/inbox/_thread.html")
 
 
 def _act(request: Request, caller: Caller, cid: int, csrf: str, action: Any, notice: str = "") -> Response:
@@ -196,7 +173,7 @@ def reply(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
+    conv = int_id(cid)
     return _act(
         request,
         caller,
@@ -218,7 +195,7 @@ def reply_template(
     caller: Caller = Depends(admin_caller),
 ) -> Response:
     """Outside the 24-hour window: send an approved template (M1)."""
-    conv = _id(cid)
+    conv = int_id(cid)
     values = [p.strip() for p in params[:20_000].split("\n") if p.strip()]
     return _act(
         request,
@@ -242,10 +219,10 @@ def assign(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
+    conv = int_id(cid)
     caller.require("inbox.use")
     me = caller.user.id if caller.user else None
-    assignee_id = me if assignee == "me" else _opt_int(assignee)
+    assignee_id = me if assignee == "me" else opt_int(assignee)
     return _act(
         request,
         caller,
@@ -256,8 +233,8 @@ def assign(
             caller,
             conv,
             assignee_id=assignee_id,
-            team_id=_opt_int(team),
-            expected_version=_opt_int(version),
+            team_id=opt_int(team),
+            expected_version=opt_int(version),
         ),
         "assigned",
     )
@@ -272,13 +249,13 @@ def set_state(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
+    conv = int_id(cid)
     return _act(
         request,
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: conversation.set_state(s, caller, conv, state, expected_version=_opt_int(version)),
+        lambda ctx, s: conversation.set_state(s, caller, conv, state, expected_version=opt_int(version)),
         "state",
     )
 
@@ -291,8 +268,8 @@ def snooze(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
-    n = _opt_int(hours)
+    conv = int_id(cid)
+    n = opt_int(hours)
     until = utcnow() + timedelta(hours=n) if n else None
     return _act(
         request,
@@ -312,7 +289,7 @@ def note(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
+    conv = int_id(cid)
     return _act(
         request,
         caller,
@@ -331,7 +308,7 @@ def labels(
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    conv = _id(cid)
+    conv = int_id(cid)
     names = [x for x in labels[:1000].split(",")]
     return _act(
         request, caller, conv, csrf_token, lambda ctx, s: conversation.set_labels(s, caller, conv, names)
@@ -347,7 +324,7 @@ def withdraw_data(
     caller: Caller = Depends(admin_caller),
 ) -> Response:
     """The contact withdrew a data consent (e.g. by writing so): record it and delete the fields (C4)."""
-    conv = _id(cid)
+    conv = int_id(cid)
     return _act(
         request,
         caller,
@@ -363,309 +340,5 @@ def takeover(
     cid: str, request: Request, csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
 ) -> Response:
     """Stop the bot in this conversation: a person answers from now on (M2)."""
-    conv = _id(cid)
+    conv = int_id(cid)
     return _act(request, caller, conv, csrf_token, lambda ctx, s: bot.stop_bot(s, caller, conv), "takeover")
-
-
-# --- teams -----------------------------------------------------------------------------------------
-
-
-@router.get("/teams")
-def team_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    caller.require("teams.manage")
-    return _teams(request, caller)
-
-
-def _teams(request: Request, caller: Caller, error: str = "", status_code: int = 200) -> Response:
-    with get_ctx(request).db.read() as s:
-        rows = [(t, teams.members(s, caller.tenant_id, t.id)) for t in teams.list_teams(s, caller.tenant_id)]
-        people = _staff_choices(s, caller.tenant_id)
-        unrouted = inbox.agents_see_unrouted(s, caller.tenant_id)
-    return page(
-        request,
-        caller,
-        "admin/inbox/teams.html",
-        {"rows": rows, "people": people, "error": error, "unrouted": unrouted},
-        status_code,
-    )
-
-
-@router.post("/teams/unrouted")
-def team_unrouted(
-    request: Request, on: str = Form(""), csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
-) -> Response:
-    """Agents see conversations no team has yet, or only their teams' (S3)."""
-    check_csrf_form(caller, csrf_token)
-    with get_ctx(request).db.write() as s:
-        inbox.set_agents_see_unrouted(s, caller, on == "1")
-    return RedirectResponse("/admin/teams", status_code=303)
-
-
-@router.post("/teams")
-def team_create(
-    request: Request,
-    slug: str = Form(""),
-    name: str = Form(""),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    caller.require("teams.manage")
-    check_csrf_form(caller, csrf_token)
-    try:
-        with get_ctx(request).db.write() as s:
-            teams.create_team(s, caller.tenant_id, slug[:63], name[:200], caller.actor)
-    except DomainError as exc:
-        return _teams(request, caller, error_text(request, exc), exc.status)
-    return RedirectResponse("/admin/teams", status_code=303)
-
-
-@router.post("/teams/{tid}/members")
-def team_member(
-    tid: str,
-    request: Request,
-    user_id: str = Form(""),
-    action: str = Form("add"),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    caller.require("teams.manage")
-    check_csrf_form(caller, csrf_token)
-    team_id, uid = _id(tid), _opt_int(user_id)
-    if uid is None:
-        return _teams(request, caller, error_text(request, NotFound()), 404)
-    with get_ctx(request).db.write() as s:
-        if action == "remove":
-            teams.remove_member(s, caller.tenant_id, team_id, uid, caller.actor)
-        else:
-            teams.add_member(s, caller.tenant_id, team_id, uid, caller.actor)
-    return RedirectResponse("/admin/teams", status_code=303)
-
-
-# --- canned replies --------------------------------------------------------------------------------
-
-
-@router.get("/canned")
-def canned_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    caller.require("canned.manage")
-    return _canned(request, caller)
-
-
-def _canned(request: Request, caller: Caller, error: str = "", status_code: int = 200) -> Response:
-    with get_ctx(request).db.read() as s:
-        rows = canned.canned_replies(s, caller.tenant_id)
-    return page(request, caller, "admin/inbox/canned.html", {"rows": rows, "error": error}, status_code)
-
-
-@router.post("/canned")
-def canned_save(
-    request: Request,
-    shortcut: str = Form(""),
-    title: str = Form(""),
-    body: str = Form(""),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    caller.require("canned.manage")
-    check_csrf_form(caller, csrf_token)
-    try:
-        with get_ctx(request).db.write() as s:
-            canned.save_canned_reply(s, caller, shortcut[:40], title[:200], body[:4096])
-    except DomainError as exc:
-        return _canned(request, caller, error_text(request, exc), exc.status)
-    return RedirectResponse("/admin/canned", status_code=303)
-
-
-@router.post("/canned/{rid}/delete")
-def canned_delete(
-    rid: str, request: Request, csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
-) -> Response:
-    caller.require("canned.manage")
-    check_csrf_form(caller, csrf_token)
-    with get_ctx(request).db.write() as s:
-        canned.delete_canned_reply(s, caller, _id(rid))
-    return RedirectResponse("/admin/canned", status_code=303)
-
-
-# --- bot flows -------------------------------------------------------------------------------------
-
-
-@router.get("/bot")
-def bot_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    caller.require("bot.manage")
-    return _bot(request, caller)
-
-
-def _bot(
-    request: Request,
-    caller: Caller,
-    error: str = "",
-    status_code: int = 200,
-    draft: str = "",
-    fmt: str = "yaml",
-) -> Response:
-    with get_ctx(request).db.read() as s:
-        rows = bot.list_flows(s, caller.tenant_id)
-    return page(
-        request,
-        caller,
-        "admin/inbox/bot.html",
-        {
-            "rows": rows,
-            "error": error,
-            "draft": draft,
-            "fmt": fmt,
-            "example": bot.dump_definition(bot.DEMO_FLOW),
-        },
-        status_code,
-    )
-
-
-@router.post("/bot")
-def bot_import(
-    request: Request,
-    definition: str = Form(""),
-    fmt: str = Form("yaml"),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    """Create a flow from YAML or JSON text (M2)."""
-    caller.require("bot.manage")
-    check_csrf_form(caller, csrf_token)
-    fmt = "json" if fmt == "json" else "yaml"
-    try:
-        data = bot.load_definition(definition, fmt)
-        with get_ctx(request).db.write() as s:
-            row = bot.save_flow(s, caller.tenant_id, caller.actor, data)
-    except DomainError as exc:
-        return _bot(request, caller, error_text(request, exc), exc.status, definition[:200_000], fmt)
-    return RedirectResponse(f"/admin/bot/{row.id}", status_code=303)
-
-
-@router.get("/bot/{fid}")
-def bot_edit(fid: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    caller.require("bot.manage")
-    with get_ctx(request).db.read() as s:
-        row = bot.get_flow(s, caller.tenant_id, _id(fid))
-        text = bot.dump_definition(row.definition)
-    return page(request, caller, "admin/inbox/bot_edit.html", {"row": row, "text": text, "error": ""})
-
-
-@router.post("/bot/{fid}")
-def bot_save(
-    fid: str,
-    request: Request,
-    definition: str = Form(""),
-    active: str = Form(""),
-    priority: str = Form("100"),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    caller.require("bot.manage")
-    check_csrf_form(caller, csrf_token)
-    flow_id = _id(fid)
-    ctx = get_ctx(request)
-    try:
-        data = bot.load_definition(definition, "yaml")  # JSON is valid YAML too
-        with ctx.db.write() as s:
-            bot.save_flow(
-                s, caller.tenant_id, caller.actor, data, flow_id=flow_id, active=active == "1",
-                priority=min(_opt_int(priority) or 100, 10_000),
-            )  # fmt: skip
-    except DomainError as exc:
-        with ctx.db.read() as s:
-            row = bot.get_flow(s, caller.tenant_id, flow_id)
-        return page(
-            request,
-            caller,
-            "admin/inbox/bot_edit.html",
-            {"row": row, "text": definition[:200_000], "error": error_text(request, exc)},
-            exc.status,
-        )
-    return RedirectResponse(f"/admin/bot/{flow_id}?notice=saved", status_code=303)
-
-
-@router.get("/bot/{fid}/export")
-def bot_export(fid: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    """Download a flow as YAML (default) or JSON (M2)."""
-    caller.require("bot.manage")
-    fmt = "json" if request.query_params.get("format") == "json" else "yaml"
-    with get_ctx(request).db.read() as s:
-        row = bot.get_flow(s, caller.tenant_id, _id(fid))
-        body = bot.dump_definition(row.definition, fmt)
-    media = "application/json" if fmt == "json" else "application/yaml"
-    return Response(
-        body,
-        media_type=f"{media}; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="flow-{row.id}.{fmt}"'},
-    )
-
-
-# --- statistics ------------------------------------------------------------------------------------
-
-
-@router.get("/stats")
-def stats_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    """Charts: conversations per day, first response per team, bot containment (U3, S5)."""
-    caller.require("stats.view")
-    raw = request.query_params.get("days", "30")
-    days = int(raw) if raw.isdigit() and 0 < int(raw) <= 366 else 30
-    with get_ctx(request).db.write() as s:  # a write: looking at statistics is audited (S5)
-        report = stats.inbox_stats(s, caller, days)
-    peak = max((n for _, n in report.days), default=0) or 1
-    slowest = max((r.median_minutes or 0 for r in report.first_response), default=0) or 1
-    return page(
-        request,
-        caller,
-        "admin/inbox/stats.html",
-        {"r": report, "peak": peak, "slowest": slowest, "days": days},
-    )
-
-
-@router.post("/stats/works-council")
-def works_council(
-    request: Request, on: str = Form(""), csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)
-) -> Response:
-    """Switch works-council mode (S5)."""
-    check_csrf_form(caller, csrf_token)
-    with get_ctx(request).db.write() as s:
-        stats.set_works_council(s, caller, on == "1")
-    return RedirectResponse("/admin/stats", status_code=303)
-
-
-# --- TOTP second factor ----------------------------------------------------------------------------
-
-
-@router.get("/security/totp")
-def totp_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    """Enrol an authenticator app as a second factor (S3)."""
-    return _totp(request, caller)
-
-
-def _totp(request: Request, caller: Caller, error: str = "", status_code: int = 200) -> Response:
-    assert caller.user is not None
-    ctx = get_ctx(request)
-    with ctx.db.write() as s:
-        state = totp.enrolment(ctx, s, caller.user)
-    return page(request, caller, "admin/inbox/totp.html", {"t": state, "error": error}, status_code)
-
-
-@router.post("/security/totp")
-def totp_confirm(
-    request: Request,
-    code: str = Form(""),
-    action: str = Form("confirm"),
-    csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
-) -> Response:
-    check_csrf_form(caller, csrf_token)
-    assert caller.user is not None
-    ctx = get_ctx(request)
-    try:
-        with ctx.db.write() as s:
-            if action == "disable":
-                totp.disable(ctx, s, caller.user, code[:12], caller.actor)
-            else:
-                totp.confirm(ctx, s, caller.user, code[:12], caller.actor)
-    except DomainError as exc:
-        return _totp(request, caller, error_text(request, exc), exc.status)
-    return RedirectResponse("/admin/security/totp", status_code=303)
