@@ -177,3 +177,28 @@ def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(
         bodies = [json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed)) for m in outs]
     assert bodies[1]["text"] == "Worum geht es?\n1. Kaufen\n2. Hilfe" and bodies[1]["buttons"] == []
     assert conv.team_id == crew.sales  # "1" picked the first option
+
+
+def test_keyword_flow_does_not_start_where_a_person_already_answers(ctx: Konsent, crew: Crew) -> None:
+    """M2: a keyword flow starts in a fresh conversation, never in one a person is handling."""
+    from konsent.flows import conversation
+
+    with ctx.db.write() as s:
+        for flow in s.scalars(select(BotFlow)):
+            flow.active = False
+        bot.save_flow(
+            s, crew.tenant_id, "user:1",
+            {"name": "Öffnungszeiten", "trigger": {"type": "keyword", "keywords": ["zeiten"]},
+             "steps": [{"id": "a", "type": "end", "text": "Mo-Fr 9-17 Uhr"}]},
+        )  # fmt: skip
+    say(ctx, crew, PHONE, "Hallo")
+    conv = conversation_of(ctx, crew, PHONE)
+    with ctx.db.write() as s:
+        conversation.reply(ctx, s, crew.caller("admin"), conv.id, "Guten Tag!")
+    say(ctx, crew, PHONE, "Zeiten")
+    drain(ctx)
+    assert phone_texts(ctx, PHONE) == ["Guten Tag!"]
+    say(ctx, crew, "+491709876543", "Zeiten")  # elsewhere the keyword starts the flow, which ends at once
+    drain(ctx)
+    assert phone_texts(ctx, "+491709876543") == ["Mo-Fr 9-17 Uhr"]
+    assert conversation_of(ctx, crew, "+491709876543").state == "closed"  # resolved by the bot

@@ -283,6 +283,8 @@ def on_inbound(
         else:
             result = fs.advance(flow, session.step, situation, ev.text, ev.payload)
     else:
+        if conv.first_response_at is not None or conv.assignee_id is not None:
+            return  # a person already handles this conversation: no flow starts in the middle of it
         picked = _pick_flow(s, account.tenant_id, ev, _first_message(s, conv))
         if picked is None:
             return
