@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from konsent.channels.base import OutboundContent
 from konsent.delivery.worker import Worker
 from konsent.domain.errors import InvalidInput, NoLegalBasis
 from konsent.domain.ledger import text_hash
-from konsent.flows import api_ops, optin, proof, simulator, staff, tenants, texts
+from konsent.flows import api_ops, messaging, optin, proof, simulator, staff, tenants, texts
 from konsent.flows.demo import CONSENT_TEXT, DEMO_EMAIL, seed_demo
 from konsent.i18n import t
 from konsent.store.tables import (
@@ -487,3 +488,56 @@ def test_step3_provider_clock_ahead_does_not_date_the_consent_into_the_future(ct
         headers=auth(api_token(ctx)),
     )
     assert r.status_code == 202, r.text
+
+
+def test_step4_proof_html_is_a_readable_document_in_the_readers_language(ctx, demo, client):
+    """C3: "Download proof" as HTML: controller, state, the consent text verbatim, its hash, verification."""
+    from tests.flows.support import api_token, auth
+
+    subscribe(ctx, PHONE, ["angebote"], locale="de")
+    c = contact_of(ctx, PHONE)
+    r = client.get(
+        f"/api/v1/contacts/{c.id}/proof.html",
+        headers={**auth(api_token(ctx, "dpo")), "accept-language": "de"},
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "Demo GmbH" in html and text_hash(CONSENT_TEXT["de"]) in html
+    assert "Ja, ich möchte von der Demo GmbH Nachrichten" in html
+    assert "erteilt" in html and "action:" not in html and "state:" not in html
+    assert PHONE not in html and IP not in html
+
+
+def test_step4_ledger_records_the_text_version_shown_not_a_later_one(ctx, demo):
+    """C3, C6: a new consent text published between sign-up and confirmation does not rewrite the proof."""
+    pending = request_code(ctx, ["angebote"], locale="de")
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        tenants.set_consent_text(s, tenant, "de", CONSENT_TEXT["de"] + " Neu: auch per SMS.")
+    simulator.phone_send(ctx, sim_account(ctx).id, PHONE, pending.prefill, locale="de")
+    with ctx.db.read() as s:
+        [entry] = s.scalars(select(LedgerEntry)).all()
+        consent = s.scalars(select(Consent)).one()
+    assert entry.payload["consent_text_version"] == 1
+    assert entry.payload["consent_text_hash"] == text_hash(CONSENT_TEXT["de"])
+    assert consent.text_version == 1
+    c = contact_of(ctx, PHONE)
+    with ctx.db.write() as s, pytest.raises(NoLegalBasis) as refused:
+        contact = s.get(Contact, c.id)
+        assert contact is not None
+        messaging.enqueue_message(
+            ctx, s, contact, "newsletter:angebote", OutboundContent(text="x"), min_text_version=2
+        )
+    assert refused.value.as_dict()["reason_code"] == "outdated_text"
+
+
+def test_step5_stop_also_cancels_a_newsletter_waiting_for_its_retry(ctx, demo):
+    """C4, invariant 2: a queued row whose retry is scheduled later is still cancelled by STOP."""
+    subscribe(ctx, PHONE, ["angebote"], locale="de")
+    c = contact_of(ctx, PHONE)
+    mid = enqueue(ctx, c.id, "newsletter:angebote", "Später")
+    with ctx.db.write() as s:
+        row = s.scalars(select(OutboxRow).where(OutboxRow.message_id == mid)).one()
+        row.attempt, row.run_at = 1, utcnow() + timedelta(minutes=5)
+    simulator.phone_send(ctx, sim_account(ctx).id, PHONE, "stop")
+    assert outbox_state(ctx, mid) == "cancelled"
