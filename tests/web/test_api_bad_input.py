@@ -160,3 +160,15 @@ def test_withdraw_with_a_service_or_garbage_purpose_is_422(ctx, client, subscrib
             )
             == 0
         )
+
+
+@pytest.mark.parametrize("query", ["limit=-1", "offset=-5", "limit=0", "limit=100000", "limit=abc"])
+def test_contact_list_paging_out_of_range_is_422(ctx, client, subscriber, query):
+    r = client.get(f"/api/v1/contacts?{query}", headers=auth(api_token(ctx)))
+    assert r.status_code == 422, r.text
+
+
+def test_contact_list_pages(ctx, client, subscriber):
+    r = client.get("/api/v1/contacts?limit=1&offset=0", headers=auth(api_token(ctx)))
+    assert r.status_code == 200 and [c["id"] for c in r.json()] == [subscriber]
+    assert client.get("/api/v1/contacts?offset=1", headers=auth(api_token(ctx))).json() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 from starlette.responses import JSONResponse, Response
@@ -65,7 +65,10 @@ def list_channels(request: Request, caller: Caller = Depends(api_caller)) -> lis
 
 @router.get("/contacts")
 def list_contacts(
-    request: Request, limit: int = 50, offset: int = 0, caller: Caller = Depends(api_caller)
+    request: Request,
+    limit: int = Query(50, ge=1, le=500, description="Page size."),
+    offset: int = Query(0, ge=0, description="Contacts to skip."),
+    caller: Caller = Depends(api_caller),
 ) -> list[dict[str, Any]]:
     caller.require("contacts.read")
     ctx = get_ctx(request)
