@@ -35,6 +35,17 @@ def test_demo_flow_routes_to_support_collects_name_with_consent_and_hands_over(
     assert phone_texts(ctx, PHONE)[-1].startswith("Danke! Ein Mensch")
     assert _session(ctx, crew).state == "handover"
     conv = conversation_of(ctx, crew, PHONE)
+    with ctx.db.write() as s:
+        from konsent.flows import conversation
+
+        thread = conversation.view_conversation(ctx, s, crew.caller("sven"), conv.id).messages
+        assert [m.text for m in thread if m.direction == "in"] == [
+            "Hallo",
+            "▶ support",
+            "Ja",
+            "Erika Mustermann",
+        ]
+        assert {m.author for m in thread if m.direction == "out"} == {"bot"}
     with ctx.db.read() as s:
         contact = s.get(Contact, conv.contact_id)
         assert contact is not None

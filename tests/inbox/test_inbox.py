@@ -239,6 +239,7 @@ def test_notes_are_sealed_and_canned_replies_fill_variables(ctx: Konsent, no_bot
     with ctx.db.write() as s:
         view = conversation.view_conversation(ctx, s, admin, conv.id)
         assert view.notes[0]["text"] == "Stammkundin, bitte bevorzugt"
+        assert view.notes[0]["author"] == "admin"  # the staff member's name, not an id
         assert b"Stammkundin" not in s.scalars(select(ConversationNote.body_sealed)).one()
         filled = canned.canned_for(ctx, s, admin, conv.id)
     assert filled[0]["text"] == "Hallo Erika, hier ist admin von Demo GmbH. {unbekannt}"

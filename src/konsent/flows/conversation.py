@@ -3,6 +3,7 @@ agents make to it — reply, template, assign, state, snooze, notes, labels (M1,
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from konsent.flows.inbox import (
     get_conversation,
     visibility,
 )
-from konsent.flows.messaging import enqueue_message, message_content
+from konsent.flows.messaging import enqueue_message
 from konsent.store.tables import (
     BotSession,
     ChannelAccount,
@@ -96,22 +97,25 @@ def view_conversation(
         .limit(500)
     ).all()
     thread = []
+    names = _staff_names(s, who.tenant_id)
     for m in msgs:
-        content = OutboundContent() if shredded else message_content(ctx, s, contact, m)
+        body = {} if shredded else json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed))
+        content = OutboundContent.from_dict(body)
+        text = content.text or (f"▶ {body['payload']}" if body.get("payload") else "")
         thread.append(
             ThreadMessage(
                 m.id,
                 m.direction,
-                content.text,
+                text,
                 [b.title for b in content.buttons],
                 m.status,
-                m.author,
+                names.get(m.author, m.author),
                 m.created_at,
             )
         )
     notes = [
         {
-            "author": n.author,
+            "author": names.get(n.author, n.author),
             "at": n.created_at,
             "text": "" if shredded else open_for_contact(ctx, s, contact, "note", n.body_sealed),
         }
@@ -169,6 +173,14 @@ def view_conversation(
         assignee_id=conv.assignee_id,
         bot_state=bot.state if bot else None,
     )
+
+
+def _staff_names(s: Session, tenant_id: int) -> dict[str, str]:
+    """'user:12' -> the staff member's name, for showing who wrote what."""
+    return {
+        f"user:{u.id}": (u.name or u.email)
+        for u in s.scalars(select(StaffUser).where(StaffUser.tenant_id == tenant_id))
+    }
 
 
 def _earlier(s: Session, who: StaffMember, conv: Conversation) -> list[tuple[int, str, datetime, str]]:

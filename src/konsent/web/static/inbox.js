@@ -19,6 +19,9 @@
     });
   });
 
+  // Open a conversation at its newest message.
+  if (thread) thread.scrollTop = thread.scrollHeight;
+
   if (!window.EventSource || (!list && !thread)) return;
 
   function announce() {
