@@ -172,3 +172,15 @@ def test_contact_list_pages(ctx, client, subscriber):
     r = client.get("/api/v1/contacts?limit=1&offset=0", headers=auth(api_token(ctx)))
     assert r.status_code == 200 and [c["id"] for c in r.json()] == [subscriber]
     assert client.get("/api/v1/contacts?offset=1", headers=auth(api_token(ctx))).json() == []
+
+
+@pytest.mark.parametrize("big", [2**63, 10**30, -(2**63) - 1])
+def test_ids_beyond_the_database_range_are_a_client_error(ctx, client, subscriber, big):
+    """An id no row can have is answered like any unknown id, not with a database error."""
+    token = api_token(ctx)
+    for url in (f"/api/v1/contacts/{big}", f"/api/v1/messages/{big}", f"/api/v1/contacts/{big}/proof"):
+        assert client.get(url, headers=auth(token)).status_code in (404, 422), url
+    r = client.post(
+        "/api/v1/messages", json={"contact_id": big, "purpose": "service", "text": "Hallo"}, headers=auth(token)
+    )
+    assert r.status_code in (404, 422)

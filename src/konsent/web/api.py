@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 from starlette.responses import JSONResponse, Response
@@ -14,12 +14,18 @@ from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
+MAX_ID = 2**63 - 1  # ids are BIGINT: anything beyond is no row's id (and would be a database error)
+ContactId = Annotated[int, Path(ge=1, le=MAX_ID)]
+MessageId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
 
 class SendMessageIn(BaseModel):
-    contact_id: int = Field(description="The contact to write to.")
+    contact_id: int = Field(ge=1, le=MAX_ID, description="The contact to write to.")
     purpose: str = Field(description="`service` or `newsletter:<topic>`.", max_length=80)
     text: str = Field(min_length=1, max_length=4096)
-    channel_account_id: int | None = Field(None, description="Defaults to the channel the contact used last.")
+    channel_account_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Defaults to the channel the contact used last."
+    )
 
     @field_validator("text")
     @classmethod
@@ -80,7 +86,9 @@ def list_contacts(
 
 
 @router.get("/contacts/{contact_id}")
-def get_contact(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+def get_contact(
+    contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
     caller.require("contacts.read")
     personal = caller.role != "viewer"
     with get_ctx(request).db.write() as s:
@@ -89,7 +97,7 @@ def get_contact(contact_id: int, request: Request, caller: Caller = Depends(api_
 
 @router.get("/contacts/{contact_id}/messages")
 def contact_messages(
-    contact_id: int, request: Request, caller: Caller = Depends(api_caller)
+    contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
 ) -> list[dict[str, Any]]:
     caller.require("contacts.personal")
     ctx = get_ctx(request)
@@ -99,7 +107,7 @@ def contact_messages(
 
 @router.post("/contacts/{contact_id}/withdraw")
 def withdraw(
-    contact_id: int, body: WithdrawIn, request: Request, caller: Caller = Depends(api_caller)
+    contact_id: ContactId, body: WithdrawIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> dict[str, Any]:
     caller.require("messages.send")
     with get_ctx(request).db.write() as s:
@@ -108,7 +116,9 @@ def withdraw(
 
 
 @router.get("/contacts/{contact_id}/proof")
-def contact_proof(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> JSONResponse:
+def contact_proof(
+    contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
+) -> JSONResponse:
     """The consent proof as JSON (C3)."""
     caller.require("consent.proof")
     with get_ctx(request).db.write() as s:
@@ -119,7 +129,9 @@ def contact_proof(contact_id: int, request: Request, caller: Caller = Depends(ap
 
 
 @router.get("/contacts/{contact_id}/proof.html")
-def contact_proof_html(contact_id: int, request: Request, caller: Caller = Depends(api_caller)) -> Response:
+def contact_proof_html(
+    contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
+) -> Response:
     """The consent proof as a readable document (C3)."""
     caller.require("consent.proof")
     with get_ctx(request).db.write() as s:
@@ -156,7 +168,9 @@ def send_message(
 
 
 @router.get("/messages/{message_id}")
-def get_message(message_id: int, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+def get_message(
+    message_id: MessageId, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
