@@ -174,3 +174,38 @@ def test_inbox_speaks_german_by_default(ctx: Konsent, crew: Crew, client) -> Non
     sign_in(client, ctx, crew.users["anna"])
     page = client.get("/admin/inbox", headers={"accept-language": "de-DE"})
     assert "Posteingang" in page.text and "Keine passenden Unterhaltungen." in page.text
+
+
+def test_event_stream_sees_changes_from_another_process_by_polling(ctx: Konsent, crew: Crew, client) -> None:  # type: ignore[no-untyped-def]
+    """M1: a change committed by another process (no in-process wake-up) still reaches the stream."""
+    import threading
+    import time
+
+    from sqlalchemy import insert
+
+    from konsent.store.tables import InboxEvent
+    from konsent.store.types import utcnow
+
+    sales, _ = _two_teams(ctx, crew)
+    sign_in(client, ctx, crew.users["anna"])
+
+    def other_process() -> None:
+        time.sleep(0.3)
+        with ctx.db.engine.begin() as conn:  # plain Core: no session, so no hub wake-up
+            conn.execute(
+                insert(InboxEvent).values(
+                    tenant_id=crew.tenant_id, conversation_id=sales, kind="elsewhere", created_at=utcnow()
+                )
+            )
+
+    writer = threading.Thread(target=other_process)
+    started = time.monotonic()
+    writer.start()
+    seen_after = None
+    with client.stream("GET", "/admin/inbox/events?timeout=3") as resp:
+        for line in resp.iter_lines():
+            if '"kind": "elsewhere"' in line:
+                seen_after = time.monotonic() - started
+                break
+    writer.join()
+    assert seen_after is not None and seen_after < 2.0  # within one poll interval (1 s) of the commit
