@@ -544,3 +544,15 @@ def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, de
                 select(Message.id).where(Message.contact_id == c.id, Message.direction == "in")
             ).all()
         assert len(n) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, 10**40])
+def test_ids_no_row_can_have_are_not_found_in_the_flows(ctx, demo, bad):
+    """Admin pages and the API share these getters: an absurd id is a 404, never a database error."""
+    from konsent.domain.errors import NotFound
+    from konsent.flows import api_ops, contacts
+
+    with ctx.db.read() as s:
+        for get in (contacts.get_contact, api_ops.get_message, tenants.get_account):
+            with pytest.raises(NotFound):
+                get(s, demo.tenant_id, bad)

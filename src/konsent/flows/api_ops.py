@@ -61,6 +61,8 @@ def send_message(
 
 
 def get_message(s: Session, tenant_id: int, message_id: int) -> Message:
+    if not 0 < message_id < 2**63:
+        raise NotFound()
     msg = s.get(Message, message_id)
     if msg is None or msg.tenant_id != tenant_id:
         raise NotFound()

@@ -22,6 +22,8 @@ def _aad(contact_id: int, field: str) -> bytes:
 
 def get_contact(s: Session, tenant_id: int, contact_id: int) -> Contact:
     """A contact of this tenant, or NotFound (never another tenant's, invariant 4)."""
+    if not 0 < contact_id < 2**63:  # no row has it; the database would raise instead of finding none
+        raise NotFound()
     c = s.scalars(
         select(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id)
     ).one_or_none()

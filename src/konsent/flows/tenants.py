@@ -155,6 +155,8 @@ def channel_accounts(s: Session, tenant_id: int) -> list[ChannelAccount]:
 
 
 def get_account(s: Session, tenant_id: int, account_id: int) -> ChannelAccount:
+    if not 0 < account_id < 2**63:
+        raise NotFound()
     acc = s.get(ChannelAccount, account_id)
     if acc is None or acc.tenant_id != tenant_id:
         raise NotFound()
