@@ -556,3 +556,18 @@ def test_ids_no_row_can_have_are_not_found_in_the_flows(ctx, demo, bad):
         for get in (contacts.get_contact, api_ops.get_message, tenants.get_account):
             with pytest.raises(NotFound):
                 get(s, demo.tenant_id, bad)
+
+
+def test_opt_in_code_of_one_tenant_confirms_nothing_at_another(ctx, demo):
+    """Invariant 4: a code is only known to the tenant whose widget issued it."""
+    from tests.helpers import request_code
+
+    pending = request_code(ctx, ["angebote"])
+    b = _tenant_b(ctx)
+    simulator.phone_send(ctx, b.account_id, PHONE, pending.prefill, locale="de")
+    with ctx.db.read() as s:
+        assert s.scalars(select(Consent)).all() == []
+        assert s.scalars(select(LedgerEntry)).all() == []
+    drain(ctx)
+    [answer] = [m.text for m in simulator.phone_inbox(ctx, b.account_id, PHONE)]
+    assert answer.startswith("Diesen Code kennen wir leider nicht")
