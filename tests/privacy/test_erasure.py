@@ -102,7 +102,8 @@ def test_ledger_and_audit_keep_no_personal_data_after_erasure(ctx, demo):
             + [e.payload for e in s.scalars(select(AuditEntry))],
             default=str,
         )
-    for secret in (PHONE, PHONE[1:], NAME, "Erika", SECRET_TEXT, "4711"):
+    # (not short digit runs: hex hashes may contain them by chance)
+    for secret in (PHONE, PHONE[1:], NAME, "Erika", SECRET_TEXT):
         assert secret not in kept
 
 

@@ -38,7 +38,6 @@ def test_privacy_flows_log_nothing_personal_at_debug(ctx, demo, client, caplog):
         NAME,
         "Erika",
         SECRET_TEXT,
-        "4711",
         "+4917712345678",
         "17712345678",
         "Hildegard",

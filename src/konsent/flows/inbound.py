@@ -292,9 +292,9 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         conv.state = "closed" if conv.state == "open" and not done else conv.state
         return
     # Data-subject keywords: DATEN / LÖSCHEN (+ confirmation) / INFO (D1, D2, T3).
-    from konsent.flows import privacy
+    from konsent.flows import privacy_selfservice
 
-    answer = privacy.on_keyword(ctx, s, contact, match, ev.text, ev.at)
+    answer = privacy_selfservice.on_keyword(ctx, s, contact, match, ev.text, ev.at)
     if answer is not None:
         if answer:
             reply(ctx, s, contact, account, conv, answer)

@@ -276,7 +276,7 @@ def staff_export(ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_i
 
 def portal_export(ctx: Konsent, s: Session, token: str) -> bytes:
     """The contact downloads their export from the self-service page; the link is then used up."""
-    from konsent.flows.privacy import portal_contact, use_portal_link
+    from konsent.flows.privacy_selfservice import portal_contact, use_portal_link
 
     contact = portal_contact(s, token, lock=True)
     use_portal_link(s, token)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NotFound
 from konsent.flows import privacy, privacy_export
+from konsent.flows import privacy_selfservice as selfservice
 from konsent.web.deps import get_ctx, render
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
@@ -63,7 +64,7 @@ def export_download(token: str, request: Request) -> Response:
 def portal(token: str, request: Request) -> Response:
     try:
         with get_ctx(request).db.read() as s:
-            privacy.portal_contact(s, token)
+            selfservice.portal_contact(s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
     return _page(request, "privacy/portal.html", {"token": token, "error": ""})
@@ -87,7 +88,7 @@ def portal_export(token: str, request: Request) -> Response:
 def portal_object(token: str, request: Request) -> Response:
     try:
         with get_ctx(request).db.write() as s:
-            privacy.portal_object(get_ctx(request), s, token)
+            selfservice.portal_object(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
     return _page(request, "privacy/done.html", {"what": "objected"})
@@ -99,13 +100,13 @@ def portal_rectify(token: str, request: Request, name: str = Form("")) -> Respon
     if not name.strip() or len(name) > 200:
         try:
             with get_ctx(request).db.read() as s:
-                privacy.portal_contact(s, token)
+                selfservice.portal_contact(s, token)
         except (NotFound, privacy.LinkGone) as exc:
             return _closed(request, exc)
         return _page(request, "privacy/portal.html", {"token": token, "error": "name"}, status=422)
     try:
         with get_ctx(request).db.write() as s:
-            privacy.portal_rectify(get_ctx(request), s, token, name)
+            selfservice.portal_rectify(get_ctx(request), s, token, name)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
     return _page(request, "privacy/done.html", {"what": "rectified"})
@@ -117,13 +118,13 @@ def portal_erase(token: str, request: Request, confirm: str = Form("")) -> Respo
     if confirm != "yes":
         try:
             with get_ctx(request).db.read() as s:
-                privacy.portal_contact(s, token)
+                selfservice.portal_contact(s, token)
         except (NotFound, privacy.LinkGone) as exc:
             return _closed(request, exc)
         return _page(request, "privacy/portal.html", {"token": token, "error": "confirm"}, status=422)
     try:
         with get_ctx(request).db.write() as s:
-            privacy.portal_erase(get_ctx(request), s, token)
+            selfservice.portal_erase(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
     return _page(request, "privacy/done.html", {"what": "erased"})
