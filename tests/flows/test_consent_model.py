@@ -61,4 +61,4 @@ def test_random_histories_match_the_consent_model(ctx, demo, seed):
     drain(ctx)
     delivered += [text for _, text in pending]
     got = [m for m in phone_texts(ctx, phone) if m.startswith("NL-")] if wrote else []
-    assert got == delivered
+    assert sorted(got) == sorted(delivered)  # one batch is sent concurrently: order is free
