@@ -181,6 +181,8 @@ def test_ids_beyond_the_database_range_are_a_client_error(ctx, client, subscribe
     for url in (f"/api/v1/contacts/{big}", f"/api/v1/messages/{big}", f"/api/v1/contacts/{big}/proof"):
         assert client.get(url, headers=auth(token)).status_code in (404, 422), url
     r = client.post(
-        "/api/v1/messages", json={"contact_id": big, "purpose": "service", "text": "Hallo"}, headers=auth(token)
+        "/api/v1/messages",
+        json={"contact_id": big, "purpose": "service", "text": "Hallo"},
+        headers=auth(token),
     )
     assert r.status_code in (404, 422)
