@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from konsent import channels
 from konsent.domain.errors import InvalidInput, NotFound
-from konsent.flows import api_ops, audit, contacts, proof, staff, tenants
+from konsent.flows import api_ops, audit, contacts, proof, staff, tenants, totp
 from konsent.flows.context import Konsent
 from konsent.store.tables import (
     ChannelAccount,
@@ -43,15 +43,23 @@ class SignedIn:
 
 
 def sign_in(
-    ctx: Konsent, s: Session, tenant_slug: str, email: str, password: str, now: datetime | None = None
+    ctx: Konsent,
+    s: Session,
+    tenant_slug: str,
+    email: str,
+    password: str,
+    now: datetime | None = None,
+    totp_code: str = "",
 ) -> SignedIn | None:
-    """Check tenant, e-mail and password (throttled in `staff.authenticate`); start a session."""
+    """Check tenant, e-mail, password and, where set up, the authenticator code (S3); start a session."""
     try:
         tenant = tenants.tenant_by_slug(s, tenant_slug.strip().lower())
     except NotFound:
         staff.burn_password_check(password)  # an unknown tenant must not answer faster
         return None
-    user = staff.authenticate(s, tenant, email, password, now)
+    user = staff.authenticate(
+        s, tenant, email, password, now, second_factor=lambda u: totp.verify(ctx, s, u, totp_code, now)
+    )
     if user is None:
         return None
     new = staff.start_session(s, user, ctx.settings.session_ttl_hours)

@@ -6,6 +6,7 @@ import contextlib
 import enum
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -102,10 +103,24 @@ def burn_password_check(password: str) -> None:
         _hasher.verify(_DUMMY_HASH, password)
 
 
+def count_failure(user: StaffUser, now: datetime) -> None:
+    """One more failed sign-in; the fifth in a row locks the account for a while (throttling)."""
+    user.failed_logins += 1
+    if user.failed_logins >= MAX_FAILURES:
+        user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+        user.failed_logins = 0
+
+
 def authenticate(
-    s: Session, tenant: Tenant, email: str, password: str, now: datetime | None = None
+    s: Session,
+    tenant: Tenant,
+    email: str,
+    password: str,
+    now: datetime | None = None,
+    second_factor: Callable[[StaffUser], bool] | None = None,
 ) -> StaffUser | None:
-    """Check a password; after repeated failures the account is locked for a while (throttling)."""
+    """Check a password and, if given, a second factor; after repeated failures of either the
+    account is locked for a while (throttling)."""
     now = now or utcnow()
     user = s.scalars(
         select(StaffUser).where(StaffUser.tenant_id == tenant.id, StaffUser.email == email.strip().lower())
@@ -118,10 +133,10 @@ def authenticate(
     try:
         _hasher.verify(user.password_hash, password)
     except VerificationError:
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_logins = 0
+        count_failure(user, now)
+        return None
+    if second_factor is not None and not second_factor(user):
+        count_failure(user, now)
         return None
     user.failed_logins = 0
     user.locked_until = None

@@ -75,21 +75,23 @@ def login(
     tenant: str = Form(""),
     email: str = Form(""),
     password: str = Form(""),
+    totp_code: str = Form(""),
     csrf_token: str = Form(""),
 ) -> Response:
-    """Sign in with tenant, e-mail and password; repeated failures lock the account (S3)."""
+    """Sign in with tenant, e-mail, password and the authenticator code where set up; repeated
+    failures lock the account (S3)."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         raise CsrfFailed()
     tenant, email = tenant[:64], email[:_MAX]
     ctx = get_ctx(request)
     with ctx.db.write() as s:
-        done = admin_ops.sign_in(ctx, s, tenant, email, password[:1024])
+        done = admin_ops.sign_in(ctx, s, tenant, email, password[:1024], totp_code=totp_code[:16])
     if done is None:
         _ = gettext_for(request_locale(request))
         msg = _(
-            "Sign-in failed. Check organisation, e-mail and password. "
-            "After 5 failures the account is locked for 15 minutes."
+            "Sign-in failed. Check organisation, e-mail, password and, if you set one up, the "
+            "authenticator code. After 5 failures the account is locked for 15 minutes."
         )
         return _login_page(request, 401, msg, tenant, email)
     target = "/admin/password" if done.must_change_password else "/admin"
