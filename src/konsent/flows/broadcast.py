@@ -339,7 +339,10 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
         if b.state != "queuing":
             return False
         rows = s.execute(
-            _audience(b, now).where(Contact.id > b.checkpoint).order_by(Contact.id).limit(size)
+            _audience(b, now)
+            .where(Consent.contact_id > b.checkpoint)
+            .order_by(Consent.contact_id)
+            .limit(size)
         ).all()
         missing = [r.id for r in rows if r.consent_account is None and b.channel_account_id is None]
         fallback: dict[int, int] = {}

@@ -165,7 +165,7 @@ def enqueue_many(
             Consent.contact_id, Consent.purpose, Consent.status, Consent.text_version, Consent.changed_at
         ).where(Consent.tenant_id == tenant_id, Consent.purpose == str(p), _among(Consent.contact_id, ids))
     ):
-        consents[cid][cpurpose] = ConsentState(ConsentStatus(status), version, changed)
+        consents[cid][cpurpose] = ConsentState(_STATUSES[status], version, changed)
     idents: dict[tuple[int, int], datetime | None] = {}
     for cid, acc_id, last in s.execute(
         select(
@@ -273,6 +273,9 @@ def enqueue_many(
         s.execute(insert(OutboxRow), rows)
     out.queued = {d.contact.id: mid for d, mid in zip(kept, msg_ids, strict=True)}
     return out
+
+
+_STATUSES = {s.value: s for s in ConsentStatus}
 
 
 def _among(col: Any, ids: list[int]) -> Any:
