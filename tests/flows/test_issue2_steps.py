@@ -541,3 +541,14 @@ def test_step5_stop_also_cancels_a_newsletter_waiting_for_its_retry(ctx, demo):
         row.attempt, row.run_at = 1, utcnow() + timedelta(minutes=5)
     simulator.phone_send(ctx, sim_account(ctx).id, PHONE, "stop")
     assert outbox_state(ctx, mid) == "cancelled"
+
+
+def test_step3_opt_in_ttl_is_configurable(ctx, demo):
+    """C2: KONSENT_OPTIN_TTL_HOURS shortens (or lengthens) the 48 h."""
+    ctx.settings.optin_ttl_hours = 2
+    pending = request_code(ctx, ["angebote"])
+    assert timedelta(hours=1, minutes=59) < pending.expires_at - utcnow() <= timedelta(hours=2)
+    with ctx.db.write() as s:
+        assert optin.expire_opt_ins(s, utcnow() + timedelta(hours=1)) == 0
+    with ctx.db.write() as s:
+        assert optin.expire_opt_ins(s, utcnow() + timedelta(hours=2, minutes=1)) == 1
