@@ -31,7 +31,7 @@ from konsent.store.tables import (
     WebhookEvent,
 )
 from konsent.store.types import utcnow
-from tests.conftest import drain
+from tests.conftest import drain, on_postgres
 from tests.flows.support import api_token, auth, consent_states, contact_of, count, enqueue, signed_request
 from tests.helpers import phone_texts, sim_account, subscribe
 
@@ -571,3 +571,31 @@ def test_opt_in_code_of_one_tenant_confirms_nothing_at_another(ctx, demo):
     drain(ctx)
     [answer] = [m.text for m in simulator.phone_inbox(ctx, b.account_id, PHONE)]
     assert answer.startswith("Diesen Code kennen wir leider nicht")
+
+
+@pytest.mark.skipif(not on_postgres(), reason="row locks: on SQLite every write transaction runs alone")
+def test_claim_waits_for_a_withdrawal_in_flight_and_then_refuses(ctx, demo):
+    """Invariants 1, 2 (PostgreSQL): a row queued by an enqueue that read the consent before a
+    withdrawal committed is claimed while the withdrawal is still open; the claim must wait for it
+    (FOR SHARE on the consent row) and refuse, instead of deciding on the old state."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    cid = contact_of(ctx, PHONE).id
+    claimed: list[list[int]] = []
+    with ctx.db.write() as w:  # the withdrawal, held open
+        c = w.get(Contact, cid)
+        assert c is not None
+        assert consent.withdraw(w, c, [OFFERS], source="keyword", at=utcnow()) == [OFFERS]
+        mid = enqueue(ctx, cid, OFFERS, "zu spät")  # committed; it read the consent as still active
+
+        def worker() -> None:
+            claimed.append([j.message_id for j in outbox.claim(ctx, "w", 10, utcnow(), 60)])
+
+        th = threading.Thread(target=worker)
+        th.start()
+        th.join(0.5)
+        assert th.is_alive(), "the claim decided without waiting for the withdrawal in flight"
+    th.join(10)
+    assert claimed == [[]]
+    with ctx.db.read() as s:
+        assert s.scalars(select(OutboxRow.state).where(OutboxRow.message_id == mid)).one() == "refused"
