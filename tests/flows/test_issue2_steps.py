@@ -552,3 +552,26 @@ def test_step3_opt_in_ttl_is_configurable(ctx, demo):
         assert optin.expire_opt_ins(s, utcnow() + timedelta(hours=1)) == 0
     with ctx.db.write() as s:
         assert optin.expire_opt_ins(s, utcnow() + timedelta(hours=2, minutes=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("ip", "hashed"), [("203.0.113.77", True), ("2001:db8::1", True), ("", False), ("bogus", False)]
+)
+def test_step4_ip_is_truncated_and_keyed_hashed_or_left_out(ctx, demo, ip, hashed):
+    """C3: the evidence holds a keyed hash of the truncated IP; no IP, no hash (never a hash of "")."""
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        optin.request_opt_in(
+            ctx,
+            s,
+            tenant,
+            channel_account_id=sim_account(ctx).id,
+            topic_slugs=["angebote"],
+            locale="de",
+            ip=ip,
+        )
+    with ctx.db.read() as s:
+        stored = s.scalars(select(OptInRequest.ip_hash)).one()
+    assert bool(stored) is hashed
+    assert optin.truncate_ip("203.0.113.77") == "203.0.113.0"
+    assert optin.truncate_ip("2001:db8:1:2::1") == "2001:db8:1::"

@@ -74,6 +74,7 @@ def request_opt_in(
         raise InvalidInput(detail="this channel cannot receive the confirmation code")
     text = current_consent_text(s, tenant, locale)
     code = codes.new_code()
+    net = truncate_ip(ip)
     req = OptInRequest(
         tenant_id=tenant.id,
         code_hash=codes.code_digest(code),
@@ -83,7 +84,7 @@ def request_opt_in(
         privacy_url=tenant.privacy_url,
         privacy_version=tenant.privacy_version,
         source_url=source_url,
-        ip_hash=ctx.keys.keyed_hash(s, tenant.id, truncate_ip(ip)) if ip else "",
+        ip_hash=ctx.keys.keyed_hash(s, tenant.id, net) if net else "",  # no address, no hash
         ua_hash=ctx.keys.keyed_hash(s, tenant.id, user_agent) if user_agent else "",
         locale=locale,
         requested_at=at,
