@@ -60,7 +60,7 @@ def _settings(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
 
 def _seed(db_url: str, data_dir: str, n: int) -> tuple[str, str, list[str]]:
     """A tenant with a simulator account and `n` sent messages; returns route key, secret, provider ids."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     from konsent import crypto
     from konsent.flows import tenants
@@ -103,6 +103,10 @@ def _seed(db_url: str, data_dir: str, n: int) -> tuple[str, str, list[str]]:
             ],
         )
         route = acc.route_key
+    if ctx.db.is_postgres:  # fresh bulk data: give the planner statistics, as autovacuum would
+        with ctx.db.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     ctx.db.dispose()
     return route, secret, pids
 

@@ -250,3 +250,20 @@ def test_scheduled_broadcast_waits_until_its_time(ctx, demo):
     assert drain(ctx) == 0
     bc.run_due(ctx, now=later + timedelta(seconds=1))
     assert drain(ctx) == 1
+
+
+def test_a_crashed_workers_row_of_a_paused_broadcast_stays_paused(ctx, demo):
+    """A worker dies holding a row, the broadcast is paused meanwhile: the rescued row stays paused (M3)."""
+    from konsent.delivery import outbox
+
+    acc = sim_account(ctx).id
+    seed(ctx, acc, ["+4915110000091"])
+    bid = _create(ctx, demo.tenant_id)
+    _send_now(ctx, demo.tenant_id, bid)
+    assert len(outbox.claim(ctx, "dead-worker", 10, utcnow(), lease_s=1)) == 1  # then kill -9
+    with ctx.db.write() as s:
+        bc.pause(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True))
+    assert outbox.rescue(ctx, utcnow() + timedelta(seconds=5)) == 1
+    with ctx.db.read() as s:
+        assert s.scalar(select(OutboxRow.state).where(OutboxRow.broadcast_id == bid)) == "paused"
+    assert drain(ctx) == 0

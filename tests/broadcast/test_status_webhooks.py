@@ -69,3 +69,42 @@ def test_status_that_overtakes_the_provider_id_is_applied_when_the_send_is_recor
     assert _status(ctx, pid) == "delivered"
     with ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(EarlyStatus)) == 0
+
+
+def test_fast_path_notices_a_new_secret_and_a_deactivated_account_at_once(ctx, demo):
+    """A remembered account is re-checked inside the commit: the old secret is refused right after a
+    change, a deactivated account answers 404 (CH2)."""
+    from konsent.channels.base import WebhookRequest
+    from konsent.channels.simulator import SIGNATURE_HEADER, sign
+    from konsent.flows import tenants
+    from konsent.flows.inbound import receive_webhook
+    from konsent.store.tables import ChannelAccount
+
+    acc_id, (pid,) = _sent(ctx, demo, ["+4915140000077"])
+    with ctx.db.read() as s:
+        acc = s.get(ChannelAccount, acc_id)
+        old = tenants.account_config(ctx, s, acc).secrets["webhook_secret"]
+        route = acc.route_key
+
+    def post(secret: str, status: str) -> int:
+        body = (f'{{"statuses": [{{"id": "{pid}", "status": "{status}", "timestamp": 1}}]}}').encode()
+        return receive_webhook(
+            ctx, route, WebhookRequest("POST", {SIGNATURE_HEADER: sign(secret, body)}, {}, body)
+        ).status
+
+    assert post(old, "delivered") == 200  # the route is now remembered
+    with ctx.db.write() as s:
+        tenants.store_secrets(ctx, s, s.get(ChannelAccount, acc_id), {"webhook_secret": "brand-new-secret"})
+    assert post(old, "read") == 401
+    assert _status(ctx, pid) == "delivered"
+    assert post("brand-new-secret", "read") == 200
+    assert _status(ctx, pid) == "read"
+    with ctx.db.write() as s:
+        s.get(ChannelAccount, acc_id).active = False
+    from konsent.domain.errors import NotFound
+
+    try:
+        status = post("brand-new-secret", "failed")
+    except NotFound:
+        status = 404
+    assert status == 404

@@ -34,6 +34,7 @@ from konsent.flows import status_sink
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import (
+    Broadcast,
     ChannelAccount,
     Consent,
     Contact,
@@ -333,10 +334,17 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             .where(expired, OutboxRow.attempt >= OutboxRow.max_attempts)
             .values(state="discarded", finished_at=now, last_error="lease expired on the last attempt")
         ).rowcount  # type: ignore[attr-defined]
+        paused = select(Broadcast.id).where(Broadcast.state == "paused").scalar_subquery()
         back = s.execute(
             update(OutboxRow)
             .where(expired)
-            .values(state="available", lease_until=None, locked_by=None, run_at=now)
+            .values(
+                # a row of a broadcast paused meanwhile goes back paused, not to the queue
+                state=case((OutboxRow.broadcast_id.in_(paused), "paused"), else_="available"),
+                lease_until=None,
+                locked_by=None,
+                run_at=now,
+            )
         ).rowcount  # type: ignore[attr-defined]
         return int(discarded or 0) + int(back or 0)
 

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import AccountConfig
+from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
@@ -48,24 +48,64 @@ def apply_status(msg: Message, status: str, reason: str, at: datetime) -> None:
 
 
 def account_for_route(ctx: Konsent, route_key: str) -> tuple[ChannelAccount, AccountConfig]:
-    """The active account behind a webhook URL and its config.
+    """The active account behind a webhook URL and its config, read now.
 
-    The row is read every time (a deactivated account answers 404 at once); only the
-    decryption of its secrets is cached, keyed by the sealed bytes and the settings,
-    so a new secret takes effect with the next request.
+    Only the decryption of the secrets is reused, keyed by the sealed bytes and the
+    settings, so a new secret takes effect with the next request. The result is
+    remembered for `try_fast_path`.
     """
     from konsent.flows.inbound import account_by_route
 
-    cache: dict[int, tuple[bytes | None, dict[str, object], AccountConfig]]
-    cache = ctx.__dict__.setdefault("_account_configs", {})
+    configs: dict[int, tuple[bytes | None, dict[str, object], AccountConfig]]
+    configs = ctx.__dict__.setdefault("_account_configs", {})
     with ctx.db.read() as s:
         account = account_by_route(s, route_key)
-        hit = cache.get(account.id)
+        hit = configs.get(account.id)
         if hit is not None and hit[0] == account.secrets_sealed and hit[1] == account.settings:
-            return account, hit[2]
-        cfg = account_config(ctx, s, account)
-    cache[account.id] = (account.secrets_sealed, dict(account.settings), cfg)
+            cfg = hit[2]
+        else:
+            cfg = account_config(ctx, s, account)
+            configs[account.id] = (account.secrets_sealed, dict(account.settings), cfg)
+    routes: dict[str, _Known] = ctx.__dict__.setdefault("_known_routes", {})
+    routes[route_key] = _Known(
+        account.id, account.tenant_id, account.kind, account.secrets_sealed, dict(account.settings), cfg
+    )
     return account, cfg
+
+
+@dataclass(frozen=True)
+class _Known:
+    """An account as last read for a route: enough to verify and parse without the database."""
+
+    account_id: int
+    tenant_id: int
+    kind: str
+    secrets_sealed: bytes | None
+    settings: dict[str, object]
+    cfg: AccountConfig
+
+
+def try_fast_path(ctx: Konsent, route_key: str, request: WebhookRequest) -> tuple[int, int] | None:
+    """Handle a status-only delivery for a known route without reading the account first.
+
+    The request is verified with the account as last read; the group-commit transaction
+    then checks that the account is still active with the same secrets and settings
+    before anything is stored. Anything else (unknown route, a changed account, a
+    rejected signature, other events) returns None and takes the ordinary path.
+    """
+    known: _Known | None = ctx.__dict__.get("_known_routes", {}).get(route_key)
+    if known is None or request.method != "POST":
+        return None
+    adapter = ctx.adapter(known.kind)
+    try:
+        adapter.verify(known.cfg, request)
+        events = adapter.parse(known.cfg, request.body)
+    except (WebhookRejected, ValueError, KeyError, TypeError):
+        return None
+    if not events or not all(isinstance(ev, StatusUpdate) for ev in events):
+        return None
+    statuses = [ev for ev in events if isinstance(ev, StatusUpdate)]
+    return sink(ctx).submit(known.account_id, known.tenant_id, statuses, expect=known)
 
 
 # ------------------------------------------------------------------ group commit
@@ -76,6 +116,8 @@ class _Item:
     account_id: int
     tenant_id: int
     events: Sequence[StatusUpdate]
+    expect: _Known | None = None  # verified against this state of the account: re-checked before storing
+    stale: bool = False
     done: bool = False
     handled: int = 0
     duplicates: int = 0
@@ -92,9 +134,11 @@ class StatusSink:
     _flushing: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def submit(self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate]) -> tuple[int, int]:
-        """Store these statuses durably; return (handled, duplicates) once committed."""
-        item = _Item(account_id, tenant_id, events)
+    def submit(
+        self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
+    ) -> tuple[int, int] | None:
+        """Store these statuses durably; (handled, duplicates) once committed, None if `expect` is stale."""
+        item = _Item(account_id, tenant_id, events, expect)
         with self._cond:
             self._pending.append(item)
             while not item.done:
@@ -112,6 +156,8 @@ class StatusSink:
                     self._cond.wait(1.0)
         if item.error is not None:
             raise item.error
+        if item.stale:
+            return None
         return item.handled, item.duplicates
 
     def _flush(self, batch: list[_Item]) -> None:
@@ -140,9 +186,12 @@ def sink(ctx: Konsent) -> StatusSink:
 
 def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]]:
     """Dedupe, apply and keep early statuses for a batch of requests, in the caller's transaction."""
+    _check_expectations(s, batch)
     keys: list[dict[str, object]] = []
     seen: set[tuple[int, str]] = set()
     for item in batch:
+        if item.stale:
+            continue
         for ev in item.events:
             k = (item.account_id, f"st:{ev.provider_id}:{ev.status}"[:250])
             if k not in seen:
@@ -156,6 +205,8 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
                         "received_at": utcnow(),
                     }
                 )
+    if not keys:
+        return [(0, 0) for _ in batch]
     ins = (postgresql.insert if ctx.db.is_postgres else sqlite.insert)(WebhookEvent)
     fresh = {
         (acc, dk)
@@ -169,7 +220,7 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
     results: list[tuple[int, int]] = []
     for item in batch:
         handled = dups = 0
-        for ev in item.events:
+        for ev in [] if item.stale else item.events:
             k = (item.account_id, f"st:{ev.provider_id}:{ev.status}"[:250])
             if k in fresh:
                 fresh.discard(k)  # a second copy in the same batch is a duplicate
@@ -181,6 +232,31 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
     if todo:
         _apply(ctx, s, todo)
     return results
+
+
+def _check_expectations(s: Session, batch: list[_Item]) -> None:
+    """Requests verified with a remembered account state: is the account still like that?"""
+    ids = {item.account_id for item in batch if item.expect is not None}
+    if not ids:
+        return
+    now = {
+        acc_id: (active, sealed, settings)
+        for acc_id, active, sealed, settings in s.execute(
+            select(
+                ChannelAccount.id,
+                ChannelAccount.active,
+                ChannelAccount.secrets_sealed,
+                ChannelAccount.settings,
+            ).where(ChannelAccount.id.in_(ids))
+        )
+    }
+    for item in batch:
+        e = item.expect
+        if e is None:
+            continue
+        state = now.get(item.account_id)
+        if state is None or not state[0] or state[1] != e.secrets_sealed or state[2] != e.settings:
+            item.stale = True
 
 
 def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> None:
