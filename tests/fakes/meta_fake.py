@@ -207,7 +207,7 @@ class MetaFake:
         app.router.add_get(r"/d360/{media_id:\d+}", self._media_info)
         app.router.add_get("/media-download/{media_id}", self._media_download)
         app.router.add_get("/d360/whatsapp_business/attachments/", self._media_download)
-        runner = web.AppRunner(app, handler_cancellation=True)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
