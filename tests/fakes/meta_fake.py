@@ -269,6 +269,19 @@ class MetaFake:
                     self._last_inbound[(phone_id, who)] = time.time()
         return self._wa_webhook(phone_id, {"contacts": [contact], "messages": [message]})
 
+    def user_media(
+        self, phone_id: str, wa_id: str, media_id: str, data: bytes, mime: str, caption: str = ""
+    ) -> Delivery:
+        """The user sends a picture: the webhook carries only the media id; the bytes wait here."""
+        self.media[media_id] = (data, mime)
+        image: dict[str, Any] = {"id": media_id, "mime_type": mime, "sha256": "x"}
+        if caption:
+            image["caption"] = caption
+        message = {"from": wa_id, "id": "wamid." + secrets.token_urlsafe(24),
+                   "timestamp": str(int(time.time())), "type": "image", "image": image}  # fmt: skip
+        contact = {"profile": {"name": "Test User"}, "wa_id": wa_id}
+        return self._wa_webhook(phone_id, {"contacts": [contact], "messages": [message]})
+
     def user_preference(self, phone_id: str, wa_id: str, value: str) -> Delivery:
         pref = {
             "wa_id": wa_id,

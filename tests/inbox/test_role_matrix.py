@@ -38,6 +38,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
     ("POST", "/api/v1/messages"): INBOX,
     ("GET", "/api/v1/messages/{message_id}"): ALL,
+    ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
     ("GET", "/admin/login"): PUBLIC,
     ("POST", "/admin/login"): PUBLIC,

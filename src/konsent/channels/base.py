@@ -143,6 +143,10 @@ class ChannelAdapter:
         """Hand one message to the provider and map its answer (CH3)."""
         raise NotImplementedError
 
+    async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
+        """Download an inbound attachment by its reference (bytes, content type), or None."""
+        return None
+
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         """The link that opens the contact's messenger with the opt-in code (C2)."""
         raise NotImplementedError

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import OutboundContent
+from konsent.channels.base import AccountConfig, OutboundContent
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.purposes import Purpose
 from konsent.flows import audit, consent, contacts, messaging, proof, tenants
 from konsent.flows.context import Konsent
-from konsent.store.tables import Message
+from konsent.store.tables import Contact, Message
 from konsent.store.types import utcnow
 
 
@@ -85,7 +86,28 @@ def describe_message(ctx: Konsent, s: Session, msg: Message, with_body: bool) ->
         contact = contacts.get_contact(s, msg.tenant_id, msg.contact_id)
         if contact.wrapped_key is not None:
             out["text"] = messaging.message_content(ctx, s, contact, msg).text
+            out["has_media"] = _media_ref(ctx, s, contact, msg) is not None
     return out
+
+
+def _media_ref(ctx: Konsent, s: Session, contact: Contact, msg: Message) -> str | None:
+    body = json.loads(contacts.open_for_contact(ctx, s, contact, "message", msg.body_sealed))
+    ref = body.get("media_ref")
+    return str(ref) if ref else None
+
+
+def media_to_fetch(
+    ctx: Konsent, s: Session, tenant_id: int, actor: str, message_id: int
+) -> tuple[AccountConfig, str]:
+    """The channel account and provider reference of a message's attachment (audited view, CH2)."""
+    msg = get_message(s, tenant_id, message_id)
+    contact = contacts.get_contact(s, tenant_id, msg.contact_id)
+    ref = _media_ref(ctx, s, contact, msg) if contact.wrapped_key is not None else None
+    if ref is None:
+        raise NotFound(message="This message has no attachment.")
+    account = tenants.get_account(s, tenant_id, msg.channel_account_id)
+    audit.record(s, tenant_id, actor, "message.media.view", f"contact:{contact.id}", message=msg.id)
+    return tenants.account_config(ctx, s, account), ref
 
 
 def conversation_messages(

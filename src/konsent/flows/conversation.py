@@ -54,6 +54,7 @@ class ThreadMessage:
     status: str
     author: str
     at: datetime
+    has_media: bool = False
 
 
 @dataclass
@@ -111,6 +112,7 @@ def view_conversation(
                 m.status,
                 names.get(m.author, m.author),
                 m.created_at,
+                bool(body.get("media_ref")),
             )
         )
     notes = [

@@ -254,7 +254,13 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
             channel_account_id=account.id,
             direction="in",
             body_sealed=seal_for_contact(
-                ctx, s, contact, "message", json.dumps({"text": ev.text, "payload": ev.payload})
+                ctx,
+                s,
+                contact,
+                "message",
+                json.dumps(
+                    {"text": ev.text, "payload": ev.payload, "kind": ev.kind, "media_ref": ev.media_ref}
+                ),
             ),
             provider_id=ev.provider_id,
             status="received",

@@ -177,6 +177,32 @@ def get_message(
         return api_ops.describe_message(ctx, s, api_ops.get_message(s, caller.tenant_id, message_id), False)
 
 
+@router.get("/messages/{message_id}/media", responses={404: {"description": "No attachment"}})
+async def message_media(
+    message_id: MessageId, request: Request, caller: Caller = Depends(api_caller)
+) -> Response:
+    """Fetch an inbound attachment from the provider when someone opens it (CH2); audited."""
+    caller.require("contacts.personal")
+    ctx = get_ctx(request)
+
+    def locate() -> tuple[Any, str]:
+        with ctx.db.write() as s:
+            return api_ops.media_to_fetch(ctx, s, caller.tenant_id, caller.actor, message_id)
+
+    account, ref = await run_in_threadpool(locate)
+    got = await ctx.adapter(account.kind).fetch_media(account, ref)
+    if got is None:
+        return JSONResponse(
+            {"code": "provider_unavailable", "message": "The provider did not hand out this attachment."}, 502
+        )
+    data, mime = got
+    return Response(
+        data,
+        media_type=mime or "application/octet-stream",
+        headers={"content-disposition": "attachment", "cache-control": "no-store"},
+    )
+
+
 @router.get("/ledger/verify")
 async def verify_ledger(request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
     """Recompute the tenant's consent-ledger hash chain; name the first broken entry (C3)."""
