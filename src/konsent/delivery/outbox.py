@@ -85,17 +85,9 @@ def claim(
         else:
             due = due.order_by(OutboxRow.run_at, OutboxRow.id)
         due = due.limit(limit).with_for_update(skip_locked=True)
-        if ctx.db.is_postgres:
-            # A materialized CTE: with `id IN (subquery)` and stale statistics (a fresh or
-            # just-filled outbox) the planner may pick a nested loop that re-runs the LIMIT …
-            # SKIP LOCKED subquery per row, which crawls; the CTE runs it exactly once.
-            cte = due.cte("due").prefix_with("MATERIALIZED")
-            target = OutboxRow.id == cte.c.id  # UPDATE … FROM due: index lookups by id
-        else:
-            target = OutboxRow.id.in_(due.scalar_subquery())
         claimed = s.execute(
             update(OutboxRow)
-            .where(target)
+            .where(OutboxRow.id.in_(due.scalar_subquery()))
             .values(
                 state="running",
                 attempt=OutboxRow.attempt + 1,
