@@ -162,5 +162,8 @@ class AccountLocks:
             return got
 
     def close(self) -> None:
-        with self._mutex, contextlib.suppress(Exception):  # a broken connection: its locks die with it
+        # Invalidate, not close: a pooled connection would go back to the pool still holding
+        # its session advisory locks. A broken connection's locks die with it anyway.
+        with self._mutex, contextlib.suppress(Exception):
+            self.conn.invalidate()
             self.conn.close()

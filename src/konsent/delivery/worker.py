@@ -58,6 +58,7 @@ class Worker:
         self._retention_thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}
         self._rebalancing = threading.Lock()
+        self._lock_conn_mutex = threading.Lock()
 
     # ------------------------------------------------------------ sending
 
@@ -131,9 +132,12 @@ class Worker:
     # ------------------------------------------------------------ ownership and periodic jobs
 
     def _lock_conn(self) -> AccountLocks:
-        if self._locks is None:
-            self._locks = AccountLocks(self.ctx.db.engine.connect())
-        return self._locks
+        # Lanes and the periodic job ask from different threads: exactly one lock connection,
+        # or a second one would hold account locks nobody releases (sending stalls).
+        with self._lock_conn_mutex:
+            if self._locks is None:
+                self._locks = AccountLocks(self.ctx.db.engine.connect())
+            return self._locks
 
     def _rebalance(self) -> None:
         if not self._rebalancing.acquire(blocking=False):
