@@ -100,7 +100,7 @@ def demo(
             f"Demo tenant exists. Admin: {base}/admin/login ({seed.admin_email}); "
             "reset the password with `konsent user password`."
         )
-    console.print(f"Try it: {base}/demo (sign up) and {base}/simulator (the contact's phone).")
+    console.print(f"Try it: {base}/demo to sign up, then {base}/simulator to act as the contact.")
     if not no_serve:
         s = ctx.settings
         _serve(ctx, host or s.host, port or s.port, s.embedded_worker)
