@@ -46,6 +46,15 @@ def export_page(token: str, request: Request) -> Response:
     return _page(request, "privacy/export.html", {"token": token, "expires_at": expires})
 
 
+def _zip(blob: bytes) -> Response:
+    """The contact's export as a download that no cache keeps (D1)."""
+    return Response(
+        blob,
+        media_type="application/zip",
+        headers={"content-disposition": 'attachment; filename="my-data.zip"', **_NO_STORE},
+    )
+
+
 @router.post("/export/{token}")
 def export_download(token: str, request: Request) -> Response:
     try:
@@ -53,11 +62,7 @@ def export_download(token: str, request: Request) -> Response:
             blob = privacy_export.download_export(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
-    return Response(
-        blob,
-        media_type="application/zip",
-        headers={"content-disposition": 'attachment; filename="my-data.zip"', **_NO_STORE},
-    )
+    return _zip(blob)
 
 
 @router.get("/{token}")
@@ -77,11 +82,7 @@ def portal_export(token: str, request: Request) -> Response:
             blob = privacy_export.portal_export(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
-    return Response(
-        blob,
-        media_type="application/zip",
-        headers={"content-disposition": 'attachment; filename="my-data.zip"', **_NO_STORE},
-    )
+    return _zip(blob)
 
 
 @router.post("/{token}/object")
