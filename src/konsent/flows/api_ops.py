@@ -85,14 +85,19 @@ def describe_message(ctx: Konsent, s: Session, msg: Message, with_body: bool) ->
     if with_body:
         contact = contacts.get_contact(s, msg.tenant_id, msg.contact_id)
         if contact.wrapped_key is not None:
-            out["text"] = messaging.message_content(ctx, s, contact, msg).text
-            out["has_media"] = _media_ref(ctx, s, contact, msg) is not None
+            body = _body(ctx, s, contact, msg)  # opened once for text and attachment
+            out["text"] = OutboundContent.from_dict(body).text
+            out["has_media"] = bool(body.get("media_ref"))
     return out
 
 
+def _body(ctx: Konsent, s: Session, contact: Contact, msg: Message) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(contacts.open_for_contact(ctx, s, contact, "message", msg.body_sealed))
+    return data
+
+
 def _media_ref(ctx: Konsent, s: Session, contact: Contact, msg: Message) -> str | None:
-    body = json.loads(contacts.open_for_contact(ctx, s, contact, "message", msg.body_sealed))
-    ref = body.get("media_ref")
+    ref = _body(ctx, s, contact, msg).get("media_ref")
     return str(ref) if ref else None
 
 
