@@ -43,7 +43,8 @@ from konsent.flows.demo import seed_demo
 from konsent.flows.tenants import account_config, channel_accounts, tenant_by_slug
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
-from konsent.store.keys import KeyRing
+from konsent.store.keys import KeyRing, wrap_contact_key
+from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Contact, Conversation, StaffUser
 from konsent.store.types import utcnow
 
@@ -80,17 +81,19 @@ def _seed(ctx: Konsent, n: int) -> tuple[int, int, str]:
             rows.append({"tenant_id": tenant_id, "locale": "de", "has_contacted_us": True, "created_at": now})
         with ctx.db.write() as s:
             ids = s.execute(insert(Contact).returning(Contact.id), rows).scalars().all()
-            params = []
+            params, secrets_ = [], []
             for cid in ids:  # a real key and a real sealed name per contact, as inbound creates them
-                key = crypto.new_key()
+                key, secret = crypto.new_key(), crypto.new_key()
+                secrets_.append((tenant_id, cid, secret))
                 params.append(
                     {
-                        "w": crypto.wrap_key(tkeys.data_key, key, f"contact:{cid}".encode()),
+                        "w": wrap_contact_key(tkeys.data_key, secret, key, cid),
                         "v": tkeys.version,
                         "n": crypto.seal_text(key, f"Kontakt {cid}", f"contact:{cid}:name".encode()),
                         "id": cid,
                     }
                 )
+            ctx.keys.store.put_many(secrets_)
             s.execute(
                 text(
                     "UPDATE contacts SET wrapped_key = :w, key_version = :v, name_sealed = :n WHERE id = :id"
@@ -289,7 +292,11 @@ def main() -> None:
         settings = Settings(
             data_dir=Path(tempfile.mkdtemp()), master_key=MASTER, database_url=str(engine.url)
         )
-        ctx = Konsent(settings=settings, db=Database(engine), keys=KeyRing(base64.urlsafe_b64decode(MASTER)))
+        ctx = Konsent(
+            settings=settings,
+            db=Database(engine),
+            keys=KeyRing(base64.urlsafe_b64decode(MASTER), KeyStore(keystore_url(settings.data_dir))),
+        )
         ctx.engine_connect = engine.connect  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         tenant_id, account_id, _ = _seed(ctx, args.n)

@@ -43,6 +43,7 @@ from konsent.flows.tenants import channel_accounts
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
 from konsent.store.keys import KeyRing
+from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Contact, Conversation, Message
 from konsent.store.types import utcnow
 
@@ -231,7 +232,11 @@ def main() -> None:
             master_key=base64.urlsafe_b64encode(master).decode(),
             base_url="http://127.0.0.1:8000",
         )
-        ctx = Konsent(settings=settings, db=Database(engine), keys=KeyRing(master))
+        ctx = Konsent(
+            settings=settings,
+            db=Database(engine),
+            keys=KeyRing(master, KeyStore(keystore_url(settings.data_dir))),
+        )
         demo = seed_demo(ctx)
         with ctx.db.read() as s:
             account_id = next(a.id for a in channel_accounts(s, demo.tenant_id) if a.kind == "simulator")

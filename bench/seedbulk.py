@@ -13,6 +13,7 @@ from konsent import crypto
 from konsent.flows import tenants
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import _copy_rows
+from konsent.store.keys import wrap_contact_key
 from konsent.store.tables import Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow
 
@@ -52,18 +53,19 @@ def seed_bulk(
     done = 0
     while done < n:
         k = min(batch, n - done)
-        contacts, idents, consents = [], [], []
+        contacts, idents, consents, secrets_ = [], [], [], []
         for i in range(k):
             cid = start + done + i
             acc = account_ids[cid % len(account_ids)]
-            key = crypto.new_key()
+            key, secret = crypto.new_key(), crypto.new_key()
+            secrets_.append((tenant_id, cid, secret))
             address = f"+49170{cid:08d}"
             contacts.append(
                 {
                     "id": cid,
                     "tenant_id": tenant_id,
                     "locale": "de",
-                    "wrapped_key": crypto.wrap_key(tk.data_key, key, f"contact:{cid}".encode()),
+                    "wrapped_key": wrap_contact_key(tk.data_key, secret, key, cid),
                     "key_version": tk.version,
                     "has_contacted_us": False,
                     "unreachable": False,
@@ -93,6 +95,7 @@ def seed_bulk(
                     "changed_at": now,
                 }
             )
+        ctx.keys.store.put_many(secrets_)  # durable before the contacts that need them
         with ctx.db.write() as s:
             if ctx.db.is_postgres:
                 _copy_rows(s, Contact, contacts)

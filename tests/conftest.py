@@ -18,6 +18,7 @@ from konsent.flows.context import Konsent
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
 from konsent.store.keys import KeyRing
+from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Base
 
 PG_URL = os.environ.get("KONSENT_TEST_DATABASE_URL", "")
@@ -26,6 +27,11 @@ MASTER_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 def on_postgres() -> bool:
     return bool(PG_URL)
+
+
+def keyring(data_dir: Path) -> KeyRing:
+    """The test master key and the key store a `konsent` process with this data_dir would use."""
+    return KeyRing(base64.urlsafe_b64decode(MASTER_KEY), KeyStore(keystore_url(data_dir)))
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +84,7 @@ def ctx(settings: Settings, _schema_template: str, tmp_path: Path) -> Iterator[K
         engine = make_engine(f"sqlite:///{db_file}")
         url = f"sqlite:///{db_file}"
     settings.database_url = url
-    k = Konsent(settings=settings, db=Database(engine), keys=KeyRing(base64.urlsafe_b64decode(MASTER_KEY)))
+    k = Konsent(settings=settings, db=Database(engine), keys=keyring(tmp_path))
     yield k
     asyncio.run(k.close())
     engine.dispose()

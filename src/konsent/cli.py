@@ -274,6 +274,19 @@ def keys_rotate(
         )
 
 
+@keys_app.command("sweep")
+def keys_sweep(
+    min_age_minutes: int = typer.Option(60, help="Leave secrets younger than this (creations in flight)."),
+) -> None:
+    """Destroy key-store secrets of erased contacts that an interrupted erasure left behind (D2)."""
+    from datetime import timedelta
+
+    from konsent.flows import keyrotation
+
+    n = keyrotation.sweep_keystore(_ctx(), min_age=timedelta(minutes=max(0, min_age_minutes)))
+    console.print(f"{n} orphaned contact secrets destroyed")
+
+
 @retention_app.command("run")
 def retention_run(
     tenant: str = typer.Option(None, help="Only this tenant (default: all)."),

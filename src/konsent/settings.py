@@ -16,6 +16,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./konsent-data"), description="Where SQLite, the key file and exports live.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    keystore_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the contact key store, backed up apart from the database (D2);"
+        " empty means keystore.db in data_dir.",
+    )
     master_key: SecretStr | None = Field(
         None, description="Base64 32-byte master key; else a 0600 key file in data_dir."
     )

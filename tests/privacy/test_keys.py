@@ -84,12 +84,12 @@ def test_master_key_rotation_with_previous_key_then_old_key_is_useless(ctx, demo
     subscribed_contact(ctx)
     old = base64.urlsafe_b64decode(MASTER_KEY)
     new = crypto.new_key()
-    ctx.keys = KeyRing(new, previous_masters=(old,))
+    ctx.keys = KeyRing(new, ctx.keys.store, previous_masters=(old,))
     assert keyrotation.rotate_master(ctx) >= 1
-    ctx.keys = KeyRing(new)
+    ctx.keys = KeyRing(new, ctx.keys.store)
     names, bodies = _read_everything(ctx)
     assert NAME in names and SECRET_TEXT in bodies
-    ctx.keys = KeyRing(old)
+    ctx.keys = KeyRing(old, ctx.keys.store)
     with ctx.db.read() as s, pytest.raises(crypto.DecryptionError):
         ctx.keys.tenant(s, demo.tenant_id)
 

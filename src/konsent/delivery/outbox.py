@@ -114,6 +114,7 @@ def claim(
 def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime) -> list[Job]:
     contact_ids = {r.contact_id for r in rows}
     contacts = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(contact_ids))).all()}
+    ctx.keys.preload(s, contacts.values())  # one key-store query for the whole batch
     consents: dict[int, dict[str, ConsentState]] = defaultdict(dict)
     q = select(
         Consent.contact_id, Consent.purpose, Consent.status, Consent.text_version, Consent.changed_at

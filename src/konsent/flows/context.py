@@ -11,6 +11,7 @@ from konsent.channels.base import ChannelAdapter
 from konsent.settings import Settings, get_settings
 from konsent.store.db import Database, database_url, make_engine, migrate
 from konsent.store.keys import KeyRing
+from konsent.store.keystore import KeyStore, keystore_url
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Konsent:
     async def close(self) -> None:
         for adapter in self.adapters.values():
             await adapter.close()
+        self.keys.store.dispose()
 
 
 def build(settings: Settings | None = None, run_migrations: bool = True) -> Konsent:
@@ -57,4 +59,6 @@ def build(settings: Settings | None = None, run_migrations: bool = True) -> Kons
         ).split(",")
         if k.strip()
     )
-    return Konsent(settings=settings, db=Database(engine), keys=KeyRing(master, previous_masters=previous))
+    store = KeyStore(keystore_url(settings.data_dir, settings.keystore_url))
+    keys = KeyRing(master, store, previous_masters=previous)
+    return Konsent(settings=settings, db=Database(engine), keys=keys)

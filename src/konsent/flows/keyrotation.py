@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from konsent import crypto
 from konsent.flows import audit
 from konsent.flows.context import Konsent
 from konsent.store.tables import ChannelAccount, Contact, Tenant, TenantKey
@@ -77,12 +77,7 @@ def rotate_tenant(
                 .limit(batch)
                 .with_for_update()
             ).all()
-            for c in rows:
-                if c.key_version != new.version:
-                    key = ctx.keys.contact_key(s, c)
-                    c.wrapped_key = crypto.wrap_key(new.data_key, key, f"contact:{c.id}".encode())
-                    c.key_version = new.version
-                    done += 1
+            done += ctx.keys.rewrap_contacts(s, list(rows), new)
             if rows:
                 last_id = rows[-1].id
         if progress is not None:
@@ -123,3 +118,26 @@ def rotate_all(ctx: Konsent, actor: str = "system:cli") -> list[RotationReport]:
     with ctx.db.read() as s:
         ids = list(s.scalars(select(Tenant.id).order_by(Tenant.id)).all())
     return [rotate_tenant(ctx, tid, actor=actor) for tid in ids]
+
+
+def sweep_keystore(ctx: Konsent, min_age: timedelta = timedelta(hours=1)) -> int:
+    """Destroy key-store secrets no live contact needs (D2).
+
+    They are left behind when a process dies between an erasure's commit and the secret's
+    destruction, or when a contact's creation rolled back. Secrets younger than `min_age`
+    are left alone: their contact may not have committed yet.
+    """
+    removed, after = 0, 0
+    while True:
+        ids = ctx.keys.store.ids_older_than(min_age, after=after, limit=900)
+        if not ids:
+            break
+        with ctx.db.read() as s:
+            live = set(
+                s.scalars(select(Contact.id).where(Contact.id.in_(ids), Contact.wrapped_key.is_not(None)))
+            )
+        removed += ctx.keys.store.destroy(i for i in ids if i not in live)
+        after = ids[-1]
+    if removed:
+        log.info("key store sweep: %s orphaned contact secrets destroyed", removed)
+    return removed

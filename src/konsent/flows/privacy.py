@@ -266,15 +266,12 @@ def erase_contact(
         .values(contact_id=None),
         execution_options={"synchronize_session": False},
     )
-    wrapped = contact.wrapped_key
-    contact.wrapped_key = None
+    ctx.keys.shred_contact(s, contact)
     contact.name_sealed = None
     contact.locale = None
     contact.has_contacted_us = False
     contact.last_activity_at = None
     contact.erased_at = at
-    if wrapped is not None:
-        ctx.keys.drop_contact(wrapped)
     s.add(ErasureNote(tenant_id=tid, erased_at=at, source=source[:40]))
     audit.record(s, tid, actor, "contact.erase", f"contact:{contact.id}", source=source, messages=n_messages)
     log.info("contact %s of tenant %s erased via %s", contact.id, tid, source)

@@ -439,6 +439,10 @@ def run_if_due(ctx: Konsent, now: datetime | None = None) -> int:
         if when is None or now - when >= SCHEDULE_EVERY:
             run_retention(ctx, tid, now=now)
             done += 1
+    if done:
+        from konsent.flows.keyrotation import sweep_keystore
+
+        sweep_keystore(ctx)
     return done
 
 

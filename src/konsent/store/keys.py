@@ -1,16 +1,29 @@
-"""Key ring: unwraps tenant and contact keys from the database, with small caches (S1)."""
+"""Key ring: unwraps tenant and contact keys, with small caches (S1).
+
+A contact's data key is wrapped under a key derived from two halves: the tenant key (in
+the main database, wrapped by the master key) and the contact's secret in the separate
+key store. Erasure destroys the secret, so no copy of the main database opens that
+contact's data any more (D2). Wrapped keys from before the key store (format byte 0x01)
+are still read and move to the split form on the next `konsent keys rotate`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from konsent import crypto
+from konsent.store.keystore import KeyStore
 from konsent.store.tables import Contact, TenantKey
+
+_SPLIT = b"\x02"  # wrapped under tenant key + key-store secret
 
 
 @dataclass(frozen=True)
@@ -24,9 +37,14 @@ class KeyRing:
     """All key handling of one process; the master key never leaves it."""
 
     def __init__(
-        self, master_key: bytes, cache_size: int = 50_000, previous_masters: tuple[bytes, ...] = ()
+        self,
+        master_key: bytes,
+        store: KeyStore,
+        cache_size: int = 50_000,
+        previous_masters: tuple[bytes, ...] = (),
     ) -> None:
         self._master = master_key
+        self.store = store
         self._previous = previous_masters  # still accepted for unwrapping during a master rotation
         self._tenants: dict[tuple[int, int], TenantKeys] = {}
         self._active: dict[int, int] = {}
@@ -77,10 +95,11 @@ class KeyRing:
             self._contacts.clear()
 
     def new_contact_key(self, session: Session, contact: Contact) -> bytes:
-        """Give a new contact its own data key, wrapped by the tenant key."""
+        """Give a new contact its own data key; its secret is durable in the key store before we return."""
         tk = self.tenant(session, contact.tenant_id)
-        key = crypto.new_key()
-        contact.wrapped_key = crypto.wrap_key(tk.data_key, key, f"contact:{contact.id}".encode())
+        key, secret = crypto.new_key(), crypto.new_key()
+        self.store.put(contact.tenant_id, contact.id, secret)
+        contact.wrapped_key = wrap_contact_key(tk.data_key, secret, key, contact.id)
         contact.key_version = tk.version
         return key
 
@@ -92,18 +111,77 @@ class KeyRing:
         cached = self._contacts.get(wrapped)
         if cached is not None:
             return cached
+        secret = None
+        if wrapped[:1] == _SPLIT:
+            secret = self.store.get_many([contact.id]).get(contact.id)
+            if secret is None:
+                raise crypto.DecryptionError("the contact's key was destroyed")
+        return self._unwrap_contact(session, contact, secret)
+
+    def preload(self, session: Session, contacts: Iterable[Contact]) -> None:
+        """Fetch the key-store secrets of many contacts in one query (worker batches, exports)."""
+        todo = [
+            c
+            for c in contacts
+            if c.wrapped_key and c.wrapped_key[:1] == _SPLIT and c.wrapped_key not in self._contacts
+        ]
+        if not todo:
+            return
+        secrets = self.store.get_many(c.id for c in todo)
+        for c in todo:
+            if c.id in secrets:
+                try:
+                    self._unwrap_contact(session, c, secrets[c.id])
+                except crypto.DecryptionError:
+                    continue  # contact_key() raises it again for that contact
+
+    def _unwrap_contact(self, session: Session, contact: Contact, secret: bytes | None) -> bytes:
+        wrapped = contact.wrapped_key
+        assert wrapped is not None
         tk = self.tenant(session, contact.tenant_id, contact.key_version)
-        key = crypto.unwrap_key(tk.data_key, wrapped, f"contact:{contact.id}".encode())
+        aad = f"contact:{contact.id}".encode()
+        if secret is None:  # wrapped before the key store existed
+            key = crypto.unwrap_key(tk.data_key, wrapped, aad)
+        else:
+            key = crypto.unwrap_key(_kek(tk.data_key, secret), wrapped[1:], aad)
         with self._lock:
             self._contacts[wrapped] = key
             if len(self._contacts) > self._cache_size:
                 self._contacts.popitem(last=False)
         return key
 
-    def drop_contact(self, wrapped: bytes) -> None:
-        """Forget a shredded contact's key in this process too (D2)."""
-        with self._lock:
-            self._contacts.pop(wrapped, None)
+    def rewrap_contacts(self, session: Session, contacts: list[Contact], new: TenantKeys) -> int:
+        """Re-wrap contact keys under a new tenant key version; old-form wrappings get a key-store secret."""
+        have = self.store.get_many(c.id for c in contacts if c.wrapped_key and c.wrapped_key[:1] == _SPLIT)
+        fresh: list[tuple[int, int, bytes]] = []
+        done = 0
+        for c in contacts:
+            if c.wrapped_key is None or c.key_version == new.version:
+                continue
+            split = c.wrapped_key[:1] == _SPLIT
+            if split and c.id not in have:
+                continue  # its secret is gone: nothing left to re-wrap
+            key = self._unwrap_contact(session, c, have.get(c.id))
+            secret = have[c.id] if split else crypto.new_key()
+            if not split:
+                fresh.append((c.tenant_id, c.id, secret))
+            c.wrapped_key = wrap_contact_key(new.data_key, secret, key, c.id)
+            c.key_version = new.version
+            done += 1
+        self.store.put_many(fresh)
+        return done
+
+    def shred_contact(self, session: Session, contact: Contact) -> None:
+        """Destroy the contact's key: the wrapped key now, its secret once this transaction commits (D2).
+
+        Should the process die in between, `flows.keystore.sweep` removes the orphaned secret.
+        """
+        wrapped, cid = contact.wrapped_key, contact.id
+        contact.wrapped_key = None
+        if wrapped is not None:
+            with self._lock:
+                self._contacts.pop(wrapped, None)
+        event.listen(session, "after_commit", lambda _s: self.store.destroy([cid]), once=True)
 
     def index(self, session: Session, tenant_id: int, kind: str, value: str) -> str:
         return crypto.blind_index(self.tenant(session, tenant_id).index_key, kind, value)
@@ -169,3 +247,13 @@ class KeyRing:
         index = self._unwrap_master(row.wrapped_index_key, aad + b":index")
         row.wrapped_key = crypto.wrap_key(self._master, data, aad)
         row.wrapped_index_key = crypto.wrap_key(self._master, index, aad + b":index")
+
+
+def _kek(tenant_data_key: bytes, secret: bytes) -> bytes:
+    """The contact's key-encryption key: needs both the tenant key and the key-store secret."""
+    return hmac.new(tenant_data_key, b"konsent:contact-kek:" + secret, hashlib.sha256).digest()
+
+
+def wrap_contact_key(tenant_data_key: bytes, secret: bytes, key: bytes, contact_id: int) -> bytes:
+    """A contact key in split form; the caller stores `secret` in the key store before committing."""
+    return _SPLIT + crypto.wrap_key(_kek(tenant_data_key, secret), key, f"contact:{contact_id}".encode())
