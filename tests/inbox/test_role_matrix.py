@@ -34,6 +34,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/contacts/{contact_id}"): ALL,
     ("GET", "/api/v1/contacts/{contact_id}/messages"): PERSONAL,
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): INBOX,
+    ("POST", "/api/v1/contacts/import"): MANAGERS,
     ("GET", "/api/v1/contacts/{contact_id}/proof"): PROOF,
     ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
     ("POST", "/api/v1/messages"): INBOX,
@@ -119,6 +120,11 @@ FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n"
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
+    # an unknown account: allowed roles get 404 after the permission check
+    ("POST", "/api/v1/contacts/import"): {
+        "channel_account_id": 999999,
+        "contacts": [{"address": "+4915100009"}],
+    },
 }
 
 

@@ -154,6 +154,17 @@ def test_import_upload_reports_per_row_and_wrong_encoding_imports_nothing(ctx, d
         headers=EN,
     )
     assert r.status_code == 200 and "not a valid phone number" in r.text
+    r = client.post(  # the same report in German: the reasons too, not only the page around them
+        "/admin/privacy/import",
+        data={"account_id": str(acc), "csrf_token": token},
+        files={
+            "file": ("c.csv", (csv + "+4915100000003,nope,1,2025-01-01T00:00:00,x\n").encode(), "text/csv")
+        },
+        headers={"accept-language": "de"},
+    )
+    assert r.status_code == 200
+    assert "keine gültige Telefonnummer" in r.text and "unbekanntes Thema: nope" in r.text
+    assert "not a valid phone number" not in r.text
     r = client.post(
         "/admin/privacy/import",
         data={"account_id": str(acc), "csrf_token": token},

@@ -117,3 +117,42 @@ def test_cli_import_prints_report(ctx, demo, tmp_path, monkeypatch):
     f.write_bytes("address\n+4915100000001\n".encode("utf-16"))
     res = CliRunner().invoke(cli.app, ["import", "demo", str(f)])
     assert res.exit_code == 1 and "nothing imported" in res.output
+
+
+def test_api_import_takes_evidence_per_contact_and_never_re_adds_an_erased_number(ctx, demo, client):
+    """C7, M4: POST /api/v1/contacts/import applies the CSV rules; all-or-nothing, a reason per contact."""
+    from tests.flows.support import api_token, auth
+
+    cid = subscribed_contact(ctx)
+    with ctx.db.write() as s:
+        privacy.staff_erase(ctx, s, demo.tenant_id, "user:1", cid, "email")
+    headers = auth(api_token(ctx, "admin"))
+    evidence = {"consent_text_version": 1, "consent_time": "2025-03-01T10:00:00+01:00", "source": "shop 2025"}
+    body = {
+        "channel_account_id": sim_account(ctx).id,
+        "contacts": [
+            {"address": "0151 22233344", "name": "Ada", "topics": ["angebote"], **evidence},
+            {"address": "+4915155566677"},  # no evidence: service only
+            {"address": PHONE, "topics": ["angebote"], **evidence},  # erased before: suppressed
+            {"address": "+4915188899900", "topics": ["angebote"], "consent_text_version": 1},  # half evidence
+        ],
+    }
+    r = client.post("/api/v1/contacts/import", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert [row["outcome"] for row in rep["rows"]] == ["consented", "service_only", "rejected", "rejected"]
+    assert "suppressed" in rep["rows"][2]["reason"] and "source" in rep["rows"][3]["reason"]
+    with ctx.db.read() as s:
+        consent = s.scalars(select(Consent).where(Consent.status == "active")).one()
+        proof = s.scalars(select(LedgerEntry).where(LedgerEntry.contact_id == consent.contact_id)).one()
+        assert proof.payload["method"] == "import" and proof.payload["source"] == "shop 2025"
+        audit = s.scalars(select(AuditEntry).where(AuditEntry.action == "contacts.import")).one()
+        assert audit.payload["via"] == "api"
+    before = _contacts(ctx)
+    bad = {**body, "contacts": [{"address": "+4915100000001", "colour": "blue"}]}
+    assert client.post("/api/v1/contacts/import", json=bad, headers=headers).status_code == 422
+    other = {**body, "channel_account_id": 999_999}
+    assert client.post("/api/v1/contacts/import", json=other, headers=headers).status_code == 404
+    viewer = auth(api_token(ctx, "viewer"))
+    assert client.post("/api/v1/contacts/import", json=body, headers=viewer).status_code == 403
+    assert _contacts(ctx) == before

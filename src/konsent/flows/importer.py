@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
@@ -40,7 +41,13 @@ MAX_BYTES = 20_000_000
 class RowResult:
     line: int
     outcome: str  # consented / service_only / rejected
-    reason: str = ""
+    msgid: str = ""  # the reason as a catalog message with {placeholders}, shown in the reader's language
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """The reason in English (CLI, JSON report)."""
+        return self.msgid.format(**self.params) if self.msgid else ""
 
 
 @dataclass
@@ -57,7 +64,16 @@ class ImportReport:
             "consented": self.count("consented"),
             "service_only": self.count("service_only"),
             "rejected": self.count("rejected"),
-            "rows": [{"line": r.line, "outcome": r.outcome, "reason": r.reason} for r in self.rows],
+            "rows": [
+                {
+                    "line": r.line,
+                    "outcome": r.outcome,
+                    "reason": r.reason,
+                    "msgid": r.msgid,
+                    "params": r.params,
+                }
+                for r in self.rows
+            ],
         }
 
 
@@ -95,7 +111,10 @@ def _normalize(address: str, kind_is_phone: bool) -> str:
 
 
 def _parse_time(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("consent_time is not a date and time like 2025-03-01T10:00:00+01:00") from None
     if dt.tzinfo is None:
         raise ValueError("consent_time needs a time zone, e.g. 2025-03-01T10:00:00+01:00")
     return dt.astimezone(UTC)
@@ -110,9 +129,7 @@ def validate(
     without_evidence: str = "service_only",
     default_topics: list[str] | None = None,
 ) -> tuple[list[_Row], ImportReport]:
-    """Check every row; nothing is written here."""
-    if without_evidence not in ("service_only", "reject"):
-        raise InvalidInput(detail="without_evidence must be service_only or reject")
+    """Check every row of a CSV file; nothing is written here."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
@@ -123,6 +140,31 @@ def validate(
             f"expected {', '.join((*REQUIRED, *EVIDENCE, *OPTIONAL))}"
         )
     reader.fieldnames = header
+    try:
+        return validate_records(
+            ctx,
+            s,
+            account,
+            ((reader.line_num, raw) for raw in reader),
+            without_evidence=without_evidence,
+            default_topics=default_topics,
+        )
+    except csv.Error as exc:
+        raise InvalidInput(detail=f"line {reader.line_num}: {exc}") from exc
+
+
+def validate_records(
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    records: Iterable[tuple[int, dict[Any, Any]]],
+    *,
+    without_evidence: str = "service_only",
+    default_topics: list[str] | None = None,
+) -> tuple[list[_Row], ImportReport]:
+    """Check every record (line number, column → value); nothing is written here (C7)."""
+    if without_evidence not in ("service_only", "reject"):
+        raise InvalidInput(detail="without_evidence must be service_only or reject")
     known_topics = {tp.slug for tp in topics(s, account.tenant_id)}
     versions = set(
         s.scalars(select(ConsentText.version).where(ConsentText.tenant_id == account.tenant_id)).all()
@@ -132,73 +174,76 @@ def validate(
     rows: list[_Row] = []
     seen: set[str] = set()
     now = utcnow()
-    try:
-        for raw in reader:
-            line = reader.line_num
-            if len(rows) + len(report.rows) >= MAX_ROWS:
-                raise InvalidInput(detail=f"more than {MAX_ROWS} rows; split the file")
+    for line, raw in records:
+        if len(rows) + len(report.rows) >= MAX_ROWS:
+            raise InvalidInput(detail=f"more than {MAX_ROWS} rows; split the file")
 
-            def reject(reason: str, line: int = line) -> None:
-                report.rows.append(RowResult(line, "rejected", reason))
+        def reject(msgid: str, line: int = line, **params: str) -> None:
+            report.rows.append(RowResult(line, "rejected", msgid, params))
 
-            if None in raw:
-                reject("more fields than columns")
-                continue
-            values = {k: (v or "").strip() for k, v in raw.items()}
-            too_long = [k for k, v in values.items() if len(v) > MAX_FIELD]
-            if too_long:
-                reject(f"field too long: {', '.join(too_long)}")
+        if None in raw:
+            reject("more fields than columns")
+            continue
+        values = {k: (v or "").strip() for k, v in raw.items()}
+        too_long = [k for k, v in values.items() if len(v) > MAX_FIELD]
+        if too_long:
+            reject("field too long: {fields}", fields=", ".join(too_long))
+            continue
+        try:
+            address = _normalize(values.get("address", ""), phone_like)
+        except (ValueError, phonenumbers.NumberParseException):
+            reject("address is not a valid phone number")
+            continue
+        if not address:
+            reject("address is empty")
+            continue
+        if address in seen:
+            reject("duplicate of an earlier row")
+            continue
+        seen.add(address)
+        locale = values.get("locale") or None
+        if locale not in (None, "de", "en"):
+            reject("locale must be de or en")
+            continue
+        wanted = [t for t in values.get("topics", "").replace(";", ",").split(",") if t.strip()]
+        wanted = [t.strip() for t in wanted] or list(default_topics or [])
+        bad = [t for t in wanted if t not in known_topics]
+        if bad:
+            reject("unknown topic: {topics}", topics=", ".join(bad))
+            continue
+        ev = {k: values.get(k, "") for k in EVIDENCE}
+        evidence: dict[str, str] | None = ev if all(ev.values()) and wanted else None
+        version, when = 0, None
+        if any(ev.values()) and not all(ev.values()):
+            reject(
+                "incomplete evidence: {fields} missing",
+                fields=", ".join(k for k, v in ev.items() if not v),
+            )
+            continue
+        if evidence is not None:
+            try:
+                version = int(ev["consent_text_version"])
+            except ValueError:
+                reject("consent_text_version is not a whole number")
                 continue
             try:
-                address = _normalize(values.get("address", ""), phone_like)
-            except (ValueError, phonenumbers.NumberParseException):
-                reject("address is not a valid phone number")
+                when = _parse_time(ev["consent_time"])
+            except ValueError as exc:
+                reject(str(exc))  # one of _parse_time's two messages, both in the catalog
                 continue
-            if not address:
-                reject("address is empty")
+            if version not in versions:
+                reject("consent text version {version} does not exist", version=str(version))
                 continue
-            if address in seen:
-                reject("duplicate of an earlier row")
+            if when > now:
+                reject("consent_time lies in the future")
                 continue
-            seen.add(address)
-            locale = values.get("locale") or None
-            if locale not in (None, "de", "en"):
-                reject("locale must be de or en")
-                continue
-            wanted = [t for t in values.get("topics", "").replace(";", ",").split(",") if t.strip()]
-            wanted = [t.strip() for t in wanted] or list(default_topics or [])
-            bad = [t for t in wanted if t not in known_topics]
-            if bad:
-                reject(f"unknown topic: {', '.join(bad)}")
-                continue
-            ev = {k: values.get(k, "") for k in EVIDENCE}
-            evidence: dict[str, str] | None = ev if all(ev.values()) and wanted else None
-            version, when = 0, None
-            if any(ev.values()) and not all(ev.values()):
-                reject("incomplete evidence: " + ", ".join(k for k, v in ev.items() if not v) + " missing")
-                continue
-            if evidence is not None:
-                try:
-                    version = int(ev["consent_text_version"])
-                    when = _parse_time(ev["consent_time"])
-                except ValueError as exc:
-                    reject(f"evidence: {exc}")
-                    continue
-                if version not in versions:
-                    reject(f"consent text version {version} does not exist")
-                    continue
-                if when > now:
-                    reject("consent_time lies in the future")
-                    continue
-            if is_suppressed(ctx, s, account.tenant_id, address):
-                reject("suppressed: this number withdrew or was erased; only a fresh opt-in brings it back")
-                continue
-            if evidence is None and without_evidence == "reject":
-                reject("no consent evidence (consent_text_version, consent_time, source) and no topic")
-                continue
-            rows.append(_Row(line, address, values.get("name", ""), locale, wanted, evidence, version, when))
-    except csv.Error as exc:
-        raise InvalidInput(detail=f"line {reader.line_num}: {exc}") from exc
+        if is_suppressed(ctx, s, account.tenant_id, address):
+            reject("suppressed: this number withdrew or was erased; only a fresh opt-in brings it back")
+            continue
+        if evidence is None and without_evidence == "reject":
+            reject("no consent evidence (consent_text_version, consent_time, source) and no topic")
+            continue
+        rows.append(_Row(line, address, values.get("name", ""), locale, wanted, evidence, version, when))
     return rows, report
 
 
@@ -226,13 +271,59 @@ def import_csv(
     default_topics: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Validate all rows, then import the accepted ones in one transaction (C7)."""
+    """Validate all rows of a CSV file, then import the accepted ones in one transaction (C7)."""
     text = decode(data)
+    return _import(
+        ctx,
+        tenant_id,
+        account_id,
+        lambda s, account: validate(
+            ctx, s, account, text, without_evidence=without_evidence, default_topics=default_topics
+        ),
+        actor=actor,
+        via="csv",
+        progress=progress,
+    )
+
+
+def import_records(
+    ctx: Konsent,
+    tenant_id: int,
+    account_id: int,
+    records: list[dict[str, str]],
+    *,
+    actor: str,
+    without_evidence: str = "service_only",
+) -> ImportReport:
+    """The same checks and the same single transaction for contacts sent through the API (C7)."""
+    unknown = sorted({k for r in records for k in r} - {*REQUIRED, *EVIDENCE, *OPTIONAL})
+    if unknown:
+        raise InvalidInput(detail=f"unknown fields: {', '.join(unknown)}")
+    return _import(
+        ctx,
+        tenant_id,
+        account_id,
+        lambda s, account: validate_records(
+            ctx, s, account, enumerate(records, start=1), without_evidence=without_evidence
+        ),
+        actor=actor,
+        via="api",
+    )
+
+
+def _import(
+    ctx: Konsent,
+    tenant_id: int,
+    account_id: int,
+    check: Callable[[Session, ChannelAccount], tuple[list[_Row], ImportReport]],
+    *,
+    actor: str,
+    via: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
     with ctx.db.write() as s:
         account = get_account(s, tenant_id, account_id)
-        rows, report = validate(
-            ctx, s, account, text, without_evidence=without_evidence, default_topics=default_topics
-        )
+        rows, report = check(s, account)
         for i, row in enumerate(rows):
             contact, _, _ = get_or_create_contact(
                 ctx, s, account, row.address, name=row.name or None, locale=row.locale
@@ -244,7 +335,10 @@ def import_csv(
             elif blocked:
                 report.rows.append(
                     RowResult(
-                        row.line, "rejected", f"withdrawn earlier: {', '.join(blocked)} stays withdrawn"
+                        row.line,
+                        "rejected",
+                        "withdrawn earlier: {purposes} stays withdrawn",
+                        {"purposes": ", ".join(blocked)},
                     )
                 )
             else:
@@ -266,7 +360,7 @@ def import_csv(
                         channel_account_id=account.id,
                         at=row.consent_time,
                     )
-                report.rows.append(RowResult(row.line, "consented", ""))
+                report.rows.append(RowResult(row.line, "consented"))
             if progress is not None:
                 progress(i + 1, len(rows))
         report.rows.sort(key=lambda r: r.line)
@@ -276,6 +370,7 @@ def import_csv(
             actor,
             "contacts.import",
             f"account:{account.id}",
+            via=via,
             consented=report.count("consented"),
             service_only=report.count("service_only"),
             rejected=report.count("rejected"),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse, Response
 
-from konsent.flows import api_ops, contacts, proof, tenants
+from konsent.flows import api_ops, contacts, importer, proof, tenants
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -33,6 +33,42 @@ class SendMessageIn(BaseModel):
         if not value.strip():
             raise ValueError("text must not be blank")
         return value
+
+
+class ImportContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt evidence field must not vanish silently
+
+    address: str = Field(
+        max_length=500, description="Phone number (E.164 or German national) or channel user id."
+    )
+    name: str = Field("", max_length=500)
+    locale: str = Field("", max_length=5, description="`de` or `en`; empty means unknown.")
+    topics: list[str] = Field(default_factory=list, max_length=50, description="Topic slugs to subscribe to.")
+    consent_text_version: int | None = Field(None, description="Evidence: the consent text they agreed to.")
+    consent_time: str = Field("", max_length=40, description="Evidence: when, ISO 8601 with time zone.")
+    source: str = Field("", max_length=500, description="Evidence: where, e.g. `webshop checkout 2025`.")
+
+    def as_record(self) -> dict[str, str]:
+        version = "" if self.consent_text_version is None else str(self.consent_text_version)
+        return {
+            "address": self.address,
+            "name": self.name,
+            "locale": self.locale,
+            "topics": ",".join(self.topics),
+            "consent_text_version": version,
+            "consent_time": self.consent_time,
+            "source": self.source,
+        }
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_account_id: int = Field(ge=1, le=MAX_ID)
+    without_evidence: Literal["service_only", "reject"] = Field(
+        "service_only", description="Contacts without complete evidence: keep for service only, or reject."
+    )
+    contacts: list[ImportContactIn] = Field(min_length=1, max_length=1000)
 
 
 class WithdrawIn(BaseModel):
@@ -103,6 +139,27 @@ def contact_messages(
     ctx = get_ctx(request)
     with ctx.db.write() as s:
         return api_ops.conversation_messages(ctx, s, caller.tenant_id, caller.actor, contact_id)
+
+
+@router.post(
+    "/contacts/import",
+    responses={404: {"description": "No such channel account for this tenant."}},
+)
+def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+    """Add existing contacts; consent only with evidence, suppressed numbers never re-added (C7).
+
+    All accepted contacts go in at once or none do; the answer gives an outcome and a reason per contact.
+    """
+    caller.require("settings.manage")
+    rep = importer.import_records(
+        get_ctx(request),
+        caller.tenant_id,
+        body.channel_account_id,
+        [c.as_record() for c in body.contacts],
+        actor=caller.actor,
+        without_evidence=body.without_evidence,
+    )
+    return rep.as_dict()
 
 
 @router.post("/contacts/{contact_id}/withdraw")
