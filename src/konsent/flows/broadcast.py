@@ -359,6 +359,8 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
             not b.content.get("template") or b.content.get("template_language")
         )
         plain = _personalise(ctx, s, b, None) if same_for_all else None
+        if plain is None:
+            ctx.keys.preload(s, rows)  # names are opened per contact: one key-store query for the page
         for contact in rows:
             account_id = b.channel_account_id or contact.consent_account or fallback.get(contact.id)
             if account_id is None:

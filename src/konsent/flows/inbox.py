@@ -282,7 +282,7 @@ def _e164(number: str) -> str:
 
 
 def _name_filter(ctx: Konsent, s: Session, convs: list[Conversation], needle: str) -> list[Conversation]:
-    contacts = _contacts(s, convs)
+    contacts = _contacts(ctx, s, convs)
     out = []
     for c in convs:
         contact = contacts.get(c.contact_id)
@@ -291,17 +291,20 @@ def _name_filter(ctx: Konsent, s: Session, convs: list[Conversation], needle: st
     return out
 
 
-def _contacts(s: Session, convs: list[Conversation]) -> dict[int, Contact]:
+def _contacts(ctx: Konsent, s: Session, convs: list[Conversation]) -> dict[int, Contact]:
+    """The page's contacts, their keys loaded in one key-store query (their names are opened next)."""
     ids = {c.contact_id for c in convs}
     if not ids:
         return {}
-    return {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(ids))).all()}
+    found = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(ids))).all()}
+    ctx.keys.preload(s, found.values())
+    return found
 
 
 def _rows(ctx: Konsent, s: Session, tenant_id: int, convs: list[Conversation]) -> list[InboxRow]:
     if not convs:
         return []
-    contacts = _contacts(s, convs)
+    contacts = _contacts(ctx, s, convs)
     accounts = {
         a.id: a for a in s.scalars(select(ChannelAccount).where(ChannelAccount.tenant_id == tenant_id))
     }

@@ -182,6 +182,7 @@ def enqueue_many(
             )
         )
     }
+    ctx.keys.preload(s, [cast(Contact, d.contact) for d in drafts])  # one key-store query per batch
     messages: list[dict[str, Any]] = []
     kept: list[Draft] = []
     bodies: dict[int, str] = {}  # one JSON per distinct content object, sealed per contact

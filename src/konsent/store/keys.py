@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -118,8 +119,8 @@ class KeyRing:
                 raise crypto.DecryptionError("the contact's key was destroyed")
         return self._unwrap_contact(session, contact, secret)
 
-    def preload(self, session: Session, contacts: Iterable[Contact]) -> None:
-        """Fetch the key-store secrets of many contacts in one query (worker batches, exports)."""
+    def preload(self, session: Session, contacts: Iterable[Any]) -> None:
+        """Fetch the key-store secrets of many contacts (ORM objects or rows) in one query."""
         todo = [
             c
             for c in contacts
