@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 
+import httpx
+import pytest
 from sqlalchemy import func, select
 
 from konsent.flows import broadcast as bc
@@ -108,3 +112,48 @@ def test_fast_path_notices_a_new_secret_and_a_deactivated_account_at_once(ctx, d
     except NotFound:
         status = 404
     assert status == 404
+
+
+def test_status_webhooks_over_http_share_group_commits_and_each_answers_after_storing(ctx, demo, app):
+    """CH4: concurrent status webhooks on one event loop: every 200 comes after its status is stored,
+    a duplicate is stored once, a forged signature is refused and stores nothing."""
+    from konsent.channels.simulator import SIGNATURE_HEADER, sign
+    from konsent.flows import status_sink, tenants
+
+    acc, pids = _sent(ctx, demo, [f"+49151500000{i:02d}" for i in range(30)])
+    with ctx.db.read() as s:
+        account = s.get(tenants.ChannelAccount, acc)
+        route, secret = account.route_key, tenants.account_config(ctx, s, account).secrets["webhook_secret"]
+    status_sink.account_for_route(ctx, route)  # the route is known: the async fast path applies
+    batches: list[int] = []
+    flush = status_sink.StatusSink._flush
+
+    def counting(self, batch):  # type: ignore[no-untyped-def]
+        batches.append(len(batch))
+        return flush(self, batch)
+
+    def post(client, pid, status, key=secret):  # type: ignore[no-untyped-def]
+        body = json.dumps({"statuses": [{"id": pid, "status": status, "timestamp": 1.0}]}).encode()
+        return client.post(f"/webhooks/{route}", content=body, headers={SIGNATURE_HEADER: sign(key, body)})
+
+    async def run():  # type: ignore[no-untyped-def]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answers = await asyncio.gather(
+                *(post(client, pid, st) for pid in pids for st in ("delivered", "read", "read"))
+            )
+            forged = await post(client, pids[0], "failed", key="not-the-secret")
+        return answers, forged
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(status_sink.StatusSink, "_flush", counting)
+        answers, forged = asyncio.run(run())
+    assert [a.status_code for a in answers] == [200] * 90
+    assert forged.status_code == 401
+    assert {_status(ctx, pid) for pid in pids} == {"read"}
+    assert sum(batches) == 90 and len(batches) < 90  # requests were grouped into fewer commits
+    with ctx.db.read() as s:
+        stored = s.scalar(
+            select(func.count()).select_from(WebhookEvent).where(WebhookEvent.kind == "StatusUpdate")
+        )
+    assert stored == 60  # delivered + read per message; the second read was a duplicate

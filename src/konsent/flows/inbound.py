@@ -73,11 +73,14 @@ def bump_counter(ctx: Konsent, name: str) -> None:
             s.add(Counter(name=name, value=1))
 
 
-def receive_webhook(ctx: Konsent, route_key: str, request: WebhookRequest) -> WebhookResult:
+def receive_webhook(
+    ctx: Konsent, route_key: str, request: WebhookRequest, *, try_fast: bool = True
+) -> WebhookResult:
     """Handle one provider delivery; every event in it counts, each stored at most once."""
-    fast = status_sink.try_fast_path(ctx, route_key, request)  # status-only deliveries, known route
-    if fast is not None:
-        return WebhookResult(200, "OK", *fast)
+    if try_fast:  # status-only deliveries, known route (the web server tried the async variant already)
+        fast = status_sink.try_fast_path(ctx, route_key, request)
+        if fast is not None:
+            return WebhookResult(200, "OK", *fast)
     account, cfg = status_sink.account_for_route(ctx, route_key)
     adapter = ctx.adapter(account.kind)
     if request.method == "GET":

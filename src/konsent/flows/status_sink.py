@@ -15,12 +15,15 @@ periodic `reconcile` that closes the remaining race.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,6 +96,33 @@ def try_fast_path(ctx: Konsent, route_key: str, request: WebhookRequest) -> tupl
     before anything is stored. Anything else (unknown route, a changed account, a
     rejected signature, other events) returns None and takes the ordinary path.
     """
+    found = _fast_statuses(ctx, route_key, request)
+    if found is None:
+        return None
+    known, statuses = found
+    return sink(ctx).submit(known.account_id, known.tenant_id, statuses, expect=known)
+
+
+# Verifying and parsing run on the event loop in the async path: only for small bodies.
+FAST_BODY_LIMIT = 64 * 1024
+
+
+async def try_fast_path_async(
+    ctx: Konsent, route_key: str, request: WebhookRequest
+) -> tuple[int, int] | None:
+    """`try_fast_path` for the web server: no thread per request, one thread hop per batch."""
+    if len(request.body) > FAST_BODY_LIMIT:
+        return None
+    found = _fast_statuses(ctx, route_key, request)
+    if found is None:
+        return None
+    known, statuses = found
+    return await sink(ctx).submit_async(known.account_id, known.tenant_id, statuses, expect=known)
+
+
+def _fast_statuses(
+    ctx: Konsent, route_key: str, request: WebhookRequest
+) -> tuple[_Known, list[StatusUpdate]] | None:
     known: _Known | None = ctx.__dict__.get("_known_routes", {}).get(route_key)
     if known is None or request.method != "POST":
         return None
@@ -104,8 +134,7 @@ def try_fast_path(ctx: Konsent, route_key: str, request: WebhookRequest) -> tupl
         return None
     if not events or not all(isinstance(ev, StatusUpdate) for ev in events):
         return None
-    statuses = [ev for ev in events if isinstance(ev, StatusUpdate)]
-    return sink(ctx).submit(known.account_id, known.tenant_id, statuses, expect=known)
+    return known, [ev for ev in events if isinstance(ev, StatusUpdate)]
 
 
 # ------------------------------------------------------------------ group commit
@@ -125,6 +154,15 @@ class _Item:
 
 
 @dataclass
+class _LoopQueue:
+    """Requests of one event loop waiting for the next group commit."""
+
+    pending: list[tuple[_Item, asyncio.Future[None]]] = field(default_factory=list)
+    flushers: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass
 class StatusSink:
     """Leader/follower group commit of status events across request threads."""
 
@@ -133,6 +171,9 @@ class StatusSink:
     _pending: list[_Item] = field(default_factory=list)
     _flushing: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
+    _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def submit(
         self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
@@ -159,6 +200,48 @@ class StatusSink:
         if item.stale:
             return None
         return item.handled, item.duplicates
+
+    async def submit_async(
+        self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
+    ) -> tuple[int, int] | None:
+        """`submit` for coroutines: requests of one event loop queue up while one batch is written."""
+        loop = asyncio.get_running_loop()
+        item = _Item(account_id, tenant_id, events, expect)
+        queue = self._loops.setdefault(loop, _LoopQueue())
+        waiter: asyncio.Future[None] = loop.create_future()
+        queue.pending.append((item, waiter))
+        if queue.flushers < self._max_flushers():
+            queue.flushers += 1
+            task = loop.create_task(self._drain(queue))
+            queue.tasks.add(task)  # keep a reference until it ends
+            task.add_done_callback(queue.tasks.discard)
+        await waiter
+        if item.error is not None:
+            raise item.error
+        if item.stale:
+            return None
+        return item.handled, item.duplicates
+
+    async def _drain(self, queue: _LoopQueue) -> None:
+        try:
+            while queue.pending:
+                taken, queue.pending = queue.pending[: self.max_batch], queue.pending[self.max_batch :]
+                await asyncio.to_thread(self._flush, [item for item, _ in taken])
+                for _, waiter in taken:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            queue.flushers -= 1
+            if queue.flushers == 0:  # only if the tasks were cancelled: nobody would answer these
+                for item, waiter in queue.pending:
+                    item.error = item.error or RuntimeError("status sink stopped")
+                    if not waiter.done():
+                        waiter.set_result(None)
+                queue.pending = []
+
+    def _max_flushers(self) -> int:
+        """Transactions in flight at once: PostgreSQL overlaps their round trips; SQLite has one writer."""
+        return 3 if self.ctx.db.is_postgres else 1
 
     def _flush(self, batch: list[_Item]) -> None:
         try:
@@ -207,15 +290,14 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
                 )
     if not keys:
         return [(0, 0) for _ in batch]
-    ins = (postgresql.insert if ctx.db.is_postgres else sqlite.insert)(WebhookEvent)
-    fresh = {
-        (acc, dk)
-        for acc, dk in s.execute(
-            ins.values(keys)
-            .on_conflict_do_nothing(index_elements=["channel_account_id", "dedupe_key"])
-            .returning(WebhookEvent.channel_account_id, WebhookEvent.dedupe_key)
-        )
-    }
+    # One cached statement run over all keys (SQLAlchemy batches it into multi-row INSERTs with
+    # RETURNING), instead of compiling a new VALUES list for every batch size.
+    table = cast(Table, WebhookEvent.__table__)
+    ins = (postgresql.insert if ctx.db.is_postgres else sqlite.insert)(table)
+    stmt = ins.on_conflict_do_nothing(index_elements=["channel_account_id", "dedupe_key"]).returning(
+        table.c.channel_account_id, table.c.dedupe_key
+    )
+    fresh = {(acc, dk) for acc, dk in s.connection().execute(stmt, keys)}
     todo: list[tuple[_Item, StatusUpdate]] = []
     results: list[tuple[int, int]] = []
     for item in batch:

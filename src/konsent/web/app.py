@@ -144,6 +144,7 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.include_router(admin_broadcasts.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(webhooks.StatusFastPath, ctx=ctx)  # innermost of the three: after limit and headers
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
     return app
