@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import Conflict, NotFound, PermissionDenied
-from konsent.flows import canned, conversation, inbox, live
+from konsent.domain.templates import TemplateSpec
+from konsent.flows import canned, conversation, inbox, live, templates
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry, BotFlow, ConversationNote, InboxEvent, Message
 from konsent.store.types import utcnow
@@ -315,11 +316,19 @@ def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_b
         conversation.reply(ctx, s, admin, conv_id, "Noch Fragen?")
     with pytest.raises(InvalidInput), ctx.db.write() as s:
         conversation.reply_template(ctx, s, admin, conv_id, "Bad Name!", "de", [])
+    with pytest.raises(InvalidInput, match="not registered"), ctx.db.write() as s:
+        conversation.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
+    with ctx.db.write() as s:
+        spec = TemplateSpec("rueckfrage", "de", "UTILITY", "APPROVED", "Hallo {{1}}, haben Sie noch Fragen?")
+        tpl = templates.save_template(ctx, s, admin, wa_id, spec)
+        tpl_id = tpl.id
     with ctx.db.write() as s:
         msg = conversation.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
         msg_id = msg.id
     with ctx.db.read() as s:
         assert s.scalars(select(OutboxRow).where(OutboxRow.message_id == msg_id)).one().purpose == "service"
+        sent = s.get(Message, msg_id)
+        assert sent is not None and (sent.template_id, sent.template_version) == (tpl_id, 1)
 
 
 def test_old_live_events_are_pruned(ctx: Konsent, no_bot: Crew) -> None:
