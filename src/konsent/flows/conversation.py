@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
-from konsent.domain.errors import Conflict, InvalidInput
+from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.flows import audit, live, staff, templates
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -311,6 +311,20 @@ def reply_template(
         template=registered.id, version=registered.version,
     )  # fmt: skip
     return msg
+
+
+def reply_registered_template(
+    ctx: Konsent, s: Session, who: StaffMember, conversation_id: int, template_id: int, params: list[str]
+) -> Message:
+    """The inbox picker's send: a registry entry by id, only one of this conversation's account (M1)."""
+    conv = get_conversation(s, who, conversation_id)
+    try:
+        chosen = templates.get_template(s, who.tenant_id, template_id)
+    except NotFound:
+        chosen = None
+    if chosen is None or chosen.channel_account_id != conv.channel_account_id:
+        raise InvalidInput(detail=templates.NOT_REGISTERED)
+    return reply_template(ctx, s, who, conv.id, chosen.name, chosen.language, params)
 
 
 def assign(

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from konsent.domain.errors import DomainError, InvalidInput, NotFound
+from konsent.domain.errors import DomainError, NotFound
 from konsent.flows import bot, canned, conversation, inbox, teams, templates
 from konsent.flows.tenants import channel_accounts
 from konsent.store.types import utcnow
@@ -238,21 +238,11 @@ def reply_template(
     tid = opt_int(template_id)
     values = [v[:1000] for v in var[:20]]
 
-    def send(ctx: Any, s: Any) -> None:
-        if tid is None:
-            raise InvalidInput(detail="this template is not registered as approved for this channel account")
-        try:
-            chosen = templates.get_template(s, caller.tenant_id, tid)
-        except NotFound:
-            raise InvalidInput(
-                detail="this template is not registered as approved for this channel account"
-            ) from None
-        conversation.reply_template(ctx, s, caller, conv, chosen.name, chosen.language, values)
-
     check_csrf_form(caller, csrf_token)
+    ctx = get_ctx(request)
     try:
-        with get_ctx(request).db.write() as s:
-            send(get_ctx(request), s)
+        with ctx.db.write() as s:
+            conversation.reply_registered_template(ctx, s, caller, conv, tid or 0, values)
     except NotFound:
         raise
     except DomainError as exc:
