@@ -474,12 +474,16 @@ def test_other_tenants_template_ids_are_404_in_the_admin_and_cannot_be_sent(
     form = {"csrf_token": sess.csrf_token, "account": str(a_acc), "name": "x", "language": "de",
             "category": "UTILITY", "status": "APPROVED", "body": "B GmbH {{1}}"}  # fmt: skip
     for method, path in sorted(TEMPLATE_ID_ROUTES, key=lambda r: (r[1].endswith("/delete"), r)):
-        own = client.request(method, path.format(template_id=a_tpl), data=form if method == "POST" else None,
-                             headers={CSRF_HEADER: sess.csrf_token}, follow_redirects=False)  # fmt: skip
+        body = form if method == "POST" else None
+        headers = {CSRF_HEADER: sess.csrf_token}
+        own = client.request(
+            method, path.format(template_id=a_tpl), data=body, headers=headers, follow_redirects=False
+        )
         assert own.status_code in (200, 303), (method, path, own.status_code)
         assert own.headers.get("location", "/admin/templates").startswith("/admin/templates")
-        other = client.request(method, path.format(template_id=b_tpl), data=form if method == "POST" else None,
-                               headers={CSRF_HEADER: sess.csrf_token}, follow_redirects=False)  # fmt: skip
+        other = client.request(
+            method, path.format(template_id=b_tpl), data=body, headers=headers, follow_redirects=False
+        )
         assert other.status_code == 404, (method, path, other.status_code)
         assert "rueckfrage" not in other.text and "B GmbH" not in other.text
     with ctx.db.read() as s:
