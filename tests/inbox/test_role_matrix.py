@@ -80,6 +80,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/templates/{template_id}"): INBOX,
     ("POST", "/admin/templates"): MANAGERS,
     ("POST", "/admin/templates/import"): MANAGERS,
+    ("POST", "/admin/templates/sync"): MANAGERS,
     ("POST", "/admin/templates/{template_id}"): MANAGERS,
     ("POST", "/admin/templates/{template_id}/delete"): MANAGERS,
     ("GET", "/admin/canned"): MANAGERS,

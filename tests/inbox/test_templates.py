@@ -307,3 +307,60 @@ def test_the_template_reaches_the_meta_fake_with_name_language_and_parameters(
         stored = s.get(Message, msg_id)
         assert stored is not None and stored.status == "sent" and stored.template_version == 1
     assert fill("Hallo {{1}}, zu {{2}}", ["Erika", "A-1"]) == "Hallo Erika, zu A-1"
+
+
+WABA_ID = "102290129340398"
+
+
+def test_sync_fetches_every_page_from_the_meta_fake_and_refuses_a_wrong_token(
+    ctx: Konsent,
+    crew: Crew,
+    client: Any,
+    fake: Any,  # noqa: F811
+) -> None:
+    """M1: "fetch from the provider" pages through Meta's `message_templates` with the account's
+    token; without the WABA id, or with a token Meta refuses, nothing is stored and the admin is told."""
+    from tests.inbox.conftest import sign_in
+
+    conn = fx.connect(ctx, "whatsapp", fake)
+    many = [
+        {"name": f"notice_{i:03}", "language": "de", "status": "APPROVED", "category": "UTILITY",
+         "id": str(5000 + i), "components": [{"type": "BODY", "text": f"Hinweis {i}: {{{{1}}}}"}]}
+        for i in range(130)
+    ]  # fmt: skip
+    fake.add_waba(WABA_ID, "EAAJB-test-token", META_EXPORT["data"] + many)
+    csrf = sign_in(client, ctx, crew.users["admin"])
+
+    def sync(lang: str = "de") -> Any:
+        return client.post(
+            f"/admin/templates/sync?lang={lang}",
+            data={"account": str(conn.account_id), "csrf_token": csrf},
+            follow_redirects=False,
+        )
+
+    no_id = sync()
+    assert no_id.status_code == 422
+    assert "tragen Sie zuerst die WhatsApp-Business-Account-ID in den Kanaleinstellungen ein" in no_id.text
+    with ctx.db.write() as s:
+        acc = s.get(tenants.ChannelAccount, conn.account_id)
+        assert acc is not None
+        acc.settings = {**acc.settings, "waba_id": WABA_ID}
+    ok = sync()
+    assert ok.status_code == 303, ok.text
+    assert "Import fertig: 133 neu, 0 geändert, 0 unverändert." in client.get(ok.headers["location"]).text
+    with ctx.db.read() as s:
+        rows = s.scalars(select(MessageTemplate).where(MessageTemplate.channel_account_id == conn.account_id))
+        by_name = {r.name: r for r in rows}
+    assert len(by_name) == 133 and by_name["notice_129"].variables == 1
+    assert by_name["rueckfrage"].buttons == ["Ja", "Nein"]
+    fake.wabas[WABA_ID] = ("another-token", META_EXPORT["data"])
+    refused = sync("en")
+    assert refused.status_code == 422 and "the provider refused the request" in refused.text
+    with ctx.db.read() as s:
+        audit = [a.action for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "template.sync"))]
+    assert audit == ["template.sync"]  # only the successful fetch stored anything
+    agent_csrf = sign_in(client, ctx, crew.users["anna"])
+    denied = client.post(
+        "/admin/templates/sync", data={"account": str(conn.account_id), "csrf_token": agent_csrf}
+    )
+    assert denied.status_code == 403

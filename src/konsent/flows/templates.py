@@ -7,18 +7,20 @@ registered here as APPROVED for the sending account, with exactly its number of 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from konsent.channels.base import AccountConfig, TemplateFetch
 from konsent.domain import templates as rules
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
 from konsent.flows import audit, staff
 from konsent.flows.context import Konsent
 from konsent.flows.inbox import StaffMember
-from konsent.flows.tenants import channel_accounts, get_account
+from konsent.flows.tenants import account_config, channel_accounts, get_account
 from konsent.store.tables import ChannelAccount, MessageTemplate
 from konsent.store.types import utcnow
 
@@ -170,6 +172,33 @@ def import_templates(ctx: Konsent, s: Session, who: StaffMember, account_id: int
     acc = _template_account(ctx, s, who.tenant_id, account_id)
     specs = rules.parse_meta_export(raw)  # raises with every broken template listed
     return _store_all(s, who, acc, specs, "template.import")
+
+
+SYNC_ERRORS = {
+    "unsupported": N_("this channel cannot list its templates; import them as JSON instead"),
+    "no_account_id": N_("enter the WhatsApp Business Account ID in the channel settings first"),
+    "refused": N_("the provider refused the request: check the access token and the account ID"),
+    "unreachable": N_("the provider could not be reached; please try again later"),
+    "bad_answer": N_("the provider's answer was not understood"),
+}
+
+
+def sync_source(ctx: Konsent, s: Session, who: StaffMember, account_id: int) -> AccountConfig:
+    """The account to fetch templates for, with its credentials; checked like an import."""
+    staff.require(who.role, MANAGE)
+    return account_config(ctx, s, _template_account(ctx, s, who.tenant_id, account_id))
+
+
+def store_fetched(
+    ctx: Konsent, s: Session, who: StaffMember, account_id: int, fetched: TemplateFetch
+) -> ImportResult:
+    """Store what the provider listed, all or nothing, as an import would (M1)."""
+    staff.require(who.role, MANAGE)
+    if fetched.error:
+        raise InvalidInput(detail=SYNC_ERRORS.get(fetched.error, SYNC_ERRORS["bad_answer"]))
+    acc = _template_account(ctx, s, who.tenant_id, account_id)
+    specs = rules.parse_meta_export(json.dumps({"data": fetched.items}))
+    return _store_all(s, who, acc, specs, "template.sync")
 
 
 def _store_all(

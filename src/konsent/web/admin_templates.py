@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from konsent.channels.base import AccountConfig, TemplateFetch
 from konsent.domain.errors import DomainError, InvalidInput
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
 from konsent.flows import templates
@@ -142,6 +144,57 @@ def template_add(
     return _save(request, caller, None, account, spec, csrf_token)
 
 
+@router.post("/templates/sync")
+async def template_sync(
+    request: Request,
+    caller: Caller = Depends(admin_caller),
+    account: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Fetch the templates from the provider (WhatsApp Cloud API: `GET /<WABA_ID>/message_templates`)."""
+    check_csrf_form(caller, csrf_token)
+    caller.require(templates.MANAGE)
+    ctx = get_ctx(request)
+    acc = opt_int(account) or 0
+
+    def source() -> AccountConfig:
+        with ctx.db.read() as s:
+            return templates.sync_source(ctx, s, caller, acc)
+
+    def store(fetched: TemplateFetch) -> templates.ImportResult:
+        with ctx.db.write() as s:
+            return templates.store_fetched(ctx, s, caller, acc, fetched)
+
+    try:
+        config = await run_in_threadpool(source)
+        fetched = await ctx.adapter(config.kind).fetch_templates(config)
+        result = await run_in_threadpool(store, fetched)
+    except TemplateImportInvalid as exc:
+        lines = _problem_lines(request, exc)
+        error = _t(request, exc.message)
+        return await run_in_threadpool(_render, request, caller, error=error, problems=lines, status_code=422)
+    except DomainError as exc:
+        text, code = error_text(request, exc), exc.status
+        return await run_in_threadpool(_render, request, caller, error=text, status_code=code)
+    notice = f"imported-{result.added}-{result.changed}-{result.unchanged}"
+    return RedirectResponse(f"/admin/templates?notice={notice}", status_code=303)
+
+
+def _t(request: Request, msgid: str) -> str:
+    return gettext_for(request_locale(request))(msgid)
+
+
+def _problem_lines(request: Request, exc: TemplateImportInvalid) -> list[str]:
+    """Each broken template as a sentence in the admin's language."""
+    _ = gettext_for(request_locale(request))
+    return [
+        _("Template {number} ({name}): {reason}", number=n, name=name or "—", reason=_(reason))
+        if n
+        else _(reason)
+        for n, name, reason in exc.problems
+    ]
+
+
 @router.post("/templates/import")
 async def template_import(
     request: Request,
@@ -158,10 +211,12 @@ async def template_import(
     if file is not None and file.filename:
         data = await file.read(MAX_IMPORT_BYTES + 1)
         raw = data.decode("utf-8", errors="replace")
-    ctx = get_ctx(request)
-    _ = gettext_for(request_locale(request))
-    acc = opt_int(account)
     form = {"json_text": json_text[:MAX_IMPORT_BYTES], "import_account": account}
+    return await run_in_threadpool(_import, request, caller, opt_int(account), raw, form)
+
+
+def _import(request: Request, caller: Caller, acc: int | None, raw: str, form: dict[str, Any]) -> Response:
+    ctx = get_ctx(request)
     try:
         if len(raw) > MAX_IMPORT_BYTES:
             raise InvalidInput(detail=N_("the import is larger than 2 MB"))
@@ -170,14 +225,9 @@ async def template_import(
         with ctx.db.write() as s:
             result = templates.import_templates(ctx, s, caller, acc, raw)
     except TemplateImportInvalid as exc:
-        lines = [
-            _("Template {number} ({name}): {reason}", number=n, name=name or "—", reason=_(reason))
-            if n
-            else _(reason)
-            for n, name, reason in exc.problems
-        ]
+        lines = _problem_lines(request, exc)
         return _render(
-            request, caller, error=_(exc.message), problems=lines, form=form, status_code=exc.status
+            request, caller, error=_t(request, exc.message), problems=lines, form=form, status_code=exc.status
         )
     except DomainError as exc:
         return _render(request, caller, error=error_text(request, exc), form=form, status_code=exc.status)
