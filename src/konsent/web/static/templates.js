@@ -44,7 +44,7 @@
     for (var n = 1; n <= t.variables; n++) {
       var label = document.createElement("label");
       label.setAttribute("for", "tpl-var-" + n);
-      label.textContent = labelText.replace("{{N}}", "{{" + n + "}}").replace("&#123;&#123;N&#125;&#125;", "{{" + n + "}}");
+      label.textContent = labelText.replace("{{N}}", "{{" + n + "}}");
       var input = document.createElement("input");
       input.id = "tpl-var-" + n;
       input.name = "var";
