@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.templates import TemplateSpec
 from konsent.flows import broadcast as bc
-from konsent.flows import simulator, tenants
+from konsent.flows import simulator, templates, tenants
 from konsent.flows.consent import withdraw
 from konsent.flows.context import Konsent
 from konsent.store.tables import Broadcast, Contact, Message, OutboxRow
 from konsent.store.types import utcnow
+from konsent.web.deps import Caller
 from tests.broadcast.seed import WindowedChannel, add_account, seed
 from tests.conftest import drain
 from tests.helpers import phone_texts, sim_account
@@ -124,6 +126,7 @@ def test_free_text_only_inside_the_24h_window_else_template_else_skipped(ctx, de
     seed(ctx, acc, ["+4915110000031"], last_inbound=inside, name="Max Muster")
     seed(ctx, acc, ["+4915110000032"], last_inbound=outside, name="Ida Muster")
     seed(ctx, acc, ["+4915110000033"], last_inbound=None)
+    register_template(ctx, demo.tenant_id, acc, "offer_nov", "de", "Hallo {{1}}, {{2}} auf alles!")
     with_template = _create(
         ctx,
         demo.tenant_id,
@@ -146,6 +149,42 @@ def test_free_text_only_inside_the_24h_window_else_template_else_skipped(ctx, de
     assert [a for a, _ in WindowedChannel.sent] == ["+4915110000031"]
     st = _stats(ctx, demo.tenant_id, text_only)
     assert st.skipped_reasons == {"window_closed": 2}
+
+
+def register_template(
+    ctx: Konsent, tenant_id: int, account: int, name: str, language: str, body: str, status: str = "APPROVED"
+) -> None:
+    with ctx.db.write() as s:
+        owner = Caller(tenant_id, "owner", "test")
+        spec = TemplateSpec(name, language, "MARKETING", status, body)
+        templates.save_template(ctx, s, owner, account, spec)
+
+
+def test_template_fallback_must_be_registered_approved_with_its_variable_count(ctx, demo):
+    """M3, CH3: a broadcast's template is refused unless the registry holds it as APPROVED for the
+    account (or, without an account, wherever it is registered) with exactly its variables."""
+    acc = add_account(ctx, demo.tenant_id, "test_windowed")
+    other = add_account(ctx, demo.tenant_id, "test_windowed")
+    register_template(ctx, demo.tenant_id, acc, "offer_nov", "de", "Hallo {{1}}, {{2}} auf alles!")
+    register_template(ctx, demo.tenant_id, other, "draft_offer", "de", "Hallo {{1}}", status="PENDING")
+    two = ["{first_name}", "20%"]
+    base = {"template": "offer_nov", "template_language": "de", "template_params": two}
+    cases = [
+        ({"template": "unknown", "template_language": "de", "template_params": two}, "not registered"),
+        ({"template": "offer_nov", "template_language": "en", "template_params": two}, "not registered"),
+        ({**base, "channel_account_id": other}, "not registered"),
+        ({"template": "draft_offer", "template_language": "de", "template_params": ["x"]}, "not registered"),
+        ({"template": "offer_nov", "template_language": "de", "template_params": ["x"]}, "needs 2 variables"),
+        ({"template": "offer_nov", "template_language": "", "template_params": two}, "language"),
+    ]
+    for kw, reason in cases:
+        with pytest.raises(InvalidInput, match=reason):
+            _create(ctx, demo.tenant_id, **kw)
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Broadcast)) == 0
+    ok = _create(ctx, demo.tenant_id, template="offer_nov", template_language="de", template_params=two)
+    with ctx.db.read() as s:
+        assert bc.get_broadcast(s, demo.tenant_id, ok).content["template_params"] == two
 
 
 def test_queuing_resumes_after_a_crash_without_duplicates(ctx, demo):

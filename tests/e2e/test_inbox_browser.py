@@ -70,6 +70,11 @@ def test_agent_sees_simulator_message_live_replies_and_phone_gets_it(ctx, live_s
     phone.goto(f"{live_server.url}/simulator")
     number = phone.locator("#sim-phone").input_value()
     _phone_says(phone, "Guten Tag, ich habe eine Frage")
+    # Unrouted conversations stay hidden from agents by default (S3): the demo bot routes this one
+    # to Anna's team once the contact picks the concern.
+    phone.locator("#sim-messages .sim-msg.in", has_text="Worum geht es?").wait_for()
+    assert agent.locator("#inbox-rows tr[data-conversation]").count() == 0
+    phone.locator("#sim-messages button", has_text="Kaufen").last.click()
 
     row = agent.locator("#inbox-rows tr[data-conversation]")
     row.first.wait_for()

@@ -25,6 +25,7 @@ for the test to hand to konsent. The server stops itself after `max_lifetime_s`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -149,6 +150,7 @@ class MetaFake:
         self.hold_webhooks = False  # keep callback webhooks until `release_webhooks()`
         self._held: list[tuple[str, Delivery]] = []
         self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime type)
+        self.wabas: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # WABA id → (token, templates)
         self.accepted: list[dict[str, Any]] = []  # every valid send body, in order
         self.outgoing: list[Delivery] = []
         self.max_lifetime_s = max_lifetime_s
@@ -167,6 +169,10 @@ class MetaFake:
     def add_phone(self, phone_id: str, token: str, app_secret: str, **kw: Any) -> Phone:
         self.phones[phone_id] = p = Phone(phone_id, token, app_secret, **kw)
         return p
+
+    def add_waba(self, waba_id: str, token: str, templates: list[dict[str, Any]]) -> None:
+        """A WhatsApp Business Account whose `message_templates` edge lists `templates`."""
+        self.wabas[waba_id] = (token, templates)
 
     def add_page(self, page_id: str, token: str, app_secret: str, **kw: Any) -> Page:
         self.pages[page_id] = p = Page(page_id, token, app_secret, **kw)
@@ -203,6 +209,7 @@ class MetaFake:
         app.router.add_post("/d360/messages", self._d360_send)
         app.router.add_route("*", "/d360/v1/configs/webhook", self._d360_webhook_config)
         app.router.add_post(r"/{version:v\d+\.\d+}/{node}/messages", self._graph_send)
+        app.router.add_get(r"/{version:v\d+\.\d+}/{node}/message_templates", self._message_templates)
         app.router.add_get(r"/{version:v\d+\.\d+}/{media_id:\d+}", self._media_info)
         app.router.add_get(r"/d360/{media_id:\d+}", self._media_info)
         app.router.add_get("/media-download/{media_id}", self._media_download)
@@ -465,6 +472,35 @@ class MetaFake:
             status=400,
             error_subcode=33,
         )
+
+    async def _message_templates(self, request: web.Request) -> web.StreamResponse:
+        """`GET /<WABA_ID>/message_templates`: Bearer token of that WABA, `fields`, cursor paging."""
+        node = request.match_info["node"]
+        if node not in self.wabas:
+            return graph_error(
+                100,
+                f"Unsupported get request. Object with ID '{node[:40]}' does not exist",
+                status=400,
+                error_subcode=33,
+            )
+        token, templates = self.wabas[node]
+        auth = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token", status=401)
+        fields = [f for f in request.query.get("fields", "").split(",") if f]
+        try:
+            limit = max(1, min(int(request.query.get("limit", "25")), 100))
+            start = int(base64.b64decode(request.query.get("after", "") or "MA==").decode())
+        except ValueError:
+            return graph_error(100, "Invalid parameter", status=400)
+        chunk = templates[start : start + limit]
+        data = [{k: v for k, v in t.items() if not fields or k in fields or k == "id"} for t in chunk]
+        cursor = base64.b64encode(str(start + len(chunk)).encode()).decode()
+        paging: dict[str, Any] = {"cursors": {"before": "MA==", "after": cursor}}
+        if start + len(chunk) < len(templates):
+            query = {**request.query, "after": cursor}
+            paging["next"] = str(request.url.with_query(query))
+        return web.json_response({"data": data, "paging": paging})
 
     async def _d360_send(self, request: web.Request) -> web.StreamResponse:
         key = request.headers.get("D360-API-KEY", "")

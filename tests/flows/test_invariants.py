@@ -428,6 +428,78 @@ def test_lists_only_show_own_tenant(ctx, client, two_tenants):
     assert [a["id"] for a in accounts] == [two_tenants["a"]["channel_account_id"]]
 
 
+# Admin routes that take the id of a tenant's message template (the registry, M1).
+TEMPLATE_ID_ROUTES = {
+    ("GET", "/admin/templates/{template_id}"),
+    ("POST", "/admin/templates/{template_id}"),
+    ("POST", "/admin/templates/{template_id}/delete"),
+}
+
+
+def _wa_template(ctx, tenant_id: int, ref: str) -> tuple[int, int]:
+    """A WhatsApp account with one approved template for a tenant: (account id, template id)."""
+    from konsent.domain.templates import TemplateSpec
+    from konsent.flows import templates
+    from konsent.store.tables import Tenant
+    from konsent.web.deps import Caller
+
+    with ctx.db.write() as s:
+        acc = tenants.create_channel_account(
+            ctx, s, s.get(Tenant, tenant_id), "whatsapp", f"WA {ref}", provider_ref=ref,
+            secrets_={"access_token": "t", "app_secret": "a", "verify_token": "v"},
+        )  # fmt: skip
+        spec = TemplateSpec("rueckfrage", "de", "UTILITY", "APPROVED", "Hallo {{1}}")
+        row = templates.save_template(ctx, s, Caller(tenant_id, "owner", "test"), acc.id, spec)
+        return acc.id, row.id
+
+
+def test_other_tenants_template_ids_are_404_in_the_admin_and_cannot_be_sent(
+    ctx, app, client, two_tenants, demo
+):
+    """Invariant 4 for the template registry: B's template id through A's session is a bare 404 on
+    every route that takes one, and A's inbox refuses to send it; B's template is untouched."""
+    from konsent.store.tables import Conversation, MessageTemplate, StaffUser
+    from konsent.web.deps import CSRF_HEADER, SESSION_COOKIE
+    from tests.inbox.test_role_matrix import app_routes
+
+    a_acc, a_tpl = _wa_template(ctx, demo.tenant_id, "a")
+    _b_acc, b_tpl = _wa_template(ctx, two_tenants["b_tenant"].tenant_id, "b")
+    routes = {r for r in app_routes(app) if "{template_id}" in r[1]}
+    assert routes == TEMPLATE_ID_ROUTES, "a new route with a template id needs a line here"
+    with ctx.db.write() as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.tenant_id == demo.tenant_id)).one()
+        user.must_change_password = False
+        sess = staff.start_session(s, user, 1)
+    client.cookies.set(SESSION_COOKIE, sess.cookie)
+    form = {"csrf_token": sess.csrf_token, "account": str(a_acc), "name": "x", "language": "de",
+            "category": "UTILITY", "status": "APPROVED", "body": "B GmbH {{1}}"}  # fmt: skip
+    for method, path in sorted(TEMPLATE_ID_ROUTES, key=lambda r: (r[1].endswith("/delete"), r)):
+        body = form if method == "POST" else None
+        headers = {CSRF_HEADER: sess.csrf_token}
+        own = client.request(
+            method, path.format(template_id=a_tpl), data=body, headers=headers, follow_redirects=False
+        )
+        assert own.status_code in (200, 303), (method, path, own.status_code)
+        assert own.headers.get("location", "/admin/templates").startswith("/admin/templates")
+        other = client.request(
+            method, path.format(template_id=b_tpl), data=body, headers=headers, follow_redirects=False
+        )
+        assert other.status_code == 404, (method, path, other.status_code)
+        assert "rueckfrage" not in other.text and "B GmbH" not in other.text
+    with ctx.db.read() as s:
+        conv = s.scalars(select(Conversation.id).where(Conversation.tenant_id == demo.tenant_id)).first()
+    assert conv is not None
+    sent = client.post(
+        f"/admin/inbox/{conv}/template?lang=en",
+        data={"template_id": str(b_tpl), "var": ["x"], "csrf_token": sess.csrf_token},
+    )
+    assert sent.status_code == 422 and "not registered as approved" in sent.text
+    with ctx.db.read() as s:
+        b_row = s.get(MessageTemplate, b_tpl)
+        assert b_row is not None and (b_row.body, b_row.version) == ("Hallo {{1}}", 1)
+        assert s.scalars(select(Message).where(Message.template_id.is_not(None))).all() == []
+
+
 # --- invariant 6: duplicate webhooks -----------------------------------------------------------------
 
 

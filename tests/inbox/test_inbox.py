@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import Conflict, NotFound, PermissionDenied
-from konsent.flows import canned, conversation, inbox, live
+from konsent.domain.templates import TemplateSpec
+from konsent.flows import canned, conversation, inbox, live, templates
 from konsent.flows.context import Konsent
 from konsent.store.tables import AuditEntry, BotFlow, ConversationNote, InboxEvent, Message
 from konsent.store.types import utcnow
@@ -39,38 +40,49 @@ def _route(ctx: Konsent, crew: Crew, phone: str, team_id: int | None) -> int:
 def test_agent_sees_only_own_team_and_cannot_open_other_teams_conversation(
     ctx: Konsent, no_bot: Crew
 ) -> None:
-    """S3: an agent of team sales sees sales conversations (and the unrouted queue), never support's."""
+    """S3: an agent of team sales sees sales conversations, never support's nor (by default) unrouted ones."""
     crew = no_bot
     say(ctx, crew, ERIKA, "Ich möchte kaufen", name="Erika")
     say(ctx, crew, MAX, "Hilfe", name="Max")
     sales_conv = _route(ctx, crew, ERIKA, crew.sales)
     support_conv = _route(ctx, crew, MAX, crew.support)
+    say(ctx, crew, "+491709999999", "Neu hier")
+    unrouted = conversation_of(ctx, crew, "+491709999999").id
     with ctx.db.write() as s:
         anna = crew.caller("anna")
+        assert not inbox.agents_see_unrouted(s, crew.tenant_id)  # the default
         listed = inbox.list_conversations(ctx, s, anna, inbox.InboxFilter())
         assert [r.id for r in listed.rows] == [sales_conv]
-        with pytest.raises(NotFound):
-            conversation.view_conversation(ctx, s, anna, support_conv)
-        with pytest.raises(NotFound):
-            conversation.reply(ctx, s, anna, support_conv, "Hallo")
+        for hidden in (support_conv, unrouted):
+            with pytest.raises(NotFound):
+                conversation.view_conversation(ctx, s, anna, hidden)
+            with pytest.raises(NotFound):
+                conversation.reply(ctx, s, anna, hidden, "Hallo")
         admin_ids = {
             r.id for r in inbox.list_conversations(ctx, s, crew.caller("admin"), inbox.InboxFilter()).rows
         }
-        assert admin_ids == {sales_conv, support_conv}
+        assert admin_ids == {sales_conv, support_conv, unrouted}
         for role in ("dpo", "viewer"):
             with pytest.raises(PermissionDenied):
                 inbox.list_conversations(ctx, s, crew.caller(role), inbox.InboxFilter())
-    # The unrouted queue is visible to agents unless the tenant switches it off.
-    say(ctx, crew, "+491709999999", "Neu hier")
-    with ctx.db.read() as s:
-        assert len(inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter()).rows) == 2
-    with ctx.db.write() as s:
-        inbox.set_agents_see_unrouted(s, crew.caller("admin"), False)
-    with ctx.db.write() as s:
-        listed = inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter())
-        assert [r.id for r in listed.rows] == [sales_conv]
         with pytest.raises(PermissionDenied):
             inbox.set_agents_see_unrouted(s, crew.caller("anna"), True)
+    # Once the tenant switches it on, agents also see the unrouted queue, still not team B's.
+    with ctx.db.write() as s:
+        inbox.set_agents_see_unrouted(s, crew.caller("admin"), True)
+    with ctx.db.write() as s:
+        listed = inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter())
+        assert {r.id for r in listed.rows} == {sales_conv, unrouted}
+        assert (
+            conversation.view_conversation(ctx, s, crew.caller("anna"), unrouted).conversation.id == unrouted
+        )
+        with pytest.raises(NotFound):
+            conversation.view_conversation(ctx, s, crew.caller("anna"), support_conv)
+    with ctx.db.write() as s:
+        inbox.set_agents_see_unrouted(s, crew.caller("admin"), False)
+    with ctx.db.read() as s:
+        listed = inbox.list_conversations(ctx, s, crew.caller("anna"), inbox.InboxFilter())
+        assert [r.id for r in listed.rows] == [sales_conv]
 
 
 def test_reply_reaches_the_phone_records_first_response_and_stops_the_bot(ctx: Konsent, crew: Crew) -> None:
@@ -101,6 +113,8 @@ def test_stale_assignment_is_refused_and_concurrent_assignments_are_both_recorde
 ) -> None:
     """M1: two agents assigning at once: both recorded in order, a stale form gets 409, nothing lost."""
     crew = no_bot
+    with ctx.db.write() as s:  # an unrouted conversation both agents (sales, support) may take
+        inbox.set_agents_see_unrouted(s, crew.caller("admin"), True)
     say(ctx, crew, ERIKA, "Hallo")
     conv = conversation_of(ctx, crew, ERIKA)
     start_version = conv.version
@@ -302,11 +316,19 @@ def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_b
         conversation.reply(ctx, s, admin, conv_id, "Noch Fragen?")
     with pytest.raises(InvalidInput), ctx.db.write() as s:
         conversation.reply_template(ctx, s, admin, conv_id, "Bad Name!", "de", [])
+    with pytest.raises(InvalidInput, match="not registered"), ctx.db.write() as s:
+        conversation.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
+    with ctx.db.write() as s:
+        spec = TemplateSpec("rueckfrage", "de", "UTILITY", "APPROVED", "Hallo {{1}}, haben Sie noch Fragen?")
+        tpl = templates.save_template(ctx, s, admin, wa_id, spec)
+        tpl_id = tpl.id
     with ctx.db.write() as s:
         msg = conversation.reply_template(ctx, s, admin, conv_id, "rueckfrage", "de", ["Erika"])
         msg_id = msg.id
     with ctx.db.read() as s:
         assert s.scalars(select(OutboxRow).where(OutboxRow.message_id == msg_id)).one().purpose == "service"
+        sent = s.get(Message, msg_id)
+        assert sent is not None and (sent.template_id, sent.template_version) == (tpl_id, 1)
 
 
 def test_old_live_events_are_pruned(ctx: Konsent, no_bot: Crew) -> None:

@@ -77,6 +77,13 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams/{tid}/members"): MANAGERS,
     ("POST", "/admin/teams/unrouted"): MANAGERS,
+    ("GET", "/admin/templates"): INBOX,
+    ("GET", "/admin/templates/{template_id}"): INBOX,
+    ("POST", "/admin/templates"): MANAGERS,
+    ("POST", "/admin/templates/import"): MANAGERS,
+    ("POST", "/admin/templates/sync"): MANAGERS,
+    ("POST", "/admin/templates/{template_id}"): MANAGERS,
+    ("POST", "/admin/templates/{template_id}/delete"): MANAGERS,
     ("GET", "/admin/canned"): MANAGERS,
     ("POST", "/admin/canned"): MANAGERS,
     ("POST", "/admin/canned/{rid}/delete"): MANAGERS,
@@ -126,6 +133,21 @@ JSON_BODY: dict[tuple[str, str], Any] = {
         "contacts": [{"address": "+4915100009"}],
     },
 }
+
+
+def whatsapp_template(ctx: Konsent, s: Any, crew: Crew) -> int:
+    """A WhatsApp account of the crew's tenant with one approved template; its id."""
+    from konsent.domain.templates import TemplateSpec
+    from konsent.flows import templates, tenants
+    from konsent.store.tables import Tenant
+
+    tenant = s.get(Tenant, crew.tenant_id)
+    acc = tenants.create_channel_account(
+        ctx, s, tenant, "whatsapp", "WhatsApp", provider_ref="matrix",
+        secrets_={"access_token": "t", "app_secret": "a", "verify_token": "v"},
+    )  # fmt: skip
+    spec = TemplateSpec("rueckfrage", "de", "UTILITY", "APPROVED", "Hallo {{1}}, noch Fragen?")
+    return templates.save_template(ctx, s, crew.caller("admin"), acc.id, spec).id
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
@@ -178,12 +200,14 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
     with ctx.db.write() as s:
         reply = conversation.reply(ctx, s, crew.caller("admin"), conv.id, "Hallo")
         saved = canned.save_canned_reply(s, crew.caller("admin"), "hi", "Hi", "Hallo {name}")
+        tpl = whatsapp_template(ctx, s, crew)
         values = {
             "contact_id": str(conv.contact_id),
             "message_id": str(reply.id),
             "cid": str(conv.id),
             "tid": str(crew.sales),
             "rid": str(saved.id),
+            "template_id": str(tpl),
             "fid": str(s.scalars(select(BotFlow.id)).first()),
             "locale": "en",
             "request_id": "999999",  # permission is checked before the lookup

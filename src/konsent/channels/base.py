@@ -109,6 +109,14 @@ class WebhookRejected(Exception):
 
 
 @dataclass(frozen=True)
+class TemplateFetch:
+    """The provider's message templates as it lists them (Meta's `data` entries), or why not."""
+
+    items: list[dict[str, Any]]
+    error: str = ""  # "" / unsupported / no_account_id / refused / unreachable / bad_answer
+
+
+@dataclass(frozen=True)
 class SetupField:
     """One thing an admin enters to connect an account (shown in the admin's channel form)."""
 
@@ -146,6 +154,10 @@ class ChannelAdapter:
     async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
         """Download an inbound attachment by its reference (bytes, content type), or None."""
         return None
+
+    async def fetch_templates(self, account: AccountConfig) -> TemplateFetch:
+        """The account's approved and pending message templates, where the provider lists them."""
+        return TemplateFetch([], "unsupported")
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         """The link that opens the contact's messenger with the opt-in code (C2)."""

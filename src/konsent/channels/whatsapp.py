@@ -29,6 +29,7 @@ from konsent.channels.base import (
     SendOutcome,
     SendResult,
     SetupField,
+    TemplateFetch,
     WebhookRejected,
     WebhookRequest,
 )
@@ -43,6 +44,8 @@ from konsent.domain.events import (
 
 GRAPH_BASE = "https://graph.facebook.com/v21.0"
 D360_BASE = "https://waba-v2.360dialog.io"
+TEMPLATE_FIELDS = "name,language,status,category,components"
+MAX_TEMPLATE_PAGES = 20
 D360_DEFAULT_HEADER = "x-konsent-webhook-token"
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
@@ -364,6 +367,12 @@ class WhatsAppCloudChannel(_WhatsAppBase):
         SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
         SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
         SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
+        SetupField(
+            "waba_id",
+            "WhatsApp Business Account ID",
+            required=False,
+            help="Only for fetching message templates: WhatsApp Manager → Account tools",
+        ),
     )
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
@@ -389,6 +398,37 @@ class WhatsAppCloudChannel(_WhatsAppBase):
         if parts.scheme == "https" and host.endswith(META_MEDIA_HOSTS):
             return url
         return url if _same_origin(url, self._url_and_headers(account)[0]) else None
+
+    async def fetch_templates(self, account: AccountConfig) -> TemplateFetch:
+        """`GET /<WABA_ID>/message_templates` of the Business Management API, page by page (M1)."""
+        waba = str(account.settings.get("waba_id") or "").strip()
+        if not waba.isdigit():
+            return TemplateFetch([], "no_account_id")
+        base = self._api_base(account)
+        headers = {"Authorization": f"Bearer {account.secrets.get('access_token', '')}"}
+        url = f"{base}/{waba}/message_templates?fields={TEMPLATE_FIELDS}&limit=100"
+        items: list[dict[str, Any]] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            got = await self._http.get(
+                url, headers=headers, timeout_s=meta.timeout_of(account, 30.0), max_bytes=5_000_000
+            )
+            if got is None:
+                return TemplateFetch([], "unreachable")
+            if got[0] != 200:
+                return TemplateFetch([], "refused")
+            try:
+                page = json.loads(got[1])
+                data = page["data"]
+                assert isinstance(data, list)
+            except (ValueError, KeyError, TypeError, AssertionError):
+                return TemplateFetch([], "bad_answer")
+            items += data
+            following = (page.get("paging") or {}).get("next")
+            # The token goes along only to the same API origin.
+            if not isinstance(following, str) or not _same_origin(following, url):
+                break
+            url = following
+        return TemplateFetch(items)
 
 
 @register

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.purposes import ConsentStatus, Purpose
-from konsent.flows import audit
+from konsent.flows import audit, templates
 from konsent.flows.contacts import contact_name
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import Draft, enqueue_many
@@ -113,6 +113,9 @@ def create_broadcast(
         raise InvalidInput(detail="the text is longer than 4096 characters")
     if template is not None and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
         raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
+    language = (template_language or "").strip() or None
+    if template is not None and (language is None or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language)):
+        raise InvalidInput(detail="a template language looks like de or en_US")
     _check_vars(text, "the text")
     for p in params:
         _check_vars(p, "a template variable")
@@ -122,6 +125,9 @@ def create_broadcast(
         acc = get_account(s, tenant_id, channel_account_id)
         if template is not None and not ctx.adapter(acc.kind).capabilities.templates:
             raise InvalidInput(detail="this channel has no message templates")
+    if template is not None and language is not None:
+        # Only a template the registry holds as approved, with exactly its variables (M3, CH3).
+        templates.require_approved_for_broadcast(s, tenant_id, channel_account_id, template, language, params)
     b = Broadcast(
         tenant_id=tenant_id,
         name=name,
@@ -129,7 +135,7 @@ def create_broadcast(
         content={
             "text": text,
             "template": template,
-            "template_language": (template_language or "").strip() or None,
+            "template_language": language,
             "template_params": params,
         },
         min_text_version=min_text_version,

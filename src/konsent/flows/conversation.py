@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
-from konsent.domain.errors import Conflict, InvalidInput
-from konsent.flows import audit, live, staff
+from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.flows import audit, live, staff, templates
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.inbox import (
@@ -79,6 +79,7 @@ class ConversationView:
     team_id: int | None
     assignee_id: int | None
     bot_state: str | None
+    locale: str = ""  # the contact's language, for ordering the template picker
 
 
 def view_conversation(
@@ -174,6 +175,7 @@ def view_conversation(
         team_id=conv.team_id,
         assignee_id=conv.assignee_id,
         bot_state=bot.state if bot else None,
+        locale=contact.locale or "",
     )
 
 
@@ -272,7 +274,8 @@ def reply_template(
     params: list[str],
     at: datetime | None = None,
 ) -> Message:
-    """Outside the customer-service window: an approved template with its variables (M1, CH3)."""
+    """Outside the customer-service window: a template registered as APPROVED for the
+    conversation's account, with exactly its variables; the message keeps its id and version (M1, CH3)."""
     staff.require(who.role, "messages.send")
     at = at or utcnow()
     template, language = template.strip(), language.strip()
@@ -280,6 +283,7 @@ def reply_template(
         raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
     if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
         raise InvalidInput(detail="a template language looks like de or en_US")
+    params = [p.strip() for p in params]
     if len(params) > 20 or any(len(p) > 1000 for p in params):
         raise InvalidInput(detail="at most 20 template variables of up to 1000 characters")
     conv = get_conversation(s, who, conversation_id)
@@ -288,6 +292,7 @@ def reply_template(
     assert acc is not None and contact is not None
     if not ctx.adapter(acc.kind).capabilities.templates:
         raise InvalidInput(detail="this channel has no message templates")
+    registered = templates.require_approved(s, who.tenant_id, acc.id, template, language, params)
     msg = enqueue_message(
         ctx,
         s,
@@ -299,11 +304,27 @@ def reply_template(
         author=who.actor,
         at=at,
     )
+    msg.template_id, msg.template_version = registered.id, registered.version
     bump(s, conv, None, last_message_at=at)
     audit.record(
-        s, who.tenant_id, who.actor, "conversation.template", f"contact:{contact.id}", message=msg.id
-    )
+        s, who.tenant_id, who.actor, "conversation.template", f"contact:{contact.id}", message=msg.id,
+        template=registered.id, version=registered.version,
+    )  # fmt: skip
     return msg
+
+
+def reply_registered_template(
+    ctx: Konsent, s: Session, who: StaffMember, conversation_id: int, template_id: int, params: list[str]
+) -> Message:
+    """The inbox picker's send: a registry entry by id, only one of this conversation's account (M1)."""
+    conv = get_conversation(s, who, conversation_id)
+    try:
+        chosen = templates.get_template(s, who.tenant_id, template_id)
+    except NotFound:
+        chosen = None
+    if chosen is None or chosen.channel_account_id != conv.channel_account_id:
+        raise InvalidInput(detail=templates.NOT_REGISTERED)
+    return reply_template(ctx, s, who, conv.id, chosen.name, chosen.language, params)
 
 
 def assign(

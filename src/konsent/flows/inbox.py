@@ -68,7 +68,7 @@ def visible_teams(s: Session, who: StaffMember) -> set[int] | None:
 
 def _agents_see_unrouted(s: Session, tenant_id: int) -> bool:
     tenant = s.get(Tenant, tenant_id)
-    return bool(tenant and tenant.settings.get("agents_see_unrouted", True))
+    return bool(tenant and tenant.settings.get("agents_see_unrouted", False))
 
 
 def set_agents_see_unrouted(s: Session, who: StaffMember, on: bool) -> None:

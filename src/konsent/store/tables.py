@@ -295,6 +295,10 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str] = mapped_column(String(300), default="")
     author: Mapped[str] = mapped_column(String(120), default="")
+    # Which registered template (and which version of it) an agent sent; no foreign key, so
+    # removing a template from the registry keeps the record of what went out.
+    template_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    template_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
     __table_args__ = (
@@ -570,6 +574,26 @@ class CannedReply(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("tenant_id", "shortcut"),)
+
+
+class MessageTemplate(Base):
+    """A provider-approved message template of one channel account; company text, not sealed (M1, CH3)."""
+
+    __tablename__ = "message_templates"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(20))  # MARKETING / UTILITY / AUTHENTICATION
+    status: Mapped[str] = mapped_column(String(20))  # APPROVED / PENDING / REJECTED / PAUSED
+    body: Mapped[str] = mapped_column(Text)
+    header: Mapped[str] = mapped_column(String(200), default="")
+    buttons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    variables: Mapped[int] = mapped_column(Integer, default=0)  # derived from {{1}}…{{n}} in the body
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every change
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "channel_account_id", "name", "language"),)
 
 
 class InboxEvent(Base):

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows import broadcast as bc
-from konsent.flows import tenants
+from konsent.flows import templates, tenants
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 
@@ -39,11 +39,19 @@ def _list_page(
         rows = [(b, bc.stats(s, b)) for b in bc.list_broadcasts(s, caller.tenant_id)]
         topic_list = tenants.topics(s, caller.tenant_id)
         accounts = tenants.channel_accounts(s, caller.tenant_id)
+        choices = templates.approved_choices(s, caller.tenant_id)
     return page(
         request,
         caller,
         "admin/broadcasts/index.html",
-        {"rows": rows, "topics": topic_list, "accounts": accounts, "error": error, "form": form or {}},
+        {
+            "rows": rows,
+            "topics": topic_list,
+            "accounts": accounts,
+            "choices": choices,
+            "error": error,
+            "form": form or {},
+        },
         status,
     )
 
@@ -75,7 +83,6 @@ def broadcast_create(
     topic: str = Form(""),
     text: str = Form(""),
     template: str = Form(""),
-    template_language: str = Form(""),
     template_params: str = Form(""),
     min_text_version: str = Form("0"),
     locale: str = Form(""),
@@ -91,7 +98,6 @@ def broadcast_create(
         "topic": topic,
         "text": text,
         "template": template,
-        "template_language": template_language,
         "template_params": template_params,
         "min_text_version": min_text_version,
         "locale": locale,
@@ -100,6 +106,8 @@ def broadcast_create(
         "channel_account_id": channel_account_id,
     }
     ctx = get_ctx(request)
+    # The select offers the registry's approved templates as "name|language".
+    template_name, _sep, template_language = template.strip()[:600].partition("|")
     try:
         if not min_text_version.strip().isdigit():
             raise InvalidInput(detail="the minimum consent-text version must be a whole number")
@@ -114,7 +122,7 @@ def broadcast_create(
                 name=name,
                 topic=topic,
                 text=text,
-                template=template or None,
+                template=template_name or None,
                 template_language=template_language or None,
                 template_params=[p.strip() for p in template_params.split(",") if p.strip()],
                 min_text_version=int(min_text_version.strip()),

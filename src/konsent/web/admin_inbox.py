@@ -8,6 +8,7 @@ Thin views: check the permission, call one flow function in one transaction, red
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -16,10 +17,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import bot, canned, conversation, inbox, teams
+from konsent.flows import bot, canned, conversation, inbox, teams, templates
 from konsent.flows.tenants import channel_accounts
 from konsent.store.types import utcnow
-from konsent.web import admin_inbox_setup, sse
+from konsent.web import admin_inbox_setup, admin_templates, sse
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_inbox_setup import int_id, opt_int, staff_choices
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
@@ -27,6 +28,7 @@ from konsent.web.deps import Caller, check_csrf_form, get_ctx
 router = APIRouter(include_in_schema=False)
 router.include_router(sse.router)
 router.include_router(admin_inbox_setup.router)
+router.include_router(admin_templates.router)
 
 add_nav("/admin/inbox", "Inbox", "inbox.use", 15)
 
@@ -112,15 +114,31 @@ def _empty_list(f: inbox.InboxFilter, error: str) -> dict[str, Any]:
 
 
 def _conversation(
-    request: Request, caller: Caller, cid: int, template: str, error: str = "", status_code: int = 200
+    request: Request,
+    caller: Caller,
+    cid: int,
+    template: str,
+    error: str = "",
+    status_code: int = 200,
+    chosen_id: int | None = None,
+    values: list[str] | None = None,
 ) -> Response:
     caller.require("inbox.use")
     ctx = get_ctx(request)
+    if chosen_id is None:
+        chosen_id = opt_int(request.query_params.get("template", ""))
     with ctx.db.write() as s:  # a write: opening a conversation is recorded in the audit log (S4)
         view = conversation.view_conversation(ctx, s, caller, cid)
         replies = canned.canned_for(ctx, s, caller, cid)
         team_list = teams.list_teams(s, caller.tenant_id)
         people = staff_choices(s, caller.tenant_id)
+        picker = []
+        if view.templates and not view.window_open:
+            agent_locale = caller.user.locale if caller.user else ""
+            picker = templates.approved_for(
+                s, caller.tenant_id, view.conversation.channel_account_id, [agent_locale, view.locale]
+            )
+    chosen = next((t for t in picker if t.id == chosen_id), None)
     return page(
         request,
         caller,
@@ -130,11 +148,33 @@ def _conversation(
             "canned": replies,
             "teams": team_list,
             "people": people,
+            "picker": picker,
+            "picker_json": _picker_json(picker),
+            "chosen": chosen,
+            "values": values or [],
             "error": error,
             "notice": request.query_params.get("notice", ""),
         },
         status_code,
     )
+
+
+def _picker_json(picker: list[Any]) -> str:
+    """The approved templates for the picker's script, safe inside a <script> element."""
+    rows = [
+        {
+            "id": t.id,
+            "name": t.name,
+            "language": t.language,
+            "body": t.body,
+            "header": t.header,
+            "buttons": list(t.buttons or []),
+            "variables": t.variables,
+        }
+        for t in picker
+    ]
+    text = json.dumps(rows, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @router.get("/inbox/{cid}")
@@ -188,25 +228,29 @@ def reply(
 def reply_template(
     cid: str,
     request: Request,
-    template: str = Form(""),
-    language: str = Form("de"),
-    params: str = Form(""),
+    template_id: str = Form(""),
+    var: list[str] = Form([]),
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    """Outside the 24-hour window: send an approved template (M1)."""
+    """Outside the 24-hour window: send a registered, approved template with its variables (M1)."""
     conv = int_id(cid)
-    values = [p.strip() for p in params[:20_000].split("\n") if p.strip()]
-    return _act(
-        request,
-        caller,
-        conv,
-        csrf_token,
-        lambda ctx, s: conversation.reply_template(
-            ctx, s, caller, conv, template[:512], language[:10], values
-        ),
-        "sent",
-    )
+    tid = opt_int(template_id)
+    values = [v[:1000] for v in var[:20]]
+
+    check_csrf_form(caller, csrf_token)
+    ctx = get_ctx(request)
+    try:
+        with ctx.db.write() as s:
+            conversation.reply_registered_template(ctx, s, caller, conv, tid or 0, values)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return _conversation(
+            request, caller, conv, "admin/inbox/conversation.html", error_text(request, exc), exc.status,
+            chosen_id=tid, values=values,
+        )  # fmt: skip
+    return RedirectResponse(f"/admin/inbox/{conv}?notice=sent", status_code=303)
 
 
 @router.post("/inbox/{cid}/assign")
