@@ -149,6 +149,8 @@ def test_status_webhooks_over_http_share_group_commits_and_each_answers_after_st
         mp.setattr(status_sink.StatusSink, "_flush", counting)
         answers, forged = asyncio.run(run())
     assert [a.status_code for a in answers] == [200] * 90
+    # every answer carries the security headers exactly once (they were once appended to a shared list)
+    assert all(a.headers.get_list("x-content-type-options") == ["nosniff"] for a in answers)
     assert forged.status_code == 401
     assert {_status(ctx, pid) for pid in pids} == {"read"}
     assert sum(batches) == 90 and len(batches) < 90  # requests were grouped into fewer commits

@@ -71,14 +71,15 @@ class StatusFastPath:
                 body=b"".join(chunks),
             )
             if await status_sink.try_fast_path_async(self.ctx, path[len(PREFIX) :], req) is not None:
-                await send({"type": "http.response.start", "status": 200, "headers": _OK_HEADERS})
+                # a fresh list: outer middleware appends its headers to it
+                await send({"type": "http.response.start", "status": 200, "headers": list(_OK_HEADERS)})
                 await send({"type": "http.response.body", "body": b"OK"})
                 return
         await self.app(scope, _replay(receive, chunks, more=more), send)
 
 
 PREFIX = "/webhooks/"
-_OK_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]
+_OK_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
 
 
 def _replay(receive: Receive, chunks: list[bytes], *, more: bool, then: Message | None = None) -> Receive:
