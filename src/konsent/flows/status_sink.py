@@ -21,9 +21,9 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Protocol, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,13 @@ from konsent.store.types import utcnow
 _STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
-def apply_status(msg: Message, status: str, reason: str, at: datetime) -> None:
+class _HasStatus(Protocol):
+    status: str
+    status_reason: str
+    updated_at: datetime
+
+
+def apply_status(msg: _HasStatus, status: str, reason: str, at: datetime) -> None:
     """Move a message forward; a late 'delivered' never undoes 'read' (CH4)."""
     if status == "failed":
         if msg.status not in ("delivered", "read"):
@@ -341,14 +347,31 @@ def _check_expectations(s: Session, batch: list[_Item]) -> None:
             item.stale = True
 
 
+@dataclass
+class _State:
+    """The status columns of one message, changed in memory and written back in one statement."""
+
+    id: int
+    status: str
+    status_reason: str
+    updated_at: datetime
+
+
 def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> None:
     by_account: dict[int, set[str]] = {}
     for item, ev in todo:
         by_account.setdefault(item.account_id, set()).add(ev.provider_id)
-    messages: dict[tuple[int, str], Message] = {}
+    found: dict[tuple[int, str], tuple[int, _State]] = {}  # (account, provider id) -> (tenant, state)
     for account_id, pids in by_account.items():
         q = (
-            select(Message)
+            select(
+                Message.id,
+                Message.provider_id,
+                Message.tenant_id,
+                Message.status,
+                Message.status_reason,
+                Message.updated_at,
+            )
             .where(
                 Message.channel_account_id == account_id,
                 Message.direction == "out",
@@ -357,25 +380,42 @@ def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> 
             .order_by(Message.id)
         )
         if ctx.db.is_postgres:
-            q = q.with_for_update()  # statuses of one message arrive concurrently and out of order
-        for m in s.scalars(q):
-            messages[(account_id, str(m.provider_id))] = m
+            q = q.with_for_update(of=Message)  # statuses of one message arrive concurrently and out of order
+        for mid, pid, tenant_id, status, reason, updated in s.execute(q):
+            found[(account_id, str(pid))] = (tenant_id, _State(mid, status, reason or "", updated))
+    changed: dict[int, _State] = {}
+    early: list[dict[str, object]] = []
     for item, ev in todo:
-        msg = messages.get((item.account_id, ev.provider_id))
+        hit = found.get((item.account_id, ev.provider_id))
         reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()
-        if msg is None:
-            s.add(
-                EarlyStatus(
-                    tenant_id=item.tenant_id,
-                    channel_account_id=item.account_id,
-                    provider_id=ev.provider_id[:200],
-                    status=ev.status[:16],
-                    reason=reason[:300],
-                    at=ev.at,
-                )
+        if hit is None:
+            early.append(
+                {
+                    "tenant_id": item.tenant_id,
+                    "channel_account_id": item.account_id,
+                    "provider_id": ev.provider_id[:200],
+                    "status": ev.status[:16],
+                    "reason": reason[:300],
+                    "at": ev.at,
+                }
             )
-        elif msg.tenant_id == item.tenant_id:
-            apply_status(msg, ev.status, reason, ev.at)
+        elif hit[0] == item.tenant_id:
+            apply_status(hit[1], ev.status, reason, ev.at)
+            changed[hit[1].id] = hit[1]
+    conn = s.connection()
+    if changed:
+        table = cast(Table, Message.__table__)
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("mid"))
+            .values(status=bindparam("st"), status_reason=bindparam("rs"), updated_at=bindparam("up")),
+            [
+                {"mid": m.id, "st": m.status, "rs": m.status_reason, "up": m.updated_at}
+                for m in changed.values()
+            ],
+        )
+    if early:
+        conn.execute(insert(cast(Table, EarlyStatus.__table__)), early)
 
 
 # ------------------------------------------------------------------ early statuses
