@@ -306,3 +306,46 @@ def test_a_crashed_workers_row_of_a_paused_broadcast_stays_paused(ctx, demo):
     with ctx.db.read() as s:
         assert s.scalar(select(OutboxRow.state).where(OutboxRow.broadcast_id == bid)) == "paused"
     assert drain(ctx) == 0
+
+
+def test_unpersonalised_text_is_sealed_once_per_batch_personalised_text_per_contact(ctx, demo):
+    """S1, D1, D2: a newsletter naming nobody is sealed once with the tenant key; one with names is
+    sealed per contact. Neither is readable in the raw table, both arrive, both are in the export,
+    and erasing a contact removes its copy of either."""
+    from konsent.flows import privacy, privacy_export
+    from konsent.flows.contacts import SHARED
+
+    acc = sim_account(ctx).id
+    first, second = seed(ctx, acc, ["+4915110000011", "+4915110000012"])
+    plain = _create(ctx, demo.tenant_id, text="Sommerschlussverkauf ab Montag")
+    named = _create(ctx, demo.tenant_id, text="Hallo {first_name|du}, nur für dich")
+    for bid in (plain, named):
+        _send_now(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    assert phone_texts(ctx, "+4915110000011") == [
+        "Sommerschlussverkauf ab Montag",
+        "Hallo Erika, nur für dich",
+    ]
+    with ctx.db.read() as s:
+        bodies = {
+            (author, cid): body
+            for author, cid, body in s.execute(
+                select(Message.author, Message.contact_id, Message.body_sealed).where(
+                    Message.direction == "out"
+                )
+            )
+        }
+        assert bodies[(f"broadcast:{plain}", first)] == bodies[(f"broadcast:{plain}", second)]
+        assert bodies[(f"broadcast:{plain}", first)][:2] == SHARED
+        assert bodies[(f"broadcast:{named}", first)][:2] != SHARED
+        assert bodies[(f"broadcast:{named}", first)] != bodies[(f"broadcast:{named}", second)]
+        assert not any(b"Sommerschluss" in b or b"nur f" in b for b in bodies.values())
+        exported = privacy_export.export_data(ctx, s, s.get(Contact, first))
+    texts = [m["text"] for c in exported["conversations"] for m in c["messages"]]
+    texts += [m["text"] for m in exported["other_messages"]]  # broadcasts belong to no conversation
+    assert "Sommerschlussverkauf ab Montag" in texts and "Hallo Erika, nur für dich" in texts
+    with ctx.db.write() as s:
+        privacy.staff_erase(ctx, s, demo.tenant_id, "user:1", first, "email")
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.contact_id == first)) == 0
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.contact_id == second)) == 2

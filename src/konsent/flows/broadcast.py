@@ -383,6 +383,7 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
             min_text_version=b.min_text_version,
             broadcast_id=b.id,
             at=now,
+            shared=plain is not None,  # the same words for everyone: sealed once per batch
         )
         skipped.update(result.skipped.values())
         if rows:

@@ -101,7 +101,24 @@ def seal_for_contact(ctx: Konsent, s: Session, contact: Contact, field: str, tex
 
 
 def open_for_contact(ctx: Konsent, s: Session, contact: Contact, field: str, blob: bytes) -> str:
+    if blob[:2] == SHARED:
+        return open_shared(ctx, s, contact.tenant_id, blob)
     return crypto.open_text(ctx.keys.contact_key(s, contact), blob, _aad(contact.id, field))
+
+
+# A message body that is the same for many contacts and names nobody (an unpersonalised
+# broadcast) is sealed once with the tenant key and stored with this marker, instead of once
+# per contact with each contact's key. Erasure still deletes the contact's copies (D2, S1).
+SHARED = b"\x00S"
+
+
+def seal_shared(ctx: Konsent, s: Session, tenant_id: int, text: str) -> bytes:
+    """Seal a body shared by many contacts of a tenant (a newsletter text without names)."""
+    return SHARED + ctx.keys.seal_for_tenant(s, tenant_id, text, f"tenant:{tenant_id}:shared-message")
+
+
+def open_shared(ctx: Konsent, s: Session, tenant_id: int, blob: bytes) -> str:
+    return ctx.keys.open_for_tenant(s, tenant_id, blob[2:], f"tenant:{tenant_id}:shared-message")
 
 
 def contact_name(ctx: Konsent, s: Session, contact: Contact) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
-from konsent.flows.contacts import seal_for_contact, snapshot
+from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity, Message, OutboxRow
 from konsent.store.types import utcnow
@@ -144,8 +144,12 @@ def enqueue_many(
     min_text_version: int = 0,
     broadcast_id: int | None = None,
     at: datetime | None = None,
+    shared: bool = False,
 ) -> BatchResult:
     """Queue many messages of one purpose; `may_send` is asked for every contact (C5, M3).
+
+    `shared`: the contents name nobody (an unpersonalised newsletter), so each distinct body
+    is sealed once with the tenant key instead of once per contact.
 
     The same rules as `enqueue_message`, loaded in bulk: a contact without a
     legal basis, without an identity on the account, or outside the
@@ -182,7 +186,9 @@ def enqueue_many(
             )
         )
     }
-    ctx.keys.preload(s, [cast(Contact, d.contact) for d in drafts])  # one key-store query per batch
+    if not shared:
+        ctx.keys.preload(s, [cast(Contact, d.contact) for d in drafts])  # one key-store query per batch
+    shared_sealed: dict[int, bytes] = {}
     messages: list[dict[str, Any]] = []
     kept: list[Draft] = []
     bodies: dict[int, str] = {}  # one JSON per distinct content object, sealed per contact
@@ -234,7 +240,11 @@ def enqueue_many(
                 "channel_account_id": account.id,
                 "direction": "out",
                 "purpose": str(p),
-                "body_sealed": seal_for_contact(ctx, s, cast(Contact, c), "message", body),
+                "body_sealed": (
+                    shared_sealed.setdefault(id(content), seal_shared(ctx, s, tenant_id, body))
+                    if shared
+                    else seal_for_contact(ctx, s, cast(Contact, c), "message", body)
+                ),
                 "status": "queued",
                 "status_reason": "",
                 "author": author,

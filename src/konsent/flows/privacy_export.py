@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.domain.errors import NotFound
 from konsent.flows import audit, proof
-from konsent.flows.contacts import address_of, contact_name, get_contact, identities
+from konsent.flows.contacts import SHARED, address_of, contact_name, get_contact, identities, open_shared
 from konsent.flows.context import Konsent
 from konsent.flows.privacy import LinkGone, log_request, token_digest
 from konsent.store.tables import (
@@ -76,7 +76,11 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
     ).all()
     aad = f"contact:{contact.id}:message".encode()
     for r in rows:
-        body = json.loads(crypto.open_text(key, r.body_sealed, aad))
+        body = json.loads(
+            open_shared(ctx, s, tenant.id, r.body_sealed)
+            if r.body_sealed[:2] == SHARED
+            else crypto.open_text(key, r.body_sealed, aad)
+        )
         item = {
             "id": r.id,
             "direction": r.direction,
