@@ -241,7 +241,7 @@ def enqueue_many(
                 "direction": "out",
                 "purpose": str(p),
                 "body_sealed": (
-                    shared_sealed.setdefault(id(content), seal_shared(ctx, s, tenant_id, body))
+                    _shared_body(ctx, s, tenant_id, shared_sealed, content, body)
                     if shared
                     else seal_for_contact(ctx, s, cast(Contact, c), "message", body)
                 ),
@@ -255,38 +255,54 @@ def enqueue_many(
     if not messages:
         return out
     if ctx.db.is_postgres:
-        msg_ids = _copy_messages(s, messages)
+        msg_ids = _insert_batch_pg(
+            s,
+            messages,
+            [d.channel_account_id for d in kept],
+            min_text_version=min_text_version,
+            max_attempts=ctx.settings.max_attempts,
+            broadcast_id=broadcast_id,
+        )
     else:
         msg_ids = list(
             s.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), messages).all()
         )
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "message_id": mid,
-            "contact_id": d.contact.id,
-            "channel_account_id": d.channel_account_id,
-            "purpose": str(p),
-            "min_text_version": min_text_version,
-            "state": "available",
-            "attempt": 0,
-            "max_attempts": ctx.settings.max_attempts,
-            "run_at": at,
-            "last_error": "",
-            "created_at": at,
-            "broadcast_id": broadcast_id,
-        }
-        for d, mid in zip(kept, msg_ids, strict=True)
-    ]
-    if ctx.db.is_postgres:
-        _copy_rows(s, OutboxRow, rows)
-    else:
-        s.execute(insert(OutboxRow), rows)
+        s.execute(
+            insert(OutboxRow),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "message_id": mid,
+                    "contact_id": d.contact.id,
+                    "channel_account_id": d.channel_account_id,
+                    "purpose": str(p),
+                    "min_text_version": min_text_version,
+                    "state": "available",
+                    "attempt": 0,
+                    "max_attempts": ctx.settings.max_attempts,
+                    "run_at": at,
+                    "last_error": "",
+                    "created_at": at,
+                    "broadcast_id": broadcast_id,
+                }
+                for d, mid in zip(kept, msg_ids, strict=True)
+            ],
+        )
     out.queued = {d.contact.id: mid for d, mid in zip(kept, msg_ids, strict=True)}
     return out
 
 
 _STATUSES = {s.value: s for s in ConsentStatus}
+
+
+def _shared_body(
+    ctx: Konsent, s: Session, tenant_id: int, done: dict[int, bytes], content: OutboundContent, body: str
+) -> bytes:
+    """One sealed copy per distinct content of the batch, the same bytes object for every row."""
+    sealed = done.get(id(content))
+    if sealed is None:
+        sealed = done[id(content)] = seal_shared(ctx, s, tenant_id, body)
+    return sealed
 
 
 def _among(col: Any, ids: list[int]) -> Any:
@@ -296,6 +312,76 @@ def _among(col: Any, ids: list[int]) -> Any:
     if hi - lo < 2 * len(ids):
         return col.between(lo, hi)
     return col.in_(ids)
+
+
+_INSERT_MESSAGES = (
+    "INSERT INTO messages (id, tenant_id, contact_id, channel_account_id, direction, purpose,"
+    " body_sealed, status, status_reason, author, created_at, updated_at)"
+    " SELECT u.id, %(tenant)s, u.c, u.a, 'out', %(purpose)s, u.b, 'queued', '', %(author)s, %(at)s, %(at)s"
+    " FROM unnest(%(ids)s::bigint[], %(contacts)s::bigint[], %(accounts)s::bigint[], %(bodies)s::bytea[])"
+    " AS u(id, c, a, b)"
+)
+_INSERT_MESSAGES_ONE_BODY = (  # a shared body: sent once, not once per row
+    "INSERT INTO messages (id, tenant_id, contact_id, channel_account_id, direction, purpose,"
+    " body_sealed, status, status_reason, author, created_at, updated_at)"
+    " SELECT u.id, %(tenant)s, u.c, u.a, 'out', %(purpose)s, %(bodies)s::bytea, 'queued', '', %(author)s,"
+    " %(at)s, %(at)s"
+    " FROM unnest(%(ids)s::bigint[], %(contacts)s::bigint[], %(accounts)s::bigint[]) AS u(id, c, a)"
+)
+
+
+def _insert_batch_pg(
+    s: Session,
+    messages: list[dict[str, Any]],
+    outbox_accounts: list[int],
+    *,
+    min_text_version: int,
+    max_attempts: int,
+    broadcast_id: int | None,
+) -> list[int]:
+    """Messages and their outbox rows as two INSERT … SELECT FROM unnest(arrays) statements.
+
+    The per-row values travel as a few arrays and everything a batch shares (tenant, purpose,
+    times, a shared body) as single parameters, so a 5,000-contact batch costs two statements
+    instead of 10,000 rows formatted in Python.
+    """
+    first = messages[0]
+    raw = s.connection().connection.dbapi_connection
+    assert raw is not None
+    bodies = [m["body_sealed"] for m in messages]
+    one_body = all(b is bodies[0] for b in bodies)
+    with cast(Any, raw).cursor() as cur:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, %s)",
+            (len(messages),),
+        )
+        ids = [int(r[0]) for r in cur.fetchall()]
+        params = {
+            "ids": ids,
+            "contacts": [m["contact_id"] for m in messages],
+            "accounts": [m["channel_account_id"] for m in messages],
+            "bodies": bodies[0] if one_body else bodies,
+            "tenant": first["tenant_id"],
+            "purpose": first["purpose"],
+            "author": first["author"],
+            "at": first["created_at"],
+        }
+        cur.execute(_INSERT_MESSAGES_ONE_BODY if one_body else _INSERT_MESSAGES, params)
+        cur.execute(
+            "INSERT INTO outbox (tenant_id, message_id, contact_id, channel_account_id, purpose,"
+            " min_text_version, state, attempt, max_attempts, run_at, last_error, created_at, broadcast_id)"
+            " SELECT %(tenant)s, u.id, u.c, u.a, %(purpose)s, %(mtv)s, 'available', 0, %(max)s, %(at)s, '',"
+            " %(at)s, %(bid)s"
+            " FROM unnest(%(ids)s::bigint[], %(contacts)s::bigint[], %(oaccounts)s::bigint[]) AS u(id, c, a)",
+            {
+                **params,
+                "oaccounts": outbox_accounts,
+                "mtv": min_text_version,
+                "max": max_attempts,
+                "bid": broadcast_id,
+            },
+        )
+    return ids
 
 
 def _copy_messages(s: Session, rows: list[dict[str, Any]]) -> list[int]:
