@@ -20,11 +20,12 @@ from konsent.domain.events import (
     MarketingPreference,
     ReachabilityChange,
     StatusUpdate,
+    StatusWatermark,
     UnknownEvent,
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts
+from konsent.flows import bot, status_sink, texts, watermarks
 from konsent.flows import consent as consent_flow
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -117,6 +118,8 @@ def _dedupe_key(ev: Event) -> str:
         return f"msg:{ev.provider_id}"
     if isinstance(ev, StatusUpdate):
         return f"st:{ev.provider_id}:{ev.status}"
+    if isinstance(ev, StatusWatermark):
+        return f"wm:{ev.status}:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, ReachabilityChange):
         return f"reach:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, MarketingPreference):
@@ -165,6 +168,8 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
             on_message(ctx, s, account, ev)
         elif isinstance(ev, StatusUpdate):
             on_status(s, account, ev)
+        elif isinstance(ev, StatusWatermark):
+            watermarks.apply_watermark(ctx, s, account, ev)
         elif isinstance(ev, ReachabilityChange):
             on_reachability(ctx, s, account, ev)
         elif isinstance(ev, MarketingPreference):
