@@ -122,6 +122,7 @@ def test_callback_query_is_a_button_reply_with_its_title():
     """CH2: a pressed inline button → kind button, payload = callback data."""
     [ev] = parse(fx.CALLBACK_UPDATE)
     assert (ev.kind, ev.payload, ev.text, ev.address) == ("button", "yes", "Yes", "1111111")
+    assert ev.ack_ref == "4382bfdwdsb323b2d9"  # answered with answerCallbackQuery once stored
     [inline] = parse(fx.CALLBACK_INLINE_UPDATE)
     assert inline.kind == "button" and inline.payload == "Data from button callback"
 

@@ -1,7 +1,8 @@
 """A local fake of the Telegram Bot API on 127.0.0.1, faithful to shared/protocols/telegram.md.
 
 It enforces the bot token, validates sendMessage / setWebhook bodies the way
-Telegram answers them, keeps per-chat (1/s, small bursts) and per-bot (30/s)
+Telegram answers them, accepts answerCallbackQuery only once for a query one
+of its users raised, keeps per-chat (1/s, small bursts) and per-bot (30/s)
 flood limits with `retry_after`, knows which users started or blocked the
 bot, injects faults at configured rates, and plays users: it POSTs Updates
 to the registered webhook with the secret-token header, retrying on non-2xx.
@@ -219,6 +220,10 @@ class TelegramFake(BackgroundServer):
         self._bot_buckets: dict[str, _Bucket] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._update_ids = itertools.count(700_000_001)
+        self.open_queries: dict[
+            str, tuple[str, int]
+        ] = {}  # callback query id → (bot token, chat): unanswered
+        self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls Telegram accepted
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1_000_000)
@@ -285,10 +290,17 @@ class TelegramFake(BackgroundServer):
         return web.json_response({"ok": True, "result": result})
 
     def _answer_callback(self, bot: Bot, params: dict[str, Any]) -> web.Response:
-        if not params.get("callback_query_id"):
+        """Only a query this bot's user raised, once; unknown parameters are refused like Telegram does."""
+        query_id = str(params.get("callback_query_id") or "")
+        issued = self.open_queries.pop(query_id, None)
+        if issued is None or issued[0] != bot.token:
             return _err(
                 400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
             )
+        text = params.get("text")
+        if text is not None and (not isinstance(text, str) or len(text) > 200):
+            return _err(400, "Bad Request: MESSAGE_TOO_LONG")
+        self.answered.append({"callback_query_id": query_id, "chat_id": issued[1], **params})
         return web.json_response({"ok": True, "result": True})
 
     def _set_webhook(self, bot: Bot, params: dict[str, Any]) -> web.Response:
@@ -397,11 +409,15 @@ class TelegramFake(BackgroundServer):
             },
         }
 
-    def callback_update(self, chat_id: int, data: str, title: str = "") -> dict[str, Any]:
+    def callback_update(
+        self, chat_id: int, data: str, title: str = "", token: str | None = None
+    ) -> dict[str, Any]:
+        query_id = str(random.getrandbits(60))
+        self.open_queries[query_id] = (token or next(iter(self.bots)), chat_id)
         return {
             "update_id": next(self._update_ids),
             "callback_query": {
-                "id": str(random.getrandbits(60)),
+                "id": query_id,
                 "from": self._user(chat_id, "Test", "de"),
                 "message": {
                     "message_id": 1,
@@ -441,6 +457,13 @@ class TelegramFake(BackgroundServer):
 
     def user_presses(self, chat_id: int, data: str, title: str = "") -> list[int]:
         return self.deliver(self.callback_update(chat_id, data, title))
+
+    def wait_answered(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The answerCallbackQuery calls so far, once at least `count` arrived (or the time is up)."""
+        deadline = time.monotonic() + timeout
+        while len(self.answered) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.answered)
 
 
 def _keyboard(markup: Any) -> tuple[list[dict[str, str]], str]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from konsent.domain.events import Event
+from konsent.domain.events import Event, InboundMessage
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,13 @@ class ChannelAdapter:
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         """Hand one message to the provider and map its answer (CH3)."""
         raise NotImplementedError
+
+    async def acknowledge(self, account: AccountConfig, event: InboundMessage) -> None:
+        """Tell the provider an event with an `ack_ref` was stored (Telegram: stop the button's spinner).
+
+        Called after the event is committed; raising only gets counted, the event stays stored.
+        """
+        return None
 
     async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
         """Download an inbound attachment by its reference (bytes, content type), or None."""

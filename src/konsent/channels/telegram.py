@@ -336,6 +336,7 @@ class TelegramChannel(ChannelAdapter):
             payload=data,
             profile_name=_profile_name(user),
             locale=_opt_str(user, "language_code", 16),
+            ack_ref=_opt_str(cq, "id", 64) or None,  # answered once stored: the client stops its spinner
         )
 
     def _member(self, update_id: str, upd: dict[str, Any]) -> Event:
@@ -384,6 +385,15 @@ class TelegramChannel(ChannelAdapter):
         if status == 200:
             return SendResult(SendOutcome.UNKNOWN, error_code="bad_answer", error_text="ok without result")
         return map_error(status, body, headers)
+
+    async def acknowledge(self, account: AccountConfig, event: InboundMessage) -> None:
+        """answerCallbackQuery for a stored button press (telegram.md §2.3); raises TelegramApiError."""
+        if not event.ack_ref:
+            return
+        url = _method_url(account, "answerCallbackQuery")
+        status, body, _ = await post_json(self._sessions.get(), url, {"callback_query_id": event.ack_ref})
+        if status != 200 or body.get("ok") is not True:
+            raise TelegramApiError(status, str(body.get("description", ""))[:200])
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         """https://t.me/<bot>?start=<code>; the code is the start payload (C2, telegram.md §6)."""
