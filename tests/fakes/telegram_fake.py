@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -224,6 +224,7 @@ class TelegramFake(BackgroundServer):
             str, tuple[str, int]
         ] = {}  # callback query id → (bot token, chat): unanswered
         self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls Telegram accepted
+        self.webhook_calls: list[dict[str, Any]] = []  # accepted setWebhook calls (secret left out)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1_000_000)
@@ -304,18 +305,35 @@ class TelegramFake(BackgroundServer):
         return web.json_response({"ok": True, "result": True})
 
     def _set_webhook(self, bot: Bot, params: dict[str, Any]) -> web.Response:
-        url = str(params.get("url", ""))
-        if url and not url.startswith("https://"):
-            return _err(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        """url required (HTTPS, ports 443/80/88/8443; "" removes it), secret_token 1-256 of A-Za-z0-9_-."""
+        if "url" not in params:
+            return _err(400, 'Bad Request: parameter "url" is required')
+        url = str(params["url"])
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname:
+                return _err(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+            if (parts.port or 443) not in (443, 80, 88, 8443):
+                return _err(
+                    400, "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+                )
         secret = params.get("secret_token")
         if secret is not None and not _SECRET_RE.match(str(secret)):
             return _err(400, "Bad Request: secret token contains unallowed characters")
         allowed = params.get("allowed_updates")
         if isinstance(allowed, str):
-            allowed = json.loads(allowed)
+            try:
+                allowed = json.loads(allowed)
+            except ValueError:
+                allowed = None if allowed == "" else allowed
+        if allowed is not None and (
+            not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed)
+        ):
+            return _err(400, "Bad Request: can't parse allowed updates")
         bot.webhook_url, bot.secret_token = url, str(secret or "")
         if allowed is not None:
             bot.allowed_updates = list(allowed)
+        self.webhook_calls.append({k: v for k, v in params.items() if k != "secret_token"})
         return web.json_response({"ok": True, "result": True, "description": "Webhook was set"})
 
     def _delete_webhook(self, bot: Bot, params: dict[str, Any]) -> web.Response:

@@ -83,6 +83,15 @@ class SendResult:
 
 
 @dataclass(frozen=True)
+class SetupOutcome:
+    """What a provider answered to a setup call such as registering the webhook URL."""
+
+    ok: bool
+    problem: str = ""  # refused, unreachable, invalid_settings
+    detail: str = ""  # the provider's own words, as it sent them (never a secret)
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """A channel account as an adapter sees it: public settings plus decrypted secrets."""
 
@@ -126,6 +135,7 @@ class ChannelAdapter:
     label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     setup_fields: ClassVar[tuple[SetupField, ...]] = ()
+    registers_webhook: ClassVar[bool] = False  # konsent can point the provider at its webhook URL
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         """Raise WebhookRejected unless the request is authentic (CH2)."""
@@ -149,6 +159,10 @@ class ChannelAdapter:
         Called after the event is committed; raising only gets counted, the event stays stored.
         """
         return None
+
+    async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
+        """Point the provider's webhook for this account at `url`, with the account's secret."""
+        raise NotImplementedError
 
     async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
         """Download an inbound attachment by its reference (bytes, content type), or None."""

@@ -44,7 +44,7 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from konsent.channels.telegram import LoopSessions
+from konsent.channels.sessions import LoopSessions
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
 
