@@ -22,6 +22,7 @@ class Capabilities:
     throughput_per_s: float = 50.0  # per channel account
     per_contact_interval_s: float = 0.0  # minimum spacing between two messages to one contact
     receives_inbound: bool = True
+    address_is_phone: bool = True  # contacts' addresses are phone numbers (normalised to E.164 on import)
     processing_region: str = ""  # where the provider processes data (S7)
     safeguard: str = ""  # legal instrument for a third-country transfer (S7)
 

@@ -214,6 +214,7 @@ class MessengerChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=2000,
         throughput_per_s=300.0,
+        address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
     )
@@ -245,6 +246,7 @@ class InstagramChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=1000,
         throughput_per_s=300.0,
+        address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
     )

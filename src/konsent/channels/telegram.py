@@ -171,6 +171,7 @@ class TelegramChannel(ChannelAdapter):
         max_text_len=MAX_TEXT,
         throughput_per_s=30.0,
         per_contact_interval_s=1.0,
+        address_is_phone=False,
         processing_region=(
             "Telegram (Telegram Messenger Inc. / Telegram FZ-LLC, Dubai; group companies in the British "
             "Virgin Islands); data of EEA/UK users stored in data centres in the Netherlands"

@@ -127,7 +127,7 @@ def validate(
     versions = set(
         s.scalars(select(ConsentText.version).where(ConsentText.tenant_id == account.tenant_id)).all()
     )
-    phone_like = account.kind not in ("telegram", "threema", "messenger")
+    phone_like = ctx.adapter(account.kind).capabilities.address_is_phone
     report = ImportReport()
     rows: list[_Row] = []
     seen: set[str] = set()
