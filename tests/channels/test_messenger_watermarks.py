@@ -35,8 +35,10 @@ def greet(client: Any, fake: Any, conn: fx.Connected, psid: str) -> None:
     assert fx.deliver(client, conn, fake.take_outgoing()) == [200]
 
 
-def send(ctx: Any, conn: fx.Connected, psid: str, text: str, sent_at: datetime) -> int:
-    """A service message through the real queue and the fake, recorded as sent at `sent_at`."""
+def send(
+    ctx: Any, conn: fx.Connected, psid: str, text: str, sent_at: datetime, queued_at: datetime | None = None
+) -> int:
+    """A service message through the real queue and the fake, queued and recorded as sent then."""
     with ctx.db.write() as s:
         acc = s.get(ChannelAccount, conn.account_id)
         ident = find_identity(ctx, s, acc, psid)
@@ -47,6 +49,8 @@ def send(ctx: Any, conn: fx.Connected, psid: str, text: str, sent_at: datetime) 
     drain(ctx)
     with ctx.db.write() as s:
         s.execute(update(OutboxRow).where(OutboxRow.message_id == msg_id).values(finished_at=sent_at))
+        queued = queued_at or sent_at - timedelta(seconds=1)
+        s.execute(update(Message).where(Message.id == msg_id).values(created_at=queued))
     return msg_id
 
 
@@ -84,8 +88,13 @@ def test_read_watermark_marks_the_contacts_earlier_messages_and_nothing_else(ctx
     other = other_tenant(ctx, fake)
     greet(client, fake, other, ANNA)
     early = send(ctx, conn, ANNA, "eins", T - timedelta(minutes=10))
-    at_mark = send(ctx, conn, ANNA, "zwei", T)
+    # queued before T, its send recorded a moment after T: Meta stamped it before answering
+    at_mark = send(ctx, conn, ANNA, "zwei", T + timedelta(seconds=2), queued_at=T - timedelta(seconds=1))
     later = send(ctx, conn, ANNA, "drei", T + timedelta(minutes=5))
+    waited = send(ctx, conn, ANNA, "lange in der Warteschlange", T + timedelta(minutes=5), queued_at=T)
+    after = send(
+        ctx, conn, ANNA, "nach dem Lesen", T + timedelta(seconds=2), queued_at=T + timedelta(seconds=1)
+    )
     failed = send(ctx, conn, ANNA, "vier", T - timedelta(minutes=5))
     bens = send(ctx, conn, BEN, "fuer Ben", T - timedelta(minutes=10))
     theirs = send(ctx, other, ANNA, "anderer Mandant", T - timedelta(minutes=10))
@@ -95,8 +104,8 @@ def test_read_watermark_marks_the_contacts_earlier_messages_and_nothing_else(ctx
     read = fake.page_read(fx.PAGE_ID, ANNA, T_MS)
     fake.take_outgoing()
     assert fx.deliver(client, conn, [read, read]) == [200, 200]
-    assert statuses(ctx, early, at_mark, later, failed, bens, theirs) == [
-        "read", "read", "sent", "failed", "sent", "sent"]  # fmt: skip
+    assert statuses(ctx, early, at_mark, later, waited, after, failed, bens, theirs) == [
+        "read", "read", "sent", "sent", "sent", "failed", "sent", "sent"]  # fmt: skip
     assert watermark_rows(ctx) == 1
 
     # Delivered up to T + 10 min, no mids: only the later message moves; read stays read.
@@ -105,9 +114,11 @@ def test_read_watermark_marks_the_contacts_earlier_messages_and_nothing_else(ctx
     fake.take_outgoing()
     assert "mids" not in delivered.json()["entry"][0]["messaging"][0]["delivery"]
     assert fx.deliver(client, conn, [delivered]) == [200]
-    assert statuses(ctx, early, at_mark, later, failed) == ["read", "read", "delivered", "failed"]
+    assert statuses(ctx, early, at_mark, later, waited, after, failed) == [
+        "read", "read", "delivered", "delivered", "delivered", "failed"]  # fmt: skip
     assert fx.deliver(client, conn, [read]) == [200]  # an old duplicate arriving late
-    assert statuses(ctx, early, at_mark, later, failed) == ["read", "read", "delivered", "failed"]
+    assert statuses(ctx, early, at_mark, later, waited, after, failed) == [
+        "read", "read", "delivered", "delivered", "delivered", "failed"]  # fmt: skip
 
 
 def test_a_late_delivered_watermark_never_undoes_read(ctx, client, fake):

@@ -2,10 +2,10 @@
 
 Messenger and Instagram name no message in their read events (and in some delivery
 events): they give a timestamp. Every outbound message of that contact on that
-channel account whose send was recorded at or before it, and which has not reached
-the status yet, gets it through `apply_status`, so a late watermark never undoes a
-later status. Failed messages, messages still in the queue, other contacts' and
-other tenants' messages are never touched.
+channel account sent at or before it (RECORDING_LAG says what konsent can know of
+that) which has not reached the status yet gets it through `apply_status`, so a late
+watermark never undoes a later status. Failed messages, messages still in the queue,
+other contacts' and other tenants' messages are never touched.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from konsent.flows.context import Konsent
 from konsent.flows.status_sink import apply_status
 from konsent.store.tables import ChannelAccount, Message, OutboxRow
 
-# The provider stamps a message when it accepts it; konsent records the send when the answer
-# arrives, a round trip later. A watermark equal to the stamp of the message just read must
-# still cover that message.
-RECORDING_LAG = timedelta(seconds=1)
+# konsent knows two times of a sent message: when it was queued (always before the provider
+# stamped it) and when the worker recorded the send (after the provider's answer, at the end of
+# its batch). A message is covered when it was queued at or before the watermark and its send
+# was recorded at most this long after it: a watermark equal to the stamp of the message just
+# read must still cover that message, one that waited in the queue long after it must not.
+RECORDING_LAG = timedelta(seconds=10)
 
 # Statuses a message may still move from, per watermark status (never from failed or queued).
 _MOVABLE = {"delivered": ("sent",), "read": ("sent", "delivered")}
@@ -51,6 +53,7 @@ def apply_watermark(ctx: Konsent, s: Session, account: ChannelAccount, ev: Statu
             Message.contact_id == ident.contact_id,
             Message.direction == "out",
             Message.status.in_(movable),
+            Message.created_at <= ev.watermark,
             sent_by_then,
         )
         .order_by(Message.id)
