@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from konsent.channels.base import AccountConfig, Button, OutboundContent, SendOutcome
 from konsent.channels.messenger import InstagramChannel, MessengerChannel
-from konsent.domain.events import InboundMessage, StatusUpdate, UnknownEvent
+from konsent.domain.events import InboundMessage, StatusUpdate, StatusWatermark, UnknownEvent
 from konsent.store.tables import Consent, Counter, Message, WebhookEvent
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)
@@ -67,16 +68,18 @@ def test_every_documented_instagram_payload_parses(name):
 
 
 def test_quick_reply_postback_delivery_and_watermark_events():
-    """CH2, CH4: quick reply/postback → button; delivery mids → statuses; watermark-only → unknown (documented)."""
+    """CH2, CH4: quick reply/postback → button; delivery mids → statuses plus the watermark; read → watermark."""
     [quick] = MS.parse(BARE, fx.meta_bytes(fx.MESSENGER_WEBHOOKS["text_quick_reply"]))
     assert (quick.kind, quick.payload, quick.text, quick.account_ref) == (
         "button", "<DEVELOPER_DEFINED_PAYLOAD>", "hello, world!", "<PAGE_ID>")  # fmt: skip
     [pb] = MS.parse(BARE, fx.meta_bytes(fx.MESSENGER_WEBHOOKS["postback"]))
     assert (pb.kind, pb.payload, pb.text) == ("button", "<DEVELOPER_DEFINED_PAYLOAD>", "<BUTTON_TITLE>")
-    [delivered] = MS.parse(BARE, fx.meta_bytes(fx.MESSENGER_WEBHOOKS["delivery"]))
+    delivered, up_to = MS.parse(BARE, fx.meta_bytes(fx.MESSENGER_WEBHOOKS["delivery"]))
     assert isinstance(delivered, StatusUpdate) and delivered.status == "delivered"
+    assert isinstance(up_to, StatusWatermark) and up_to.status == "delivered"
     [read] = MS.parse(BARE, fx.meta_bytes(fx.MESSENGER_WEBHOOKS["read"]))
-    assert isinstance(read, UnknownEvent) and read.kind == "read_watermark"
+    assert isinstance(read, StatusWatermark) and (read.status, read.address) == ("read", "<PSID>")
+    assert read.watermark == datetime(2016, 3, 22, 17, 47, 36, 253000, tzinfo=UTC)  # 1458668856253 ms
     [ig_read] = IG.parse(BARE, fx.meta_bytes(fx.IG_READ))
     assert isinstance(ig_read, StatusUpdate) and (ig_read.provider_id, ig_read.status) == (
         "MESSAGE-ID",
@@ -111,7 +114,8 @@ def test_multi_entry_batch_yields_every_event():
     batch = fx.page_envelope(*items)
     batch["entry"].append(copy.deepcopy(fx.page_envelope(fx.MS_ITEM_DELIVERY)["entry"][0]))
     batch["entry"][-1]["messaging"][0]["delivery"]["mids"] = ["m_1", "m_2"]
-    assert len(MS.parse(BARE, fx.meta_bytes(batch))) == 4 + 2
+    # four items (the delivery: its mid and its watermark), then two mids and their watermark
+    assert len(MS.parse(BARE, fx.meta_bytes(batch))) == 4 + 1 + 2 + 1
 
 
 def test_wrong_object_and_malformed_shapes():
@@ -144,7 +148,7 @@ def test_opt_in_by_m_me_ref_confirms_and_the_reply_reaches_the_page(ctx, client,
     assert "Offers" in sent["body"]["message"]["text"]
     statuses = fake.wait_outgoing(2)  # delivery with the mid, read watermark
     assert fx.deliver(client, conn, statuses) == [200, 200]
-    assert out_messages(ctx)[0].status == "delivered"  # watermark reads name no message (see module docs)
+    assert out_messages(ctx)[0].status == "read"  # the watermark is the message's own stamp
     fake.user_message(fx.PAGE_ID, PSID, "STOP")
     assert fx.deliver(client, conn, fake.take_outgoing()) == [200]
     assert consents(ctx) == {"newsletter:angebote": "withdrawn"}

@@ -122,6 +122,7 @@ def test_callback_query_is_a_button_reply_with_its_title():
     """CH2: a pressed inline button → kind button, payload = callback data."""
     [ev] = parse(fx.CALLBACK_UPDATE)
     assert (ev.kind, ev.payload, ev.text, ev.address) == ("button", "yes", "Yes", "1111111")
+    assert ev.ack_ref == "4382bfdwdsb323b2d9"  # answered with answerCallbackQuery once stored
     [inline] = parse(fx.CALLBACK_INLINE_UPDATE)
     assert inline.kind == "button" and inline.payload == "Data from button callback"
 
@@ -191,6 +192,30 @@ def test_set_webhook_registers_secret_and_my_chat_member(fake):
         asyncio.run(set_webhook(account(fake.url, secret_token="bad token!"), "https://x.example/"))
     with pytest.raises(TelegramApiError):
         asyncio.run(set_webhook(account(fake.url), "http://not-https.example/"))
+
+
+def test_fake_set_webhook_checks_token_and_parameters_like_the_bot_api(fake):
+    """The fake refuses what Telegram refuses: wrong token, no url, http, odd port, bad secret or
+    allowed_updates; getWebhookInfo shows what was registered, never the secret."""
+    import httpx
+
+    api = f"{fake.url}/bot{fx.BOT_TOKEN}"
+    wrong = f"{fake.url}/bot{fx.BOT_TOKEN[:-3]}xyz/setWebhook"
+    assert httpx.post(wrong, json={"url": "https://k.example/w"}).json()["error_code"] == 401
+    for body, fragment in (
+        ({}, '"url" is required'),
+        ({"url": "http://k.example/w"}, "HTTPS URL must be provided"),
+        ({"url": "https://k.example:8080/w"}, "ports 80, 88, 443 or 8443"),
+        ({"url": "https://k.example/w", "secret_token": "a" * 257}, "unallowed characters"),
+        ({"url": "https://k.example/w", "allowed_updates": "message"}, "can't parse allowed updates"),
+    ):
+        r = httpx.post(f"{api}/setWebhook", json=body)
+        assert r.status_code == 400 and fragment in r.json()["description"], body
+    ok = {"url": "https://k.example:8443/w", "secret_token": "s_-1", "allowed_updates": ["message"]}
+    assert httpx.post(f"{api}/setWebhook", json=ok).json() == {
+        "ok": True, "result": True, "description": "Webhook was set"}  # fmt: skip
+    info = httpx.get(f"{api}/getWebhookInfo").json()["result"]
+    assert info["url"] == ok["url"] and info["allowed_updates"] == ["message"] and "s_-1" not in str(info)
 
 
 # --- send -----------------------------------------------------------------------------------------

@@ -210,3 +210,45 @@ def test_malformed_body_is_400_and_unknown_update_is_200(tg):
     assert httpx.post(f"{tg.base}/webhooks/nosuchkey", content=b"{}", headers=headers).status_code == 404
     with tg.ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def counter(ctx: Konsent, name: str, timeout: float = 5.0) -> int:
+    """A counter's value, waiting for it to appear (acknowledgements run after the answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with ctx.db.read() as s:
+            row = s.get(Counter, name)
+        if row is not None or time.monotonic() > deadline:
+            return row.value if row is not None else 0
+        time.sleep(0.02)
+
+
+def inbound_buttons(ctx: Konsent) -> int:
+    with ctx.db.read() as s:
+        return s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+
+
+def test_button_press_is_stored_then_answered_once(tg):
+    """CH2: callback_query → stored, then answerCallbackQuery with its id (the spinner stops);
+    Telegram redelivering the same update is neither stored nor answered again (invariant 6)."""
+    tg.fake.started.add(CHAT)
+    update = tg.fake.callback_update(CHAT, "termin_ja", "Ja, passt")
+    assert tg.fake.deliver(update) == [200]
+    [answer] = tg.fake.wait_answered(1)
+    assert answer["callback_query_id"] == update["callback_query"]["id"] and answer["chat_id"] == CHAT
+    assert inbound_buttons(tg.ctx) == 1
+    assert tg.fake.deliver(update) == [200]
+    time.sleep(0.3)
+    assert len(tg.fake.answered) == 1 and inbound_buttons(tg.ctx) == 1
+    assert counter(tg.ctx, "ack_failed:telegram", timeout=0) == 0
+
+
+def test_failed_answer_keeps_the_press_and_is_counted(tg):
+    """Bad luck at Telegram (502 on answerCallbackQuery) loses nothing: 200, press stored, a counter."""
+    tg.fake.faults = FaultPlan(server_error=1.0)
+    assert tg.fake.user_presses(CHAT, "termin_ja", "Ja") == [200]
+    assert counter(tg.ctx, "ack_failed:telegram") == 1
+    assert inbound_buttons(tg.ctx) == 1 and tg.fake.answered == []
+    with tg.ctx.db.read() as s:
+        stored = s.scalars(select(WebhookEvent)).one()
+        assert stored.kind == "InboundMessage"

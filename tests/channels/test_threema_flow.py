@@ -135,3 +135,25 @@ def test_malformed_callback_is_400_and_unknown_type_is_200(th):
     assert th.fake.post_callback(th.fake.callback_form(USER, 0x10, b"47.1,8.5")) == [200]
     with th.ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_service_reply_reaches_the_phone_encrypted_and_is_tracked(th):
+    """CH1, CH4: the contact writes, staff answers on purpose `service` (no newsletter consent needed);
+    the phone decrypts it and the read receipt moves it to read."""
+    from konsent.flows import api_ops
+
+    assert th.fake.user_sends(USER, "Habt ihr Samstag offen?") == [200]
+    drain(th.ctx)
+    before = len(th.fake.texts_to(USER))  # the bot may have greeted
+    with th.ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        contact_id = s.scalars(select(Message.contact_id).where(Message.direction == "in")).one()
+        msg = api_ops.send_message(th.ctx, s, tenant.id, "staff:1", contact_id, "service", "Ja, 9-14 Uhr.")
+        msg_id = msg.id
+    drain(th.ctx)
+    assert th.fake.texts_to(USER)[before:] == ["Ja, 9-14 Uhr."]
+    with th.ctx.db.read() as s:
+        provider_id = s.get(Message, msg_id).provider_id
+    assert th.fake.user_receipt(USER, [provider_id], 0x02) == [200]
+    with th.ctx.db.read() as s:
+        assert s.get(Message, msg_id).status == "read"

@@ -144,6 +144,7 @@ class MetaFake:
         self.enforce_window = False
         self.mps = 80
         self.status_flow: tuple[str, ...] = ("sent", "delivered", "read")
+        self.delivery_mids = True  # Messenger deliveries name the mids (older clients send only a watermark)
         self.shuffle_statuses = False
         self.duplicate_rate = 0.0
         self.status_delay_s = 0.0  # webhooks to a callback URL go out this long after the cause
@@ -323,6 +324,19 @@ class MetaFake:
         )
         return self._page_webhook(page_id, psid, item)
 
+    def page_delivered(
+        self, page_id: str, psid: str, watermark_ms: int, mids: list[str] | None = None
+    ) -> Delivery:
+        """message_deliveries: everything up to the watermark arrived; `mids` may be absent."""
+        delivery: dict[str, Any] = {"watermark": watermark_ms}
+        if mids is not None:
+            delivery = {"mids": mids, **delivery}
+        return self._page_webhook(page_id, psid, {"delivery": delivery}, stamp=False)
+
+    def page_read(self, page_id: str, psid: str, watermark_ms: int) -> Delivery:
+        """message_reads (Messenger): every message sent at or before the watermark was read."""
+        return self._page_webhook(page_id, psid, {"read": {"watermark": watermark_ms}})
+
     # --- building and sending webhooks ---------------------------------------------------
 
     def _wa_webhook(self, phone_id: str, value: dict[str, Any], field_name: str = "messages") -> Delivery:
@@ -356,20 +370,15 @@ class MetaFake:
             headers["x-hub-signature-256"] = meta_signature(phone.app_secret, body)
         return self._emit(Delivery(phone_id, headers, body), phone.callback_url)
 
-    def _page_webhook(self, page_id: str, psid: str, item: dict[str, Any]) -> Delivery:
+    def _page_webhook(self, page_id: str, psid: str, item: dict[str, Any], stamp: bool = True) -> Delivery:
         page = self.pages[page_id]
         now_ms = int(time.time() * 1000)
+        event: dict[str, Any] = {"sender": {"id": psid}, "recipient": {"id": page_id}}
+        if stamp:  # Meta's delivery example carries no timestamp
+            event["timestamp"] = now_ms
         payload = {
             "object": page.obj,
-            "entry": [
-                {
-                    "id": page_id,
-                    "time": now_ms,
-                    "messaging": [
-                        {"sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": now_ms, **item}
-                    ],
-                }
-            ],
+            "entry": [{"id": page_id, "time": now_ms, "messaging": [{**event, **item}]}],
         }
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {
@@ -677,14 +686,13 @@ class MetaFake:
                 10, "(#10) This message is sent outside of allowed window.", error_subcode=2018278
             )
         mid = "m_" + secrets.token_urlsafe(40)
+        stamp = int(time.time() * 1000)  # Meta's timestamp of the message: before our answer leaves
         with self._lock:
-            self.accepted.append({"page_id": page.page_id, "id": mid, "body": body})
+            self.accepted.append({"page_id": page.page_id, "id": mid, "body": body, "stamp": stamp})
         if "delivered" in self.status_flow:
-            self._page_webhook(
-                page.page_id, psid, {"delivery": {"mids": [mid], "watermark": int(time.time() * 1000)}}
-            )
+            self.page_delivered(page.page_id, psid, stamp, [mid] if self.delivery_mids else None)
         if "read" in self.status_flow:
-            self._page_webhook(page.page_id, psid, {"read": {"watermark": int(time.time() * 1000)}})
+            self.page_read(page.page_id, psid, stamp)
         return web.json_response({"recipient_id": psid, "message_id": mid})
 
 

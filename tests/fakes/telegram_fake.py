@@ -1,7 +1,8 @@
 """A local fake of the Telegram Bot API on 127.0.0.1, faithful to shared/protocols/telegram.md.
 
 It enforces the bot token, validates sendMessage / setWebhook bodies the way
-Telegram answers them, keeps per-chat (1/s, small bursts) and per-bot (30/s)
+Telegram answers them, accepts answerCallbackQuery only once for a query one
+of its users raised, keeps per-chat (1/s, small bursts) and per-bot (30/s)
 flood limits with `retry_after`, knows which users started or blocked the
 bot, injects faults at configured rates, and plays users: it POSTs Updates
 to the registered webhook with the secret-token header, retrying on non-2xx.
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -219,6 +220,11 @@ class TelegramFake(BackgroundServer):
         self._bot_buckets: dict[str, _Bucket] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._update_ids = itertools.count(700_000_001)
+        self.open_queries: dict[
+            str, tuple[str, int]
+        ] = {}  # callback query id → (bot token, chat): unanswered
+        self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls Telegram accepted
+        self.webhook_calls: list[dict[str, Any]] = []  # accepted setWebhook calls (secret left out)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1_000_000)
@@ -285,25 +291,49 @@ class TelegramFake(BackgroundServer):
         return web.json_response({"ok": True, "result": result})
 
     def _answer_callback(self, bot: Bot, params: dict[str, Any]) -> web.Response:
-        if not params.get("callback_query_id"):
+        """Only a query this bot's user raised, once; unknown parameters are refused like Telegram does."""
+        query_id = str(params.get("callback_query_id") or "")
+        issued = self.open_queries.pop(query_id, None)
+        if issued is None or issued[0] != bot.token:
             return _err(
                 400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
             )
+        text = params.get("text")
+        if text is not None and (not isinstance(text, str) or len(text) > 200):
+            return _err(400, "Bad Request: MESSAGE_TOO_LONG")
+        self.answered.append({"callback_query_id": query_id, "chat_id": issued[1], **params})
         return web.json_response({"ok": True, "result": True})
 
     def _set_webhook(self, bot: Bot, params: dict[str, Any]) -> web.Response:
-        url = str(params.get("url", ""))
-        if url and not url.startswith("https://"):
-            return _err(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        """url required (HTTPS, ports 443/80/88/8443; "" removes it), secret_token 1-256 of A-Za-z0-9_-."""
+        if "url" not in params:
+            return _err(400, 'Bad Request: parameter "url" is required')
+        url = str(params["url"])
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname:
+                return _err(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+            if (parts.port or 443) not in (443, 80, 88, 8443):
+                return _err(
+                    400, "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+                )
         secret = params.get("secret_token")
         if secret is not None and not _SECRET_RE.match(str(secret)):
             return _err(400, "Bad Request: secret token contains unallowed characters")
         allowed = params.get("allowed_updates")
         if isinstance(allowed, str):
-            allowed = json.loads(allowed)
+            try:
+                allowed = json.loads(allowed)
+            except ValueError:
+                allowed = None if allowed == "" else allowed
+        if allowed is not None and (
+            not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed)
+        ):
+            return _err(400, "Bad Request: can't parse allowed updates")
         bot.webhook_url, bot.secret_token = url, str(secret or "")
         if allowed is not None:
             bot.allowed_updates = list(allowed)
+        self.webhook_calls.append({k: v for k, v in params.items() if k != "secret_token"})
         return web.json_response({"ok": True, "result": True, "description": "Webhook was set"})
 
     def _delete_webhook(self, bot: Bot, params: dict[str, Any]) -> web.Response:
@@ -397,11 +427,15 @@ class TelegramFake(BackgroundServer):
             },
         }
 
-    def callback_update(self, chat_id: int, data: str, title: str = "") -> dict[str, Any]:
+    def callback_update(
+        self, chat_id: int, data: str, title: str = "", token: str | None = None
+    ) -> dict[str, Any]:
+        query_id = str(random.getrandbits(60))
+        self.open_queries[query_id] = (token or next(iter(self.bots)), chat_id)
         return {
             "update_id": next(self._update_ids),
             "callback_query": {
-                "id": str(random.getrandbits(60)),
+                "id": query_id,
                 "from": self._user(chat_id, "Test", "de"),
                 "message": {
                     "message_id": 1,
@@ -441,6 +475,13 @@ class TelegramFake(BackgroundServer):
 
     def user_presses(self, chat_id: int, data: str, title: str = "") -> list[int]:
         return self.deliver(self.callback_update(chat_id, data, title))
+
+    def wait_answered(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The answerCallbackQuery calls so far, once at least `count` arrived (or the time is up)."""
+        deadline = time.monotonic() + timeout
+        while len(self.answered) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.answered)
 
 
 def _keyboard(markup: Any) -> tuple[list[dict[str, str]], str]:

@@ -1,8 +1,11 @@
-"""A local fake of the Threema Gateway (E2E mode) on 127.0.0.1, after shared/protocols/threema.md.
+"""A local fake of the Threema Gateway (E2E or Basic mode) on 127.0.0.1, after shared/protocols/threema.md.
 
 Behaves like the official SDK's test server: `from`/`secret` checked (401),
 credits (402), unknown recipient on send → 400 and on /pubkeys → 404, box
 over 4000 bytes or text over 3500 bytes → 413, optional rate limit → 429.
+A gateway ID is set up for one mode: the other mode's send answers 400.
+Basic mode (`/send_simple`): exactly one of to/phone/email, phone numbers and
+e-mail addresses looked up in the fake's directory (none → 404).
 It holds the users' key pairs, so it decrypts what konsent sends (the
 users' inboxes) and sends encrypted, MAC-signed callbacks and delivery
 receipts to konsent's callback URL.
@@ -51,9 +54,13 @@ class ThreemaFake(BackgroundServer):
         faults: FaultPlan | None = None,
         rate_per_s: float | None = None,
         max_lifetime_s: float = 120.0,
+        mode: str = "e2e",
     ) -> None:
         super().__init__(max_lifetime_s)
         self.gateway_id, self.secret = gateway_id, secret
+        self.mode = mode  # "e2e" or "basic": each gateway ID is set up for one of them
+        self.phones: dict[str, str] = {}  # E.164 without "+" → Threema ID (Basic-mode lookups)
+        self.emails: dict[str, str] = {}
         self.gateway_public = PublicKey(bytes.fromhex(gateway_public_key))
         self.credits = credits
         self.faults = faults or FaultPlan()
@@ -138,7 +145,7 @@ class ThreemaFake(BackgroundServer):
             return web.Response(status=400)
         if self.credits <= 0:
             return web.Response(status=402)
-        if to not in self.users or len(nonce) != 24:
+        if self.mode != "e2e" or to not in self.users or len(nonce) != 24:
             return web.Response(status=400)
         if len(box) > 4000:
             return web.Response(status=413)
@@ -153,21 +160,33 @@ class ThreemaFake(BackgroundServer):
         return web.Response(text=message_id)
 
     async def _send_simple(self, request: web.Request) -> web.Response:
+        """Basic mode: from, exactly one of to/phone/email, text, secret (threema.md §2)."""
         params = {k: str(v) for k, v in (await request.post()).items()}
+        self.requests.append(("send_simple", {k: v for k, v in params.items() if k != "secret"}))
         if not self._authorised(params):
             return web.Response(status=401)
-        to = params.get("to")
-        if to is None:
-            return web.Response(status=404)  # phone/email lookups resolve to nobody here
+        fault = await self._fault(request)
+        if fault is not None:
+            return fault
+        given = [k for k in ("to", "phone", "email") if k in params]
+        if self.mode != "basic" or len(given) != 1 or "text" not in params:
+            return web.Response(status=400)  # not a Basic-mode ID, or not one recipient and a text
         if self.credits <= 0:
             return web.Response(status=402)
-        if to not in self.users:
-            return web.Response(status=400)
-        if len(params.get("text", "").encode()) > 3500:
+        if given[0] == "to":
+            to: str | None = params["to"]
+            if to not in self.users:
+                return web.Response(status=400)  # invalid recipient identity
+        else:
+            directory = self.phones if given[0] == "phone" else self.emails
+            to = directory.get(params[given[0]])
+            if to is None:
+                return web.Response(status=404)  # the phone number / e-mail resolves to no Threema ID
+        if len(params["text"].encode()) > 3500:
             return web.Response(status=413)
         self.credits -= 1
         message_id = secrets.token_hex(8)
-        self.inbox[to].append(Received(message_id, params.get("text", "")))
+        self.inbox[str(to)].append(Received(message_id, params["text"]))
         return web.Response(text=message_id)
 
     # --- users calling konsent ------------------------------------------------------------------

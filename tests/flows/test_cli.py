@@ -99,3 +99,26 @@ def test_demo_on_a_fresh_data_dir_creates_sqlite_and_key_file(cli: CliRunner, tm
     again = cli.invoke(app, ["demo", "--no-serve"])
     assert again.exit_code == 0 and not PASSWORD_LINE.findall(again.output)
     assert cli.invoke(app, ["ledger", "verify", "demo"]).exit_code == 0
+
+
+def test_channels_register_webhook_sets_url_and_secret_at_telegram(ctx, demo, cli_on_test_db: CliRunner):
+    """CH2: `konsent channels register-webhook demo <id> --base-url https://…` calls setWebhook (fake)."""
+    from tests.channels import fixtures_telegram as fx
+    from tests.fakes.telegram_fake import TelegramFake
+
+    with TelegramFake(bots=[(fx.BOT_TOKEN, fx.BOT_USERNAME)]) as fake:
+        assert isinstance(fake, TelegramFake)
+        account_id, route_key = fx.telegram_account(ctx, api_base=fake.url)
+        args = ["channels", "register-webhook", "demo", str(account_id)]
+        refused = cli_on_test_db.invoke(app, [*args, "--base-url", "http://konsent.example"])
+        assert refused.exit_code == 1 and "An HTTPS URL must be provided" in refused.output
+        ok = cli_on_test_db.invoke(app, [*args, "--base-url", "https://konsent.example/"])
+        assert ok.exit_code == 0, ok.output
+        bot = fake.bots[fx.BOT_TOKEN]
+        assert bot.webhook_url == f"https://konsent.example/webhooks/{route_key}"
+        assert bot.secret_token == fx.SECRET_TOKEN and "callback_query" in bot.allowed_updates
+        with ctx.db.write() as s:
+            other = tenants.create_tenant(ctx, s, "andere", "Andere GmbH")
+        wrong_tenant = cli_on_test_db.invoke(app, ["channels", "register-webhook", "andere", str(account_id)])
+        assert wrong_tenant.exit_code == 1 and "Not found" in wrong_tenant.output
+        assert other.id != demo.tenant_id and len(fake.webhook_calls) == 1

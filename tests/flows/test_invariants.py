@@ -416,6 +416,32 @@ def test_other_tenants_ids_are_404_with_a_staff_session(ctx, app, client, two_te
         assert other.status_code == 404, (method, path, other.status_code, other.text)
 
 
+# Admin routes taking a channel account id (the admin pages are not in the OpenAPI document).
+ADMIN_ACCOUNT_ROUTES = {("POST", "/admin/channels/{account_id}/webhook")}
+
+
+def test_other_tenants_account_ids_are_404_on_admin_routes(ctx, app, client, two_tenants, demo):
+    """Invariant 4: tenant A's owner naming tenant B's channel account → 404; nothing is called or audited."""
+    from konsent.store.tables import AuditEntry
+    from tests.inbox.test_role_matrix import app_routes
+    from tests.web.test_admin_auth import as_role
+
+    found = {(m, p) for m, p in app_routes(app) if p.startswith("/admin/") and "{account_id}" in p}
+    assert found == ADMIN_ACCOUNT_ROUTES, "add new admin routes with an account id to ADMIN_ACCOUNT_ROUTES"
+    csrf = as_role(ctx, client, "owner")
+    for _method, path in sorted(ADMIN_ACCOUNT_ROUTES):
+        mine = path.format(account_id=two_tenants["a"]["channel_account_id"])
+        own = client.post(mine, data={"csrf_token": csrf}, follow_redirects=False)
+        assert own.status_code == 422, (path, own.status_code)  # A's simulator: nothing to register
+        theirs = path.format(account_id=two_tenants["b"]["channel_account_id"])
+        other = client.post(theirs, data={"csrf_token": csrf}, follow_redirects=False)
+        assert other.status_code == 404, (path, other.status_code)
+        assert "B GmbH" not in other.text
+    with ctx.db.read() as s:
+        subjects = s.scalars(select(AuditEntry.subject).where(AuditEntry.action.like("channel.%"))).all()
+    assert f"channel:{two_tenants['b']['channel_account_id']}" not in subjects
+
+
 def test_lists_only_show_own_tenant(ctx, client, two_tenants):
     token = api_token(ctx, "owner")
     ids = [c["id"] for c in client.get("/api/v1/contacts", headers=auth(token)).json()]

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/ledger/verify"): PROOF,
     ("GET", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels"): MANAGERS,
+    ("POST", "/admin/channels/{account_id}/webhook"): MANAGERS,
     ("GET", "/admin/inbox/events"): INBOX,
     ("GET", "/admin/inbox"): INBOX,
     ("GET", "/admin/inbox/rows"): INBOX,
@@ -214,6 +215,7 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "name": "notice-de.md",
             "broadcast_id": "999999",
             "action": "pause",
+            "account_id": "999999",  # permission is checked before the lookup
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from konsent.domain.events import Event
+from konsent.domain.events import Event, InboundMessage
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Capabilities:
     throughput_per_s: float = 50.0  # per channel account
     per_contact_interval_s: float = 0.0  # minimum spacing between two messages to one contact
     receives_inbound: bool = True
+    address_is_phone: bool = True  # contacts' addresses are phone numbers (normalised to E.164 on import)
     processing_region: str = ""  # where the provider processes data (S7)
     safeguard: str = ""  # legal instrument for a third-country transfer (S7)
 
@@ -83,6 +84,15 @@ class SendResult:
 
 
 @dataclass(frozen=True)
+class SetupOutcome:
+    """What a provider answered to a setup call such as registering the webhook URL."""
+
+    ok: bool
+    problem: str = ""  # refused, unreachable, invalid_settings
+    detail: str = ""  # the provider's own words, as it sent them (never a secret)
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """A channel account as an adapter sees it: public settings plus decrypted secrets."""
 
@@ -134,6 +144,7 @@ class ChannelAdapter:
     label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     setup_fields: ClassVar[tuple[SetupField, ...]] = ()
+    registers_webhook: ClassVar[bool] = False  # konsent can point the provider at its webhook URL
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         """Raise WebhookRejected unless the request is authentic (CH2)."""
@@ -149,6 +160,17 @@ class ChannelAdapter:
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         """Hand one message to the provider and map its answer (CH3)."""
+        raise NotImplementedError
+
+    async def acknowledge(self, account: AccountConfig, event: InboundMessage) -> None:
+        """Tell the provider an event with an `ack_ref` was stored (Telegram: stop the button's spinner).
+
+        Called after the event is committed; raising only gets counted, the event stays stored.
+        """
+        return None
+
+    async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
+        """Point the provider's webhook for this account at `url`, with the account's secret."""
         raise NotImplementedError
 
     async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:

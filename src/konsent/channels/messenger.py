@@ -8,15 +8,17 @@ Opt-in codes arrive out of band: an m.me / ig.me link with `?ref=KS…` produces
 `referral` event (existing conversation) or a Get Started `postback.referral`
 (new conversation); both become an InboundMessage with `optin_code`.
 
-Watermarks: Messenger reports delivery with `mids` (each becomes a status) and
-reads only as a `watermark` timestamp ("everything before this was read").
-konsent emits statuses for the message ids an event names; a watermark-only
-event is acknowledged as an UnknownEvent, so Messenger messages end at
-`delivered` unless Meta names them. Instagram names the read message (`read.mid`).
+Watermarks: Messenger reports reads only as a `watermark` (ms timestamp: every
+message sent at or before it was read) and deliveries with a `watermark` and
+sometimes `mids`. Each named mid becomes a StatusUpdate; each valid watermark a
+StatusWatermark, which the flows apply to every message of that contact on this
+account sent up to it. Instagram may name the read message (`read.mid`).
 """
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +34,7 @@ from konsent.channels.base import (
     WebhookRequest,
 )
 from konsent.domain import optin as codes
-from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
+from konsent.domain.events import Event, InboundMessage, StatusUpdate, StatusWatermark, UnknownEvent
 
 GRAPH_BASE = "https://graph.facebook.com/v21.0"
 MAX_QUICK_REPLIES = 13
@@ -43,6 +45,19 @@ SAFEGUARD = "EU-US Data Privacy Framework (Meta is certified) and standard contr
 def _code(ref: Any) -> str | None:
     """The konsent opt-in code inside a ref parameter, if it is one."""
     return codes.find_code(ref) if isinstance(ref, str) else None
+
+
+# A watermark before 2000 or in the future is not one Meta sends; it must not mark anything.
+_MIN_WATERMARK_MS = 946_684_800_000
+
+
+def watermark(value: Any) -> datetime | None:
+    """A `watermark` (ms since the epoch) as aware UTC, or None when it is not a plausible one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    if not _MIN_WATERMARK_MS <= value <= (time.time() + 300) * 1000:
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC)
 
 
 def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> Event | list[Event]:
@@ -90,20 +105,19 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
         referral = meta.as_dict(m["referral"], "referral")
         key = "ref:" + meta.digest(account, sender, m.get("timestamp"), referral.get("ref"))
         return InboundMessage(provider_id=key, kind="start", optin_code=_code(referral.get("ref")), **common)
-    if "delivery" in m:
-        delivery = meta.as_dict(m["delivery"], "delivery")
-        mids = [meta.ident(x, "mid") for x in meta.as_list(delivery.get("mids"), "mids")]
-        if not mids:
-            return UnknownEvent(kind="delivery_watermark")
-        if len(mids) == 1:
-            return StatusUpdate(mids[0], "delivered", at, address=sender, account_ref=page_id)
-        return [StatusUpdate(x, "delivered", at, address=sender, account_ref=page_id) for x in mids]
-    if "read" in m:
-        read = meta.as_dict(m["read"], "read")
-        read_mid = meta.opt_ident(read.get("mid"), "mid")
-        if read_mid:
-            return StatusUpdate(read_mid, "read", at, address=sender, account_ref=page_id)
-        return UnknownEvent(kind="read_watermark")
+    for key, status in (("delivery", "delivered"), ("read", "read")):
+        if key in m:
+            receipt = meta.as_dict(m[key], key)
+            mids = [meta.ident(x, "mid") for x in meta.as_list(receipt.get("mids"), "mids")]
+            mids += [x for x in [meta.opt_ident(receipt.get("mid"), "mid")] if x]  # Instagram read.mid
+            events: list[Event] = [
+                StatusUpdate(x, status, at, address=sender, account_ref=page_id) for x in mids
+            ]
+            mark = watermark(receipt.get("watermark"))
+            if mark is not None:
+                key_ = "wm:" + meta.digest(account, sender, status, receipt.get("watermark"))
+                events.append(StatusWatermark(sender, status, mark, at, key_, account_ref=page_id))
+            return events or UnknownEvent(kind=f"{key}_empty")
     other = next((k for k in m if k not in ("sender", "recipient", "timestamp")), "empty")
     return UnknownEvent(kind=meta.kind_label(obj, other))
 
@@ -200,6 +214,7 @@ class MessengerChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=2000,
         throughput_per_s=300.0,
+        address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
     )
@@ -231,6 +246,7 @@ class InstagramChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=1000,
         throughput_per_s=300.0,
+        address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
     )

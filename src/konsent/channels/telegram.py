@@ -7,7 +7,6 @@ blocking it arrives as `my_chat_member` with status `kicked`.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import re
@@ -25,9 +24,11 @@ from konsent.channels.base import (
     SendOutcome,
     SendResult,
     SetupField,
+    SetupOutcome,
     WebhookRejected,
     WebhookRequest,
 )
+from konsent.channels.sessions import LoopSessions, post_json
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, ReachabilityChange, UnknownEvent
 
@@ -157,65 +158,11 @@ def map_error(http_status: int, body: dict[str, Any], headers: Any = None) -> Se
     return SendResult(SendOutcome.PERMANENT, error_code=str(status), error_text=description)
 
 
-class LoopSessions:
-    """One aiohttp session per event loop: the worker and tests may run several loops over time.
-
-    Each session gets a guard task that closes it when its loop cancels the remaining tasks on
-    shutdown (asyncio.run does), so no connection outlives its loop.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout = timeout_s
-        self._by_loop: dict[
-            int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Task[None]]
-        ] = {}
-
-    def get(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        for key, (lp, _s, _t) in list(self._by_loop.items()):
-            if lp.is_closed():
-                del self._by_loop[key]
-        entry = self._by_loop.get(id(loop))
-        if entry is not None and entry[0] is loop and not entry[1].closed:
-            return entry[1]
-        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(5.0, self._timeout))
-        session = aiohttp.ClientSession(timeout=timeout)
-        guard = loop.create_task(self._close_with_loop(session))
-        self._by_loop[id(loop)] = (loop, session, guard)
-        return session
-
-    @staticmethod
-    async def _close_with_loop(session: aiohttp.ClientSession) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await session.close()
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        entries, self._by_loop = self._by_loop, {}
-        for lp, session, guard in entries.values():
-            if lp is loop:
-                guard.cancel()
-                await session.close()
-
-
-async def post_json(
-    session: aiohttp.ClientSession, url: str, payload: dict[str, Any]
-) -> tuple[int, dict[str, Any], Any]:
-    async with session.post(url, json=payload) as resp:
-        raw = await resp.read()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = {}
-        return resp.status, body if isinstance(body, dict) else {}, resp.headers
-
-
 @register
 class TelegramChannel(ChannelAdapter):
     kind = "telegram"
     label = "Telegram"
+    registers_webhook = True
     capabilities = Capabilities(
         service_window_hours=None,
         templates=False,
@@ -224,6 +171,7 @@ class TelegramChannel(ChannelAdapter):
         max_text_len=MAX_TEXT,
         throughput_per_s=30.0,
         per_contact_interval_s=1.0,
+        address_is_phone=False,
         processing_region=(
             "Telegram (Telegram Messenger Inc. / Telegram FZ-LLC, Dubai; group companies in the British "
             "Virgin Islands); data of EEA/UK users stored in data centres in the Netherlands"
@@ -336,6 +284,7 @@ class TelegramChannel(ChannelAdapter):
             payload=data,
             profile_name=_profile_name(user),
             locale=_opt_str(user, "language_code", 16),
+            ack_ref=_opt_str(cq, "id", 64) or None,  # answered once stored: the client stops its spinner
         )
 
     def _member(self, update_id: str, upd: dict[str, Any]) -> Event:
@@ -385,6 +334,15 @@ class TelegramChannel(ChannelAdapter):
             return SendResult(SendOutcome.UNKNOWN, error_code="bad_answer", error_text="ok without result")
         return map_error(status, body, headers)
 
+    async def acknowledge(self, account: AccountConfig, event: InboundMessage) -> None:
+        """answerCallbackQuery for a stored button press (telegram.md §2.3); raises TelegramApiError."""
+        if not event.ack_ref:
+            return
+        url = _method_url(account, "answerCallbackQuery")
+        status, body, _ = await post_json(self._sessions.get(), url, {"callback_query_id": event.ack_ref})
+        if status != 200 or body.get("ok") is not True:
+            raise TelegramApiError(status, str(body.get("description", ""))[:200])
+
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         """https://t.me/<bot>?start=<code>; the code is the start payload (C2, telegram.md §6)."""
         if not _PAYLOAD_RE.match(code):
@@ -400,9 +358,17 @@ class TelegramChannel(ChannelAdapter):
 
     # --- setup -----------------------------------------------------------------------------------
 
-    async def set_webhook(self, account: AccountConfig, url: str) -> None:
-        """Register konsent's webhook URL with the account's secret token (CH2)."""
-        await set_webhook(account, url, self._sessions.get())
+    async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
+        """setWebhook with the account's secret token; Telegram's description when it refuses (CH2)."""
+        try:
+            await set_webhook(account, url, self._sessions.get())
+        except InvalidInput as exc:
+            return SetupOutcome(False, "invalid_settings", str(exc))
+        except TelegramApiError as exc:
+            return SetupOutcome(False, "refused", exc.description or str(exc.status))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SetupOutcome(False, "unreachable", type(exc).__name__)
+        return SetupOutcome(True)
 
 
 def _button_title(message: dict[str, Any], data: str | None) -> str:

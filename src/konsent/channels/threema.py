@@ -44,7 +44,7 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from konsent.channels.telegram import LoopSessions
+from konsent.channels.sessions import LoopSessions
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
 
@@ -176,10 +176,10 @@ def encrypt_message(
 def _map_status(status: int, headers: Any) -> SendResult:
     """HTTP status → outcome (threema.md §2: the status code is the whole answer)."""
     reasons = {
-        400: "recipient invalid or account not set up for end-to-end mode",
+        400: "recipient invalid, or the gateway ID is not set up for this mode",
         401: "wrong API identity or secret",
         402: "not enough credits",
-        404: "the Threema ID does not exist",
+        404: "no Threema ID for this recipient",
         413: "message too long",
     }
     if status == 429:
@@ -211,6 +211,7 @@ class ThreemaChannel(ChannelAdapter):
         max_text_len=MAX_TEXT_BYTES,
         throughput_per_s=20.0,
         per_contact_interval_s=0.0,
+        address_is_phone=False,
         processing_region="Threema GmbH, Switzerland (servers in Switzerland)",
         safeguard="EU adequacy decision for Switzerland (Commission Decision 2000/518/EC, confirmed 2024)",
     )

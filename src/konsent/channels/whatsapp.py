@@ -29,6 +29,7 @@ from konsent.channels.base import (
     SendOutcome,
     SendResult,
     SetupField,
+    SetupOutcome,
     TemplateFetch,
     WebhookRejected,
     WebhookRequest,
@@ -437,6 +438,7 @@ class Dialog360Channel(_WhatsAppBase):
 
     kind = "dialog360"
     label = "WhatsApp (360dialog)"
+    registers_webhook = True
     capabilities = dataclasses.replace(
         CAPABILITIES,
         processing_region=(
@@ -480,7 +482,7 @@ class Dialog360Channel(_WhatsAppBase):
         parts = urlsplit(url)
         return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 
-    async def register_webhook(self, account: AccountConfig, url: str) -> SendResult:
+    async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
         """Point 360dialog's webhook for this number at `url`, with our secret header (dialog360.md §2)."""
         base = self._api_base(account)
         name = str(account.settings.get("webhook_header_name") or D360_DEFAULT_HEADER)
@@ -490,4 +492,7 @@ class Dialog360Channel(_WhatsAppBase):
             headers={"D360-API-KEY": account.secrets.get("api_key", "")},
             timeout_s=meta.timeout_of(account),
         )
-        return failure or SendResult(SendOutcome.SENT)
+        if failure is None:
+            return SetupOutcome(True)
+        reached = failure.outcome not in (SendOutcome.TRANSIENT, SendOutcome.UNKNOWN)
+        return SetupOutcome(False, "refused" if reached else "unreachable", failure.error_text[:200])

@@ -22,6 +22,7 @@ class InboundMessage:
     user_id: str | None = None  # WhatsApp business-scoped user id (BSUID)
     media_ref: str | None = None
     account_ref: str | None = None  # provider's id of our account (phone_number_id, page id ...)
+    ack_ref: str | None = None  # what the provider wants acknowledged once stored (Telegram callback query)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,22 @@ class StatusUpdate:
     error_code: str | None = None
     error_title: str | None = None
     address: str | None = None
+    account_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusWatermark:
+    """Every message sent to this contact at or before `watermark` reached `status` (CH4).
+
+    Messenger and Instagram report reads (and some deliveries) as a timestamp instead of
+    naming the messages.
+    """
+
+    address: str
+    status: str  # delivered, read
+    watermark: datetime
+    at: datetime
+    provider_id: str = ""  # idempotency key, free of personal data
     account_ref: str | None = None
 
 
@@ -69,4 +86,6 @@ class UnknownEvent:
     detail: dict[str, str] = field(default_factory=dict)
 
 
-Event = InboundMessage | StatusUpdate | ReachabilityChange | MarketingPreference | UnknownEvent
+Event = (
+    InboundMessage | StatusUpdate | StatusWatermark | ReachabilityChange | MarketingPreference | UnknownEvent
+)

@@ -293,6 +293,8 @@ class ChannelView:
     safeguard: str
     settings: list[tuple[str, Any]]  # (field label msgid, value)
     secrets_set: list[tuple[str, bool]]  # (field label msgid, a value is stored) — never the value
+    registers_webhook: bool = False  # konsent can register the webhook URL at the provider itself
+    receives_inbound: bool = True  # False: the provider posts nothing, there is no URL to configure
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,8 @@ def channel_views(ctx: Konsent, s: Session, tenant_id: int) -> list[ChannelView]
                 cls.capabilities.safeguard,
                 [(labels.get(k, k), v) for k, v in acc.settings.items()],
                 [(f.label, bool(cfg.secrets.get(f.name))) for f in cls.setup_fields if f.secret],
+                cls.registers_webhook,
+                cls.capabilities.receives_inbound,
             )
         )
     return out

@@ -169,7 +169,7 @@ def validate_records(
     versions = set(
         s.scalars(select(ConsentText.version).where(ConsentText.tenant_id == account.tenant_id)).all()
     )
-    phone_like = account.kind not in ("telegram", "threema", "messenger")
+    phone_like = ctx.adapter(account.kind).capabilities.address_is_phone
     report = ImportReport()
     rows: list[_Row] = []
     seen: set[str] = set()

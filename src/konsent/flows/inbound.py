@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import OutboundContent, WebhookRejected, WebhookRequest
+from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
 from konsent.domain.errors import DomainError, NotFound, WindowClosed
 from konsent.domain.events import (
@@ -20,11 +21,12 @@ from konsent.domain.events import (
     MarketingPreference,
     ReachabilityChange,
     StatusUpdate,
+    StatusWatermark,
     UnknownEvent,
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts
+from konsent.flows import bot, status_sink, texts, watermarks
 from konsent.flows import consent as consent_flow
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -45,6 +47,7 @@ from konsent.store.tables import (
 
 log = logging.getLogger(__name__)
 
+ACK_TIMEOUT_S = 10.0
 _STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
@@ -54,6 +57,9 @@ class WebhookResult:
     body: str = "OK"
     events: int = 0
     duplicates: int = 0
+    # Stored events the provider wants acknowledged, and the account to do it with (`acknowledge`).
+    to_acknowledge: tuple[InboundMessage, ...] = ()
+    account: AccountConfig | None = None
 
 
 def account_by_route(s: Session, route_key: str) -> ChannelAccount:
@@ -107,12 +113,28 @@ def receive_webhook(
         assert stored is not None  # nothing to go stale: the account was read just now
         return WebhookResult(200, "OK", *stored)
     handled = dups = 0
+    acks: list[InboundMessage] = []
     for ev in events:
         if handle_event(ctx, account.id, ev):
             handled += 1
+            if isinstance(ev, InboundMessage) and ev.ack_ref:
+                acks.append(ev)
         else:
             dups += 1
-    return WebhookResult(200, "OK", handled, dups)
+    return WebhookResult(200, "OK", handled, dups, tuple(acks), cfg if acks else None)
+
+
+async def acknowledge(ctx: Konsent, result: WebhookResult) -> None:
+    """After the answer: acknowledge stored events at the provider; a failure is counted, nothing lost."""
+    if result.account is None:
+        return
+    adapter = ctx.adapter(result.account.kind)
+    for ev in result.to_acknowledge:
+        try:
+            await asyncio.wait_for(adapter.acknowledge(result.account, ev), ACK_TIMEOUT_S)
+        except Exception as exc:  # the event is committed already; the provider's client times out
+            log.warning("acknowledge failed kind=%s error=%s", result.account.kind, type(exc).__name__)
+            await asyncio.to_thread(bump_counter, ctx, f"ack_failed:{result.account.kind}")
 
 
 def _dedupe_key(ev: Event) -> str:
@@ -120,6 +142,8 @@ def _dedupe_key(ev: Event) -> str:
         return f"msg:{ev.provider_id}"
     if isinstance(ev, StatusUpdate):
         return f"st:{ev.provider_id}:{ev.status}"
+    if isinstance(ev, StatusWatermark):
+        return f"wm:{ev.status}:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, ReachabilityChange):
         return f"reach:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, MarketingPreference):
@@ -168,6 +192,8 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
             on_message(ctx, s, account, ev)
         elif isinstance(ev, StatusUpdate):
             on_status(s, account, ev)
+        elif isinstance(ev, StatusWatermark):
+            watermarks.apply_watermark(ctx, s, account, ev)
         elif isinstance(ev, ReachabilityChange):
             on_reachability(ctx, s, account, ev)
         elif isinstance(ev, MarketingPreference):
@@ -420,4 +446,4 @@ def on_preference(ctx: Konsent, s: Session, account: ChannelAccount, ev: Marketi
         consent_flow.withdraw(s, contact, None, source="provider_preference", at=ev.at, channel=account.kind)
 
 
-__all__ = ["DomainError", "WebhookResult", "handle_event", "receive_webhook", "reply"]
+__all__ = ["DomainError", "WebhookResult", "acknowledge", "handle_event", "receive_webhook", "reply"]

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import admin_ops, proof
+from konsent.flows import admin_ops, channel_setup, proof
 from konsent.store.chain import AUDIT, CONSENT
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
@@ -51,6 +51,7 @@ def _channels(
     status_code: int = 200,
     open_kind: str = "",
     values: dict[str, str] | None = None,
+    hook: dict[str, object] | None = None,
 ) -> Response:
     caller.require("settings.manage")
     ctx = get_ctx(request)
@@ -68,6 +69,7 @@ def _channels(
             "open_kind": open_kind,
             "values": values or {},
             "created": int(created) if created.isdigit() and len(created) < 18 else None,
+            "hook": hook,
         },
         status_code,
     )
@@ -111,3 +113,26 @@ async def channel_create(request: Request, caller: Caller = Depends(admin_caller
             )
         )
     return RedirectResponse(f"/admin/channels?created={account_id}#account-{account_id}", status_code=303)
+
+
+_HOOK_STATUS = {"": 200, "invalid_settings": 422}
+
+
+@router.post("/channels/{account_id}/webhook")
+async def channel_register_webhook(
+    account_id: int, request: Request, caller: Caller = Depends(admin_caller)
+) -> Response:
+    """Register this account's webhook URL and secret at the provider; show what it answered (CH2)."""
+    form = await request.form()
+    check_csrf_form(caller, str(form.get("csrf_token") or ""))
+    caller.require("settings.manage")
+    ctx = get_ctx(request)
+    try:
+        outcome = await channel_setup.register_webhook(ctx, caller.tenant_id, caller.actor, account_id)
+    except InvalidInput as exc:
+        message, status = error_text(request, exc), exc.status
+        return await run_in_threadpool(lambda: _channels(request, caller, error=message, status_code=status))
+    hook = {"account_id": account_id, "ok": outcome.ok, "problem": outcome.problem, "detail": outcome.detail}
+    return await run_in_threadpool(
+        lambda: _channels(request, caller, hook=hook, status_code=_HOOK_STATUS.get(outcome.problem, 502))
+    )

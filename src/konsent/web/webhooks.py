@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.background import BackgroundTask
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,7 +12,7 @@ from konsent.channels.base import WebhookRequest
 from konsent.domain.errors import NotFound
 from konsent.flows import status_sink
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import receive_webhook
+from konsent.flows.inbound import acknowledge, receive_webhook
 from konsent.web.deps import get_ctx
 
 router = APIRouter(tags=["webhooks"])
@@ -27,12 +28,15 @@ async def webhook(route_key: str, request: Request) -> PlainTextResponse:
         query=dict(request.query_params),
         body=body,
     )
+    ctx = get_ctx(request)
     try:
         # Status-only deliveries for known routes were taken by StatusFastPath before routing.
-        result = await run_in_threadpool(receive_webhook, get_ctx(request), route_key, req, try_fast=False)
+        result = await run_in_threadpool(receive_webhook, ctx, route_key, req, try_fast=False)
     except NotFound:
         return PlainTextResponse("Not Found", status_code=404)
-    return PlainTextResponse(result.body, status_code=result.status)
+    # Acknowledgements go out after the answer: the provider never waits on them.
+    after = BackgroundTask(acknowledge, ctx, result) if result.to_acknowledge else None
+    return PlainTextResponse(result.body, status_code=result.status, background=after)
 
 
 class StatusFastPath:
