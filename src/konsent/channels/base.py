@@ -21,6 +21,7 @@ class Capabilities:
     max_text_len: int = 4096
     throughput_per_s: float = 50.0  # per channel account
     per_contact_interval_s: float = 0.0  # minimum spacing between two messages to one contact
+    per_contact_burst: int = 1  # messages to one contact allowed at once before that spacing applies
     receives_inbound: bool = True
     address_is_phone: bool = True  # contacts' addresses are phone numbers (normalised to E.164 on import)
     processing_region: str = ""  # where the provider processes data (S7)

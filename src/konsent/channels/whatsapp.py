@@ -62,7 +62,8 @@ CAPABILITIES = Capabilities(
     max_buttons=3,
     max_text_len=4096,
     throughput_per_s=80.0,
-    per_contact_interval_s=6.0,
+    per_contact_interval_s=6.0,  # the pair rate limit (131056) ...
+    per_contact_burst=45,  # ... with its documented burst
     processing_region="Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA",
     safeguard="EU-US Data Privacy Framework (Meta is certified) and standard contractual clauses",
 )

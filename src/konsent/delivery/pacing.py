@@ -66,6 +66,45 @@ class TokenBucket:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
+class ContactSpacing:
+    """Spacing of messages to one contact on one account (CH3), as a generic cell rate algorithm.
+
+    `interval` seconds per message with bursts of `burst`: WhatsApp's pair limit (one message
+    every 6 s to the same user, bursts of up to 45 that borrow from later) and Telegram's one
+    message per second per chat. Only contacts written to recently are remembered, so memory
+    stays small however large the audience.
+    """
+
+    def __init__(self) -> None:
+        self._tat: dict[tuple[int, int], float] = {}  # theoretical arrival time of the next message
+        self._next_prune = 0.0
+
+    def reserve(
+        self, account_id: int, contact_id: int, interval: float, burst: int, now: float | None = None
+    ) -> float:
+        """Take the next slot for this contact; returns the seconds to wait before sending in it."""
+        if interval <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        key = (account_id, contact_id)
+        tat = max(self._tat.get(key, now), now)
+        wait = max(0.0, tat - (max(1, burst) - 1) * interval - now)
+        self._tat[key] = tat + interval
+        if now >= self._next_prune:
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+            self._next_prune = now + 5.0
+        return wait
+
+    def release(self, account_id: int, contact_id: int, interval: float) -> None:
+        """Give back a slot that was reserved but not used (the message was postponed instead)."""
+        key = (account_id, contact_id)
+        if key in self._tat:
+            self._tat[key] -= interval
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+
 class Pacer:
     """One bucket per channel account, created on first use."""
 

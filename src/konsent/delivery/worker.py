@@ -19,11 +19,13 @@ import time
 from konsent.channels.base import SendOutcome, SendResult
 from konsent.delivery import outbox
 from konsent.delivery.outbox import Job
-from konsent.delivery.pacing import AccountLocks, Pacer, account_rate
+from konsent.delivery.pacing import AccountLocks, ContactSpacing, Pacer, account_rate
 from konsent.flows.context import Konsent
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+CONTACT_PACING = "contact_pacing"  # postponed by our own per-contact spacing, not by the provider
 
 
 class Worker:
@@ -41,6 +43,8 @@ class Worker:
         self.ctx = ctx
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.pacer = Pacer()
+        self.spacing = ContactSpacing()
+        self._not_before: dict[int, float] = {}  # outbox id -> monotonic time its contact's slot opens
         s = ctx.settings
         self.lanes = max(1, lanes or int(getattr(s, "worker_lanes", 3)))
         self.batch = batch or s.worker_batch
@@ -65,6 +69,9 @@ class Worker:
     async def _send(self, job: Job) -> tuple[Job, SendResult | None]:
         adapter = self.ctx.adapter(job.account.kind)
         rate = self._rates[job.account.id] = account_rate(adapter.capabilities, job.account)
+        delay = self._not_before.pop(job.outbox_id, 0.0) - time.monotonic()
+        if delay > 0:  # this contact's slot (see _space)
+            await asyncio.sleep(delay)
         async with self._sem:
             # Pacing inside the concurrency slot: nothing waits between its token and the wire,
             # so a Retry-After that blocks the account stops every later request.
@@ -100,6 +107,30 @@ class Worker:
         self._inflight[acc] = self._inflight.get(acc, 0) + len(jobs)
         return jobs
 
+    def _space(self, jobs: list[Job]) -> tuple[list[Job], list[tuple[Job, SendResult | None]]]:
+        """Per-contact spacing (CH3): each job gets its contact's next slot, in claim order.
+
+        Jobs that may go now come first, so a contact waiting for its slot holds nobody else
+        back; a wait that would outlast the lease postpones the row instead (no attempt spent).
+        """
+        now = time.monotonic()
+        ready: list[tuple[float, Job]] = []
+        postponed: list[tuple[Job, SendResult | None]] = []
+        for job in jobs:
+            caps = self.ctx.adapter(job.account.kind).capabilities
+            interval = caps.per_contact_interval_s
+            wait = self.spacing.reserve(job.account.id, job.contact_id, interval, caps.per_contact_burst, now)
+            if wait > self.ctx.settings.lease_seconds / 4:
+                self.spacing.release(job.account.id, job.contact_id, interval)
+                res = SendResult(SendOutcome.RETRY_AFTER, retry_after_s=wait, error_code=CONTACT_PACING)
+                postponed.append((job, res))
+                continue
+            if wait > 0:
+                self._not_before[job.outbox_id] = now + wait
+            ready.append((wait, job))
+        ready.sort(key=lambda item: item[0])  # stable: one contact's messages keep their order
+        return [job for _, job in ready], postponed
+
     def _chunks(self, jobs: list[Job]) -> list[list[Job]]:
         """A short slice of sends per guard: on PostgreSQL a withdrawal waits at most that long; on
         SQLite (no row locks) the guard's fresh read is at most that old when a message goes out."""
@@ -111,11 +142,11 @@ class Worker:
         """Claim one batch, send it, record the outcomes; return how many were claimed."""
         if self.exclusive and time.monotonic() - self._last_rebalance > 1.0:
             await asyncio.to_thread(self._rebalance)
-        jobs = await asyncio.to_thread(self._claim)
-        if jobs:
+        claimed = await asyncio.to_thread(self._claim)
+        if claimed:
+            jobs, results = self._space(claimed)
             try:
-                results: list[tuple[Job, SendResult | None]] = []
-                for chunk in self._chunks(jobs):
+                for chunk in self._chunks(jobs) if jobs else []:
                     guard = await asyncio.to_thread(outbox.SendGuard, self.ctx, chunk)
                     try:
                         results += await asyncio.gather(*(self._send(j) for j in guard.allowed))
@@ -125,9 +156,10 @@ class Worker:
                     results += [(j, outbox.CONSENT_CHANGING) for j in guard.busy]
                 await asyncio.to_thread(outbox.complete, self.ctx, results, utcnow())
             finally:
-                for j in jobs:
+                for j in claimed:
                     self._inflight[j.account.id] = self._inflight.get(j.account.id, 1) - 1
-        return len(jobs)
+                    self._not_before.pop(j.outbox_id, None)
+        return len(claimed)
 
     # ------------------------------------------------------------ ownership and periodic jobs
 
