@@ -75,3 +75,21 @@ def test_pause_and_cancel_from_the_admin(ctx, demo, client):
     assert client.get("/admin/broadcasts/1/progress.json").json()["state"] == "cancelled"
     assert drain(ctx) == 0
     assert client.get("/admin/broadcasts/999/progress.json").status_code == 404
+
+
+def test_compose_form_offers_labels_and_fields_and_narrows_the_audience(ctx, demo, client):
+    """M3: the form lists the labels in use and the collected fields; choosing one narrows the audience."""
+    from konsent.flows import bot
+    from konsent.store.tables import Contact
+    from konsent.store.types import utcnow
+
+    ids = seed(ctx, sim_account(ctx).id, ["+4915130000011", "+4915130000012"])
+    with ctx.db.write() as s:
+        bot.store_field(ctx, s, s.get(Contact, ids[0]), "kundennummer", "K-1", utcnow())
+    token = as_role(ctx, client, "admin")
+    page = client.get("/admin/broadcasts", headers={"accept-language": "de"})
+    assert "Hat das Feld" in page.text and "<option>kundennummer</option>" in page.text
+    assert "{kundennummer}" in page.text
+    r = _compose(client, token, has_field="kundennummer", text="Ihre Nummer {kundennummer}")
+    assert r.status_code == 200 and r.url.path == "/admin/broadcasts/1"
+    assert "Audience now: 1" in r.text or "Zielgruppe jetzt: 1" in r.text

@@ -349,3 +349,58 @@ def test_unpersonalised_text_is_sealed_once_per_batch_personalised_text_per_cont
     with ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Message).where(Message.contact_id == first)) == 0
         assert s.scalar(select(func.count()).select_from(Message).where(Message.contact_id == second)) == 2
+
+
+def test_segments_by_label_and_field_and_variables_from_collected_fields(ctx, demo):
+    """M3: audience narrowed to contacts whose conversation carries a label, or who hold a field the
+    bot collected with consent; that field fills {kundennummer} per contact, with a fallback."""
+    from konsent.flows import bot
+    from konsent.store.tables import Conversation, ConversationLabel
+
+    acc = sim_account(ctx).id
+    vip, _, numbered = seed(ctx, acc, ["+4915110000021", "+4915110000022", "+4915110000023"])
+    with ctx.db.write() as s:
+        conv = Conversation(
+            tenant_id=demo.tenant_id, contact_id=vip, channel_account_id=acc, state="open",
+            started_at=utcnow(), last_message_at=utcnow(),
+        )  # fmt: skip
+        s.add(conv)
+        s.flush()
+        s.add(ConversationLabel(tenant_id=demo.tenant_id, conversation_id=conv.id, label="vip"))
+        bot.store_field(ctx, s, s.get(Contact, numbered), "kundennummer", "K-4711", utcnow())
+    labelled = _create(ctx, demo.tenant_id, text="Nur für VIPs", segment={"label": "vip"})
+    with ctx.db.read() as s:
+        assert bc.preview_count(s, bc.get_broadcast(s, demo.tenant_id, labelled)) == 1
+    _send_now(ctx, demo.tenant_id, labelled)
+    drain(ctx)
+    assert phone_texts(ctx, "+4915110000021") == ["Nur für VIPs"]
+    assert phone_texts(ctx, "+4915110000022") == [] and phone_texts(ctx, "+4915110000023") == []
+
+    by_field = _create(
+        ctx, demo.tenant_id, text="Ihre Nummer: {kundennummer}", segment={"has_field": "kundennummer"}
+    )
+    everyone = _create(ctx, demo.tenant_id, text="Nummer {kundennummer|unbekannt}, {first_name}")
+    for bid in (by_field, everyone):
+        _send_now(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    assert phone_texts(ctx, "+4915110000023") == ["Ihre Nummer: K-4711", "Nummer K-4711, Erika"]
+    assert phone_texts(ctx, "+4915110000022") == ["Nummer unbekannt, Erika"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"text": "Hallo {lieblingsfarbe}"}, "unknown variable {lieblingsfarbe}"),
+        ({"segment": {"label": ""}}, "label must be a name"),
+        ({"segment": {"has_field": 7}}, "has_field must be a name"),
+    ],
+)
+def test_unknown_variable_or_bad_segment_is_refused_with_what_is_offered(ctx, demo, kw, message):
+    """M3: a variable no contact holds, or an empty label, is refused; nothing is stored."""
+    with pytest.raises(InvalidInput) as err:
+        _create(ctx, demo.tenant_id, **kw)
+    assert message in str(err.value.params.get("detail", err.value))
+    if "variable" in message:
+        assert "{first_name}" in str(err.value.params["detail"])
+    with ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Broadcast)) == 0

@@ -29,42 +29,41 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.purposes import ConsentStatus, Purpose
-from konsent.flows import audit, templates
-from konsent.flows.contacts import contact_name
+from konsent.flows import audit, personalise, templates
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import Draft, enqueue_many
 from konsent.flows.tenants import get_account, topics
-from konsent.store.tables import Broadcast, Consent, Contact, ContactIdentity, Message, OutboxRow
+from konsent.store.tables import (
+    Broadcast,
+    Consent,
+    Contact,
+    ContactField,
+    ContactIdentity,
+    Conversation,
+    ConversationLabel,
+    Message,
+    OutboxRow,
+)
 from konsent.store.types import utcnow
 
 STATES = ("draft", "scheduled", "queuing", "sending", "paused", "cancelled", "done")
 ACTIVE = ("scheduled", "queuing", "sending")
 FINAL = ("cancelled", "done")
-VARIABLES = ("name", "first_name")
-SEGMENT_KEYS = ("active_within_days", "inactive_for_days", "locale", "has_contacted_us")
-_VAR = re.compile(r"\{(\w+)(?:\|([^{}]*))?\}")
+SEGMENT_KEYS = (
+    "active_within_days",
+    "inactive_for_days",
+    "locale",
+    "has_contacted_us",
+    "label",  # a conversation of the contact carries this label
+    "has_field",  # the contact holds this field (collected by the bot with consent)
+)
 
 
 # ---------------------------------------------------------------- compose
 
 
-def _check_vars(value: str, where: str) -> None:
-    for m in _VAR.finditer(value):
-        if m.group(1) not in VARIABLES:
-            raise InvalidInput(
-                detail=f"unknown variable {{{m.group(1)}}} in {where}; use one of: "
-                + ", ".join("{" + v + "}" for v in VARIABLES)
-            )
-
-
-def render(value: str, fields: dict[str, str]) -> str:
-    """Fill `{name}` or `{name|fallback}` from the contact's fields."""
-    return _VAR.sub(lambda m: fields.get(m.group(1)) or (m.group(2) or ""), value)
-
-
-def _uses_name(content: dict[str, Any]) -> bool:
-    parts = [content.get("text") or "", *(content.get("template_params") or [])]
-    return any(_VAR.search(p) for p in parts)
+def _content_values(content: dict[str, Any]) -> list[str]:
+    return [content.get("text") or "", *(content.get("template_params") or [])]
 
 
 def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
@@ -79,7 +78,9 @@ def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidInput(detail="locale must be a two-letter language code")
         if key == "has_contacted_us" and not isinstance(value, bool):
             raise InvalidInput(detail="has_contacted_us must be true or false")
-    return segment
+        if key in ("label", "has_field") and (not isinstance(value, str) or not 0 < len(value.strip()) <= 63):
+            raise InvalidInput(detail=f"{key} must be a name of at most 63 characters")
+    return {k: v.strip() if isinstance(v, str) else v for k, v in segment.items()}
 
 
 def create_broadcast(
@@ -116,9 +117,8 @@ def create_broadcast(
     language = (template_language or "").strip() or None
     if template is not None and (language is None or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language)):
         raise InvalidInput(detail="a template language looks like de or en_US")
-    _check_vars(text, "the text")
-    for p in params:
-        _check_vars(p, "a template variable")
+    personalise.check_variables(s, tenant_id, [text], "the text")
+    personalise.check_variables(s, tenant_id, params, "a template variable")
     if min_text_version < 0:
         raise InvalidInput(detail="the minimum consent-text version cannot be negative")
     if channel_account_id is not None:
@@ -216,6 +216,27 @@ def _audience(b: Broadcast, now: datetime) -> Any:
         q = q.where(Contact.locale == seg["locale"])
     if "has_contacted_us" in seg:
         q = q.where(Contact.has_contacted_us.is_(seg["has_contacted_us"]))
+    if "label" in seg:
+        q = q.where(
+            select(ConversationLabel.id)
+            .join(Conversation, Conversation.id == ConversationLabel.conversation_id)
+            .where(
+                ConversationLabel.tenant_id == b.tenant_id,
+                ConversationLabel.label == seg["label"],
+                Conversation.contact_id == Contact.id,
+            )
+            .exists()
+        )
+    if "has_field" in seg:
+        q = q.where(
+            select(ContactField.id)
+            .where(
+                ContactField.tenant_id == b.tenant_id,
+                ContactField.contact_id == Contact.id,
+                ContactField.name == seg["has_field"],
+            )
+            .exists()
+        )
     if b.channel_account_id is not None:
         q = q.where(
             select(ContactIdentity.id)
@@ -318,12 +339,9 @@ def _set_rows(s: Session, b: Broadcast, old: str, new: str) -> None:
 # ---------------------------------------------------------------- queuing
 
 
-def _personalise(ctx: Konsent, s: Session, b: Broadcast, contact: Any) -> tuple[OutboundContent, ...]:
+def _personalise(b: Broadcast, contact: Any, fields: dict[str, str]) -> tuple[OutboundContent, ...]:
     c = b.content
-    fields: dict[str, str] = {}
-    if _uses_name(c):
-        full = contact_name(ctx, s, contact).strip()
-        fields = {"name": full, "first_name": full.split(" ")[0] if full else ""}
+    render = personalise.render
     template = None
     if c.get("template"):
         template = OutboundContent(
@@ -361,18 +379,19 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
                 fallback[cid] = acc_id
         drafts: list[Draft] = []
         skipped: Tally[str] = Tally()
-        same_for_all = not _uses_name(b.content) and (
-            not b.content.get("template") or b.content.get("template_language")
-        )
-        plain = _personalise(ctx, s, b, None) if same_for_all else None
+        wanted = personalise.variables_in(_content_values(b.content))
+        same_for_all = not wanted and (not b.content.get("template") or b.content.get("template_language"))
+        plain = _personalise(b, None, {}) if same_for_all else None
+        values: dict[int, dict[str, str]] = {}
         if plain is None:
-            ctx.keys.preload(s, rows)  # names are opened per contact: one key-store query for the page
+            ctx.keys.preload(s, rows)  # values are opened per contact: one key-store query for the page
+            values = personalise.load_fields(ctx, s, rows, wanted)
         for contact in rows:
             account_id = b.channel_account_id or contact.consent_account or fallback.get(contact.id)
             if account_id is None:
                 skipped["no_identity"] += 1
                 continue
-            contents = plain or _personalise(ctx, s, b, contact)
+            contents = plain or _personalise(b, contact, values.get(contact.id, {}))
             drafts.append(Draft(contact, contents[0], account_id, contents[1] if len(contents) > 1 else None))
         result = enqueue_many(
             ctx,

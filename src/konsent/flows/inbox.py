@@ -364,3 +364,15 @@ def on_contact_message(s: Session, conv: Conversation) -> None:
         values["state"] = "open"
     bump(s, conv, None, **values)
     live.maybe_prune(s, conv.tenant_id)
+
+
+def label_names(s: Session, tenant_id: int, limit: int = 200) -> list[str]:
+    """The labels in use on this tenant's conversations (for filters and broadcast segments)."""
+    return sorted(
+        s.scalars(
+            select(ConversationLabel.label)
+            .where(ConversationLabel.tenant_id == tenant_id)
+            .distinct()
+            .limit(limit)
+        ).all()
+    )

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows import broadcast as bc
-from konsent.flows import templates, tenants
+from konsent.flows import inbox, personalise, templates, tenants
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 
@@ -40,6 +40,8 @@ def _list_page(
         topic_list = tenants.topics(s, caller.tenant_id)
         accounts = tenants.channel_accounts(s, caller.tenant_id)
         choices = templates.approved_choices(s, caller.tenant_id)
+        fields = personalise.field_names(s, caller.tenant_id)
+        labels = inbox.label_names(s, caller.tenant_id)
     return page(
         request,
         caller,
@@ -49,6 +51,8 @@ def _list_page(
             "topics": topic_list,
             "accounts": accounts,
             "choices": choices,
+            "fields": fields,
+            "labels": labels,
             "error": error,
             "form": form or {},
         },
@@ -62,10 +66,16 @@ def broadcast_list(request: Request, caller: Caller = Depends(admin_caller)) -> 
     return _list_page(request, caller)
 
 
-def _segment(locale: str, active_days: str, inactive_days: str) -> dict[str, Any]:
+def _segment(
+    locale: str, active_days: str, inactive_days: str, label: str = "", has_field: str = ""
+) -> dict[str, Any]:
     seg: dict[str, Any] = {}
     if locale.strip():
         seg["locale"] = locale.strip()
+    if label.strip():
+        seg["label"] = label.strip()
+    if has_field.strip():
+        seg["has_field"] = has_field.strip()
     for key, raw in (("active_within_days", active_days), ("inactive_for_days", inactive_days)):
         if raw.strip():
             if not raw.strip().isdigit():
@@ -88,6 +98,8 @@ def broadcast_create(
     locale: str = Form(""),
     active_within_days: str = Form(""),
     inactive_for_days: str = Form(""),
+    label: str = Form(""),
+    has_field: str = Form(""),
     channel_account_id: str = Form(""),
 ) -> Response:
     """Compose a draft; bad input re-shows the form with the reason and stores nothing."""
@@ -103,6 +115,8 @@ def broadcast_create(
         "locale": locale,
         "active_within_days": active_within_days,
         "inactive_for_days": inactive_for_days,
+        "label": label,
+        "has_field": has_field,
         "channel_account_id": channel_account_id,
     }
     ctx = get_ctx(request)
@@ -126,7 +140,7 @@ def broadcast_create(
                 template_language=template_language or None,
                 template_params=[p.strip() for p in template_params.split(",") if p.strip()],
                 min_text_version=int(min_text_version.strip()),
-                segment=_segment(locale, active_within_days, inactive_for_days),
+                segment=_segment(locale, active_within_days, inactive_for_days, label, has_field),
                 channel_account_id=int(acc) if acc else None,
                 author=caller.actor,
             )
