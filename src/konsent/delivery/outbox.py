@@ -18,12 +18,13 @@ import contextlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Table, and_, any_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from konsent import crypto
@@ -82,7 +83,10 @@ def claim(
     with ctx.db.write() as s:
         due = select(OutboxRow.id).where(OutboxRow.state == "available", OutboxRow.run_at <= now)
         if account_id is not None:
-            due = due.where(OutboxRow.channel_account_id == account_id).order_by(OutboxRow.run_at)
+            # id breaks ties: one contact's messages queued together go out in the order they were queued
+            due = due.where(OutboxRow.channel_account_id == account_id).order_by(
+                OutboxRow.run_at, OutboxRow.id
+            )
         else:
             due = due.order_by(OutboxRow.run_at, OutboxRow.id)
         due = due.limit(limit).with_for_update(skip_locked=True)
@@ -105,21 +109,46 @@ def claim(
                 OutboxRow.channel_account_id,
                 OutboxRow.purpose,
                 OutboxRow.min_text_version,
+                OutboxRow.run_at,
             )
         ).all()
         if not claimed:
             return []
-        return _check_and_load(ctx, s, claimed, now)
+        # RETURNING comes in no particular order; jobs go out oldest first (one contact's in order)
+        return _check_and_load(ctx, s, sorted(claimed, key=lambda r: (r.run_at, r.id)), now)
+
+
+def _among(ctx: Konsent, col: Any, ids: Iterable[int]) -> Any:
+    """`col IN ids`; on PostgreSQL `col = ANY(array)`: one parameter, one cached statement for any size."""
+    values = sorted(set(ids))
+    if ctx.db.is_postgres:
+        return col == any_(bindparam(None, values, type_=postgresql.ARRAY(BigInteger)))
+    return col.in_(values)
+
+
+_CONTACT_COLUMNS = (
+    Contact.id,
+    Contact.tenant_id,
+    Contact.wrapped_key,
+    Contact.key_version,
+    Contact.has_contacted_us,
+    Contact.erased_at,
+    Contact.unreachable,
+    Contact.objected_marketing,
+)
 
 
 def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime) -> list[Job]:
     contact_ids = {r.contact_id for r in rows}
-    contacts = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(contact_ids))).all()}
+    # Plain rows, not ORM objects: the batch only reads them.
+    contacts = {
+        c.id: c for c in s.execute(select(*_CONTACT_COLUMNS).where(_among(ctx, Contact.id, contact_ids)))
+    }
     ctx.keys.preload(s, contacts.values())  # one key-store query for the whole batch
     consents: dict[int, dict[str, ConsentState]] = defaultdict(dict)
     q = select(
         Consent.contact_id, Consent.purpose, Consent.status, Consent.text_version, Consent.changed_at
-    ).where(Consent.contact_id.in_(contact_ids), Consent.purpose.in_({r.purpose for r in rows}))
+    ).where(_among(ctx, Consent.contact_id, contact_ids), Consent.purpose.in_({r.purpose for r in rows}))
     if ctx.db.is_postgres:
         q = q.with_for_update(read=True, of=Consent)  # FOR SHARE: a withdrawal in flight must finish first
     for cid, purpose, status, version, changed in s.execute(q):
@@ -129,11 +158,15 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
         for cid, acc, sealed in s.execute(
             select(
                 ContactIdentity.contact_id, ContactIdentity.channel_account_id, ContactIdentity.address_sealed
-            ).where(ContactIdentity.contact_id.in_(contact_ids))
+            ).where(_among(ctx, ContactIdentity.contact_id, contact_ids))
         )
     }
     bodies = dict(
-        s.execute(select(Message.id, Message.body_sealed).where(Message.id.in_([r.message_id for r in rows])))
+        s.execute(
+            select(Message.id, Message.body_sealed).where(
+                _among(ctx, Message.id, [r.message_id for r in rows])
+            )
+        )
         .tuples()
         .all()
     )
@@ -162,7 +195,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             assert acc is not None
             accounts[row.channel_account_id] = account_config(ctx, s, acc)
         try:
-            key = ctx.keys.contact_key(s, contact)
+            key = ctx.keys.contact_key(s, cast(Contact, contact))
             aad = f"contact:{contact.id}:"
             address = crypto.open_text(key, sealed, (aad + "address").encode())
             sealed_body = bodies[row.message_id]
@@ -225,7 +258,7 @@ def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now
     dropped = [j for j, r in results if r is None]
     with ctx.db.write() as s:
         if sent:
-            _complete_sent(s, sent, now)
+            _complete_sent(ctx, s, sent, now)
         if dropped:
             _refuse(s, [(j.outbox_id, j.message_id, WITHDRAWN_BEFORE_SEND) for j in dropped], now)
         for job, res in other:
@@ -243,14 +276,20 @@ def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now
             _apply(s, row, msg, job, res, now)
 
 
-def _complete_sent(s: Session, sent: list[tuple[Job, SendResult]], now: datetime) -> None:
+def _fenced(ctx: Konsent, pairs: list[tuple[int, int]]) -> Any:
+    """`(id, attempt) IN pairs`: only the claim that is still current may complete its row."""
+    if ctx.db.is_postgres:  # two arrays zipped by unnest: one cached statement for any batch size
+        ids = bindparam(None, [i for i, _ in pairs], type_=postgresql.ARRAY(BigInteger))
+        attempts = bindparam(None, [a for _, a in pairs], type_=postgresql.ARRAY(BigInteger))
+        return tuple_(OutboxRow.id, OutboxRow.attempt).in_(select(func.unnest(ids), func.unnest(attempts)))
+    return tuple_(OutboxRow.id, OutboxRow.attempt).in_(pairs)
+
+
+def _complete_sent(ctx: Konsent, s: Session, sent: list[tuple[Job, SendResult]], now: datetime) -> None:
     done = set(
         s.scalars(
             update(OutboxRow)
-            .where(
-                tuple_(OutboxRow.id, OutboxRow.attempt).in_([(j.outbox_id, j.attempt) for j, _ in sent]),
-                OutboxRow.state == "running",
-            )
+            .where(_fenced(ctx, [(j.outbox_id, j.attempt) for j, _ in sent]), OutboxRow.state == "running")
             .values(state="done", finished_at=now, lease_until=None)
             .returning(OutboxRow.id)
             .execution_options(synchronize_session=False)
