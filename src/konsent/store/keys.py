@@ -41,7 +41,7 @@ class KeyRing:
         self,
         master_key: bytes,
         store: KeyStore,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,  # recently used contacts; a broadcast opens each key once anyway
         previous_masters: tuple[bytes, ...] = (),
     ) -> None:
         self._master = master_key
