@@ -1,4 +1,4 @@
-# ruff: noqa: F811, E501
+# ruff: noqa: F811
 """Outbound media on every adapter, against the fakes over real HTTP (CH3, M3).
 
 Each provider gets the request shape its documentation gives; what a channel
