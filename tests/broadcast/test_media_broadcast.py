@@ -113,6 +113,7 @@ def test_channel_without_that_media_kind_skips_the_contact_as_no_media(ctx, fake
     as_role(ctx, client, "admin")
     page = client.get(f"/admin/broadcasts/{bid}", headers={"Accept-Language": "en"}).text
     assert "the channel cannot send this media (kind or caption): 1" in page
+    assert f'Image: <a href="{PHOTO}"' in page
     page = client.get(f"/admin/broadcasts/{bid}", headers={"Accept-Language": "de"}).text
     assert "Der Kanal kann dieses Medium nicht senden (Art oder Bildunterschrift).: 1" in page
 

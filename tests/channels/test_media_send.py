@@ -316,3 +316,16 @@ def test_threema_declares_no_media_and_never_sends_the_caption_alone(adapter):
 
     r = asyncio.run(go())
     assert (r.outcome, r.error_code) == (SendOutcome.PERMANENT, "no_media")
+
+
+def test_media_errors_map_by_their_documented_meaning():
+    """A link the provider cannot download is permanent; rate limits on media still snooze."""
+    from konsent.channels.meta import map_graph_error
+    from konsent.channels.telegram import map_error
+
+    download = {"error": {"code": 131052, "message": "Media download error"}}
+    assert map_graph_error(400, download, {}).outcome is SendOutcome.PERMANENT
+    video_rate = {"error": {"code": 613, "message": "Calls to this api have exceeded the rate limit."}}
+    assert map_graph_error(400, video_rate, {}).outcome is SendOutcome.RETRY_AFTER
+    wrong_url = {"ok": False, "error_code": 400, "description": "Bad Request: wrong HTTP URL specified"}
+    assert map_error(400, wrong_url).outcome is SendOutcome.PERMANENT

@@ -1,4 +1,4 @@
-# ruff: noqa: F811, E501
+# ruff: noqa: F811
 """An agent's reply may carry media by https link, where the channel sends it (M1, CH3)."""
 
 from __future__ import annotations
