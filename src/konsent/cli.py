@@ -485,6 +485,9 @@ def broadcast_create(
     account: int = typer.Option(
         None, help="Send from this channel account (default: where each subscribed)."
     ),
+    media_url: str = typer.Option("", help="https link to an image, document, video or audio file."),
+    media_kind: str = typer.Option("", help="image, document, video or audio; the text is its caption."),
+    media_filename: str = typer.Option("", help="File name the recipient sees (documents only)."),
 ) -> None:
     """Create a draft broadcast and show how many contacts it would reach now."""
     import json
@@ -510,6 +513,9 @@ def broadcast_create(
                 segment=json.loads(segment),
                 channel_account_id=account,
                 author="cli",
+                media_url=media_url or None,
+                media_kind=media_kind or None,
+                media_filename=media_filename or None,
             )
             count = bc.preview_count(s, b)
     except (DomainError, ValueError) as exc:

@@ -53,9 +53,21 @@ WA_TOP_KEYS = {
     "text",
     "interactive",
     "template",
+    "image",
+    "document",
+    "video",
+    "audio",
     "context",
     "biz_opaque_callback_data",
 }
+# Media message objects: which keys each kind takes (audio has no caption; only documents a filename).
+WA_MEDIA_KEYS = {
+    "image": {"id", "link", "caption"},
+    "video": {"id", "link", "caption"},
+    "document": {"id", "link", "caption", "filename"},
+    "audio": {"id", "link"},
+}
+MS_ATTACHMENT_TYPES = {"image", "audio", "video", "file"}
 TEMPLATE_PARAM_TYPES = {"text", "currency", "date_time", "image", "document", "video", "payload"}
 MS_TOP_KEYS = {"recipient", "messaging_type", "message", "tag", "notification_type"}
 
@@ -715,6 +727,13 @@ def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tupl
     if to is None and not (isinstance(recipient, str) and BSUID_RE.match(recipient)):
         return 131009, "(#131009) Parameter value is not valid"
     mtype = body.get("type", "text")
+    others = set(body) & (set(WA_MEDIA_KEYS) | {"text", "interactive", "template"}) - {mtype}
+    if mtype in WA_MEDIA_KEYS:
+        if others:
+            return 100, "(#100) Invalid parameter"  # a content object of another type
+        return _validate_wa_media(mtype, body.get(mtype))
+    if mtype == "text" and set(body) & set(WA_MEDIA_KEYS):
+        return 100, "(#100) Invalid parameter"
     if mtype == "text":
         text = body.get("text")
         if not isinstance(text, dict) or set(text) - {"body", "preview_url"}:
@@ -764,6 +783,26 @@ def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tupl
     return 131051, "(#131051) Message type unknown"
 
 
+def _validate_wa_media(mtype: str, media: Any) -> tuple[int, str] | None:
+    if not isinstance(media, dict):
+        return 100, f"(#100) The parameter {mtype} is required."
+    unknown = set(media) - WA_MEDIA_KEYS[mtype]
+    if unknown:
+        return 100, f'(#100) Unexpected key "{sorted(unknown)[0][:40]}" on param "{mtype}"'
+    if ("id" in media) == ("link" in media):
+        return 100, f"(#100) The parameter {mtype}['link'] or {mtype}['id'] is required."
+    link = media.get("link")
+    if "link" in media and not (isinstance(link, str) and re.match(r"^https?://[^\s/]+/\S*$", link)):
+        return 131009, "(#131009) Parameter value is not valid"
+    caption = media.get("caption")
+    if caption is not None and not (isinstance(caption, str) and 0 < len(caption) <= 1024):
+        return 131009, "(#131009) Parameter value is not valid"
+    filename = media.get("filename")
+    if filename is not None and not (isinstance(filename, str) and 0 < len(filename) <= 240):
+        return 131009, "(#131009) Parameter value is not valid"
+    return None
+
+
 def validate_messenger(body: Any) -> tuple[int, str] | None:
     if not isinstance(body, dict):
         return 100, "(#100) The request body must be a JSON object"
@@ -779,7 +818,13 @@ def validate_messenger(body: Any) -> tuple[int, str] | None:
     message = body.get("message")
     if not isinstance(message, dict) or set(message) - {"text", "quick_replies", "attachment", "metadata"}:
         return 100, "(#100) The parameter message is required"
-    if not isinstance(message.get("text"), str) or not 0 < len(message["text"]) <= 2000:
+    if "attachment" in message:
+        if "text" in message:  # a message is a text or an attachment, never both
+            return 100, "(#100) Only one of text or attachment can be specified"
+        problem = _validate_attachment(message["attachment"])
+        if problem is not None:
+            return problem
+    elif not isinstance(message.get("text"), str) or not 0 < len(message["text"]) <= 2000:
         return 100, "(#100) Param message[text] must be a non-empty UTF-8 encoded string"
     for qr in message.get("quick_replies") or []:
         if (
@@ -790,4 +835,23 @@ def validate_messenger(body: Any) -> tuple[int, str] | None:
             return 100, "(#100) Invalid quick reply"
         if len(qr["title"]) > 20 or not isinstance(qr.get("payload"), str):
             return 100, "(#100) Invalid quick reply"
+    return None
+
+
+def _validate_attachment(att: Any) -> tuple[int, str] | None:
+    """`{type: image|audio|video|file, payload: {url, is_reusable}}` (or a saved `attachment_id`)."""
+    if not isinstance(att, dict) or set(att) != {"type", "payload"}:
+        return 100, "(#100) Invalid attachment"
+    if att["type"] not in MS_ATTACHMENT_TYPES:
+        return 100, "(#100) Invalid attachment type"
+    payload = att["payload"]
+    if not isinstance(payload, dict) or set(payload) - {"url", "is_reusable", "attachment_id"}:
+        return 100, "(#100) Invalid attachment payload"
+    if ("url" in payload) == ("attachment_id" in payload):
+        return 100, "(#100) Attachment payload needs a url or an attachment_id"
+    url = payload.get("url")
+    if "url" in payload and not (isinstance(url, str) and re.match(r"^https?://[^\s/]+/\S*$", url)):
+        return 100, "(#100) Invalid attachment url"
+    if not isinstance(payload.get("is_reusable", False), bool):
+        return 100, "(#100) Invalid attachment payload"
     return None

@@ -179,6 +179,13 @@ class SentMessage:
     message_id: int
     text: str
     buttons: list[dict[str, str]]
+    media: dict[str, str] | None = None  # {"method", "kind", "url", "caption"} for sendPhoto & co.
+
+
+# sendPhoto / sendDocument / sendVideo / sendAudio: the file parameter and what Telegram calls it.
+MEDIA_METHODS = {"sendphoto": "photo", "senddocument": "document", "sendvideo": "video", "sendaudio": "audio"}
+MEDIA_PARAMS = {"chat_id", "caption", "parse_mode", "reply_markup", "disable_notification"}
+MAX_CAPTION = 1024
 
 
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{10,100}$")
@@ -273,6 +280,7 @@ class TelegramFake(BackgroundServer):
             await asyncio.sleep(self.faults.slow_s)
         handler = {
             "sendmessage": self._send_message,
+            **{m: self._send_media for m in MEDIA_METHODS},
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._webhook_info,
@@ -281,6 +289,8 @@ class TelegramFake(BackgroundServer):
         }.get(method)
         if handler is None:
             return _err(404, "Not Found: method not found")
+        if method in MEDIA_METHODS:
+            params = {**params, "_method": method}
         response = handler(bot, params)
         if fault == "timeout":
             await asyncio.sleep(self.faults.hang_s)  # processed, but the answer comes too late
@@ -362,6 +372,53 @@ class TelegramFake(BackgroundServer):
         buttons, problem = _keyboard(params.get("reply_markup"))
         if problem:
             return _err(400, f"Bad Request: {problem}")
+        gate = self._gate(bot, chat_id)
+        if isinstance(gate, web.Response):
+            return gate
+        self.sent.append(SentMessage(chat_id, gate, text, buttons))
+        return self._answer(bot, chat_id, gate, {"text": text})
+
+    def _send_media(self, bot: Bot, params: dict[str, Any]) -> web.Response:
+        """sendPhoto & co. with a file by HTTP URL (or file_id) and an optional caption ≤ 1024."""
+        method = params.pop("_method")
+        kind = MEDIA_METHODS[method]
+        unknown = set(params) - MEDIA_PARAMS - {kind}
+        if unknown:
+            return _err(400, f"Bad Request: unexpected parameter {sorted(unknown)[0][:40]}")
+        raw_chat = params.get("chat_id")
+        if raw_chat in (None, ""):
+            return _err(400, "Bad Request: chat_id is empty")
+        ref = params.get(kind)
+        if not isinstance(ref, str) or not ref:
+            return _err(400, f"Bad Request: there is no {kind} in the request")
+        if "://" in ref and not re.match(r"^https?://[^\s/]+/\S*$", ref):
+            return _err(400, "Bad Request: wrong HTTP URL specified")
+        caption = params.get("caption", "")
+        if not isinstance(caption, str):
+            return _err(400, "Bad Request: can't parse caption")
+        if len(caption) > MAX_CAPTION:
+            return _err(400, "Bad Request: message caption is too long")
+        try:
+            chat_id = int(raw_chat)
+        except (TypeError, ValueError):
+            return _err(400, "Bad Request: chat not found")
+        buttons, problem = _keyboard(params.get("reply_markup"))
+        if problem:
+            return _err(400, f"Bad Request: {problem}")
+        gate = self._gate(bot, chat_id)
+        if isinstance(gate, web.Response):
+            return gate
+        media = {"method": method, "kind": kind, "url": ref, "caption": caption}
+        self.sent.append(SentMessage(chat_id, gate, caption, buttons, media))
+        extra: dict[str, Any] = {kind: [{"file_id": "F" + str(gate), "file_unique_id": "U" + str(gate)}]}
+        if kind != "photo":
+            extra[kind] = extra[kind][0]
+        if caption:
+            extra["caption"] = caption
+        return self._answer(bot, chat_id, gate, extra)
+
+    def _gate(self, bot: Bot, chat_id: int) -> int | web.Response:
+        """Blocked, never started, flood control: an error; else the new message id in this chat."""
         if chat_id in self.blocked:
             return _err(403, "Forbidden: bot was blocked by the user")
         if chat_id not in self.started:
@@ -373,14 +430,15 @@ class TelegramFake(BackgroundServer):
             ra = max(1, int(wait + 0.999))
             return _err(429, f"Too Many Requests: retry after {ra}", retry_after=ra)
         counter = self._message_ids.setdefault(chat_id, itertools.count(1))
-        message_id = next(counter)
-        self.sent.append(SentMessage(chat_id, message_id, text, buttons))
+        return next(counter)
+
+    def _answer(self, bot: Bot, chat_id: int, message_id: int, extra: dict[str, Any]) -> web.Response:
         result = {
             "message_id": message_id,
             "from": {"id": bot.id, "is_bot": True, "first_name": bot.username, "username": bot.username},
             "chat": {"id": chat_id, "type": "private", "first_name": "User"},
             "date": int(time.time()),
-            "text": text,
+            **extra,
         }
         return web.json_response({"ok": True, "result": result})
 

@@ -26,6 +26,17 @@ class Capabilities:
     address_is_phone: bool = True  # contacts' addresses are phone numbers (normalised to E.164 on import)
     processing_region: str = ""  # where the provider processes data (S7)
     safeguard: str = ""  # legal instrument for a third-country transfer (S7)
+    media_kinds: frozenset[str] = frozenset()  # outbound media by link: image, document, video, audio
+    max_caption_len: int = 0  # text sent along with media; 0: media goes without text
+    captioned_kinds: frozenset[str] = frozenset()  # the media kinds that take a caption at all
+
+    def can_send_media(self, kind: str, caption: str) -> bool:
+        """Whether this channel sends media of `kind` carrying this caption in one message."""
+        if kind not in self.media_kinds:
+            return False
+        if not caption:
+            return True
+        return kind in self.captioned_kinds and len(caption) <= self.max_caption_len
 
 
 @dataclass(frozen=True)
@@ -36,22 +47,39 @@ class Button:
 
 @dataclass(frozen=True)
 class OutboundContent:
-    """A message to send: text, optional buttons, or a template with variables."""
+    """A message to send: text, optional buttons, or a template with variables.
+
+    With `media_url` set it is a media message (`media_kind` one of
+    domain.media.MEDIA_KINDS) and `text` is its caption.
+    """
 
     text: str = ""
     buttons: tuple[Button, ...] = ()
     template: str | None = None
     template_language: str | None = None
     template_params: tuple[str, ...] = ()
+    media_url: str | None = None
+    media_kind: str | None = None
+    media_filename: str | None = None  # documents only: the name the recipient sees
+
+    @property
+    def has_body(self) -> bool:
+        """Something to send: text, a template or media."""
+        return bool(self.text or self.template or self.media_url)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "buttons": [{"id": b.id, "title": b.title} for b in self.buttons],
             "template": self.template,
             "template_language": self.template_language,
             "template_params": list(self.template_params),
         }
+        if self.media_url:  # only then: text bodies stay as they were
+            out.update(
+                media_url=self.media_url, media_kind=self.media_kind, media_filename=self.media_filename
+            )
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OutboundContent:
@@ -61,6 +89,9 @@ class OutboundContent:
             template=data.get("template"),
             template_language=data.get("template_language"),
             template_params=tuple(data.get("template_params", [])),
+            media_url=data.get("media_url") or None,
+            media_kind=data.get("media_kind") or None,
+            media_filename=data.get("media_filename") or None,
         )
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from konsent.channels import meta, register
+from konsent.channels import media, meta, register
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -149,7 +149,10 @@ def parse_messaging(account: AccountConfig, body: bytes, expected_object: str) -
 
 
 def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
-    """The Send API body: text, optionally with quick replies; None when it cannot be expressed."""
+    """The Send API body: text with optional quick replies, or one attachment; None if inexpressible."""
+    if content.media_url:
+        attachment = media.messenger(content)
+        return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": attachment}
     if not content.text:
         return None  # WhatsApp templates have no Messenger equivalent
     message: dict[str, Any] = {"text": content.text}
@@ -178,6 +181,9 @@ class _MessengerBase(ChannelAdapter):
         return parse_messaging(account, body, self.object_name)
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        refused = media.refusal(content, self.capabilities) if content.media_url else None
+        if refused:
+            return refused
         body = send_body(address, content)
         if body is None:
             return SendResult(SendOutcome.PERMANENT, error_code="unsupported", error_text="templates only")
@@ -214,6 +220,8 @@ class MessengerChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=2000,
         throughput_per_s=300.0,
+        # One message holds a text or an attachment, never both: media goes without caption.
+        media_kinds=frozenset({"image", "document", "video", "audio"}),
         address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
@@ -246,6 +254,7 @@ class InstagramChannel(_MessengerBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_text_len=1000,
         throughput_per_s=300.0,
+        media_kinds=frozenset({"image", "video", "audio"}),  # Instagram's Send API takes no files
         address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,

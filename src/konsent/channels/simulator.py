@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlencode
 
-from konsent.channels import register
+from konsent.channels import media, register
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -102,6 +102,8 @@ class SimulatorChannel(ChannelAdapter):
         return events
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        if content.media_url:  # declares no media: never send the caption alone
+            return media.refuse(content, self.capabilities)
         if self._mailbox_factory is None:
             return SendResult(
                 SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from konsent.channels import media as out_media
 from konsent.channels import register
 from konsent.channels.base import (
     AccountConfig,
@@ -172,6 +173,9 @@ class TelegramChannel(ChannelAdapter):
         throughput_per_s=30.0,
         per_contact_interval_s=1.0,
         address_is_phone=False,
+        media_kinds=frozenset(out_media.TELEGRAM_METHODS),
+        max_caption_len=1024,  # "0-1024 characters after entities parsing"
+        captioned_kinds=frozenset(out_media.TELEGRAM_METHODS),
         processing_region=(
             "Telegram (Telegram Messenger Inc. / Telegram FZ-LLC, Dubai; group companies in the British "
             "Virgin Islands); data of EEA/UK users stored in data centres in the Netherlands"
@@ -300,19 +304,27 @@ class TelegramChannel(ChannelAdapter):
     # --- outbound --------------------------------------------------------------------------------
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
-        """sendMessage with inline buttons; provider id `chat_id:message_id` (CH3)."""
-        problem = _content_problem(content)
+        """sendMessage with inline buttons, or sendPhoto/Document/Video/Audio by URL (CH3).
+
+        The provider id is `chat_id:message_id`.
+        """
+        refused = out_media.refusal(content, self.capabilities) if content.media_url else None
+        if refused:
+            return refused
+        problem = "" if content.media_url else _content_problem(content)
         if problem:
             return SendResult(SendOutcome.PERMANENT, error_code="invalid_content", error_text=problem)
         if not re.fullmatch(r"-?\d{1,20}", address):
             return SendResult(SendOutcome.PERMANENT, error_code="invalid_address", error_text="not a chat id")
-        payload: dict[str, Any] = {"chat_id": int(address), "text": content.text}
+        method, payload = "sendMessage", {"chat_id": int(address), "text": content.text}
+        if content.media_url:
+            method, payload = out_media.telegram(int(address), content)
         if content.buttons:
             payload["reply_markup"] = {
                 "inline_keyboard": [[{"text": b.title, "callback_data": b.id}] for b in content.buttons]
             }
         try:
-            url = _method_url(account, "sendMessage")
+            url = _method_url(account, method)
         except InvalidInput as exc:
             return SendResult(SendOutcome.PERMANENT, error_code="not_configured", error_text=str(exc))
         try:

@@ -32,7 +32,7 @@ import aiohttp
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 
-from konsent.channels import register
+from konsent.channels import media, register
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -315,6 +315,8 @@ class ThreemaChannel(ChannelAdapter):
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         """send_e2e: encrypt a text message for the recipient's public key (CH3)."""
+        if content.media_url:  # declares no media: never send the caption alone
+            return media.refuse(content, self.capabilities)
         text = content.text.encode("utf-8")
         if not text:
             return SendResult(SendOutcome.PERMANENT, error_code="invalid_content", error_text="no text")

@@ -19,7 +19,7 @@ import re
 
 import aiohttp
 
-from konsent.channels import register
+from konsent.channels import media, register
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -94,6 +94,8 @@ class ThreemaBasicChannel(ChannelAdapter):
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         """send_simple with from, to|phone|email, text, secret; the answer is the message id (CH3)."""
+        if content.media_url:  # declares no media: never send the caption alone
+            return media.refuse(content, self.capabilities)
         if not content.text:
             return SendResult(SendOutcome.PERMANENT, error_code="invalid_content", error_text="no text")
         if len(content.text.encode("utf-8")) > MAX_TEXT_BYTES:

@@ -20,6 +20,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from konsent.channels import media as out_media
 from konsent.channels import meta, register
 from konsent.channels.base import (
     AccountConfig,
@@ -64,6 +65,9 @@ CAPABILITIES = Capabilities(
     throughput_per_s=80.0,
     per_contact_interval_s=6.0,  # the pair rate limit (131056) ...
     per_contact_burst=45,  # ... with its documented burst
+    media_kinds=frozenset({"image", "document", "video", "audio"}),
+    max_caption_len=1024,
+    captioned_kinds=frozenset({"image", "document", "video"}),  # audio messages have no caption
     processing_region="Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA",
     safeguard="EU-US Data Privacy Framework (Meta is certified) and standard contractual clauses",
 )
@@ -264,6 +268,8 @@ def message_body(address: str, content: OutboundContent) -> dict[str, Any]:
                 {"type": "body", "parameters": [{"type": "text", "text": p} for p in content.template_params]}
             ]
         body.update(type="template", template=template)
+    elif content.media_url:
+        body.update(out_media.whatsapp(content))
     elif content.buttons:
         body.update(
             type="interactive",
@@ -312,6 +318,9 @@ class _WhatsAppBase(ChannelAdapter):
         raise NotImplementedError
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
+        refused = out_media.refusal(content, self.capabilities) if content.media_url else None
+        if refused:
+            return refused
         url, headers = self._url_and_headers(account)
         failure, body = await self._http.post_json(
             url, message_body(address, content), headers=headers, timeout_s=meta.timeout_of(account)

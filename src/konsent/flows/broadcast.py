@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.media import MAX_CAPTION, media_problem
 from konsent.domain.purposes import ConsentStatus, Purpose
 from konsent.flows import audit, personalise, templates
 from konsent.flows.context import Konsent
@@ -98,8 +99,15 @@ def create_broadcast(
     segment: dict[str, Any] | None = None,
     channel_account_id: int | None = None,
     author: str = "",
+    media_url: str | None = None,
+    media_kind: str | None = None,
+    media_filename: str | None = None,
 ) -> Broadcast:
-    """Compose a broadcast as a draft; nothing is queued yet (M3)."""
+    """Compose a broadcast as a draft; nothing is queued yet (M3).
+
+    With `media_url` it is a media broadcast (an https link to the company's image,
+    document, video or audio) and the text is its caption.
+    """
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput(detail="a broadcast needs a name of at most 200 characters")
@@ -108,10 +116,18 @@ def create_broadcast(
     text = text.strip()
     template = (template or "").strip() or None
     params = [str(p) for p in (template_params or [])]
-    if not text and template is None:
-        raise InvalidInput(detail="a broadcast needs a text or a template")
+    media_url = (media_url or "").strip() or None
+    media_kind = (media_kind or "").strip() or None
+    media_filename = (media_filename or "").strip() or None
+    problem = media_problem(media_url, media_kind, media_filename)
+    if problem:
+        raise InvalidInput(detail=problem)
+    if not text and template is None and media_url is None:
+        raise InvalidInput(detail="a broadcast needs a text, media or a template")
     if len(text) > 4096:
         raise InvalidInput(detail="the text is longer than 4096 characters")
+    if media_url is not None and len(text) > MAX_CAPTION:
+        raise InvalidInput(detail="a caption is at most 1024 characters long")
     if template is not None and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
         raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
     language = (template_language or "").strip() or None
@@ -125,6 +141,8 @@ def create_broadcast(
         acc = get_account(s, tenant_id, channel_account_id)
         if template is not None and not ctx.adapter(acc.kind).capabilities.templates:
             raise InvalidInput(detail="this channel has no message templates")
+        if media_kind is not None and not ctx.adapter(acc.kind).capabilities.can_send_media(media_kind, text):
+            raise InvalidInput(detail="this channel cannot send this media with this caption")
     if template is not None and language is not None:
         # Only a template the registry holds as approved, with exactly its variables (M3, CH3).
         templates.require_approved_for_broadcast(s, tenant_id, channel_account_id, template, language, params)
@@ -137,6 +155,11 @@ def create_broadcast(
             "template": template,
             "template_language": language,
             "template_params": params,
+            **(
+                {"media_url": media_url, "media_kind": media_kind, "media_filename": media_filename}
+                if media_url
+                else {}
+            ),
         },
         min_text_version=min_text_version,
         segment=validate_segment(segment),
@@ -349,8 +372,14 @@ def _personalise(b: Broadcast, contact: Any, fields: dict[str, str]) -> tuple[Ou
             template_language=c.get("template_language") or (contact.locale if contact else None),
             template_params=tuple(render(p, fields) for p in c.get("template_params") or []),
         )
-    if c.get("text"):
-        return (OutboundContent(text=render(c["text"], fields)), *((template,) if template else ()))
+    if c.get("text") or c.get("media_url"):
+        main = OutboundContent(
+            text=render(c.get("text") or "", fields),
+            media_url=c.get("media_url"),
+            media_kind=c.get("media_kind"),
+            media_filename=c.get("media_filename"),
+        )
+        return (main, *((template,) if template else ()))
     assert template is not None
     return (template,)
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.media import MEDIA_KINDS, media_problem
 from konsent.flows import audit, live, staff, templates
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -55,6 +56,7 @@ class ThreadMessage:
     author: str
     at: datetime
     has_media: bool = False
+    media_url: str = ""  # outbound media: the company's link, shown to staff
 
 
 @dataclass
@@ -80,6 +82,7 @@ class ConversationView:
     assignee_id: int | None
     bot_state: str | None
     locale: str = ""  # the contact's language, for ordering the template picker
+    media_kinds: tuple[str, ...] = ()  # what an agent may attach on this channel
 
 
 def view_conversation(
@@ -114,6 +117,7 @@ def view_conversation(
                 names.get(m.author, m.author),
                 m.created_at,
                 bool(body.get("media_ref")),
+                content.media_url or "",
             )
         )
     notes = [
@@ -170,6 +174,7 @@ def view_conversation(
         window_hours=caps.service_window_hours,
         window_closes_at=closes,
         templates=caps.templates,
+        media_kinds=tuple(k for k in MEDIA_KINDS if k in caps.media_kinds),
         fields=_fields(ctx, s, contact),
         earlier=_earlier(s, who, conv),
         team_id=conv.team_id,
@@ -226,13 +231,25 @@ def withdraw_data_consent(s: Session, who: StaffMember, conversation_id: int, pu
 
 
 def reply(
-    ctx: Konsent, s: Session, who: StaffMember, conversation_id: int, text: str, at: datetime | None = None
+    ctx: Konsent,
+    s: Session,
+    who: StaffMember,
+    conversation_id: int,
+    text: str,
+    at: datetime | None = None,
+    *,
+    media_url: str = "",
+    media_kind: str = "",
 ) -> Message:
-    """An agent answers; the bot stops and the first response time is kept (M1, M2)."""
+    """An agent answers, optionally with media by https link; the bot stops (M1, M2)."""
     staff.require(who.role, "messages.send")
     at = at or utcnow()
     text = text.strip()
-    if not text:
+    media_url, media_kind = media_url.strip(), media_kind.strip()
+    problem = media_problem(media_url or None, media_kind or None)
+    if problem:
+        raise InvalidInput(detail=problem)
+    if not text and not media_url:
         raise InvalidInput(detail="the reply is empty")
     conv = get_conversation(s, who, conversation_id)
     contact = s.get(Contact, conv.contact_id)
@@ -242,7 +259,7 @@ def reply(
         s,
         contact,
         "service",
-        OutboundContent(text=text),
+        OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None),
         channel_account_id=conv.channel_account_id,
         conversation_id=conv.id,
         author=who.actor,

@@ -57,8 +57,8 @@ def enqueue_message(
     """Queue one message after `may_send` allowed it; raise NoLegalBasis otherwise (C5)."""
     at = at or utcnow()
     p = parse_purpose(purpose)
-    if not content.text and not content.template:
-        raise InvalidInput(detail="a message needs text or a template")
+    if not content.has_body:
+        raise InvalidInput(detail="a message needs text, media or a template")
     decision = may_send(snapshot(s, contact), p, at, min_text_version)
     if not decision:
         raise NoLegalBasis(purpose=str(p), reason=decision.detail, reason_code=decision.reason)
@@ -68,6 +68,8 @@ def enqueue_message(
     caps = ctx.adapter(account.kind).capabilities
     if len(content.text) > caps.max_text_len:
         raise InvalidInput(detail=f"text longer than {caps.max_text_len} characters for this channel")
+    if content.media_url and not caps.can_send_media(content.media_kind or "", content.text):
+        raise InvalidInput(detail="this channel cannot send this media with this caption")
     if caps.service_window_hours is not None and content.template is None:
         last = ident.last_inbound_at
         if last is None or at - last > timedelta(hours=caps.service_window_hours):
@@ -223,7 +225,10 @@ def enqueue_many(
         if content.template is not None and not caps.templates:
             out.skipped[c.id] = "no_templates"
             continue
-        if not content.text and content.template is None:
+        if content.media_url and not caps.can_send_media(content.media_kind or "", content.text):
+            out.skipped[c.id] = "no_media"
+            continue
+        if not content.has_body:
             out.skipped[c.id] = "empty"
             continue
         if len(content.text) > caps.max_text_len:

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows import broadcast as bc
 from konsent.flows import inbox, personalise, templates, tenants
-from konsent.web.admin_common import add_nav, admin_caller, error_text, page
+from konsent.web.admin_common import REFUSAL_REASONS, add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 
 router = APIRouter(prefix="/admin/broadcasts", include_in_schema=False)
@@ -101,6 +101,9 @@ def broadcast_create(
     label: str = Form(""),
     has_field: str = Form(""),
     channel_account_id: str = Form(""),
+    media_url: str = Form(""),
+    media_kind: str = Form(""),
+    media_filename: str = Form(""),
 ) -> Response:
     """Compose a draft; bad input re-shows the form with the reason and stores nothing."""
     check_csrf_form(caller, csrf_token)
@@ -118,6 +121,9 @@ def broadcast_create(
         "label": label,
         "has_field": has_field,
         "channel_account_id": channel_account_id,
+        "media_url": media_url,
+        "media_kind": media_kind,
+        "media_filename": media_filename,
     }
     ctx = get_ctx(request)
     # The select offers the registry's approved templates as "name|language".
@@ -143,6 +149,9 @@ def broadcast_create(
                 segment=_segment(locale, active_within_days, inactive_for_days, label, has_field),
                 channel_account_id=int(acc) if acc else None,
                 author=caller.actor,
+                media_url=media_url[:4000] or None,
+                media_kind=media_kind[:20] or None,
+                media_filename=media_filename[:500] or None,
             )
             bid = b.id
     except NotFound:
@@ -152,6 +161,24 @@ def broadcast_create(
     except DomainError as exc:
         return _list_page(request, caller, error_text(request, exc), form, exc.status)
     return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
+
+
+# Why `enqueue_many` skipped a contact, as the admin reads it; legal-basis codes use REFUSAL_REASONS.
+SKIP_REASONS = {
+    "no_identity": "the contact cannot be reached on that channel",
+    "window_closed": "outside the 24-hour window and no template",
+    "no_templates": "the channel has no message templates",
+    "no_media": "the channel cannot send this media (kind or caption)",
+    "empty": "nothing to send",
+    "too_long": "the text is too long for the channel",
+}
+
+
+def skip_reason(request: Request, code: str) -> str:
+    """A skip reason code as a phrase in the admin's language (unknown codes as they are)."""
+    _ = gettext_for(request_locale(request))
+    phrase = SKIP_REASONS.get(code) or REFUSAL_REASONS.get(code)
+    return _(phrase) if phrase else code
 
 
 def _detail(request: Request, caller: Caller, bid: int, error: str = "", status: int = 200) -> Response:
@@ -165,7 +192,13 @@ def _detail(request: Request, caller: Caller, bid: int, error: str = "", status:
         request,
         caller,
         "admin/broadcasts/detail.html",
-        {"b": prog, "preview": preview, "error": error, "funnel": funnel_svg(request, prog["stats"])},
+        {
+            "b": prog,
+            "preview": preview,
+            "error": error,
+            "funnel": funnel_svg(request, prog["stats"]),
+            "reason_label": lambda code: skip_reason(request, code),
+        },
         status,
     )
 

@@ -210,6 +210,8 @@ def reply(
     cid: str,
     request: Request,
     text: str = Form(""),
+    media_url: str = Form(""),
+    media_kind: str = Form(""),
     csrf_token: str = Form(""),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
@@ -219,7 +221,9 @@ def reply(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: conversation.reply(ctx, s, caller, conv, text[:4096]),
+        lambda ctx, s: conversation.reply(
+            ctx, s, caller, conv, text[:4096], media_url=media_url[:4000], media_kind=media_kind[:20]
+        ),
         "sent",
     )
 
