@@ -57,6 +57,12 @@ class StatusFastPath:
         if scope.get("method") != "POST" or not path.startswith(PREFIX) or "/" in path[len(PREFIX) :]:
             await self.app(scope, receive, send)
             return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (
+                not value.isdigit() or int(value) > status_sink.FAST_BODY_LIMIT
+            ):
+                await self.app(scope, receive, send)  # large: the route (and its 413 limit) takes it
+                return
         chunks: list[bytes] = []
         size, more = 0, True
         while more and size <= status_sink.FAST_BODY_LIMIT:
@@ -83,7 +89,14 @@ class StatusFastPath:
 
 
 PREFIX = "/webhooks/"
-_OK_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
+_OK_HEADERS = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"2"),
+    # what SecurityHeaders adds to every other answer (this one is sent before the middleware)
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+)
 
 
 def _replay(receive: Receive, chunks: list[bytes], *, more: bool, then: Message | None = None) -> Receive:
