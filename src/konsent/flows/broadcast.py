@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter as Tally
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -384,19 +385,45 @@ def _personalise(b: Broadcast, contact: Any, fields: dict[str, str]) -> tuple[Ou
     return (template,)
 
 
+class _Superseded(Exception):
+    """The broadcast moved on (paused, cancelled, or an earlier page failed): roll this page back."""
+
+
 def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 2000) -> bool:
     """Queue the next batch after the checkpoint, in one transaction; False when nothing is left."""
-    now = utcnow()
-    with ctx.db.write() as s:
-        b = get_broadcast(s, tenant_id, broadcast_id, lock=True)
+    with ctx.db.read() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id)
         if b.state != "queuing":
             return False
-        rows = s.execute(
-            _audience(b, now)
-            .where(Consent.contact_id > b.checkpoint)
-            .order_by(Consent.contact_id)
-            .limit(size)
-        ).all()
+        after = b.checkpoint
+    try:
+        return _queue_page(ctx, tenant_id, broadcast_id, after, None, size)
+    except _Superseded:
+        return b.state == "queuing"  # another queuer got there first: look again
+
+
+def _queue_page(
+    ctx: Konsent,
+    tenant_id: int,
+    broadcast_id: int,
+    after: int,
+    upto: int | None,
+    size: int,
+    before: Future[bool] | None = None,
+) -> bool:
+    """Queue the audience in (after, upto] (at most `size`), in one transaction; False when it was the last.
+
+    The broadcast row is locked at the end, after the previous page (`before`) has finished:
+    its checkpoint must then be `after`, so pages commit one after the other in order, and a
+    page whose predecessor failed, or a broadcast paused or cancelled meanwhile, rolls back whole.
+    """
+    now = utcnow()
+    with ctx.db.write() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id)
+        q = _audience(b, now).where(Consent.contact_id > after).order_by(Consent.contact_id)
+        # A bounded page takes its whole range: someone who consented since the bound was read is in
+        # it too, as the checkpoint moves past the range.
+        rows = s.execute(q.where(Consent.contact_id <= upto) if upto is not None else q.limit(size)).all()
         missing = [r.id for r in rows if r.consent_account is None and b.channel_account_id is None]
         fallback: dict[int, int] = {}
         if missing:
@@ -434,31 +461,76 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
             shared=plain is not None,  # the same words for everyone: sealed once per batch
         )
         skipped.update(result.skipped.values())
+        if before is not None:
+            before.exception()  # the previous page commits (or fails) first
+        s.refresh(b, with_for_update=True)
+        if b.state != "queuing" or b.checkpoint != after:
+            raise _Superseded()
         if rows:
-            b.checkpoint = rows[-1].id
+            b.checkpoint = rows[-1].id if upto is None else upto
         b.audience += len(rows)
         b.queued += len(result.queued)
         if skipped:
             merged = Tally(b.skipped or {})
             merged.update(skipped)
             b.skipped = dict(merged)
-        if len(rows) < size:
+        if upto is None and len(rows) < size:
             b.state, b.queued_at = "sending", now
             return False
         return True
 
 
+def _page_end(ctx: Konsent, tenant_id: int, broadcast_id: int, after: int, size: int) -> int | None:
+    """The contact id that ends the next page of `size` after `after`; None if fewer are left."""
+    with ctx.db.read() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id)
+        q = _audience(b, utcnow()).where(Consent.contact_id > after).order_by(Consent.contact_id)
+        return s.scalar(q.with_only_columns(Consent.contact_id).offset(size - 1).limit(1))
+
+
 def queue_all(
     ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 2000, budget_s: float = 1e9
 ) -> bool:
-    """Queue batches until the audience is exhausted or the time budget is spent; True when finished."""
+    """Queue batches until the audience is exhausted or the time budget is spent; True when finished.
+
+    On PostgreSQL two pages are in flight at once: while one is written, the next is read,
+    checked and sealed in a second transaction (they still commit in order, see _queue_page).
+    """
     import time
 
     deadline = time.monotonic() + budget_s
-    while time.monotonic() < deadline:
-        if not queue_batch(ctx, tenant_id, broadcast_id, size):
+    if not ctx.db.is_postgres:  # one writer at a time anyway
+        while time.monotonic() < deadline:
+            if not queue_batch(ctx, tenant_id, broadcast_id, size):
+                return True
+        return False
+    with ctx.db.read() as s:
+        b = get_broadcast(s, tenant_id, broadcast_id)
+        if b.state != "queuing":
             return True
-    return False
+        after = b.checkpoint
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="queue") as pool:
+        inflight: list[Future[bool]] = []
+        results: list[bool] = []
+        try:
+            while time.monotonic() < deadline:
+                upto = _page_end(ctx, tenant_id, broadcast_id, after, size)
+                prev = inflight[-1] if inflight else None
+                inflight.append(
+                    pool.submit(_queue_page, ctx, tenant_id, broadcast_id, after, upto, size, prev)
+                )
+                if upto is None:
+                    break
+                after = upto
+                if len(inflight) >= 2:
+                    results.append(inflight.pop(0).result())
+            results += [f.result() for f in inflight]
+        except _Superseded:
+            for f in inflight:  # later pages roll back on their own: their checkpoint no longer matches
+                f.exception()
+            with ctx.db.read() as s:
+                return get_broadcast(s, tenant_id, broadcast_id).state != "queuing"
+    return False in results  # only the last page answers False
 
 
 def run_due(ctx: Konsent, now: datetime | None = None, budget_s: float = 5.0) -> int:
