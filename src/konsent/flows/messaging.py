@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
@@ -386,20 +386,6 @@ def _insert_batch_pg(
                 "bid": broadcast_id,
             },
         )
-    return ids
-
-
-def _copy_messages(s: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert messages with PostgreSQL COPY, ids drawn from the table's sequence first."""
-    ids = list(
-        s.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, :n)"),
-            {"n": len(rows)},
-        ).all()
-    )
-    for row, mid in zip(rows, ids, strict=True):
-        row["id"] = mid
-    _copy_rows(s, Message, rows)
     return ids
 
 
