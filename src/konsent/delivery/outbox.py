@@ -32,7 +32,7 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, S
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows import consent as consent_flow
 from konsent.flows import status_sink
-from konsent.flows.contacts import SHARED, open_shared
+from konsent.flows.contacts import open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import (
@@ -198,12 +198,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             key = ctx.keys.contact_key(s, cast(Contact, contact))
             aad = f"contact:{contact.id}:"
             address = crypto.open_text(key, sealed, (aad + "address").encode())
-            sealed_body = bodies[row.message_id]
-            body = (
-                open_shared(ctx, s, contact.tenant_id, sealed_body)
-                if sealed_body[:2] == SHARED
-                else crypto.open_text(key, sealed_body, (aad + "message").encode())
-            )
+            body = open_for_contact(ctx, s, cast(Contact, contact), "message", bodies[row.message_id])
         except crypto.DecryptionError:
             refused.append((row.id, row.message_id, "erased: the contact's key was destroyed"))
             continue

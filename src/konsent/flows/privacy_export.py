@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.domain.errors import NotFound
 from konsent.flows import audit, proof
-from konsent.flows.contacts import SHARED, address_of, contact_name, get_contact, identities, open_shared
+from konsent.flows.contacts import address_of, contact_name, get_contact, identities, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.privacy import LinkGone, log_request, token_digest
 from konsent.store.tables import (
@@ -46,7 +46,7 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
     at = at or utcnow()
     tenant = s.get(Tenant, contact.tenant_id)
     assert tenant is not None
-    key = ctx.keys.contact_key(s, contact)
+    ctx.keys.contact_key(s, contact)  # a shredded key fails here, before anything is read
     accounts = {
         a.id: a for a in s.scalars(select(ChannelAccount).where(ChannelAccount.tenant_id == tenant.id))
     }
@@ -74,13 +74,8 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
         .where(Message.tenant_id == tenant.id, Message.contact_id == contact.id)
         .order_by(Message.id)
     ).all()
-    aad = f"contact:{contact.id}:message".encode()
     for r in rows:
-        body = json.loads(
-            open_shared(ctx, s, tenant.id, r.body_sealed)
-            if r.body_sealed[:2] == SHARED
-            else crypto.open_text(key, r.body_sealed, aad)
-        )
+        body = json.loads(open_for_contact(ctx, s, contact, "message", r.body_sealed))
         item = {
             "id": r.id,
             "direction": r.direction,
