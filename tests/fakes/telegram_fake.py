@@ -356,6 +356,20 @@ class TelegramFake(BackgroundServer):
             info["allowed_updates"] = bot.allowed_updates
         return web.json_response({"ok": True, "result": info})
 
+    def _target(self, bot: Bot, raw_chat: Any, markup: Any) -> tuple[int, int, Any] | web.Response:
+        """The chat, the message id the gate grants, and the buttons; or the API's error answer."""
+        try:
+            chat_id = int(raw_chat)
+        except (TypeError, ValueError):
+            return _err(400, "Bad Request: chat not found")
+        buttons, problem = _keyboard(markup)
+        if problem:
+            return _err(400, f"Bad Request: {problem}")
+        gate = self._gate(bot, chat_id)
+        if isinstance(gate, web.Response):
+            return gate
+        return chat_id, gate, buttons
+
     def _send_message(self, bot: Bot, params: dict[str, Any]) -> web.Response:
         raw_chat = params.get("chat_id")
         if raw_chat in (None, ""):
@@ -365,16 +379,10 @@ class TelegramFake(BackgroundServer):
             return _err(400, "Bad Request: message text is empty")
         if len(text) > 4096:
             return _err(400, "Bad Request: message is too long")
-        try:
-            chat_id = int(raw_chat)
-        except (TypeError, ValueError):
-            return _err(400, "Bad Request: chat not found")
-        buttons, problem = _keyboard(params.get("reply_markup"))
-        if problem:
-            return _err(400, f"Bad Request: {problem}")
-        gate = self._gate(bot, chat_id)
-        if isinstance(gate, web.Response):
-            return gate
+        target = self._target(bot, raw_chat, params.get("reply_markup"))
+        if isinstance(target, web.Response):
+            return target
+        chat_id, gate, buttons = target
         self.sent.append(SentMessage(chat_id, gate, text, buttons))
         return self._answer(bot, chat_id, gate, {"text": text})
 
@@ -398,16 +406,10 @@ class TelegramFake(BackgroundServer):
             return _err(400, "Bad Request: can't parse caption")
         if len(caption) > MAX_CAPTION:
             return _err(400, "Bad Request: message caption is too long")
-        try:
-            chat_id = int(raw_chat)
-        except (TypeError, ValueError):
-            return _err(400, "Bad Request: chat not found")
-        buttons, problem = _keyboard(params.get("reply_markup"))
-        if problem:
-            return _err(400, f"Bad Request: {problem}")
-        gate = self._gate(bot, chat_id)
-        if isinstance(gate, web.Response):
-            return gate
+        target = self._target(bot, raw_chat, params.get("reply_markup"))
+        if isinstance(target, web.Response):
+            return target
+        chat_id, gate, buttons = target
         media = {"method": method, "kind": kind, "url": ref, "caption": caption}
         self.sent.append(SentMessage(chat_id, gate, caption, buttons, media))
         extra: dict[str, Any] = {kind: [{"file_id": "F" + str(gate), "file_unique_id": "U" + str(gate)}]}

@@ -399,7 +399,7 @@ def queue_batch(ctx: Konsent, tenant_id: int, broadcast_id: int, size: int = 200
     try:
         return _queue_page(ctx, tenant_id, broadcast_id, after, None, size)
     except _Superseded:
-        return b.state == "queuing"  # another queuer got there first: look again
+        return True  # paused, cancelled or advanced by another queuer meanwhile: the next call looks again
 
 
 def _queue_page(
