@@ -14,7 +14,7 @@ from konsent.flows import broadcast as bc
 from konsent.flows import simulator
 from konsent.store.tables import EarlyStatus, Message, WebhookEvent
 from tests.broadcast.seed import seed
-from tests.conftest import drain
+from tests.conftest import drain, on_postgres
 from tests.helpers import sim_account
 
 
@@ -159,3 +159,38 @@ def test_status_webhooks_over_http_share_group_commits_and_each_answers_after_st
             select(func.count()).select_from(WebhookEvent).where(WebhookEvent.kind == "StatusUpdate")
         )
     assert stored == 60  # delivered + read per message; the second read was a duplicate
+
+
+@pytest.mark.skipif(not on_postgres(), reason="the kept connections of the PostgreSQL group commit")
+def test_status_webhooks_survive_a_database_restart_of_the_kept_connection(ctx, demo):
+    """CH4 on PostgreSQL: the group commit keeps its connection between batches. If the server
+    drops it (a restart, a failover), the next status is still stored and answered 200, once."""
+    from sqlalchemy import text
+
+    from konsent.flows import status_sink
+
+    acc, (pid,) = _sent(ctx, demo, ["+4915140000055"])
+    assert simulator.phone_ack(ctx, acc, [pid], "delivered").status == 200
+    kept = status_sink.sink(ctx)._pg._idle
+    assert len(kept) == 1
+    backend = kept[0].driver_connection.info.backend_pid
+    with ctx.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend}).scalar()
+    assert simulator.phone_ack(ctx, acc, [pid], "read").status == 200
+    assert _status(ctx, pid) == "read"
+    assert simulator.phone_ack(ctx, acc, [pid], "read").status == 200  # the provider retries: a duplicate
+    with ctx.db.read() as s:
+        keys = s.scalars(select(WebhookEvent.dedupe_key).where(WebhookEvent.kind == "StatusUpdate")).all()
+    assert sorted(keys) == [f"st:{pid}:delivered", f"st:{pid}:read"]
+    assert status_sink.sink(ctx)._pg._idle[0].driver_connection.info.backend_pid != backend
+
+
+@pytest.mark.skipif(not on_postgres(), reason="the kept connections of the PostgreSQL group commit")
+def test_closing_konsent_hands_the_kept_status_connections_back(ctx, demo):
+    """A process that closes its installation leaves no connection checked out (the server's
+    connection slots are shared by every konsent process)."""
+    acc, (pid,) = _sent(ctx, demo, ["+4915140000056"])
+    assert simulator.phone_ack(ctx, acc, [pid], "delivered").status == 200
+    assert ctx.db.engine.pool.checkedout() == 1
+    asyncio.run(ctx.close())
+    assert ctx.db.engine.pool.checkedout() == 0

@@ -38,6 +38,9 @@ class Konsent:
         return {}
 
     async def close(self) -> None:
+        sink = self.__dict__.get("_status_sink")
+        if sink is not None:
+            sink.close()
         for adapter in self.adapters.values():
             await adapter.close()
         self.keys.store.dispose()
