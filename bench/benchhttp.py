@@ -1,4 +1,8 @@
-"""A bench-only channel adapter: POSTs JSON to the fake provider with aiohttp (registered on import)."""
+"""A bench-only channel adapter: POSTs JSON to the fake provider with aiohttp (registered on import).
+
+Status webhooks from the fake (bench/fakeprovider.StatusPoster) use the simulator channel's
+format and signature, so they take the same verified, group-committed path as any channel's.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,12 @@ from konsent.channels.base import (
     OutboundContent,
     SendOutcome,
     SendResult,
+    WebhookRequest,
 )
+from konsent.channels.simulator import SimulatorChannel
+from konsent.domain.events import Event
+
+_SIMULATOR_FORMAT = SimulatorChannel()
 
 
 @register
@@ -68,6 +77,12 @@ class BenchHttpChannel(ChannelAdapter):
             return SendResult(SendOutcome.UNKNOWN, error_code="timeout", error_text="no answer in time")
         except aiohttp.ClientError as exc:
             return SendResult(SendOutcome.TRANSIENT, error_code="connect", error_text=type(exc).__name__)
+
+    def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
+        _SIMULATOR_FORMAT.verify(account, request)
+
+    def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
+        return _SIMULATOR_FORMAT.parse(account, body)
 
     async def close(self) -> None:
         for sess in self._sessions.values():

@@ -4,6 +4,11 @@ POST /send/{account}  JSON {"to": ..., "text": ...} → 200 {"id": ...}
 GET  /stats           counts per account and per address, rate and Retry-After violations
 POST /reset           forget everything
 
+With a `StatusPoster` (--status-url, --status-secret), every accepted message is answered
+like a real provider does: one signed webhook per status (sent, delivered, read) posted
+to konsent as fast as it takes them, with what was posted, answered and still waiting
+in /stats under "webhooks".
+
 Faults (for the delivery-guarantee tests): a share of requests answers 5xx,
 429 with Retry-After, or records the message and then stalls past the
 client's timeout (an unknown outcome for the sender). While an account is
@@ -14,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
+import json
 import random
 import threading
 import time
@@ -45,9 +53,91 @@ class Ledger:
     window: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     max_rate: dict[str, int] = field(default_factory=dict)  # highest count in any 1-s window
     seq: int = 0
+    first_at: float = 0.0  # monotonic time of the first and the last accepted message
+    last_at: float = 0.0
 
 
-def make_app(faults: Faults | None = None, track: bool = True) -> web.Application:
+class StatusPoster:
+    """Posts the statuses of accepted messages back to konsent, signed like the simulator channel."""
+
+    SIGNATURE_HEADER = "x-simulator-signature"
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        statuses: tuple[str, ...] = ("sent", "delivered", "read"),
+        concurrency: int = 64,
+    ) -> None:
+        self.url, self.secret, self.statuses, self.concurrency = url, secret.encode(), statuses, concurrency
+        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.posted = self.ok = self.errors = self.backlog_max = 0
+        self.latencies_ms: list[float] = []
+        self.first_ok = self.last_ok = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def accepted(self, provider_id: str) -> None:
+        for status in self.statuses:
+            self.queue.put_nowait((provider_id, status))
+        self.backlog_max = max(self.backlog_max, self.queue.qsize())
+
+    async def start(self, _: web.Application) -> None:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency))
+        self._tasks = [asyncio.create_task(self._post_loop()) for _ in range(self.concurrency)]
+
+    async def stop(self, _: web.Application) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self._session.close()
+
+    async def _post_loop(self) -> None:
+        while True:
+            pid, status = await self.queue.get()
+            body = json.dumps(
+                {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
+            ).encode()
+            sig = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+            t0 = time.monotonic()
+            self.posted += 1
+            try:
+                async with self._session.post(
+                    self.url,
+                    data=body,
+                    headers={self.SIGNATURE_HEADER: sig, "content-type": "application/json"},
+                ) as r:
+                    await r.read()
+                    good = r.status == 200
+            except Exception:  # a refused connection or a reset: counted, never retried here
+                good = False
+            now = time.monotonic()
+            if good:
+                self.ok += 1
+                self.latencies_ms.append((now - t0) * 1000)
+                self.first_ok = self.first_ok or now
+                self.last_ok = now
+            else:
+                self.errors += 1
+
+    def stats(self) -> dict[str, object]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "posted": self.posted,
+            "ok": self.ok,
+            "errors": self.errors,
+            "waiting": self.queue.qsize(),
+            "backlog_max": self.backlog_max,
+            "p50_ms": lat[len(lat) // 2] if lat else 0.0,
+            "p99_ms": lat[int(len(lat) * 0.99)] if lat else 0.0,
+            "first_ok": self.first_ok,
+            "last_ok": self.last_ok,
+        }
+
+
+def make_app(
+    faults: Faults | None = None, track: bool = True, poster: StatusPoster | None = None
+) -> web.Application:
     f = faults or Faults()
     led = Ledger()
     rnd = random.Random(7)
@@ -88,6 +178,10 @@ def make_app(faults: Faults | None = None, track: bool = True) -> web.Applicatio
             led.answered["stalled"] += 1
             await asyncio.sleep(f.stall_s)
         led.answered["200"] += 1
+        led.last_at = time.monotonic()
+        led.first_at = led.first_at or led.last_at
+        if poster is not None:
+            poster.accepted(f"fp.{acc}.{led.seq}")
         return web.json_response({"id": f"fp.{acc}.{led.seq}"})
 
     async def stats(_: web.Request) -> web.Response:
@@ -100,6 +194,10 @@ def make_app(faults: Faults | None = None, track: bool = True) -> web.Applicatio
                 "answered": dict(led.answered),
                 "max_rate": led.max_rate,
                 "times": led.times,
+                "first_at": led.first_at,
+                "last_at": led.last_at,
+                "now": time.monotonic(),
+                **({"webhooks": poster.stats()} if poster is not None else {}),
             }
         )
 
@@ -112,6 +210,9 @@ def make_app(faults: Faults | None = None, track: bool = True) -> web.Applicatio
         return web.json_response({"id": "x"})
 
     app = web.Application()
+    if poster is not None:
+        app.on_startup.append(poster.start)
+        app.on_cleanup.append(poster.stop)
     app.router.add_post("/send/{account}", send)
     app.router.add_post("/ping", ping)
     app.router.add_get("/stats", stats)
@@ -166,9 +267,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--no-track", action="store_true", help="count only (fastest)")
+    ap.add_argument("--status-url", default="", help="post sent/delivered/read webhooks here")
+    ap.add_argument("--status-secret", default="")
     args = ap.parse_args()
+    poster = StatusPoster(args.status_url, args.status_secret) if args.status_url else None
     web.run_app(
-        make_app(track=not args.no_track), host="127.0.0.1", port=args.port, access_log=None, print=None
+        make_app(track=not args.no_track, poster=poster),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
     )
 
 

@@ -7,6 +7,10 @@ same shape in the same kind of process. Everything on 127.0.0.1.
 
     python -m bench.inbound                  # PostgreSQL (KONSENT_BENCH_DATABASE_URL), 20 s per run
     python -m bench.inbound --sqlite         # the embedded default
+    python -m bench.inbound --only under_send --under-send-rate 1000
+
+Phase `under_send` (bench/under_send.py): a broadcast sends at a paced rate while the fake
+provider posts three status webhooks per accepted message back; do the statuses keep up?
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ def serve_child(kind: str, port: int) -> None:
             return PlainTextResponse("OK")
 
     else:
+        import bench.benchhttp  # noqa: F401 - the accounts of the under-send phase
         from konsent.flows.context import build
         from konsent.settings import Settings
         from konsent.web.app import create_app
@@ -194,6 +199,32 @@ def _run_server(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     return proc, port
 
 
+def _webhooks(db: str, data: str, env: dict[str, str], seconds: float, concurrency: int) -> dict[str, object]:
+    """Status webhooks alone: konsent's status path against a bare endpoint, same load."""
+    route, secret, pids = _seed(db, data, 200_000)
+    url = "http://127.0.0.1:{}/webhooks/" + route
+    proc, port = _run_server("bare", env)
+    try:
+        bare = asyncio.run(_load(url.format(port), secret, pids, seconds / 2, concurrency))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    proc, port = _run_server("konsent", env)
+    try:
+        res = asyncio.run(_load(url.format(port), secret, pids, seconds, concurrency))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    return {
+        "webhooks_per_s": round(res["per_s"]),
+        "p50_ms": round(res["p50_ms"], 1),
+        "p99_ms": round(res["p99_ms"], 1),
+        "errors": int(res["errors"]),
+        "bare_endpoint_per_s": round(bare["per_s"]),
+        "ratio_to_bare_endpoint": round(res["per_s"] / bare["per_s"], 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -205,6 +236,9 @@ def main() -> None:
     ap.add_argument("--sqlite", action="store_true", help="use SQLite in a temporary directory")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--only", default="webhooks,under_send", help="phases to run (comma-separated)")
+    ap.add_argument("--under-send-rate", type=float, default=1000.0, help="paced sends per second")
+    ap.add_argument("--under-send-seconds", type=float, default=15.0, help="length of the broadcast")
     ap.add_argument("--serve", default="", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -236,42 +270,14 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
         }
         try:
-            route, secret, pids = _seed(db, data, 200_000)
             out: dict[str, object] = {"db": "sqlite" if args.sqlite else "postgresql", "cpus": os.cpu_count()}
-            proc, port = _run_server("bare", env)
-            try:
-                bare = asyncio.run(
-                    _load(
-                        f"http://127.0.0.1:{port}/webhooks/{route}",
-                        secret,
-                        pids,
-                        args.seconds / 2,
-                        args.concurrency,
-                    )
-                )
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
-            proc, port = _run_server("konsent", env)
-            try:
-                res = asyncio.run(
-                    _load(
-                        f"http://127.0.0.1:{port}/webhooks/{route}",
-                        secret,
-                        pids,
-                        args.seconds,
-                        args.concurrency,
-                    )
-                )
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
-            out["webhooks_per_s"] = round(res["per_s"])
-            out["p50_ms"] = round(res["p50_ms"], 1)
-            out["p99_ms"] = round(res["p99_ms"], 1)
-            out["errors"] = int(res["errors"])
-            out["bare_endpoint_per_s"] = round(bare["per_s"])
-            out["ratio_to_bare_endpoint"] = round(res["per_s"] / bare["per_s"], 2)
+            phases = set(args.only.split(","))
+            if "webhooks" in phases:
+                out.update(_webhooks(db, data, env, args.seconds, args.concurrency))
+            if "under_send" in phases:
+                from bench import under_send
+
+                out.update(under_send.run(db, data, env, args.under_send_rate, args.under_send_seconds))
             print(json.dumps(out))
         finally:
             if admin is not None:

@@ -19,7 +19,12 @@ from konsent.store.types import utcnow
 
 
 def setup_tenant(
-    ctx: Konsent, url: str, accounts: int = 1, rate: float = 100_000.0, **settings: object
+    ctx: Konsent,
+    url: str,
+    accounts: int = 1,
+    rate: float = 100_000.0,
+    secrets_: dict[str, str] | None = None,
+    **settings: object,
 ) -> tuple[int, list[int]]:
     """A tenant with topic `news` and `accounts` benchhttp accounts pointing at the fake provider."""
     import bench.benchhttp  # noqa: F401 - registers the adapter
@@ -35,6 +40,7 @@ def setup_tenant(
                 "benchhttp",
                 f"number {i}",
                 settings={"url": url, "throughput_per_s": rate, **settings},
+                secrets_=secrets_,
             ).id
             for i in range(accounts)
         ]

@@ -194,3 +194,58 @@ def test_closing_konsent_hands_the_kept_status_connections_back(ctx, demo):
     assert ctx.db.engine.pool.checkedout() == 1
     asyncio.run(ctx.close())
     assert ctx.db.engine.pool.checkedout() == 0
+
+
+def test_statuses_that_overtake_a_whole_batch_are_applied_when_it_is_recorded(ctx):
+    """CH4: a provider's status webhooks may all arrive before the worker records the sends (the
+    fake numbers its messages fp.<account>.<n>). Recording the batch applies them at once, in
+    arrival order, without waiting for the periodic reconcile, and nothing is left over."""
+    from bench.benchhttp import BenchHttpChannel  # noqa: F401 - registers the bench adapter
+    from bench.fakeprovider import ThreadedFake
+    from bench.seedbulk import seed_bulk, setup_tenant
+    from sqlalchemy import insert
+
+    from konsent.store.types import utcnow
+
+    n = 40
+    with ThreadedFake() as fake:
+        tenant_id, (acc,) = setup_tenant(ctx, fake.url, rate=1000)
+        seed_bulk(ctx, tenant_id, [acc], n)
+        now = utcnow()
+        early = [
+            {
+                "tenant_id": tenant_id,
+                "channel_account_id": acc,
+                "provider_id": f"fp.{acc}.{i}",
+                "status": status,
+                "reason": "",
+                "at": now,
+            }
+            for i in range(1, n + 1)
+            for status in ("delivered", "read")
+        ]
+        early.append(  # a late failure report never undoes a read (CH4)
+            {
+                "tenant_id": tenant_id,
+                "channel_account_id": acc,
+                "provider_id": f"fp.{acc}.1",
+                "status": "failed",
+                "reason": "131026",
+                "at": now,
+            }
+        )
+        with ctx.db.write() as s:
+            s.execute(insert(EarlyStatus), early)
+            b = bc.create_broadcast(ctx, s, tenant_id, name="E", topic="news", text="Hallo")
+            bc.schedule(s, b, None)
+            bid = b.id
+        bc.queue_all(ctx, tenant_id, bid)
+        assert drain(ctx) == n
+    with ctx.db.read() as s:
+        statuses = s.execute(
+            select(Message.status, func.count())
+            .where(Message.tenant_id == tenant_id)
+            .group_by(Message.status)
+        ).all()
+        assert dict(statuses) == {"read": n}
+        assert s.scalar(select(func.count()).select_from(EarlyStatus)) == 0

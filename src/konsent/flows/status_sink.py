@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -424,38 +424,64 @@ def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> 
         elif hit[0] == item.tenant_id:
             apply_status(hit[1], ev.status, reason, ev.at)
             changed[hit[1].id] = hit[1]
-    conn = s.connection()
-    if changed:
+    _write_states(s, changed.values())
+    if early:
+        s.connection().execute(insert(cast(Table, EarlyStatus.__table__)), early)
+
+
+def _write_states(s: Session, states: Iterable[_State]) -> None:
+    """Write changed status columns back in one executemany statement."""
+    rows = [{"mid": m.id, "st": m.status, "rs": m.status_reason, "up": m.updated_at} for m in states]
+    if rows:
         table = cast(Table, Message.__table__)
-        conn.execute(
+        s.connection().execute(
             update(table)
             .where(table.c.id == bindparam("mid"))
             .values(status=bindparam("st"), status_reason=bindparam("rs"), updated_at=bindparam("up")),
-            [
-                {"mid": m.id, "st": m.status, "rs": m.status_reason, "up": m.updated_at}
-                for m in changed.values()
-            ],
+            rows,
         )
-    if early:
-        conn.execute(insert(cast(Table, EarlyStatus.__table__)), early)
 
 
 # ------------------------------------------------------------------ early statuses
 
 
 def apply_early(s: Session, sent: dict[int, dict[str, int]]) -> None:
-    """Statuses that overtook these sends ({account: {provider id: message id}}) are applied now."""
+    """Statuses that overtook these sends ({account: {provider id: message id}}) are applied now.
+
+    Set-wise, without ORM objects: when webhooks arrive as fast as the sends (a provider's
+    "sent" often does), most statuses of a batch wait here, three per message.
+    """
+    e = cast(Table, EarlyStatus.__table__).c
+    found: list[tuple[int, int, str, str, datetime]] = []  # (early id, message id, status, reason, at)
     for account_id, ids in sent.items():
-        early = s.scalars(
-            select(EarlyStatus).where(
-                EarlyStatus.channel_account_id == account_id, EarlyStatus.provider_id.in_(list(ids))
+        for eid, pid, status, reason, at in s.execute(
+            select(e.id, e.provider_id, e.status, e.reason, e.at).where(
+                e.channel_account_id == account_id, e.provider_id.in_(list(ids))
             )
-        ).all()
-        for e in early:
-            msg = s.get(Message, ids[e.provider_id])
-            if msg is not None:
-                apply_status(msg, e.status, e.reason, e.at)
-            s.delete(e)
+        ):
+            found.append((eid, ids[pid], status, reason, at))
+    if not found:
+        return
+    found.sort()  # arrival order
+    m = cast(Table, Message.__table__).c
+    states = {
+        mid: _State(mid, status, reason or "", updated)
+        for mid, status, reason, updated in s.execute(
+            select(m.id, m.status, m.status_reason, m.updated_at).where(m.id.in_({f[1] for f in found}))
+        )
+    }
+    changed: dict[int, _State] = {}
+    for _, mid, status, reason, at in found:
+        state = states.get(mid)
+        if state is not None:
+            apply_status(state, status, reason, at)
+            changed[mid] = state
+    _write_states(s, changed.values())
+    s.execute(
+        delete(EarlyStatus)
+        .where(EarlyStatus.id.in_([f[0] for f in found]))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def reconcile(ctx: Konsent, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
