@@ -42,6 +42,7 @@ class BenchHttpChannel(ChannelAdapter):
 
     def __init__(self) -> None:
         self._sessions: dict[int, aiohttp.ClientSession] = {}
+        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -55,7 +56,11 @@ class BenchHttpChannel(ChannelAdapter):
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         url = f"{account.settings['url']}/send/{account.id}"
         body: dict[str, Any] = {"to": address, "text": content.text, "template": content.template}
-        timeout = aiohttp.ClientTimeout(total=float(account.settings.get("timeout_s", 10)))
+        timeout = self._timeouts.get(account.id)
+        if timeout is None:
+            timeout = self._timeouts[account.id] = aiohttp.ClientTimeout(
+                total=float(account.settings.get("timeout_s", 10))
+            )
         if time.monotonic() < BenchHttpChannel._retry_until.get(account.id, 0.0):
             BenchHttpChannel.early_requests += 1
         try:

@@ -32,7 +32,7 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, S
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows import consent as consent_flow
 from konsent.flows import status_sink
-from konsent.flows.contacts import open_for_contact
+from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import (
@@ -171,6 +171,9 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
         .all()
     )
     accounts: dict[int, AccountConfig] = {}
+    purposes: dict[str, Purpose] = {}
+    # A newsletter page shares one sealed body: opened and parsed once per batch, not per row.
+    shared: dict[bytes, OutboundContent] = {}
     jobs: list[Job] = []
     refused: list[tuple[int, int, str]] = []
     for row in rows:
@@ -186,7 +189,10 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             unreachable=contact.unreachable,
             objected_to_marketing=contact.objected_marketing,
         )
-        decision = may_send(snap, Purpose.parse(row.purpose), now, row.min_text_version)
+        parsed = purposes.get(row.purpose)
+        if parsed is None:
+            parsed = purposes[row.purpose] = Purpose.parse(row.purpose)
+        decision = may_send(snap, parsed, now, row.min_text_version)
         if not decision:
             refused.append((row.id, row.message_id, f"{decision.reason}: {decision.detail}"))
             continue
@@ -196,9 +202,14 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             accounts[row.channel_account_id] = account_config(ctx, s, acc)
         try:
             key = ctx.keys.contact_key(s, cast(Contact, contact))
-            aad = f"contact:{contact.id}:"
-            address = crypto.open_text(key, sealed, (aad + "address").encode())
-            body = open_for_contact(ctx, s, cast(Contact, contact), "message", bodies[row.message_id])
+            address = crypto.open_text(key, sealed, f"contact:{contact.id}:address".encode())
+            blob = bodies[row.message_id]
+            content = shared.get(blob) if blob[:2] == SHARED else None
+            if content is None:
+                body = open_for_contact(ctx, s, cast(Contact, contact), "message", blob)
+                content = OutboundContent.from_dict(json.loads(body))
+                if blob[:2] == SHARED:
+                    shared[blob] = content
         except crypto.DecryptionError:
             refused.append((row.id, row.message_id, "erased: the contact's key was destroyed"))
             continue
@@ -212,7 +223,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
                 contact_id=row.contact_id,
                 account=accounts[row.channel_account_id],
                 address=address,
-                content=OutboundContent.from_dict(json.loads(body)),
+                content=content,
                 purpose=row.purpose,
             )
         )

@@ -51,19 +51,26 @@ class TokenBucket:
             self.tokens = 0.0
 
     async def acquire(self) -> None:
+        if not self._lock.locked() and self._take(time.monotonic()):
+            return  # a token is there and nobody waits before us: no lock, no suspension
         async with self._lock:
-            while True:
+            while not self._take(time.monotonic()):
                 now = time.monotonic()
                 if now < self.blocked_until:
                     await asyncio.sleep(self.blocked_until - now)
-                    self.updated = time.monotonic()
-                    continue
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                    self.updated = time.monotonic()  # the bucket restarts empty after a block
+                else:
+                    await asyncio.sleep((1 - self.tokens) / self.rate)
+
+    def _take(self, now: float) -> bool:
+        if now < self.blocked_until:
+            return False
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 class ContactSpacing:
