@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, and_, any_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Table, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from konsent.flows import status_sink
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
+from konsent.store.sql import among
 from konsent.store.tables import (
     Broadcast,
     ChannelAccount,
@@ -119,11 +120,7 @@ def claim(
 
 
 def _among(ctx: Konsent, col: Any, ids: Iterable[int]) -> Any:
-    """`col IN ids`; on PostgreSQL `col = ANY(array)`: one parameter, one cached statement for any size."""
-    values = sorted(set(ids))
-    if ctx.db.is_postgres:
-        return col == any_(bindparam(None, values, type_=postgresql.ARRAY(BigInteger)))
-    return col.in_(values)
+    return among(col, ids, postgres=ctx.db.is_postgres)
 
 
 _CONTACT_COLUMNS = (

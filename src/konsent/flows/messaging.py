@@ -17,6 +17,7 @@ from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowCl
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
+from konsent.store.sql import among
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity, Message, OutboxRow
 from konsent.store.types import utcnow
 
@@ -169,14 +170,21 @@ def enqueue_many(
     for cid, cpurpose, status, version, changed in s.execute(
         select(
             Consent.contact_id, Consent.purpose, Consent.status, Consent.text_version, Consent.changed_at
-        ).where(Consent.tenant_id == tenant_id, Consent.purpose == str(p), _among(Consent.contact_id, ids))
+        ).where(
+            Consent.tenant_id == tenant_id,
+            Consent.purpose == str(p),
+            among(Consent.contact_id, ids, postgres=ctx.db.is_postgres, superset_ok=True),
+        )
     ):
         consents[cid][cpurpose] = ConsentState(_STATUSES[status], version, changed)
     idents: dict[tuple[int, int], datetime | None] = {}
     for cid, acc_id, last in s.execute(
         select(
             ContactIdentity.contact_id, ContactIdentity.channel_account_id, ContactIdentity.last_inbound_at
-        ).where(ContactIdentity.tenant_id == tenant_id, _among(ContactIdentity.contact_id, ids))
+        ).where(
+            ContactIdentity.tenant_id == tenant_id,
+            among(ContactIdentity.contact_id, ids, postgres=ctx.db.is_postgres, superset_ok=True),
+        )
     ):
         idents[(cid, acc_id)] = last
     accounts = {
@@ -308,15 +316,6 @@ def _shared_body(
     if sealed is None:
         sealed = done[id(content)] = seal_shared(ctx, s, tenant_id, body)
     return sealed
-
-
-def _among(col: Any, ids: list[int]) -> Any:
-    """`col IN ids`; a dense batch (a broadcast walks contacts in id order) becomes a range,
-    which spares the database parsing thousands of parameters."""
-    lo, hi = min(ids), max(ids)
-    if hi - lo < 2 * len(ids):
-        return col.between(lo, hi)
-    return col.in_(ids)
 
 
 _INSERT_MESSAGES = (
