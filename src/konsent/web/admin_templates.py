@@ -6,6 +6,7 @@ call one flow in one transaction, redirect or re-render with the error a person 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -125,9 +126,16 @@ def _save(
     return RedirectResponse("/admin/templates?notice=saved", status_code=303)
 
 
-@router.post("/templates")
-def template_add(
-    request: Request,
+@dataclass(frozen=True)
+class _Posted:
+    """The add and edit forms: which account, the template as typed, the CSRF token."""
+
+    account: str
+    spec: TemplateSpec
+    csrf: str
+
+
+def _posted(
     account: str = Form(""),
     name: str = Form(""),
     language: str = Form(""),
@@ -137,11 +145,16 @@ def template_add(
     header: str = Form(""),
     buttons: str = Form(""),
     csrf_token: str = Form(""),
-    caller: Caller = Depends(admin_caller),
+) -> _Posted:
+    return _Posted(account, _spec(name, language, category, status, body, header, buttons), csrf_token)
+
+
+@router.post("/templates")
+def template_add(
+    request: Request, form: _Posted = Depends(_posted), caller: Caller = Depends(admin_caller)
 ) -> Response:
     """Add a template by hand (or replace the one with the same name and language)."""
-    spec = _spec(name, language, category, status, body, header, buttons)
-    return _save(request, caller, None, account, spec, csrf_token)
+    return _save(request, caller, None, form.account, form.spec, form.csrf)
 
 
 @router.post("/templates/sync")
@@ -239,20 +252,11 @@ def _import(request: Request, caller: Caller, acc: int | None, raw: str, form: d
 def template_update(
     template_id: str,
     request: Request,
-    account: str = Form(""),
-    name: str = Form(""),
-    language: str = Form(""),
-    category: str = Form(""),
-    status: str = Form(""),
-    body: str = Form(""),
-    header: str = Form(""),
-    buttons: str = Form(""),
-    csrf_token: str = Form(""),
+    form: _Posted = Depends(_posted),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
     """Change a template; its version goes up, so sent messages say which text they used."""
-    spec = _spec(name, language, category, status, body, header, buttons)
-    return _save(request, caller, int_id(template_id), account, spec, csrf_token)
+    return _save(request, caller, int_id(template_id), form.account, form.spec, form.csrf)
 
 
 @router.post("/templates/{template_id}/delete")
