@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -10,11 +11,21 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent
 from konsent.domain.errors import InvalidInput, NotFound
+from konsent.domain.media import media_problem
 from konsent.domain.purposes import Purpose
-from konsent.flows import audit, consent, contacts, messaging, proof, tenants
+from konsent.flows import audit, consent, contacts, messaging, proof, templates, tenants
 from konsent.flows.context import Konsent
 from konsent.store.tables import Contact, Message
 from konsent.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """A registered template asked for by name and language, with its variables in order."""
+
+    name: str
+    language: str
+    params: tuple[str, ...] = ()
 
 
 def send_message(
@@ -26,8 +37,17 @@ def send_message(
     purpose: str,
     text: str,
     channel_account_id: int | None = None,
+    *,
+    media_url: str | None = None,
+    media_kind: str | None = None,
+    template: TemplateRef | None = None,
 ) -> Message:
-    """Queue a message for a contact through `may_send` (C5); 409 NoLegalBasis when refused."""
+    """Queue a message for a contact through `may_send` (C5); 409 NoLegalBasis when refused.
+
+    Text, media by https link (the text is its caption), or a template registered as
+    APPROVED on the account the message goes out on; the message records which template
+    and version it used (M1, CH3).
+    """
     contact = contacts.get_contact(s, tenant_id, contact_id)
     if channel_account_id is not None:
         tenants.get_account(s, tenant_id, channel_account_id)
@@ -35,6 +55,27 @@ def send_message(
     if p.is_marketing and p.topic not in {tp.slug for tp in tenants.topics(s, tenant_id, active_only=False)}:
         # A typo in the topic is bad input (422), not a missing consent (409).
         raise InvalidInput(detail=f"unknown topic {p.topic!r} in purpose {purpose!r}")
+    problem = media_problem(media_url, media_kind)
+    if problem:
+        raise InvalidInput(detail=problem)
+    registered = None
+    if template is not None:
+        if text or media_url:
+            raise InvalidInput(detail="send either a template or text and media, not both")
+        ident = messaging.primary_identity(s, contact, channel_account_id)
+        account = tenants.get_account(s, tenant_id, ident.channel_account_id)
+        if not ctx.adapter(account.kind).capabilities.templates:
+            raise InvalidInput(detail="this channel has no message templates")
+        params = list(template.params)
+        registered = templates.require_approved(
+            s, tenant_id, account.id, template.name, template.language, params
+        )
+        content = OutboundContent(
+            template=template.name, template_language=template.language, template_params=tuple(params)
+        )
+        channel_account_id = account.id
+    else:
+        content = OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None)
     conv_id = None
     if purpose == "service":
         from konsent.store.tables import Conversation
@@ -50,14 +91,16 @@ def send_message(
         s,
         contact,
         purpose,
-        OutboundContent(text=text),
+        content,
         channel_account_id=channel_account_id,
         conversation_id=conv_id,
         author=actor,
     )
-    audit.record(
-        s, tenant_id, actor, "message.send", f"contact:{contact.id}", purpose=purpose, message=msg.id
-    )
+    details: dict[str, Any] = {"purpose": purpose, "message": msg.id}
+    if registered is not None:
+        msg.template_id, msg.template_version = registered.id, registered.version
+        details.update(template=registered.id, version=registered.version)
+    audit.record(s, tenant_id, actor, "message.send", f"contact:{contact.id}", **details)
     return msg
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.responses import JSONResponse, Response
 
 from konsent.flows import api_ops, contacts, importer, proof, tenants
@@ -19,19 +19,52 @@ ContactId = Annotated[int, Path(ge=1, le=MAX_ID)]
 MessageId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=512, description="The template's name as registered, e.g. `order_update`.")
+    language: str = Field(max_length=16, description="Its language code as registered, e.g. `de` or `en_US`.")
+    params: list[Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="One value per variable, in order ({{1}}, {{2}}, ...).",
+    )
+
+
 class SendMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt media or template field must not vanish silently
+
     contact_id: int = Field(ge=1, le=MAX_ID, description="The contact to write to.")
     purpose: str = Field(description="`service` or `newsletter:<topic>`.", max_length=80)
-    text: str = Field(min_length=1, max_length=4096)
+    media_url: str | None = Field(
+        None, max_length=2000, description="An https:// link to the file; the provider fetches it."
+    )
+    media_kind: Literal["image", "document", "video", "audio"] | None = Field(
+        None, description="What `media_url` is; required with it."
+    )
+    template: TemplateIn | None = Field(
+        None,
+        description="A template registered as APPROVED on the account: outside WhatsApp's 24-hour window "
+        "the only way to write first. Not with text or media.",
+    )
+    text: str = Field(
+        "",
+        max_length=4096,
+        validate_default=True,  # no text at all is checked like an empty one
+        description="The message, or the caption of `media_url`. Required otherwise.",
+    )
     channel_account_id: int | None = Field(
         None, ge=1, le=MAX_ID, description="Defaults to the channel the contact used last."
     )
 
     @field_validator("text")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be blank")
+    def _something_to_send(cls, value: str, info: ValidationInfo) -> str:
+        template, media = info.data.get("template"), info.data.get("media_url")
+        if template is not None and (value or media):
+            raise ValueError("send either a template or text and media, not both")
+        if template is None and not media and not value.strip():
+            raise ValueError("text must not be blank (or give media_url or a template)")
         return value
 
 
@@ -211,6 +244,7 @@ def send_message(
     caller.require("messages.send")
     ctx = get_ctx(request)
     with ctx.db.write() as s:
+        t = body.template
         msg = api_ops.send_message(
             ctx,
             s,
@@ -220,6 +254,9 @@ def send_message(
             body.purpose,
             body.text,
             body.channel_account_id,
+            media_url=body.media_url,
+            media_kind=body.media_kind,
+            template=api_ops.TemplateRef(t.name, t.language, tuple(t.params)) if t else None,
         )
         return api_ops.describe_message(ctx, s, msg, with_body=False)
 
