@@ -209,7 +209,9 @@ def test_ten_thousand_mutations_never_500_and_never_write_unauthenticated(ctx, d
         else:
             reported += _call(ctx, th_route, FORM, cases.threema(authentic=True)).events
     assert _rows(ctx)["WebhookEvent"] - before["WebhookEvent"] == reported
-    assert reported > 100  # the fuzz reached the handlers, not only the parsers' error paths
+    # The fuzz reached the handlers, not only the parsers' error paths: about a quarter of the
+    # authentic cases survive their damage (random nonces make the share vary a little).
+    assert reported > N_AUTH // 5
 
     # 3. The adapters alone, many more: only the errors the flow turns into 401/403/400 may escape.
     from konsent.channels.base import WebhookRejected
