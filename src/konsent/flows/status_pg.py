@@ -19,15 +19,14 @@ those requests, which then take the ordinary path.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Engine
 
+from konsent.domain.events import StatusUpdate
+from konsent.flows.status_sink import _Item, _State, dedupe_key, fold, mark_stale, split_fresh
 from konsent.store.types import utcnow
-
-if TYPE_CHECKING:
-    from konsent.flows.status_sink import _Item
 
 _CHECK = "SELECT id, active, secrets_sealed, settings FROM channel_accounts WHERE id = ANY(%s)"
 _DEDUPE = (
@@ -106,20 +105,18 @@ def _store(conn: Any, batch: list[_Item]) -> list[tuple[int, int]]:
         if found is not None:
             break
         conn.rollback()  # some account changed: again, without its requests
-    results, fresh_events = found
-    _write(conn, fresh_events)
+    (results, todo), locked = found
+    _write(conn, todo, locked)
     return results
 
 
-_Locked = dict[tuple[int, str], tuple[int, Any]]
+_Locked = dict[tuple[int, str], tuple[int, _State]]  # (account, provider id) -> (tenant, status columns)
 
 
 def _lock_fresh(
     conn: Any, batch: list[_Item]
-) -> tuple[list[tuple[int, int]], list[tuple[_Item, Any, Any]]] | None:
+) -> tuple[tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]], _Locked] | None:
     """Steps 1-3. None if a request turned out stale (marked on its item; roll back and retry)."""
-    from konsent.flows.status_sink import _State, dedupe_key
-
     checked = sorted({item.account_id for item in batch if item.expect is not None and not item.stale})
     keys: dict[tuple[int, str], int] = {}  # (account, dedupe key) -> tenant, first occurrence wins
     pairs: set[tuple[int, str]] = set()
@@ -138,54 +135,21 @@ def _lock_fresh(
         tenants, accs, dks = list(keys.values()), [a for a, _ in keys], [k for _, k in keys]
         fresh = {(a, k) for a, k in conn.execute(_DEDUPE, [utcnow(), tenants, accs, dks])}
         rows = conn.execute(_LOCK, [[a for a, _ in pairs], [p for _, p in pairs]]).fetchall()
-    stale = False
-    for item in batch:
-        e = item.expect
-        if e is None or item.stale:
-            continue
-        state = accounts.get(item.account_id)
-        if state is None or not state[0] or state[1] != e.secrets_sealed or state[2] != e.settings:
-            item.stale = stale = True
-    if stale:
+    if mark_stale(batch, accounts):
         return None
-    locked: _Locked = {
+    locked = {
         (acc, str(pid)): (tenant, _State(mid, status, reason or "", updated))
         for mid, acc, pid, tenant, status, reason, updated in rows
     }
-    results: list[tuple[int, int]] = []
-    todo: list[tuple[_Item, Any, Any]] = []
-    for item in batch:
-        handled = dups = 0
-        for ev in [] if item.stale else item.events:
-            k = (item.account_id, dedupe_key(ev))
-            if k in fresh:
-                fresh.discard(k)  # a second copy in the same batch is a duplicate
-                handled += 1
-                todo.append((item, ev, locked.get((item.account_id, ev.provider_id))))
-            else:
-                dups += 1
-        results.append((handled, dups))
-    return results, todo
+    return split_fresh(batch, fresh), locked
 
 
-def _write(conn: Any, todo: list[tuple[_Item, Any, Any]]) -> None:
+def _write(conn: Any, todo: list[tuple[_Item, StatusUpdate]], locked: _Locked) -> None:
     """Steps 4-5: the status rules applied in arrival order, written back, committed."""
-    from konsent.flows.status_sink import apply_status, early_row
-
-    changed: dict[int, Any] = {}
-    early: list[dict[str, Any]] = []
-    for item, ev, hit in todo:
-        reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()
-        if hit is None:
-            early.append(early_row(item, ev, reason))
-        elif hit[0] == item.tenant_id:
-            apply_status(hit[1], ev.status, reason, ev.at)
-            changed[hit[1].id] = hit[1]
+    changed, early = fold(todo, locked)
     if changed:
-        ms = list(changed.values())
-        conn.execute(
-            _UPDATE, [[getattr(m, c) for m in ms] for c in ("id", "status", "status_reason", "updated_at")]
-        )
+        cols = ("id", "status", "status_reason", "updated_at")
+        conn.execute(_UPDATE, [[getattr(m, c) for m in changed] for c in cols])
     if early:
         conn.execute(_EARLY, [[row[c] for row in early] for c in _EARLY_COLUMNS])
     conn.commit()

@@ -335,6 +335,16 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
         table.c.channel_account_id, table.c.dedupe_key
     )
     fresh = {(acc, dk) for acc, dk in s.connection().execute(stmt, keys)}
+    results, todo = split_fresh(batch, fresh)
+    if todo:
+        _apply(ctx, s, todo)
+    return results
+
+
+def split_fresh(
+    batch: list[_Item], fresh: set[tuple[int, str]]
+) -> tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]]:
+    """(handled, duplicates) per request, and the events to apply: those whose dedupe key was new."""
     todo: list[tuple[_Item, StatusUpdate]] = []
     results: list[tuple[int, int]] = []
     for item in batch:
@@ -348,9 +358,7 @@ def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]
             else:
                 dups += 1
         results.append((handled, dups))
-    if todo:
-        _apply(ctx, s, todo)
-    return results
+    return results, todo
 
 
 def _check_expectations(s: Session, batch: list[_Item]) -> None:
@@ -369,13 +377,21 @@ def _check_expectations(s: Session, batch: list[_Item]) -> None:
             ).where(ChannelAccount.id.in_(ids))
         )
     }
+    mark_stale(batch, now)
+
+
+def mark_stale(batch: list[_Item], accounts: dict[int, tuple[bool, bytes | None, dict[str, object]]]) -> bool:
+    """Mark requests verified against an account state that is gone (inactive, new secrets or
+    settings); `accounts` is (active, sealed secrets, settings) as read now. True if any."""
+    stale = False
     for item in batch:
         e = item.expect
-        if e is None:
+        if e is None or item.stale:
             continue
-        state = now.get(item.account_id)
+        state = accounts.get(item.account_id)
         if state is None or not state[0] or state[1] != e.secrets_sealed or state[2] != e.settings:
-            item.stale = True
+            item.stale = stale = True
+    return stale
 
 
 @dataclass
@@ -414,6 +430,17 @@ def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> 
             q = q.with_for_update(of=Message)  # statuses of one message arrive concurrently and out of order
         for mid, pid, tenant_id, status, reason, updated in s.execute(q):
             found[(account_id, str(pid))] = (tenant_id, _State(mid, status, reason or "", updated))
+    changed, early = fold(todo, found)
+    _write_states(s, changed)
+    if early:
+        s.connection().execute(insert(cast(Table, EarlyStatus.__table__)), early)
+
+
+def fold(
+    todo: list[tuple[_Item, StatusUpdate]], found: dict[tuple[int, str], tuple[int, _State]]
+) -> tuple[list[_State], list[dict[str, object]]]:
+    """Apply the status rules in arrival order to the messages found by (account, provider id);
+    the changed states, and early-status rows for statuses whose message is not recorded yet."""
     changed: dict[int, _State] = {}
     early: list[dict[str, object]] = []
     for item, ev in todo:
@@ -421,12 +448,10 @@ def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> 
         reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()
         if hit is None:
             early.append(early_row(item, ev, reason))
-        elif hit[0] == item.tenant_id:
+        elif hit[0] == item.tenant_id:  # another tenant's message is never touched
             apply_status(hit[1], ev.status, reason, ev.at)
             changed[hit[1].id] = hit[1]
-    _write_states(s, changed.values())
-    if early:
-        s.connection().execute(insert(cast(Table, EarlyStatus.__table__)), early)
+    return list(changed.values()), early
 
 
 def _write_states(s: Session, states: Iterable[_State]) -> None:
