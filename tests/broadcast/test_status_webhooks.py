@@ -66,10 +66,10 @@ def test_status_that_overtakes_the_provider_id_is_applied_when_the_send_is_recor
         s.execute(
             EarlyStatus.__table__.update().values(provider_id=pid)  # type: ignore[attr-defined]
         )
-    from konsent.flows import status_sink
+    from konsent.flows import status_early
     from konsent.store.types import utcnow
 
-    assert status_sink.reconcile(ctx, utcnow()) == 1
+    assert status_early.reconcile(ctx, utcnow()) == 1
     assert _status(ctx, pid) == "delivered"
     with ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(EarlyStatus)) == 0

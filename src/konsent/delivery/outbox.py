@@ -31,7 +31,7 @@ from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows import consent as consent_flow
-from konsent.flows import status_sink
+from konsent.flows import status_early
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
@@ -321,7 +321,7 @@ def _apply_early_statuses(s: Session, sent: list[tuple[Job, SendResult]]) -> Non
     for j, r in sent:
         if r.provider_id:
             by_account[j.account.id][r.provider_id] = j.message_id
-    status_sink.apply_early(s, by_account)
+    status_early.apply_early(s, by_account)
 
 
 def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, now: datetime) -> None:

@@ -189,7 +189,7 @@ class Worker:
 
     def periodic(self, force: bool = False) -> None:
         """Rescue expired leases, expire opt-ins, start and queue due broadcasts."""
-        from konsent.flows import broadcast, status_sink
+        from konsent.flows import broadcast, status_early
         from konsent.flows.optin import expire_opt_ins
 
         now = time.monotonic()
@@ -200,7 +200,7 @@ class Worker:
         if force or now - self._last_periodic >= min(5.0, self.ctx.settings.lease_seconds / 2):
             self._last_periodic = now
             outbox.rescue(self.ctx, utcnow())
-            status_sink.reconcile(self.ctx, utcnow())
+            status_early.reconcile(self.ctx, utcnow())
             with self.ctx.db.write() as s:
                 expire_opt_ins(s, utcnow())
         if force or now - self._last_schedule >= 1:
