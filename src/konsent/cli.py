@@ -529,13 +529,14 @@ def broadcast_list(tenant: str) -> None:
     from rich.table import Table
 
     from konsent.flows import broadcast as bc
+    from konsent.flows import broadcast_stats
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
     table = Table("id", "name", "topic", "state", "queued", "sent", "delivered", "read", "failed", "opt-outs")
     with ctx.db.read() as s:
         for b in bc.list_broadcasts(s, tid):
-            st = bc.stats(s, b)
+            st = broadcast_stats.stats(s, b)
             table.add_row(
                 str(b.id),
                 b.name,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.templates import TemplateSpec
 from konsent.flows import broadcast as bc
-from konsent.flows import simulator, templates, tenants
+from konsent.flows import broadcast_stats, simulator, templates, tenants
 from konsent.flows.consent import withdraw
 from konsent.flows.context import Konsent
 from konsent.store.tables import Broadcast, Contact, Message, OutboxRow
@@ -35,9 +35,9 @@ def _send_now(ctx: Konsent, tenant_id: int, bid: int) -> None:
     assert bc.queue_all(ctx, tenant_id, bid, size=3)
 
 
-def _stats(ctx: Konsent, tenant_id: int, bid: int) -> bc.Stats:
+def _stats(ctx: Konsent, tenant_id: int, bid: int) -> broadcast_stats.Stats:
     with ctx.db.read() as s:
-        return bc.stats(s, bc.get_broadcast(s, tenant_id, bid))
+        return broadcast_stats.stats(s, bc.get_broadcast(s, tenant_id, bid))
 
 
 def test_only_contacts_with_active_consent_for_the_topic_receive_it(ctx, demo):

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
 from konsent.flows import broadcast as bc
+from konsent.flows import broadcast_stats
 from konsent.flows.context import Konsent
 from konsent.store.tables import Broadcast, Message
 from konsent.store.types import utcnow
@@ -43,9 +44,9 @@ def _send_now(ctx: Konsent, tenant_id: int, bid: int) -> None:
     assert bc.queue_all(ctx, tenant_id, bid, size=50)
 
 
-def _stats(ctx: Konsent, tenant_id: int, bid: int) -> bc.Stats:
+def _stats(ctx: Konsent, tenant_id: int, bid: int) -> broadcast_stats.Stats:
     with ctx.db.read() as s:
-        return bc.stats(s, bc.get_broadcast(s, tenant_id, bid))
+        return broadcast_stats.stats(s, bc.get_broadcast(s, tenant_id, bid))
 
 
 def test_media_broadcast_reaches_whatsapp_as_an_image_with_caption(ctx, fake):

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows import broadcast as bc
-from konsent.flows import inbox, personalise, templates, tenants
+from konsent.flows import broadcast_stats, inbox, personalise, templates, tenants
 from konsent.web.admin_common import REFUSAL_REASONS, add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 
@@ -36,7 +36,7 @@ def _list_page(
 ) -> Response:
     caller.require(VIEW)
     with get_ctx(request).db.read() as s:
-        rows = [(b, bc.stats(s, b)) for b in bc.list_broadcasts(s, caller.tenant_id)]
+        rows = [(b, broadcast_stats.stats(s, b)) for b in bc.list_broadcasts(s, caller.tenant_id)]
         topic_list = tenants.topics(s, caller.tenant_id)
         accounts = tenants.channel_accounts(s, caller.tenant_id)
         choices = templates.approved_choices(s, caller.tenant_id)
