@@ -177,18 +177,34 @@ def test_bad_media_or_template_fields_are_422_and_store_nothing(ctx, client, dem
     assert _stored(ctx) == before
 
 
-def test_channels_without_templates_or_media_say_so(ctx, client, demo):
-    """CH3: the simulator has no templates and sends no media; the refusal names the reason."""
+def test_the_simulator_takes_media_but_has_no_templates(ctx, client, demo):
+    """CH3: media by link goes to the simulated phone; a template is refused with the reason."""
+    from konsent.flows import simulator
+    from tests.helpers import sim_account
+
     subscribe(ctx, "+4915100002222", ["angebote"])
     cid = contact_of(ctx, "+4915100002222").id
     token = api_token(ctx)
-    for extra, words in (
-        ({"template": {"name": "order_update", "language": "de"}}, "no message templates"),
-        ({"media_url": "https://cdn.example.com/a.jpg", "media_kind": "image"}, "cannot send this media"),
-    ):
-        r = client.post(
-            "/api/v1/messages",
-            json={"contact_id": cid, "purpose": "newsletter:angebote", **extra},
-            headers=auth(token),
-        )
-        assert r.status_code == 422 and words in r.json()["message"], r.text
+    r = client.post(
+        "/api/v1/messages",
+        json={
+            "contact_id": cid,
+            "purpose": "newsletter:angebote",
+            "template": {"name": "x_y", "language": "de"},
+        },
+        headers=auth(token),
+    )
+    assert r.status_code == 422 and "no message templates" in r.json()["message"], r.text
+    r = client.post(
+        "/api/v1/messages",
+        json={"contact_id": cid, "purpose": "newsletter:angebote", "text": "Neu im Laden",
+              "media_url": "https://cdn.example.com/a.jpg", "media_kind": "image"},
+        headers=auth(token),
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    drain(ctx)
+    got = simulator.phone_inbox(ctx, sim_account(ctx).id, "+4915100002222")[-1]
+    assert (got.text, got.media) == (
+        "Neu im Laden",
+        {"url": "https://cdn.example.com/a.jpg", "kind": "image", "filename": ""},
+    )

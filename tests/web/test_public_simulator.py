@@ -132,3 +132,37 @@ def test_ack_with_bad_status_is_422(client, demo, ctx):
         json={"account": sim_account(ctx).id, "ids": ["sim.x"], "status": "deleted", "lang": "en"},
     )
     assert r.status_code == 422
+
+
+def test_a_media_broadcast_reaches_the_simulated_phone_as_a_link_with_its_caption(client, demo, ctx):
+    """M3, CH3: the demo can try media broadcasts: the simulator takes media by link like the real
+    channels, and the phone page gets the link, its kind and the caption (it never loads the file)."""
+    from konsent.flows import broadcast as bc
+    from konsent.flows import broadcast_stats
+
+    pending = _sign_up(client, ctx)
+    acc = sim_account(ctx).id
+    r = client.post("/simulator/api/send", json={"account": acc, "phone": PHONE, "text": pending["prefill"]})
+    assert r.status_code == 200, r.text
+    drain(ctx)  # the confirmation
+    with ctx.db.write() as s:
+        b = bc.create_broadcast(
+            ctx, s, demo.tenant_id, name="Katalog", topic="produktnews", text="Unser Katalog 2027",
+            media_url="https://cdn.example.com/katalog.pdf", media_kind="document",
+            media_filename="Katalog-2027.pdf",
+        )  # fmt: skip
+        bc.schedule(s, b, None)
+        bid = b.id
+    bc.queue_all(ctx, demo.tenant_id, bid)
+    drain(ctx)
+    with ctx.db.read() as s:
+        st = broadcast_stats.stats(s, bc.get_broadcast(s, demo.tenant_id, bid))
+    assert (st.sent, st.skipped) == (1, 0)
+    msgs = client.get("/simulator/api/inbox", params={"account": acc, "phone": PHONE}).json()["messages"]
+    assert msgs[-1]["text"] == "Unser Katalog 2027"
+    assert msgs[-1]["media"] == {
+        "url": "https://cdn.example.com/katalog.pdf",
+        "kind": "document",
+        "filename": "Katalog-2027.pdf",
+    }
+    assert msgs[0]["media"] is None  # the confirmation is text only

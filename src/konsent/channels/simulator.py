@@ -29,6 +29,7 @@ from konsent.channels.base import (
     WebhookRequest,
 )
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
+from konsent.domain.media import MAX_CAPTION, MEDIA_KINDS
 
 SIGNATURE_HEADER = "x-simulator-signature"
 
@@ -62,6 +63,11 @@ class SimulatorChannel(ChannelAdapter):
         throughput_per_s=1000.0,
         processing_region="this installation",
         safeguard="no transfer",
+        # Media by link like the real channels, so media broadcasts can be tried in the demo;
+        # the phone page shows a link to the file, it never loads it by itself.
+        media_kinds=frozenset(MEDIA_KINDS),
+        max_caption_len=MAX_CAPTION,
+        captioned_kinds=frozenset(MEDIA_KINDS),
     )
     setup_fields = (SetupField("webhook_secret", "Signing secret", secret=True, required=False),)
 
@@ -102,8 +108,8 @@ class SimulatorChannel(ChannelAdapter):
         return events
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
-        if content.media_url:  # declares no media: never send the caption alone
-            return media.refuse(content, self.capabilities)
+        if content.media_url and not self.capabilities.can_send_media(content.media_kind or "", content.text):
+            return media.refuse(content, self.capabilities)  # never the caption alone
         if self._mailbox_factory is None:
             return SendResult(
                 SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"

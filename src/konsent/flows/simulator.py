@@ -73,6 +73,7 @@ class PhoneMessage:
     text: str
     buttons: list[dict[str, str]]
     at: datetime
+    media: dict[str, str] | None = None  # {"url", "kind", "filename"} of a media message; text is its caption
 
 
 def phone_inbox(ctx: Konsent, account_id: int, phone: str, after_id: int = 0) -> list[PhoneMessage]:
@@ -96,8 +97,17 @@ def phone_inbox(ctx: Konsent, account_id: int, phone: str, after_id: int = 0) ->
             data = json.loads(
                 ctx.keys.open_for_tenant(s, acc.tenant_id, r.content_sealed, f"sim:{r.provider_id}")
             )
+            media = None
+            if data.get("media_url"):
+                media = {
+                    "url": str(data["media_url"]),
+                    "kind": str(data.get("media_kind") or ""),
+                    "filename": str(data.get("media_filename") or ""),
+                }
             out.append(
-                PhoneMessage(r.id, r.provider_id, data.get("text", ""), data.get("buttons", []), r.created_at)
+                PhoneMessage(
+                    r.id, r.provider_id, data.get("text", ""), data.get("buttons", []), r.created_at, media
+                )
             )
         return out
 

@@ -84,6 +84,10 @@ SIM_STRINGS = {
     "error_generic": N_("Something went wrong. Please try again."),
     "error_network": N_("The server cannot be reached. Retrying…"),
     "empty": N_("No messages yet. Send the prefilled text to confirm your sign-up."),
+    "media_image": N_("Image"),
+    "media_document": N_("Document"),
+    "media_video": N_("Video"),
+    "media_audio": N_("Audio"),
 }
 
 
@@ -405,6 +409,7 @@ async def simulator_inbox(request: Request, account: str = "", phone: str = "", 
                     "provider_id": m.provider_id,
                     "text": m.text,
                     "buttons": m.buttons,
+                    "media": m.media,
                     "at": m.at.astimezone(UTC).isoformat(),
                 }
                 for m in msgs

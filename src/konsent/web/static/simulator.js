@@ -67,10 +67,21 @@
     var li = document.createElement("li");
     li.className = "sim-msg " + (item.dir === "in" ? "in" : "out");
     if (item.id) li.setAttribute("data-id", String(item.id));
+    if (item.media && item.media.url) {
+      // A link to the company's file, never loaded by the page itself (no request to their CDN).
+      var link = document.createElement("a");
+      link.className = "sim-media";
+      link.href = item.media.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer nofollow";
+      var label = S["media_" + item.media.kind] || item.media.kind;
+      link.textContent = "📎 " + label + ": " + (item.media.filename || item.media.url);
+      li.appendChild(link);
+    }
     var body = document.createElement("div");
     body.className = "sim-body";
     body.textContent = item.text;
-    li.appendChild(body);
+    if (item.text) li.appendChild(body);
     if (item.buttons && item.buttons.length) {
       var row = document.createElement("div");
       row.className = "sim-buttons";
@@ -205,7 +216,7 @@
         }
         if (errorEl.textContent === S.error_network) showError("");
         (r.data.messages || []).forEach(function (m) {
-          append({ dir: "in", id: m.id, text: m.text, buttons: m.buttons || [], at: m.at });
+          append({ dir: "in", id: m.id, text: m.text, buttons: m.buttons || [], media: m.media || null, at: m.at });
           log.after = Math.max(log.after || 0, m.id);
           pendingAcks.push(m.provider_id);
         });
