@@ -366,15 +366,12 @@ def _check_expectations(s: Session, batch: list[_Item]) -> None:
     ids = {item.account_id for item in batch if item.expect is not None}
     if not ids:
         return
+    a = cast(Table, ChannelAccount.__table__).c
+    # Core on the connection, not the ORM: this runs once per group commit, on the hot path.
     now = {
         acc_id: (active, sealed, settings)
-        for acc_id, active, sealed, settings in s.execute(
-            select(
-                ChannelAccount.id,
-                ChannelAccount.active,
-                ChannelAccount.secrets_sealed,
-                ChannelAccount.settings,
-            ).where(ChannelAccount.id.in_(ids))
+        for acc_id, active, sealed, settings in s.connection().execute(
+            select(a.id, a.active, a.secrets_sealed, a.settings).where(a.id.in_(ids))
         )
     }
     mark_stale(batch, now)
@@ -409,26 +406,16 @@ def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> 
     for item, ev in todo:
         by_account.setdefault(item.account_id, set()).add(ev.provider_id)
     found: dict[tuple[int, str], tuple[int, _State]] = {}  # (account, provider id) -> (tenant, state)
+    m = cast(Table, Message.__table__).c
     for account_id, pids in by_account.items():
         q = (
-            select(
-                Message.id,
-                Message.provider_id,
-                Message.tenant_id,
-                Message.status,
-                Message.status_reason,
-                Message.updated_at,
-            )
-            .where(
-                Message.channel_account_id == account_id,
-                Message.direction == "out",
-                Message.provider_id.in_(sorted(pids)),
-            )
-            .order_by(Message.id)
+            select(m.id, m.provider_id, m.tenant_id, m.status, m.status_reason, m.updated_at)
+            .where(m.channel_account_id == account_id, m.direction == "out", m.provider_id.in_(sorted(pids)))
+            .order_by(m.id)
         )
         if ctx.db.is_postgres:
-            q = q.with_for_update(of=Message)  # statuses of one message arrive concurrently and out of order
-        for mid, pid, tenant_id, status, reason, updated in s.execute(q):
+            q = q.with_for_update()  # statuses of one message arrive concurrently and out of order
+        for mid, pid, tenant_id, status, reason, updated in s.connection().execute(q):
             found[(account_id, str(pid))] = (tenant_id, _State(mid, status, reason or "", updated))
     changed, early = fold(todo, found)
     _write_states(s, changed)
