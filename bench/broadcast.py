@@ -25,7 +25,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,25 +32,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.ports import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = base64.urlsafe_b64encode(b"b" * 32).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("fake provider did not start")
 
 
 def _stats(url: str) -> dict:  # type: ignore[type-arg]
@@ -276,14 +260,14 @@ def main() -> None:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in args.db else "?"
     db = f"{args.db}{sep}options=-csearch_path%3D{schema}"
-    port = _free_port()
+    port = free_port()
     fake_proc = subprocess.Popen(
         [sys.executable, "-m", "bench.fakeprovider", "--port", str(port), "--no-track"],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     out: dict[str, object] = {"db": "postgresql", "cpus": os.cpu_count()}
     try:
-        _wait_port(port)
+        wait_port(port)
         fake = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory() as data:
             ctx = _ctx(db, data)

@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,25 +28,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.ports import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = base64.urlsafe_b64encode(b"i" * 32).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
 
 
 def _settings(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
@@ -191,11 +175,11 @@ async def _load(url: str, secret: str, pids: list[str], seconds: float, concurre
 
 
 def _run_server(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.inbound", "--serve", kind, "--port", str(port)], env=env
     )
-    _wait_port(port)
+    wait_port(port)
     return proc, port
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import statistics
 import sys
 import threading
@@ -35,6 +34,7 @@ from typing import Any
 import httpx
 from sqlalchemy import insert, text
 
+from bench.ports import free_port
 from konsent import crypto
 from konsent.channels.simulator import SIGNATURE_HEADER, sign
 from konsent.flows import staff, teams
@@ -50,12 +50,6 @@ from konsent.store.types import utcnow
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MASTER = base64.urlsafe_b64encode(b"i" * 32).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _seed(ctx: Konsent, n: int) -> tuple[int, int, str]:
@@ -193,7 +187,7 @@ def bench_live(ctx: Konsent, account_id: int, cookie: str, samples: int) -> list
     from konsent.web.app import create_app
     from konsent.web.deps import SESSION_COOKIE
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(ctx), host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1

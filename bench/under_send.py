@@ -22,15 +22,16 @@ from sqlalchemy import func, select
 
 def run(db: str, data: str, env: dict[str, str], rate: float, seconds: float) -> dict[str, object]:
     """Run the phase against a prepared database; the figures as `under_send_*` keys."""
-    from bench.broadcast import _broadcast, _free_port, _spawn_workers, _stats, _stop, _wait_port
+    from bench.broadcast import _broadcast, _spawn_workers, _stats, _stop
     from bench.inbound import _run_server, _settings
+    from bench.ports import free_port, wait_port
     from bench.seedbulk import seed_bulk, setup_tenant
     from konsent.flows import broadcast as bc
     from konsent.flows.context import build
     from konsent.store.tables import ChannelAccount, Message
 
     ctx = build(_settings(db, data), run_migrations=True)  # the master key of the processes in `env`
-    fake_port = _free_port()
+    fake_port = free_port()
     fake = f"http://127.0.0.1:{fake_port}"
     secret = "under-send-" + uuid.uuid4().hex
     tenant_id, (acc,) = setup_tenant(ctx, fake, accounts=1, rate=rate, secrets_={"webhook_secret": secret})
@@ -56,7 +57,7 @@ def run(db: str, data: str, env: dict[str, str], rate: float, seconds: float) ->
     )
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        _wait_port(fake_port)
+        wait_port(fake_port)
         bid = _broadcast(ctx, tenant_id)
         bc.queue_all(ctx, tenant_id, bid, size=5000)
         workers = _spawn_workers(
