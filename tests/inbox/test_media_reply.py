@@ -68,20 +68,22 @@ def test_agent_reply_with_an_image_reaches_whatsapp_with_its_caption(
     assert r.status_code == 422 and "https://-Adresse" in r.text
 
 
-def test_media_reply_on_a_channel_without_media_is_refused_and_nothing_queued(
+def test_media_reply_the_channel_cannot_carry_is_refused_and_nothing_queued(
     ctx: Konsent, crew: Crew
 ) -> None:
+    """A caption longer than the channel takes with media (the simulator, like WhatsApp: 1,024),
+    a link that is not https, a kind that does not exist: refused with the reason."""
     say(ctx, crew, "+491701111111", "Hallo")
     conv = conversation_of(ctx, crew, "+491701111111").id
     with ctx.db.read() as s:
         before = s.scalar(select(func.count()).select_from(Message))
-    for kw, words in (
-        ({"media_url": PHOTO, "media_kind": "image"}, "cannot send this media"),
-        ({"media_url": "http://cdn.example.com/x.jpg", "media_kind": "image"}, "https://"),
-        ({"media_url": PHOTO, "media_kind": "hologram"}, "image, document, video, audio"),
+    for text, kw, words in (
+        ("x" * 1025, {"media_url": PHOTO, "media_kind": "image"}, "cannot send this media"),
+        ("Schau", {"media_url": "http://cdn.example.com/x.jpg", "media_kind": "image"}, "https://"),
+        ("Schau", {"media_url": PHOTO, "media_kind": "hologram"}, "image, document, video, audio"),
     ):
         with pytest.raises(InvalidInput, match=words), ctx.db.write() as s:
-            conversation.reply(ctx, s, crew.caller("admin"), conv, "Schau", **kw)
+            conversation.reply(ctx, s, crew.caller("admin"), conv, text, **kw)
     with ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == before
         assert s.scalar(select(func.count()).select_from(Contact)) == 1

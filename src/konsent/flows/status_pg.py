@@ -1,8 +1,8 @@
 """Group commit of status webhooks on PostgreSQL: constant statements over arrays (CH4, invariant 6).
 
-The portable path (`status_sink._store`) builds its statements through SQLAlchemy, one
-compiled statement and bind list per step. Here the same steps are five constant
-statements over arrays, which PostgreSQL prepares once per kept connection:
+Five constant statements over arrays, which PostgreSQL prepares once per kept
+connection (going through the ORM with a pooled, pinged connection per batch cost
+twice the time; see docs/PERFORMANCE.md):
 
 1. check the accounts the requests were verified against;
 2. insert the dedupe keys (ON CONFLICT DO NOTHING RETURNING the fresh ones);
@@ -10,8 +10,8 @@ statements over arrays, which PostgreSQL prepares once per kept connection:
 4. write the changed status columns (and any early statuses);
 5. commit.
 
-The status rules themselves (`apply_status`) stay in Python, applied to the locked rows
-in arrival order, exactly as on the portable path. If an account changed since its
+The status rules themselves (`status_sink.fold`) stay in Python, applied to the locked
+rows in arrival order, as on SQLite (`status_sqlite`). If an account changed since its
 requests were verified (rare), the transaction is rolled back and repeated without
 those requests, which then take the ordinary path.
 """

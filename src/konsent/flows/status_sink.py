@@ -4,7 +4,9 @@ Status webhooks arrive at several times the send rate. Instead of two transactio
 per event, concurrent requests hand their statuses to a `StatusSink`; one of them
 (the leader) writes everything pending in one transaction — dedupe rows with ON
 CONFLICT DO NOTHING, message updates, early statuses — and every request answers
-200 only after that commit (durable, like the slow path).
+200 only after that commit (durable, like the slow path). The transaction itself is
+written by `status_pg` or `status_sqlite`, with the rules kept here (`mark_stale`,
+`split_fresh`, `fold`, `apply_status`).
 
 A status may arrive before the worker recorded the provider id of its message
 (the provider answered the send and the webhook overtook our completion). It is
@@ -23,16 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
-from konsent.store.tables import ChannelAccount, EarlyStatus, Message, WebhookEvent
-from konsent.store.types import utcnow
+from konsent.store.tables import ChannelAccount, Message
 
 _STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
 
@@ -179,6 +179,7 @@ class StatusSink:
     _flushing: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _pg: Any = None  # status_pg.Connections, once PostgreSQL batches were written
+    _sqlite: Any = None  # status_sqlite.Writer, once SQLite batches were written
     _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -251,6 +252,14 @@ class StatusSink:
                 self._pg = Connections(self.ctx.db.engine)
             return self._pg
 
+    def _sqlite_writer(self) -> Any:
+        from konsent.flows.status_sqlite import Writer
+
+        with self._cond:
+            if self._sqlite is None:
+                self._sqlite = Writer(self.ctx.db.engine)
+            return self._sqlite
+
     def close(self) -> None:
         """Give back what the sink holds (the kept PostgreSQL connections)."""
         if self._pg is not None:
@@ -261,8 +270,7 @@ class StatusSink:
             if self.ctx.db.is_postgres:
                 results = self._pg_connections().store(batch)
             else:
-                with self.ctx.db.write() as s:
-                    results = _store(self.ctx, s, batch)
+                results = self._sqlite_writer().store(batch)
             for item, (handled, dups) in zip(batch, results, strict=True):
                 item.handled, item.duplicates = handled, dups
         except BaseException as exc:  # every waiter learns of the failure: their provider retries
@@ -301,46 +309,6 @@ def early_row(item: _Item, ev: StatusUpdate, reason: str) -> dict[str, object]:
     }
 
 
-def _store(ctx: Konsent, s: Session, batch: list[_Item]) -> list[tuple[int, int]]:
-    """Dedupe, apply and keep early statuses for a batch of requests, in the caller's transaction.
-
-    The portable path (SQLite); PostgreSQL takes `status_pg.store`, which follows the same rules.
-    """
-    _check_expectations(s, batch)
-    keys: list[dict[str, object]] = []
-    seen: set[tuple[int, str]] = set()
-    for item in batch:
-        if item.stale:
-            continue
-        for ev in item.events:
-            k = (item.account_id, dedupe_key(ev))
-            if k not in seen:
-                seen.add(k)
-                keys.append(
-                    {
-                        "tenant_id": item.tenant_id,
-                        "channel_account_id": item.account_id,
-                        "dedupe_key": k[1],
-                        "kind": "StatusUpdate",
-                        "received_at": utcnow(),
-                    }
-                )
-    if not keys:
-        return [(0, 0) for _ in batch]
-    # One cached statement run over all keys (SQLAlchemy batches it into multi-row INSERTs with
-    # RETURNING), instead of compiling a new VALUES list for every batch size.
-    table = cast(Table, WebhookEvent.__table__)
-    ins = (postgresql.insert if ctx.db.is_postgres else sqlite.insert)(table)
-    stmt = ins.on_conflict_do_nothing(index_elements=["channel_account_id", "dedupe_key"]).returning(
-        table.c.channel_account_id, table.c.dedupe_key
-    )
-    fresh = {(acc, dk) for acc, dk in s.connection().execute(stmt, keys)}
-    results, todo = split_fresh(batch, fresh)
-    if todo:
-        _apply(ctx, s, todo)
-    return results
-
-
 def split_fresh(
     batch: list[_Item], fresh: set[tuple[int, str]]
 ) -> tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]]:
@@ -359,22 +327,6 @@ def split_fresh(
                 dups += 1
         results.append((handled, dups))
     return results, todo
-
-
-def _check_expectations(s: Session, batch: list[_Item]) -> None:
-    """Requests verified with a remembered account state: is the account still like that?"""
-    ids = {item.account_id for item in batch if item.expect is not None}
-    if not ids:
-        return
-    a = cast(Table, ChannelAccount.__table__).c
-    # Core on the connection, not the ORM: this runs once per group commit, on the hot path.
-    now = {
-        acc_id: (active, sealed, settings)
-        for acc_id, active, sealed, settings in s.connection().execute(
-            select(a.id, a.active, a.secrets_sealed, a.settings).where(a.id.in_(ids))
-        )
-    }
-    mark_stale(batch, now)
 
 
 def mark_stale(batch: list[_Item], accounts: dict[int, tuple[bool, bytes | None, dict[str, object]]]) -> bool:
@@ -399,28 +351,6 @@ class _State:
     status: str
     status_reason: str
     updated_at: datetime
-
-
-def _apply(ctx: Konsent, s: Session, todo: list[tuple[_Item, StatusUpdate]]) -> None:
-    by_account: dict[int, set[str]] = {}
-    for item, ev in todo:
-        by_account.setdefault(item.account_id, set()).add(ev.provider_id)
-    found: dict[tuple[int, str], tuple[int, _State]] = {}  # (account, provider id) -> (tenant, state)
-    m = cast(Table, Message.__table__).c
-    for account_id, pids in by_account.items():
-        q = (
-            select(m.id, m.provider_id, m.tenant_id, m.status, m.status_reason, m.updated_at)
-            .where(m.channel_account_id == account_id, m.direction == "out", m.provider_id.in_(sorted(pids)))
-            .order_by(m.id)
-        )
-        if ctx.db.is_postgres:
-            q = q.with_for_update()  # statuses of one message arrive concurrently and out of order
-        for mid, pid, tenant_id, status, reason, updated in s.connection().execute(q):
-            found[(account_id, str(pid))] = (tenant_id, _State(mid, status, reason or "", updated))
-    changed, early = fold(todo, found)
-    _write_states(s, changed)
-    if early:
-        s.connection().execute(insert(cast(Table, EarlyStatus.__table__)), early)
 
 
 def fold(
