@@ -68,9 +68,7 @@ def test_agent_reply_with_an_image_reaches_whatsapp_with_its_caption(
     assert r.status_code == 422 and "https://-Adresse" in r.text
 
 
-def test_media_reply_the_channel_cannot_carry_is_refused_and_nothing_queued(
-    ctx: Konsent, crew: Crew
-) -> None:
+def test_media_reply_the_channel_cannot_carry_is_refused_and_nothing_queued(ctx: Konsent, crew: Crew) -> None:
     """A caption longer than the channel takes with media (the simulator, like WhatsApp: 1,024),
     a link that is not https, a kind that does not exist: refused with the reason."""
     say(ctx, crew, "+491701111111", "Hallo")
