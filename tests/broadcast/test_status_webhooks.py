@@ -171,7 +171,7 @@ def test_status_webhooks_survive_a_database_restart_of_the_kept_connection(ctx, 
 
     acc, (pid,) = _sent(ctx, demo, ["+4915140000055"])
     assert simulator.phone_ack(ctx, acc, [pid], "delivered").status == 200
-    kept = status_sink.sink(ctx)._pg._idle
+    kept = status_sink.sink(ctx)._writer._idle
     assert len(kept) == 1
     backend = kept[0].driver_connection.info.backend_pid
     with ctx.db.engine.connect() as conn:
@@ -182,7 +182,7 @@ def test_status_webhooks_survive_a_database_restart_of_the_kept_connection(ctx, 
     with ctx.db.read() as s:
         keys = s.scalars(select(WebhookEvent.dedupe_key).where(WebhookEvent.kind == "StatusUpdate")).all()
     assert sorted(keys) == [f"st:{pid}:delivered", f"st:{pid}:read"]
-    assert status_sink.sink(ctx)._pg._idle[0].driver_connection.info.backend_pid != backend
+    assert status_sink.sink(ctx)._writer._idle[0].driver_connection.info.backend_pid != backend
 
 
 @pytest.mark.skipif(not on_postgres(), reason="the kept connections of the PostgreSQL group commit")

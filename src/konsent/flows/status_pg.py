@@ -11,9 +11,8 @@ twice the time; see docs/PERFORMANCE.md):
 5. commit.
 
 The status rules themselves (`status_sink.fold`) stay in Python, applied to the locked
-rows in arrival order, as on SQLite (`status_sqlite`). If an account changed since its
-requests were verified (rare), the transaction is rolled back and repeated without
-those requests, which then take the ordinary path.
+rows in arrival order, as on SQLite (`status_sqlite`). Requests verified against an
+account that has changed since (rare) store nothing and take the ordinary path.
 """
 
 from __future__ import annotations
@@ -25,7 +24,15 @@ import psycopg
 from sqlalchemy.engine import Engine
 
 from konsent.domain.events import StatusUpdate
-from konsent.flows.status_sink import _Item, _State, dedupe_key, fold, mark_stale, split_fresh
+from konsent.flows.status_sink import (
+    _Item,
+    _State,
+    accounts_to_check,
+    dedupe_key,
+    fold,
+    mark_stale,
+    split_fresh,
+)
 from konsent.store.types import utcnow
 
 _CHECK = "SELECT id, active, secrets_sealed, settings FROM channel_accounts WHERE id = ANY(%s)"
@@ -100,12 +107,7 @@ class Connections:
 
 
 def _store(conn: Any, batch: list[_Item]) -> list[tuple[int, int]]:
-    while True:
-        found = _lock_fresh(conn, batch)
-        if found is not None:
-            break
-        conn.rollback()  # some account changed: again, without its requests
-    (results, todo), locked = found
+    (results, todo), locked = _lock_fresh(conn, batch)
     _write(conn, todo, locked)
     return results
 
@@ -115,9 +117,13 @@ _Locked = dict[tuple[int, str], tuple[int, _State]]  # (account, provider id) ->
 
 def _lock_fresh(
     conn: Any, batch: list[_Item]
-) -> tuple[tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]], _Locked] | None:
-    """Steps 1-3. None if a request turned out stale (marked on its item; roll back and retry)."""
-    checked = sorted({item.account_id for item in batch if item.expect is not None and not item.stale})
+) -> tuple[tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]], _Locked]:
+    """Steps 1-3. The accounts are checked first: a request verified against a state that is
+    gone is marked stale and stores nothing."""
+    # Plain round trips, not pipeline mode: psycopg waits for a pipeline's results by polling a
+    # socket that is always writable, a busy loop that took a quarter of the GIL from the server.
+    checked = accounts_to_check(batch)
+    mark_stale(batch, {row[0]: row[1:] for row in conn.execute(_CHECK, [checked])} if checked else {})
     keys: dict[tuple[int, str], int] = {}  # (account, dedupe key) -> tenant, first occurrence wins
     pairs: set[tuple[int, str]] = set()
     for item in batch:
@@ -126,17 +132,12 @@ def _lock_fresh(
         for ev in item.events:
             keys.setdefault((item.account_id, dedupe_key(ev)), item.tenant_id)
             pairs.add((item.account_id, ev.provider_id))
-    # Plain round trips, not pipeline mode: psycopg waits for a pipeline's results by polling a
-    # socket that is always writable, a busy loop that took a quarter of the GIL from the server.
-    accounts = {row[0]: row[1:] for row in conn.execute(_CHECK, [checked])} if checked else {}
     fresh: set[tuple[int, str]] = set()
     rows: list[Any] = []
     if keys:
         tenants, accs, dks = list(keys.values()), [a for a, _ in keys], [k for _, k in keys]
         fresh = {(a, k) for a, k in conn.execute(_DEDUPE, [utcnow(), tenants, accs, dks])}
         rows = conn.execute(_LOCK, [[a for a, _ in pairs], [p for _, p in pairs]]).fetchall()
-    if mark_stale(batch, accounts):
-        return None
     locked = {
         (acc, str(pid)): (tenant, _State(mid, status, reason or "", updated))
         for mid, acc, pid, tenant, status, reason, updated in rows

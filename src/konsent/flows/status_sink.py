@@ -178,8 +178,7 @@ class StatusSink:
     _pending: list[_Item] = field(default_factory=list)
     _flushing: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _pg: Any = None  # status_pg.Connections, once PostgreSQL batches were written
-    _sqlite: Any = None  # status_sqlite.Writer, once SQLite batches were written
+    _writer: Any = None  # status_pg.Connections or status_sqlite.Writer, made at the first batch
     _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -244,33 +243,28 @@ class StatusSink:
                     waiter.set_result(None)
             queue.pending = []
 
-    def _pg_connections(self) -> Any:
-        from konsent.flows.status_pg import Connections
-
+    def _batch_writer(self) -> Any:
+        """The database's writer of group commits (`store(batch)`, `close()`), made once."""
         with self._cond:
-            if self._pg is None:
-                self._pg = Connections(self.ctx.db.engine)
-            return self._pg
+            if self._writer is None:
+                if self.ctx.db.is_postgres:
+                    from konsent.flows.status_pg import Connections
 
-    def _sqlite_writer(self) -> Any:
-        from konsent.flows.status_sqlite import Writer
+                    self._writer = Connections(self.ctx.db.engine)
+                else:
+                    from konsent.flows.status_sqlite import Writer
 
-        with self._cond:
-            if self._sqlite is None:
-                self._sqlite = Writer(self.ctx.db.engine)
-            return self._sqlite
+                    self._writer = Writer(self.ctx.db.engine)
+            return self._writer
 
     def close(self) -> None:
         """Give back what the sink holds (the kept PostgreSQL connections)."""
-        if self._pg is not None:
-            self._pg.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def _flush(self, batch: list[_Item]) -> None:
         try:
-            if self.ctx.db.is_postgres:
-                results = self._pg_connections().store(batch)
-            else:
-                results = self._sqlite_writer().store(batch)
+            results = self._batch_writer().store(batch)
             for item, (handled, dups) in zip(batch, results, strict=True):
                 item.handled, item.duplicates = handled, dups
         except BaseException as exc:  # every waiter learns of the failure: their provider retries
@@ -327,6 +321,11 @@ def split_fresh(
                 dups += 1
         results.append((handled, dups))
     return results, todo
+
+
+def accounts_to_check(batch: list[_Item]) -> list[int]:
+    """The accounts whose remembered state some request of the batch was verified against."""
+    return sorted({item.account_id for item in batch if item.expect is not None and not item.stale})
 
 
 def mark_stale(batch: list[_Item], accounts: dict[int, tuple[bool, bytes | None, dict[str, object]]]) -> bool:

@@ -24,7 +24,15 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from konsent.domain.events import StatusUpdate
-from konsent.flows.status_sink import _Item, _State, dedupe_key, fold, mark_stale, split_fresh
+from konsent.flows.status_sink import (
+    _Item,
+    _State,
+    accounts_to_check,
+    dedupe_key,
+    fold,
+    mark_stale,
+    split_fresh,
+)
 from konsent.store.tables import Message
 from konsent.store.types import utcnow
 
@@ -74,12 +82,15 @@ class Writer:
         finally:
             raw.close()
 
+    def close(self) -> None:
+        """Nothing is kept between batches: each takes a pooled connection and gives it back."""
+
     def _read(
         self, cur: Any, batch: list[_Item]
     ) -> tuple[tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]], dict[Any, Any]]:
         """Steps 1-3. The accounts are checked first, under the write lock: a request verified
         against a state that is gone is marked stale and stores nothing."""
-        checked = sorted({item.account_id for item in batch if item.expect is not None and not item.stale})
+        checked = accounts_to_check(batch)
         accounts: dict[int, tuple[bool, bytes | None, dict[str, object]]] = {}
         if checked:
             cur.execute(_CHECK.format(_marks(len(checked))), checked)
