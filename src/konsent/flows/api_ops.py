@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent
 from konsent.domain.errors import InvalidInput, NotFound
-from konsent.domain.media import media_problem
 from konsent.domain.purposes import Purpose
 from konsent.flows import audit, consent, contacts, messaging, proof, templates, tenants
 from konsent.flows.context import Konsent
@@ -55,23 +54,14 @@ def send_message(
     if p.is_marketing and p.topic not in {tp.slug for tp in tenants.topics(s, tenant_id, active_only=False)}:
         # A typo in the topic is bad input (422), not a missing consent (409).
         raise InvalidInput(detail=f"unknown topic {p.topic!r} in purpose {purpose!r}")
-    problem = media_problem(media_url, media_kind)
-    if problem:
-        raise InvalidInput(detail=problem)
     registered = None
     if template is not None:
         if text or media_url:
             raise InvalidInput(detail="send either a template or text and media, not both")
         ident = messaging.primary_identity(s, contact, channel_account_id)
         account = tenants.get_account(s, tenant_id, ident.channel_account_id)
-        if not ctx.adapter(account.kind).capabilities.templates:
-            raise InvalidInput(detail="this channel has no message templates")
-        params = list(template.params)
-        registered = templates.require_approved(
-            s, tenant_id, account.id, template.name, template.language, params
-        )
-        content = OutboundContent(
-            template=template.name, template_language=template.language, template_params=tuple(params)
+        content, registered = templates.approved_content(
+            ctx, s, account, template.name, template.language, list(template.params)
         )
         channel_account_id = account.id
     else:

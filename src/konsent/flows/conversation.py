@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.domain.media import MEDIA_KINDS, media_problem
+from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit, live, staff, templates
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -246,10 +246,7 @@ def reply(
     at = at or utcnow()
     text = text.strip()
     media_url, media_kind = media_url.strip(), media_kind.strip()
-    problem = media_problem(media_url or None, media_kind or None)
-    if problem:
-        raise InvalidInput(detail=problem)
-    if not text and not media_url:
+    if not text and not media_url and not media_kind:
         raise InvalidInput(detail="the reply is empty")
     conv = get_conversation(s, who, conversation_id)
     contact = s.get(Contact, conv.contact_id)
@@ -307,15 +304,13 @@ def reply_template(
     acc = s.get(ChannelAccount, conv.channel_account_id)
     contact = s.get(Contact, conv.contact_id)
     assert acc is not None and contact is not None
-    if not ctx.adapter(acc.kind).capabilities.templates:
-        raise InvalidInput(detail="this channel has no message templates")
-    registered = templates.require_approved(s, who.tenant_id, acc.id, template, language, params)
+    content, registered = templates.approved_content(ctx, s, acc, template, language, params)
     msg = enqueue_message(
         ctx,
         s,
         contact,
         "service",
-        OutboundContent(template=template, template_language=language, template_params=tuple(params)),
+        content,
         channel_account_id=conv.channel_account_id,
         conversation_id=conv.id,
         author=who.actor,

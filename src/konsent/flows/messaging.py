@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
+from konsent.domain.media import media_problem
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
 from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
@@ -58,6 +59,9 @@ def enqueue_message(
     """Queue one message after `may_send` allowed it; raise NoLegalBasis otherwise (C5)."""
     at = at or utcnow()
     p = parse_purpose(purpose)
+    problem = media_problem(content.media_url, content.media_kind, content.media_filename)
+    if problem:  # bad input is 422 before any question of legal basis
+        raise InvalidInput(detail=problem)
     if not content.has_body:
         raise InvalidInput(detail="a message needs text, media or a template")
     decision = may_send(snapshot(s, contact), p, at, min_text_version)

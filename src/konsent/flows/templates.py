@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import AccountConfig, TemplateFetch
+from konsent.channels.base import AccountConfig, OutboundContent, TemplateFetch
 from konsent.domain import templates as rules
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
@@ -249,6 +249,19 @@ def require_approved(
         raise InvalidInput(detail=NOT_REGISTERED)
     check_values(row, params)
     return row
+
+
+def approved_content(
+    ctx: Konsent, s: Session, account: ChannelAccount, name: str, language: str, params: list[str]
+) -> tuple[OutboundContent, MessageTemplate]:
+    """A single message with a registered template: refused unless the account's channel has
+    templates and it is APPROVED there with exactly these variables (M1, CH3). The message
+    should record the returned row's id and version."""
+    if not ctx.adapter(account.kind).capabilities.templates:
+        raise InvalidInput(detail="this channel has no message templates")
+    row = require_approved(s, account.tenant_id, account.id, name, language, params)
+    content = OutboundContent(template=name, template_language=language, template_params=tuple(params))
+    return content, row
 
 
 @dataclass(frozen=True)
