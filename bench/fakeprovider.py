@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import random
 import threading
@@ -29,6 +27,8 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from konsent.channels.simulator import SIGNATURE_HEADER, sign
 
 
 @dataclass
@@ -60,8 +60,6 @@ class Ledger:
 class StatusPoster:
     """Posts the statuses of accepted messages back to konsent, signed like the simulator channel."""
 
-    SIGNATURE_HEADER = "x-simulator-signature"
-
     def __init__(
         self,
         url: str,
@@ -69,7 +67,7 @@ class StatusPoster:
         statuses: tuple[str, ...] = ("sent", "delivered", "read"),
         concurrency: int = 64,
     ) -> None:
-        self.url, self.secret, self.statuses, self.concurrency = url, secret.encode(), statuses, concurrency
+        self.url, self.secret, self.statuses, self.concurrency = url, secret, statuses, concurrency
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.posted = self.ok = self.errors = self.backlog_max = 0
         self.latencies_ms: list[float] = []
@@ -98,14 +96,14 @@ class StatusPoster:
             body = json.dumps(
                 {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
             ).encode()
-            sig = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+            sig = sign(self.secret, body)
             t0 = time.monotonic()
             self.posted += 1
             try:
                 async with self._session.post(
                     self.url,
                     data=body,
-                    headers={self.SIGNATURE_HEADER: sig, "content-type": "application/json"},
+                    headers={SIGNATURE_HEADER: sig, "content-type": "application/json"},
                 ) as r:
                     await r.read()
                     good = r.status == 200
