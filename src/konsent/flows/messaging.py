@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
 from konsent.domain.media import media_problem
-from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
+from konsent.domain.purposes import ConsentState, ContactSnapshot, Purpose, consent_state, may_send
 from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
 from konsent.store.sql import among
@@ -180,7 +180,7 @@ def enqueue_many(
             among(Consent.contact_id, ids, postgres=ctx.db.is_postgres, superset_ok=True),
         )
     ):
-        consents[cid][cpurpose] = ConsentState(_STATUSES[status], version, changed)
+        consents[cid][cpurpose] = consent_state(status, version, changed)
     idents: dict[tuple[int, int], datetime | None] = {}
     for cid, acc_id, last in s.execute(
         select(
@@ -209,13 +209,7 @@ def enqueue_many(
     for d in drafts:
         c = d.contact
         assert c.tenant_id == tenant_id, "one batch, one tenant"
-        snap = ContactSnapshot(
-            consents=consents.get(c.id, {}),
-            has_contacted_us=c.has_contacted_us,
-            erased=c.erased_at is not None or c.wrapped_key is None,
-            unreachable=c.unreachable,
-            objected_to_marketing=c.objected_marketing,
-        )
+        snap = ContactSnapshot.of(c, consents.get(c.id, {}))
         decision = may_send(snap, p, at, min_text_version)
         if not decision:
             out.skipped[c.id] = decision.reason
@@ -307,9 +301,6 @@ def enqueue_many(
         )
     out.queued = {d.contact.id: mid for d, mid in zip(kept, msg_ids, strict=True)}
     return out
-
-
-_STATUSES = {s.value: s for s in ConsentStatus}
 
 
 def _shared_body(
