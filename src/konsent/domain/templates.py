@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from konsent.domain.content import TEMPLATE_LANGUAGE, TEMPLATE_NAME
 from konsent.domain.errors import DomainError
 
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
@@ -22,8 +23,8 @@ MAX_BUTTONS = 10
 MAX_BUTTON_TEXT = 25
 MAX_IMPORT = 500
 
-_NAME = re.compile(r"[a-z0-9_]{1,512}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+_NAME = TEMPLATE_NAME  # one pattern for registering and for sending (domain.content)
+_LANGUAGE = TEMPLATE_LANGUAGE
 _VAR = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
 

@@ -27,8 +27,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.domain.media import MAX_CAPTION, media_problem
 from konsent.domain.purposes import ConsentStatus, Purpose
 from konsent.flows import audit, broadcast_stats, personalise, templates
 from konsent.flows.context import Konsent
@@ -119,30 +119,24 @@ def create_broadcast(
     media_url = (media_url or "").strip() or None
     media_kind = (media_kind or "").strip() or None
     media_filename = (media_filename or "").strip() or None
-    problem = media_problem(media_url, media_kind, media_filename)
-    if problem:
-        raise InvalidInput(detail=problem)
-    if not text and template is None and media_url is None:
-        raise InvalidInput(detail="a broadcast needs a text, media or a template")
-    if len(text) > 4096:
-        raise InvalidInput(detail="the text is longer than 4096 characters")
-    if media_url is not None and len(text) > MAX_CAPTION:
-        raise InvalidInput(detail="a caption is at most 1024 characters long")
-    if template is not None and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
-        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
     language = (template_language or "").strip() or None
-    if template is not None and (language is None or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language)):
-        raise InvalidInput(detail="a template language looks like de or en_US")
+    content = OutboundContent(
+        text=text,
+        template=template,
+        template_language=language,
+        template_params=tuple(params),
+        media_url=media_url,
+        media_kind=media_kind,
+        media_filename=media_filename,
+    )
+    require_valid(content)  # the rules every sending path shares (M3, CH3)
     personalise.check_variables(s, tenant_id, [text], "the text")
     personalise.check_variables(s, tenant_id, params, "a template variable")
     if min_text_version < 0:
         raise InvalidInput(detail="the minimum consent-text version cannot be negative")
     if channel_account_id is not None:
         acc = get_account(s, tenant_id, channel_account_id)
-        if template is not None and not ctx.adapter(acc.kind).capabilities.templates:
-            raise InvalidInput(detail="this channel has no message templates")
-        if media_kind is not None and not ctx.adapter(acc.kind).capabilities.can_send_media(media_kind, text):
-            raise InvalidInput(detail="this channel cannot send this media with this caption")
+        require_valid(content, ctx.adapter(acc.kind).capabilities)
     if template is not None and language is not None:
         # Only a template the registry holds as approved, with exactly its variables (M3, CH3).
         templates.require_approved_for_broadcast(s, tenant_id, channel_account_id, template, language, params)
