@@ -28,6 +28,7 @@ from konsent.store.tables import (
     StaffUser,
 )
 from konsent.store.types import utcnow
+from konsent.web.errors import status_of
 from tests.conftest import drain
 from tests.flows.support import consent_states, contact_of, count, enqueue, message_status, outbox_state
 from tests.helpers import phone_texts, request_code, sim_account, subscribe
@@ -340,7 +341,7 @@ def test_step6_stranger_opens_a_service_conversation_staff_answer_newsletter_ref
         assert reply.conversation_id == conv.id
     with ctx.db.write() as s, pytest.raises(NoLegalBasis) as refused:
         api_ops.send_message(ctx, s, c.tenant_id, "user:1", c.id, "newsletter:angebote", "20 % Rabatt")
-    assert refused.value.status == 409
+    assert status_of(refused.value) == 409
     assert refused.value.as_dict()["reason_code"] == "no_consent"
     assert "no consent" in str(refused.value)
     drain(ctx)

@@ -72,15 +72,17 @@ def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
     segment = dict(segment or {})
     for key, value in segment.items():
         if key not in SEGMENT_KEYS:
-            raise InvalidInput(detail=f"unknown segment filter {key!r}; use: " + ", ".join(SEGMENT_KEYS))
+            raise InvalidInput(
+                "unknown segment filter {key}; use: {offered}", key=repr(key), offered=", ".join(SEGMENT_KEYS)
+            )
         if key.endswith("_days") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise InvalidInput(detail=f"{key} must be a whole number of days ≥ 1")
+            raise InvalidInput("{key} must be a whole number of days ≥ 1", key=key)
         if key == "locale" and (not isinstance(value, str) or not re.fullmatch(r"[a-z]{2}", value)):
             raise InvalidInput(detail="locale must be a two-letter language code")
         if key == "has_contacted_us" and not isinstance(value, bool):
             raise InvalidInput(detail="has_contacted_us must be true or false")
         if key in ("label", "has_field") and (not isinstance(value, str) or not 0 < len(value.strip()) <= 63):
-            raise InvalidInput(detail=f"{key} must be a name of at most 63 characters")
+            raise InvalidInput("{key} must be a name of at most 63 characters", key=key)
     return {k: v.strip() if isinstance(v, str) else v for k, v in segment.items()}
 
 
@@ -112,7 +114,7 @@ def create_broadcast(
     if not name or len(name) > 200:
         raise InvalidInput(detail="a broadcast needs a name of at most 200 characters")
     if topic not in {t.slug for t in topics(s, tenant_id)}:
-        raise InvalidInput(detail=f"unknown topic {topic!r}")
+        raise InvalidInput("unknown topic {topic}", topic=repr(topic))
     text = text.strip()
     template = (template or "").strip() or None
     params = [str(p) for p in (template_params or [])]
@@ -282,7 +284,7 @@ def _transition(s: Session, b: Broadcast, action: str, actor: str, **details: An
 def schedule(s: Session, b: Broadcast, at: datetime | None, actor: str = "") -> Broadcast:
     """Send at `at`, or now when `at` is None; the scheduler starts queuing when due (M3)."""
     if b.state not in ("draft", "scheduled"):
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be scheduled")
+        raise Conflict("a broadcast in state {state} cannot be scheduled", state=b.state)
     now = utcnow()
     if at is not None and at.tzinfo is None:
         raise InvalidInput(detail="the send time needs a time zone")
@@ -298,7 +300,7 @@ def schedule(s: Session, b: Broadcast, at: datetime | None, actor: str = "") -> 
 def pause(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Stop handing this broadcast's messages to workers; survives restarts (M3)."""
     if b.state not in ACTIVE:
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be paused")
+        raise Conflict("a broadcast in state {state} cannot be paused", state=b.state)
     b.state = "paused"
     _set_rows(s, b, "available", "paused")
     _transition(s, b, "pause", actor)
@@ -308,7 +310,7 @@ def pause(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
 def resume(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Continue where the broadcast stopped: scheduled, queuing or sending."""
     if b.state != "paused":
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be resumed")
+        raise Conflict("a broadcast in state {state} cannot be resumed", state=b.state)
     if b.started_at is None:
         b.state = "scheduled"
     else:
@@ -321,7 +323,7 @@ def resume(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
 def cancel(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Cancel every message not yet handed to the provider; what went out stays recorded (M3)."""
     if b.state in FINAL:
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be cancelled")
+        raise Conflict("a broadcast in state {state} cannot be cancelled", state=b.state)
     now = utcnow()
     b.state, b.finished_at = "cancelled", now
     ids = (
@@ -574,7 +576,7 @@ def act(
 ) -> Broadcast:
     """One state change as its own transaction, under the broadcast's row lock (web and CLI)."""
     if action not in ACTIONS:
-        raise InvalidInput(detail=f"unknown action {action!r}")
+        raise InvalidInput("unknown action {action}", action=repr(action))
     with ctx.db.write() as s:
         b = get_broadcast(s, tenant_id, broadcast_id, lock=True)
         if action == "send":

@@ -26,7 +26,7 @@ def create_tenant(ctx: Konsent, s: Session, slug: str, name: str, **fields: Any)
     if not _SLUG.match(slug):
         raise InvalidInput(detail="tenant slug: 2-63 lower-case letters, digits or dashes")
     if s.scalars(select(Tenant).where(Tenant.slug == slug)).first():
-        raise Conflict(detail=f"a tenant {slug!r} exists already")
+        raise Conflict("a tenant {slug} exists already", slug=repr(slug))
     tenant = Tenant(slug=slug, name=name, settings={}, **fields)
     s.add(tenant)
     s.flush()

@@ -27,6 +27,7 @@ from konsent.web.deps import (
     request_locale,
     session_caller,
 )
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -135,7 +136,9 @@ def password_change(
                 s, caller.tenant_id, caller.user.id, cookie, current[:1024], new[:1024], repeat[:1024]
             )
     except DomainError as exc:
-        return page(request, caller, "admin/password.html", {"error": error_text(request, exc)}, exc.status)
+        return page(
+            request, caller, "admin/password.html", {"error": error_text(request, exc)}, status_of(exc)
+        )
     if wrong:
         _ = gettext_for(request_locale(request))
         return page(request, caller, "admin/password.html", {"error": _(wrong)}, 422)

@@ -13,6 +13,7 @@ from konsent.domain.errors import DomainError, NotFound
 from konsent.flows import privacy, privacy_export
 from konsent.flows import privacy_selfservice as selfservice
 from konsent.web.deps import get_ctx, render
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
 
@@ -23,8 +24,8 @@ def _closed(request: Request, exc: DomainError) -> Response:
     return render(
         request,
         "privacy/closed.html",
-        {"gone": exc.status == 410},
-        status_code=exc.status,
+        {"gone": status_of(exc) == 410},
+        status_code=status_of(exc),
     )
 
 
