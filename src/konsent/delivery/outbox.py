@@ -466,16 +466,3 @@ def accounts_with_work(ctx: Konsent, now: datetime) -> list[int]:
             .exists()
         )
         return list(s.scalars(select(ChannelAccount.id).where(due).order_by(ChannelAccount.id)).all())
-
-
-def pending_count(ctx: Konsent, now: datetime | None = None) -> int:
-    """Rows still to be worked on (available, due or not, and running)."""
-    with ctx.db.read() as s:
-        q = (
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(or_(OutboxRow.state == "available", OutboxRow.state == "running"))
-        )
-        if now is not None:
-            q = q.where(or_(OutboxRow.state == "running", OutboxRow.run_at <= now))
-        return int(s.scalar(q) or 0)

@@ -63,14 +63,6 @@ class Purpose:
         return self.kind == "newsletter"
 
     @property
-    def legal_basis(self) -> LegalBasis:
-        return (
-            LegalBasis.CONSENT
-            if self.is_marketing or self.kind == "data"
-            else LegalBasis.CONTRACT_OR_INTEREST
-        )
-
-    @property
     def is_data(self) -> bool:
         """A consent to store data, which never carries a message."""
         return self.kind == "data"

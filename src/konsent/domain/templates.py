@@ -49,7 +49,6 @@ class TemplateInvalid(DomainError):
 
     code = "invalid_template"
     message = "{reason}"
-    status = 422
 
 
 class TemplateImportInvalid(DomainError):
@@ -57,7 +56,6 @@ class TemplateImportInvalid(DomainError):
 
     code = "invalid_template_import"
     message = "The import was refused and nothing was stored."
-    status = 422
 
     def __init__(self, problems: list[tuple[int, str, str]]) -> None:
         super().__init__()
@@ -116,16 +114,6 @@ def check(spec: TemplateSpec) -> TemplateSpec:
     if len(clean.buttons) > MAX_BUTTONS or any(len(b) > MAX_BUTTON_TEXT for b in clean.buttons):
         raise TemplateInvalid(reason=BAD_BUTTONS)
     return clean
-
-
-def fill(body: str, values: list[str] | tuple[str, ...]) -> str:
-    """The body as the contact will read it: `{{n}}` replaced by the n-th value."""
-
-    def one(m: re.Match[str]) -> str:
-        i = int(m.group(1)) - 1
-        return values[i] if 0 <= i < len(values) else m.group(0)
-
-    return _VAR.sub(one, body)
 
 
 def _text(value: Any) -> str:
