@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from konsent.domain.errors import NotFound
 from konsent.domain.keywords import Intent, KeywordMatch, normalize
 from konsent.flows.context import Konsent
-from konsent.flows.privacy import (
+from konsent.flows.privacy import export as privacy_export
+from konsent.flows.privacy import transparency
+from konsent.flows.privacy.rights import (
     LinkGone,
     erase_contact,
     log_request,
@@ -21,7 +23,8 @@ from konsent.flows.privacy import (
     token_digest,
 )
 from konsent.flows.texts import N_
-from konsent.store.tables import Contact, PrivacyLink, PrivacyRequest
+from konsent.i18n import t
+from konsent.store.tables import Contact, PrivacyLink, PrivacyRequest, Tenant
 from konsent.store.types import utcnow
 
 CONFIRM_HOURS = 24
@@ -132,9 +135,6 @@ def on_keyword(
 
     The reply is sent by the caller through the normal service path (flows.inbound.reply).
     """
-    from konsent.flows import privacy_export, transparency
-    from konsent.i18n import t
-    from konsent.store.tables import Tenant
 
     tenant = s.get(Tenant, contact.tenant_id)
     assert tenant is not None
@@ -168,3 +168,13 @@ def on_keyword(
             portal=new_portal_link(ctx, s, contact, at),
         )
     return None
+
+
+def portal_export(ctx: Konsent, s: Session, token: str) -> bytes:
+    """The contact downloads their export from the self-service page; the link is then used up."""
+    contact = portal_contact(s, token, lock=True)
+    use_portal_link(s, token)
+    log_request(
+        s, contact.tenant_id, "access", "portal", contact_id=contact.id, handled_by="contact", state="done"
+    )
+    return privacy_export.build_zip(privacy_export.export_data(ctx, s, contact))

@@ -12,17 +12,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.flows import audit, live, staff
+from konsent.flows import audit
 from konsent.flows.contacts import contact_name
 from konsent.flows.context import Konsent
-from konsent.flows.teams import team_ids_of
+from konsent.flows.inbox import live
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffMember
+from konsent.flows.organisation.teams import team_ids_of
 from konsent.store.tables import (
     ChannelAccount,
     Contact,
@@ -38,19 +41,6 @@ from konsent.store.types import utcnow
 STATES = ("open", "pending", "closed")
 PAGE = 50
 SEARCH_SCAN = 2000  # names are sealed: a name search decrypts at most this many recent conversations
-
-
-class StaffMember(Protocol):
-    """Who acts: web.deps.Caller fits."""
-
-    @property
-    def tenant_id(self) -> int: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def user(self) -> StaffUser | None: ...
 
 
 def user_id(who: StaffMember) -> int | None:

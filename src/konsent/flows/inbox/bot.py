@@ -24,10 +24,14 @@ from konsent.domain import flowsteps as fs
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
 from konsent.domain.events import InboundMessage
 from konsent.domain.purposes import ConsentStatus, Purpose
-from konsent.flows import audit, consent, inbox, live, staff, teams
+from konsent.flows import audit
+from konsent.flows.consent import grants as consent
 from konsent.flows.contacts import open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.messaging import enqueue_message
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.inbox import live
+from konsent.flows.organisation import staff, teams
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     BotFlow,

@@ -15,7 +15,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from konsent.flows.context import Konsent
-from konsent.flows.status_sink import _State, _write_states, apply_status
+from konsent.flows.inbound.status_sink import _State, _write_states, apply_status
 from konsent.store.tables import EarlyStatus, Message
 
 

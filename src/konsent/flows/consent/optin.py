@@ -14,9 +14,9 @@ from konsent.domain import optin as codes
 from konsent.domain.errors import InvalidInput
 from konsent.domain.purposes import Purpose
 from konsent.flows import texts
-from konsent.flows.consent import grant_consent
+from konsent.flows.consent.grants import grant_consent
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config, current_consent_text, get_account, topics
+from konsent.flows.organisation.tenants import account_config, current_consent_text, get_account, topics
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import ChannelAccount, ConsentText, Contact, OptInRequest, Tenant
 from konsent.store.types import utcnow

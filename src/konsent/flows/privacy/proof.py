@@ -20,7 +20,7 @@ def verify_ledger(s: Session, tenant_id: int, chain: str = CONSENT) -> ChainRepo
     if chain not in (CONSENT, AUDIT):
         raise ValueError(chain)
     if chain == AUDIT:
-        from konsent.flows.retention import verify_audit  # also valid after retention pruned old entries (L1)
+        from konsent.flows.privacy.retention import verify_audit
 
         return verify_audit(s, tenant_id)
     return verify_chain(iter_chain(s, tenant_id, chain), head=chain_head(s, tenant_id, chain))

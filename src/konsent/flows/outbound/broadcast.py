@@ -30,10 +30,11 @@ from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MAX_CAPTION, media_problem
 from konsent.domain.purposes import ConsentStatus, Purpose
-from konsent.flows import audit, broadcast_stats, personalise, templates
+from konsent.flows import audit
 from konsent.flows.context import Konsent
-from konsent.flows.messaging import Draft, enqueue_many
-from konsent.flows.tenants import get_account, topics
+from konsent.flows.organisation.tenants import get_account, topics
+from konsent.flows.outbound import broadcast_stats, personalise, templates
+from konsent.flows.outbound.messaging import Draft, enqueue_many
 from konsent.store.tables import (
     Broadcast,
     Consent,

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.domain.errors import NotFound
-from konsent.flows import audit, proof
+from konsent.flows import audit
 from konsent.flows.contacts import address_of, contact_name, get_contact, identities, open_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.privacy import LinkGone, log_request, token_digest
+from konsent.flows.privacy import proof
+from konsent.flows.privacy.rights import LinkGone, log_request, token_digest
 from konsent.store.tables import (
     ChannelAccount,
     Contact,
@@ -270,16 +271,4 @@ def staff_export(ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_i
         raise NotFound()
     log_request(s, tenant_id, "access", "staff", contact_id=contact.id, handled_by=actor, state="done")
     audit.record(s, tenant_id, actor, "contact.export", f"contact:{contact.id}")
-    return build_zip(export_data(ctx, s, contact))
-
-
-def portal_export(ctx: Konsent, s: Session, token: str) -> bytes:
-    """The contact downloads their export from the self-service page; the link is then used up."""
-    from konsent.flows.privacy_selfservice import portal_contact, use_portal_link
-
-    contact = portal_contact(s, token, lock=True)
-    use_portal_link(s, token)
-    log_request(
-        s, contact.tenant_id, "access", "portal", contact_id=contact.id, handled_by="contact", state="done"
-    )
     return build_zip(export_data(ctx, s, contact))

@@ -11,8 +11,9 @@ import asyncio
 
 from konsent.channels.base import AccountConfig, SetupOutcome
 from konsent.domain.errors import InvalidInput
-from konsent.flows import audit, tenants
+from konsent.flows import audit
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 from konsent.store.tables import ChannelAccount
 
 REGISTER_TIMEOUT_S = 30.0

@@ -225,14 +225,14 @@ def _delete_batches(ctx: Konsent, ids_query: Any, model: Any, batch: int, before
 
 def _drop_outbox(s: Session, message_ids: Any) -> None:
     """Rows pointing at these messages (the outbox, and any table added later) go first."""
-    from konsent.flows.privacy import dependent_tables
+    from konsent.flows.privacy.rights import dependent_tables
 
     for t in dependent_tables("message_id", frozenset({"messages", "consent_ledger", "audit_log"})):
         s.execute(delete(t).where(t.c.message_id.in_(message_ids)))
 
 
 def _drop_conversation_dependents(s: Session, conversation_ids: list[int]) -> None:
-    from konsent.flows.privacy import dependent_tables
+    from konsent.flows.privacy.rights import dependent_tables
 
     for t in dependent_tables("conversation_id", frozenset({"messages", "conversations"})):
         s.execute(delete(t).where(t.c.conversation_id.in_(conversation_ids)))
@@ -340,7 +340,7 @@ def run_retention(
     batch: int = BATCH,
 ) -> RunReport:
     """Apply the tenant's retention rules now; a dry run only counts (L1)."""
-    from konsent.flows.privacy import erase_contact
+    from konsent.flows.privacy.rights import erase_contact
 
     now = now or utcnow()
     with ctx.db.write() as s:
@@ -440,7 +440,7 @@ def run_if_due(ctx: Konsent, now: datetime | None = None) -> int:
             run_retention(ctx, tid, now=now)
             done += 1
     if done:
-        from konsent.flows.keyrotation import sweep_keystore
+        from konsent.flows.privacy.keyrotation import sweep_keystore
 
         sweep_keystore(ctx)
     return done

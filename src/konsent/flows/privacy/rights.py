@@ -20,7 +20,7 @@ from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.domain.purposes import ConsentStatus
 from konsent.domain.retention import one_month_later
 from konsent.flows import audit
-from konsent.flows import consent as consent_flow
+from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import address_of, get_contact, identities
 from konsent.flows.context import Konsent
 from konsent.store.chain import append_ledger

@@ -14,8 +14,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from konsent.flows import audit, staff
-from konsent.flows.inbox import StaffMember
+from konsent.flows import audit
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffMember
 from konsent.store.tables import BotSession, Conversation, Message, StaffUser, Team, Tenant
 from konsent.store.types import utcnow
 

@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound.routes import account_by_route
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.tables import ChannelAccount, Message
 
 _STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
@@ -63,10 +64,8 @@ def account_for_route(ctx: Konsent, route_key: str) -> tuple[ChannelAccount, Acc
     settings, so a new secret takes effect with the next request. The result is
     remembered for `try_fast_path`.
     """
-    from konsent.flows.inbound import account_by_route
-
     configs: dict[int, tuple[bytes | None, dict[str, object], AccountConfig]]
-    configs = ctx.__dict__.setdefault("_account_configs", {})
+    configs = ctx.account_configs
     with ctx.db.read() as s:
         account = account_by_route(s, route_key)
         hit = configs.get(account.id)
@@ -75,7 +74,7 @@ def account_for_route(ctx: Konsent, route_key: str) -> tuple[ChannelAccount, Acc
         else:
             cfg = account_config(ctx, s, account)
             configs[account.id] = (account.secrets_sealed, dict(account.settings), cfg)
-    routes: dict[str, _Known] = ctx.__dict__.setdefault("_known_routes", {})
+    routes: dict[str, _Known] = ctx.known_routes
     routes[route_key] = _Known(
         account.id, account.tenant_id, account.kind, account.secrets_sealed, dict(account.settings), cfg
     )
@@ -129,7 +128,7 @@ async def try_fast_path_async(
 def _fast_statuses(
     ctx: Konsent, route_key: str, request: WebhookRequest
 ) -> tuple[_Known, list[StatusUpdate]] | None:
-    known: _Known | None = ctx.__dict__.get("_known_routes", {}).get(route_key)
+    known: _Known | None = ctx.known_routes.get(route_key)
     if known is None or request.method != "POST":
         return None
     adapter = ctx.adapter(known.kind)
@@ -247,14 +246,10 @@ class StatusSink:
         """The database's writer of group commits (`store(batch)`, `close()`), made once."""
         with self._cond:
             if self._writer is None:
-                if self.ctx.db.is_postgres:
-                    from konsent.flows.status_pg import Connections
-
-                    self._writer = Connections(self.ctx.db.engine)
-                else:
-                    from konsent.flows.status_sqlite import Writer
-
-                    self._writer = Writer(self.ctx.db.engine)
+                factory = self.ctx.status_writer_factory
+                if factory is None:
+                    raise RuntimeError("no status writer: build the context with konsent.app.build")
+                self._writer = factory(self.ctx.db.engine)
             return self._writer
 
     def close(self) -> None:
@@ -280,9 +275,9 @@ _sinks_lock = threading.Lock()
 def sink(ctx: Konsent) -> StatusSink:
     """The process's sink for this installation (kept on the context)."""
     with _sinks_lock:
-        found = ctx.__dict__.get("_status_sink")
+        found = ctx.status_sink
         if not isinstance(found, StatusSink):
-            found = ctx.__dict__["_status_sink"] = StatusSink(ctx)
+            found = ctx.status_sink = StatusSink(ctx)
         return found
 
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from konsent.domain.errors import InvalidInput
 from konsent.domain.purposes import ConsentStatus, Purpose
 from konsent.flows import audit
-from konsent.flows.consent import grant_consent
+from konsent.flows.consent.grants import grant_consent
 from konsent.flows.contacts import get_or_create_contact
 from konsent.flows.context import Konsent
-from konsent.flows.privacy import is_suppressed
-from konsent.flows.tenants import get_account, topics
+from konsent.flows.organisation.tenants import get_account, topics
+from konsent.flows.privacy.rights import is_suppressed
 from konsent.store.tables import ChannelAccount, Consent, ConsentText, Contact
 from konsent.store.types import utcnow
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
-from konsent.domain.errors import DomainError, NotFound, WindowClosed
+from konsent.domain.errors import DomainError, WindowClosed
 from konsent.domain.events import (
     Event,
     InboundMessage,
@@ -26,13 +26,15 @@ from konsent.domain.events import (
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts, watermarks
-from konsent.flows import consent as consent_flow
+from konsent.flows import texts
+from konsent.flows.consent import grants as consent_flow
+from konsent.flows.consent.optin import ConfirmOutcome, confirm_opt_in
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.messaging import enqueue_message
-from konsent.flows.optin import ConfirmOutcome, confirm_opt_in
-from konsent.flows.tenants import topics
+from konsent.flows.inbound import status_sink, watermarks
+from konsent.flows.inbox import bot
+from konsent.flows.organisation.tenants import topics
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import (
     ChannelAccount,
@@ -60,15 +62,6 @@ class WebhookResult:
     # Stored events the provider wants acknowledged, and the account to do it with (`acknowledge`).
     to_acknowledge: tuple[InboundMessage, ...] = ()
     account: AccountConfig | None = None
-
-
-def account_by_route(s: Session, route_key: str) -> ChannelAccount:
-    acc = s.scalars(
-        select(ChannelAccount).where(ChannelAccount.route_key == route_key, ChannelAccount.active.is_(True))
-    ).one_or_none()
-    if acc is None:
-        raise NotFound()
-    return acc
 
 
 def bump_counter(ctx: Konsent, name: str) -> None:
@@ -331,7 +324,7 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         conv.state = "closed" if conv.state == "open" and not done else conv.state
         return
     # Data-subject keywords: DATEN / LÖSCHEN (+ confirmation) / INFO (D1, D2, T3).
-    from konsent.flows import privacy_selfservice
+    from konsent.flows.privacy import selfservice as privacy_selfservice
 
     answer = privacy_selfservice.on_keyword(ctx, s, contact, match, ev.text, ev.at)
     if answer is not None:
@@ -446,4 +439,12 @@ def on_preference(ctx: Konsent, s: Session, account: ChannelAccount, ev: Marketi
         consent_flow.withdraw(s, contact, None, source="provider_preference", at=ev.at, channel=account.kind)
 
 
-__all__ = ["DomainError", "WebhookResult", "acknowledge", "handle_event", "receive_webhook", "reply"]
+__all__ = [
+    "DomainError",
+    "WebhookRequest",
+    "WebhookResult",
+    "acknowledge",
+    "handle_event",
+    "receive_webhook",
+    "reply",
+]

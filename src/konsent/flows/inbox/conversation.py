@@ -15,17 +15,15 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MEDIA_KINDS
-from konsent.flows import audit, live, staff, templates
+from konsent.flows import audit
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import (
-    STATES,
-    StaffMember,
-    bump,
-    get_conversation,
-    visibility,
-)
-from konsent.flows.messaging import enqueue_message
+from konsent.flows.inbox import live
+from konsent.flows.inbox.listing import STATES, bump, get_conversation, visibility
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffMember
+from konsent.flows.outbound import templates
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.store.tables import (
     BotSession,
     ChannelAccount,
@@ -209,14 +207,14 @@ def _earlier(s: Session, who: StaffMember, conv: Conversation) -> list[tuple[int
 
 
 def _fields(ctx: Konsent, s: Session, contact: Contact) -> dict[str, str]:
-    from konsent.flows.bot import contact_fields
+    from konsent.flows.inbox.bot import contact_fields
 
     return contact_fields(ctx, s, contact)
 
 
 def withdraw_data_consent(s: Session, who: StaffMember, conversation_id: int, purpose: str) -> int:
     """Staff record the contact's withdrawal of a data consent; its fields are deleted (M2, C4)."""
-    from konsent.flows.bot import withdraw_data_consent as withdraw
+    from konsent.flows.inbox.bot import withdraw_data_consent as withdraw
 
     staff.require(who.role, "messages.send")
     conv = get_conversation(s, who, conversation_id)

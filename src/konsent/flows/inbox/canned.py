@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent.domain.errors import InvalidInput, NotFound
-from konsent.flows import staff
 from konsent.flows.contacts import contact_name
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import StaffMember, get_conversation
+from konsent.flows.inbox.listing import get_conversation
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffMember
 from konsent.store.tables import (
     CannedReply,
     Contact,

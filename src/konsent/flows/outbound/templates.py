@@ -17,10 +17,11 @@ from konsent.channels.base import AccountConfig, OutboundContent, TemplateFetch
 from konsent.domain import templates as rules
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
-from konsent.flows import audit, staff
+from konsent.flows import audit
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import StaffMember
-from konsent.flows.tenants import account_config, channel_accounts, get_account
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffMember
+from konsent.flows.organisation.tenants import account_config, channel_accounts, get_account
 from konsent.store.tables import ChannelAccount, MessageTemplate
 from konsent.store.types import utcnow
 
@@ -321,4 +322,11 @@ def check_values(row: MessageTemplate, params: list[str]) -> None:
         raise InvalidInput(detail=EMPTY_VARIABLE)
 
 
-__all__ = ["ImportResult", "TemplateImportInvalid", "TemplateSpec", "WrongVariableCount"]
+__all__ = [
+    "AccountConfig",
+    "ImportResult",
+    "TemplateFetch",
+    "TemplateImportInvalid",
+    "TemplateSpec",
+    "WrongVariableCount",
+]

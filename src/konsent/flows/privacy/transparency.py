@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from konsent.domain.retention import Category
-from konsent.flows import retention, tenants
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
+from konsent.flows.privacy import retention
 from konsent.flows.texts import N_
 from konsent.i18n import t
 from konsent.store.tables import Tenant

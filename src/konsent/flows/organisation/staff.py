@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -200,3 +201,27 @@ def token_tenant(s: Session, token: str) -> ApiToken | None:
     if row is not None:
         row.last_used_at = utcnow()
     return row
+
+
+class StaffMember(Protocol):
+    """Who acts: web.deps.Caller fits."""
+
+    @property
+    def tenant_id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def user(self) -> StaffUser | None: ...
+
+
+def assignable(s: Session, tenant_id: int) -> list[StaffUser]:
+    """Who can be assigned or put in a team: owners, admins and agents, not disabled."""
+    return [
+        u
+        for u in s.scalars(
+            select(StaffUser).where(StaffUser.tenant_id == tenant_id).order_by(StaffUser.email)
+        )
+        if u.role in ("owner", "admin", "agent") and not u.disabled
+    ]

@@ -14,8 +14,8 @@ from konsent.channels.base import OutboundContent, WebhookRequest
 from konsent.channels.simulator import SIGNATURE_HEADER, sign
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import WebhookResult, receive_webhook
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound.receive import WebhookResult, receive_webhook
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.tables import ChannelAccount, SimulatorMail
 from konsent.store.types import utcnow
 

@@ -24,7 +24,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from konsent.domain.events import StatusUpdate
-from konsent.flows.status_sink import (
+from konsent.flows.inbound.status_sink import (
     _Item,
     _State,
     accounts_to_check,
