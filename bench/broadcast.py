@@ -87,7 +87,7 @@ def _raw_clients(url: str, seconds: float, procs: int) -> float:
 
 
 def _ctx(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
-    from konsent.flows.context import build
+    from konsent.app import build
     from konsent.settings import Settings
 
     return build(
@@ -140,7 +140,7 @@ PERSONAL_TEXT = "Hallo {name|du}, hier sind deine Neuigkeiten der Woche"
 
 
 def _broadcast(ctx, tenant_id: int, now: bool = True, text: str = SHARED_TEXT) -> int:  # type: ignore[no-untyped-def]
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     with ctx.db.write() as s:
         b = bc.create_broadcast(ctx, s, tenant_id, name="bench", topic="news", text=text)
@@ -150,7 +150,7 @@ def _broadcast(ctx, tenant_id: int, now: bool = True, text: str = SHARED_TEXT) -
 
 
 def _state(ctx, tenant_id: int, bid: int) -> str:  # type: ignore[no-untyped-def]
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     with ctx.db.read() as s:
         return bc.get_broadcast(s, tenant_id, bid).state
@@ -162,7 +162,7 @@ def _send_rate(
     """Messages per second at the fake, and CPU µs per message of the workers plus their backends."""
     from bench.cpu import CpuMeter
     from bench.seedbulk import seed_bulk, setup_tenant
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     tenant_id, accounts = setup_tenant(ctx, fake, accounts=numbers, rate=1_000_000)
     seed_bulk(ctx, tenant_id, accounts, sent)
@@ -202,7 +202,7 @@ def _send_rate(
 
 def _queue_time(ctx, fake: str, n: int, text: str = SHARED_TEXT) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from bench.seedbulk import seed_bulk, setup_tenant
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     tenant_id, accounts = setup_tenant(ctx, fake, accounts=1)
     seed_bulk(ctx, tenant_id, accounts, n)
@@ -250,8 +250,8 @@ def worker_child() -> None:
     import uvloop
 
     import bench.benchhttp  # noqa: F401
+    from konsent.app import build
     from konsent.delivery.worker import Worker
-    from konsent.flows.context import build
     from konsent.settings import Settings
 
     ctx = build(Settings(), run_migrations=False)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from konsent.channels.base import OutboundContent, SendOutcome, SendResult
 from konsent.delivery import outbox
-from konsent.flows import messaging
+from konsent.flows.outbound import messaging
 from konsent.store.tables import Contact, Message, OutboxRow
 from konsent.store.types import utcnow
 from tests.conftest import drain
@@ -135,7 +135,7 @@ def test_enqueue_many_skips_contacts_without_a_legal_basis_with_the_reason_and_q
     subscribe(ctx, phones["withdrawn"], ["angebote"])
     erased_phone = "+4915100000004"
     subscribe(ctx, erased_phone, ["angebote"])
-    from konsent.flows import simulator
+    from konsent.flows.inbound import simulator
 
     simulator.phone_send(ctx, sim_account(ctx).id, phones["withdrawn"], "STOP")
     drain(ctx)

@@ -7,7 +7,7 @@ import pytest
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.errors import InvalidInput
-from konsent.flows import broadcast, messaging
+from konsent.flows.outbound import broadcast, messaging
 from konsent.store.tables import Contact, Message
 from tests.conftest import drain
 from tests.flows.support import contact_of, count

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from konsent.channels.base import OutboundContent
 from konsent.delivery import outbox
 from konsent.domain.errors import NoLegalBasis
-from konsent.flows import messaging
+from konsent.flows.outbound import messaging
 from konsent.store.tables import Contact
 from konsent.store.types import utcnow
 from tests.conftest import drain

@@ -37,11 +37,11 @@ from konsent.domain.purposes import (
     consent_state,
     may_send,
 )
-from konsent.flows import consent as consent_flow
-from konsent.flows import status_early
+from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound import status_early
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
     Broadcast,
