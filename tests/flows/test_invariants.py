@@ -570,7 +570,7 @@ def test_webhook_with_bad_signature_is_rejected_and_stores_nothing(ctx, demo, cl
     assert count(ctx, Message) == 0 and count(ctx, Contact) == 0
 
 
-def test_every_outbound_message_went_through_enqueue(ctx, demo):
+def test_each_simulator_delivery_matches_one_sent_message_with_its_purpose(ctx, demo):
     """Invariant 1 bookkeeping: each simulator delivery matches a sent message with a purpose."""
     subscribe(ctx, PHONE, ["angebote"])
     cid = contact_of(ctx, PHONE).id
