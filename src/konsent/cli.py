@@ -7,18 +7,43 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from konsent.settings import get_settings
+from konsent.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from konsent.flows.context import Konsent
 
+
+class _OneLineErrors(TyperGroup):
+    """Bad input of any command prints one line and exits 2, never a traceback (U4)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
+        from konsent.domain.errors import DomainError, NotFound
+
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            hint = " (check the tenant slug and ids; `konsent tenant list` names the tenants)"
+            _fail(f"{exc}{hint if isinstance(exc, NotFound) else ''}")
+        except ValueError as exc:  # e.g. an unknown role: `'superuser' is not a valid Role`
+            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 app = typer.Typer(
-    help="konsent: messenger conversations and newsletters with a provable legal basis.", no_args_is_help=True
+    help="konsent: messenger conversations and newsletters with a provable legal basis.",
+    no_args_is_help=True,
+    cls=_OneLineErrors,
 )
 tenant_app = typer.Typer(help="Manage tenants.")
 user_app = typer.Typer(help="Manage staff users.")
@@ -31,13 +56,30 @@ app.add_typer(ledger_app, name="ledger")
 console = Console()
 
 
-def _ctx(migrate: bool = True) -> Konsent:
+def _ctx(
+    migrate: bool = True, host: str | None = None, port: int | None = None, links: bool = False
+) -> Konsent:
     from konsent.flows.context import build
     from konsent.logs import setup_logging
 
     settings = get_settings()
+    if links:
+        settings = settings.model_copy(update={"base_url": link_base(settings, host, port)})
     setup_logging(settings.log_level)
     return build(settings, run_migrations=migrate)
+
+
+def link_base(settings: Settings, host: str | None, port: int | None) -> str:
+    """The base URL of printed links, deep links and QR codes: KONSENT_BASE_URL when it is set,
+    else this process's own host and port (`--port 8101` links to port 8101)."""
+    if "base_url" in settings.model_fields_set:
+        return settings.base_url
+    host = host or settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind: links go to this machine
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or settings.port}"
 
 
 @app.command()
@@ -72,7 +114,7 @@ def serve(
     ),
 ) -> None:
     """Run the web application, with an embedded delivery worker by default."""
-    ctx = _ctx()
+    ctx = _ctx(host=host, port=port, links=True)
     s = ctx.settings
     _serve(ctx, host or s.host, port or s.port, s.embedded_worker if worker is None else worker)
 
@@ -86,7 +128,7 @@ def demo(
     """Create the demo tenant "Demo GmbH" (once) and serve konsent with the simulator channel."""
     from konsent.flows.demo import seed_demo
 
-    ctx = _ctx()
+    ctx = _ctx(host=host, port=port, links=True)
     seed = seed_demo(ctx)
     base = ctx.settings.base_url.rstrip("/")
     if seed.created:
@@ -140,12 +182,38 @@ def tenant_create(
     locale: str = typer.Option("de", help="Default language of contacts."),
 ) -> None:
     """Create a tenant (a data controller) with its own keys."""
+    from konsent.flows.consent_texts import check_locale
     from konsent.flows.tenants import create_tenant
 
+    check_locale(locale)
     ctx = _ctx()
     with ctx.db.write() as s:
         t = create_tenant(ctx, s, slug, name, privacy_url=privacy_url, default_locale=locale)
         console.print(f"tenant {t.slug} created (id {t.id})")
+    base = ctx.settings.base_url.rstrip("/")
+    typer.echo(
+        "Next steps:\n"
+        f"  1. konsent user create {slug} owner@example.com --role owner   (the first owner)\n"
+        f"  2. sign in at {base}/admin/login (organisation: {slug}); the dashboard guides through the\n"
+        "     setup: company and privacy policy, topics, consent texts, first channel, widget.\n"
+        "  Or from here:\n"
+        f'     konsent topic add {slug} news --name-de "Neuigkeiten" --name-en "News"\n'
+        f"     konsent consent-text set {slug} --lang de --file einwilligung-de.txt\n"
+        "  See docs/SETUP.md."
+    )
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List the tenants of this installation."""
+    from sqlalchemy import select
+
+    from konsent.store.tables import Tenant
+
+    ctx = _ctx()
+    with ctx.db.read() as s:
+        for t in s.scalars(select(Tenant).order_by(Tenant.id)):
+            console.print(f"{t.slug}\t{t.name}", markup=False, highlight=False)
 
 
 @user_app.command("create")
@@ -183,7 +251,9 @@ def user_password(
         t = tenant_by_slug(s, tenant)
         user = s.scalars(
             select(StaffUser).where(StaffUser.tenant_id == t.id, StaffUser.email == email.lower())
-        ).one()
+        ).one_or_none()
+        if user is None:
+            _fail(f"no user {email} in tenant {tenant}")
         staff.set_password(s, user, password)
     console.print("password set")
 
@@ -675,6 +745,150 @@ def broadcast_resume(tenant: str, broadcast_id: int) -> None:
 def broadcast_cancel(tenant: str, broadcast_id: int) -> None:
     """Cancel every message not yet handed to the provider."""
     _bc_change(tenant, broadcast_id, "cancel")
+
+
+# --- topics and consent texts (U5, C6, issue #12) ------------------------------------------------
+
+topic_app = typer.Typer(help="Newsletter topics of a tenant.")
+consent_text_app = typer.Typer(help="Consent texts per language, versioned (C6).")
+app.add_typer(topic_app, name="topic")
+app.add_typer(consent_text_app, name="consent-text")
+
+
+@topic_app.command("add")
+def topic_add(
+    tenant: str,
+    slug: str,
+    name_de: str = typer.Option("", "--name-de", help="German name."),
+    name_en: str = typer.Option("", "--name-en", help="English name."),
+    description_de: str = typer.Option("", "--description-de", help="German description."),
+    description_en: str = typer.Option("", "--description-en", help="English description."),
+) -> None:
+    """Add a topic; contacts consent to it as purpose newsletter:<slug>."""
+    from konsent.flows import tenants, topics
+
+    ctx = _ctx()
+    with ctx.db.write() as s:
+        t = tenants.tenant_by_slug(s, tenant)
+        tp = topics.create_topic(
+            s, t, slug, {"de": name_de, "en": name_en}, {"de": description_de, "en": description_en},
+            actor="system:cli",
+        )  # fmt: skip
+        console.print(f"topic {tp.slug} added (purpose newsletter:{tp.slug})", markup=False)
+
+
+@topic_app.command("list")
+def topic_list(tenant: str) -> None:
+    """List topics in their order; archived ones last."""
+    from konsent.flows import tenants, topics
+
+    ctx = _ctx()
+    with ctx.db.read() as s:
+        t = tenants.tenant_by_slug(s, tenant)
+        for tp in topics.all_topics(s, t.id):
+            state = "active" if tp.active else "archived"
+            de, en = tp.names.get("de", ""), tp.names.get("en", "")
+            console.print(f"{tp.slug}\t{state}\t{de}\t{en}", markup=False, highlight=False)
+
+
+@topic_app.command("rename")
+def topic_rename(
+    tenant: str,
+    slug: str,
+    name_de: str = typer.Option(None, "--name-de"),
+    name_en: str = typer.Option(None, "--name-en"),
+    description_de: str = typer.Option(None, "--description-de"),
+    description_en: str = typer.Option(None, "--description-en"),
+) -> None:
+    """Change a topic's names or descriptions; the slug and every consent stay."""
+    from konsent.flows import tenants, topics
+
+    names = {k: v for k, v in (("de", name_de), ("en", name_en)) if v is not None}
+    descs = {k: v for k, v in (("de", description_de), ("en", description_en)) if v is not None}
+    ctx = _ctx()
+    with ctx.db.write() as s:
+        t = tenants.tenant_by_slug(s, tenant)
+        topics.update_topic(
+            s, t.id, slug, names=names or None, descriptions=descs or None, actor="system:cli"
+        )
+    console.print(f"topic {slug} updated", markup=False)
+
+
+@topic_app.command("archive")
+def topic_archive(tenant: str, slug: str) -> None:
+    """Archive a topic: gone from the widget and new broadcasts; consents and history stay."""
+    from konsent.flows import tenants, topics
+
+    ctx = _ctx()
+    with ctx.db.write() as s:
+        topics.archive_topic(s, tenants.tenant_by_slug(s, tenant).id, slug, actor="system:cli")
+    console.print(f"topic {slug} archived", markup=False)
+
+
+@topic_app.command("restore")
+def topic_restore(tenant: str, slug: str) -> None:
+    """Offer an archived topic again."""
+    from konsent.flows import tenants, topics
+
+    ctx = _ctx()
+    with ctx.db.write() as s:
+        topics.restore_topic(s, tenants.tenant_by_slug(s, tenant).id, slug, actor="system:cli")
+    console.print(f"topic {slug} restored", markup=False)
+
+
+@consent_text_app.command("set")
+def consent_text_set(
+    tenant: str,
+    lang: str = typer.Option(..., "--lang", help="de or en"),
+    file: Path = typer.Option(..., "--file", help="A UTF-8 text file with the consent text."),
+) -> None:
+    """Publish the consent text of one language as a new version (an unchanged text keeps the version)."""
+    from konsent.flows import consent_texts, tenants
+
+    consent_texts.check_locale(lang)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc.__class__.__name__}")
+    ctx = _ctx()
+    with ctx.db.write() as s:
+        ct = consent_texts.publish(s, tenants.tenant_by_slug(s, tenant), lang, text, actor="system:cli")
+        console.print(f"consent text {lang} version {ct.version} is current", markup=False)
+
+
+@consent_text_app.command("list")
+def consent_text_list(tenant: str, lang: str = typer.Option("de", "--lang", help="de or en")) -> None:
+    """List the versions of one language, newest first."""
+    from konsent.flows import consent_texts, tenants
+
+    ctx = _ctx()
+    with ctx.db.read() as s:
+        t = tenants.tenant_by_slug(s, tenant)
+        for ct in consent_texts.versions(s, t.id, lang):
+            mark = "current" if ct.current else ""
+            console.print(
+                f"v{ct.version}\t{ct.created_at:%Y-%m-%d %H:%M}\t{ct.text_hash[:12]}\t{mark}", markup=False
+            )
+
+
+@consent_text_app.command("show")
+def consent_text_show(tenant: str, version: int, lang: str = typer.Option("de", "--lang")) -> None:
+    """Print one version exactly as it was given."""
+    from konsent.flows import consent_texts, tenants
+
+    ctx = _ctx()
+    with ctx.db.read() as s:
+        print(consent_texts.get_version(s, tenants.tenant_by_slug(s, tenant).id, lang, version).text)
+
+
+@consent_text_app.command("diff")
+def consent_text_diff(tenant: str, old: int, new: int, lang: str = typer.Option("de", "--lang")) -> None:
+    """What changed between two versions (unified diff, one sentence a line)."""
+    from konsent.flows import consent_texts, tenants
+
+    ctx = _ctx()
+    with ctx.db.read() as s:
+        print(consent_texts.unified_diff(s, tenants.tenant_by_slug(s, tenant).id, lang, old, new))
 
 
 # --- end of broadcasts block ----------------------------------------------------------------------

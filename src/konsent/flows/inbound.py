@@ -26,7 +26,7 @@ from konsent.domain.events import (
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts, watermarks
+from konsent.flows import bot, reconsent, status_sink, texts, watermarks
 from konsent.flows import consent as consent_flow
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -340,6 +340,10 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         return
     code = ev.optin_code or codes.find_code(ev.text)
     if code:
+        again = reconsent.confirm(ctx, s, account, contact, code, ev.at)  # re-consent code (C6)?
+        if again is not None:
+            reply(ctx, s, contact, account, conv, again.reply)
+            return
         result = confirm_opt_in(ctx, s, account, contact, code, ev.at)
         locale = contact.locale or result.locale or locale
         if result.outcome is ConfirmOutcome.CONFIRMED:
