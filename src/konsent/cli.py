@@ -213,7 +213,7 @@ def tenant_list() -> None:
     ctx = _ctx()
     with ctx.db.read() as s:
         for t in s.scalars(select(Tenant).order_by(Tenant.id)):
-            console.print(f"{t.slug}\t{t.name}", markup=False, highlight=False)
+            typer.echo(f"{t.slug}\t{t.name}")
 
 
 @user_app.command("create")
@@ -788,7 +788,7 @@ def topic_list(tenant: str) -> None:
         for tp in topics.all_topics(s, t.id):
             state = "active" if tp.active else "archived"
             de, en = tp.names.get("de", ""), tp.names.get("en", "")
-            console.print(f"{tp.slug}\t{state}\t{de}\t{en}", markup=False, highlight=False)
+            typer.echo(f"{tp.slug}\t{state}\t{de}\t{en}")
 
 
 @topic_app.command("rename")
