@@ -1,4 +1,4 @@
-"""Operators' CLI for a new company (#12 item 8): next steps, topics, consent texts, one-line errors, --port."""
+"""Operators' CLI for a new company (#12 item 8): next steps, topics, texts, one-line errors, --port."""
 
 from __future__ import annotations
 
@@ -125,6 +125,6 @@ def test_konsent_base_url_wins_over_port(cli, monkeypatch: pytest.MonkeyPatch):
 
 def test_link_base_follows_host_and_port_unless_base_url_is_set():
     assert link_base(Settings(), None, 8101) == "http://127.0.0.1:8101"
-    assert link_base(Settings(), "0.0.0.0", 9000) == "http://127.0.0.1:9000"  # noqa: S104
+    assert link_base(Settings(), "0.0.0.0", 9000) == "http://127.0.0.1:9000"
     assert link_base(Settings(port=8200), None, None) == "http://127.0.0.1:8200"
     assert link_base(Settings(base_url="https://k.example"), None, 8101) == "https://k.example"

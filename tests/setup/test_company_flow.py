@@ -1,4 +1,4 @@
-"""Controller data and the first-run checklist; the privacy notice and Art. 30 record use them (#12 items 1, 7)."""
+"""Controller data and the first-run checklist; the notice and Art. 30 record use them (#12 items 1, 7)."""
 
 from __future__ import annotations
 
