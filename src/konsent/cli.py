@@ -59,7 +59,7 @@ console = Console()
 def _ctx(
     migrate: bool = True, host: str | None = None, port: int | None = None, links: bool = False
 ) -> Konsent:
-    from konsent.flows.context import build
+    from konsent.app import build
     from konsent.logs import setup_logging
 
     settings = get_settings()
@@ -182,8 +182,8 @@ def tenant_create(
     locale: str = typer.Option("de", help="Default language of contacts."),
 ) -> None:
     """Create a tenant (a data controller) with its own keys."""
-    from konsent.flows.consent_texts import check_locale
-    from konsent.flows.tenants import create_tenant
+    from konsent.flows.organisation.consent_texts import check_locale
+    from konsent.flows.organisation.tenants import create_tenant
 
     check_locale(locale)
     ctx = _ctx()
@@ -224,8 +224,8 @@ def user_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a staff user."""
-    from konsent.flows import staff
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -242,8 +242,8 @@ def user_password(
     """Set a staff user's password."""
     from sqlalchemy import select
 
-    from konsent.flows import staff
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
     from konsent.store.tables import StaffUser
 
     ctx = _ctx()
@@ -261,8 +261,8 @@ def user_password(
 @token_app.command("create")
 def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> None:
     """Create an API token; it is shown once and stored only as a hash."""
-    from konsent.flows import staff
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -273,8 +273,8 @@ def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> N
 @ledger_app.command("verify")
 def ledger_verify(tenant: str, chain: str = typer.Option("consent", help="consent or audit")) -> None:
     """Recompute a tenant's hash chain; name the first broken entry (C3)."""
-    from konsent.flows.proof import verify_ledger
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy.proof import verify_ledger
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -300,8 +300,8 @@ def channels_register_webhook(
     import asyncio
 
     from konsent.domain.errors import DomainError
-    from konsent.flows.channel_setup import register_webhook
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.channel_setup import register_webhook
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     try:
@@ -333,7 +333,7 @@ app.add_typer(privacy_app, name="privacy")
 def _tenant_ids(ctx: Konsent, slug: str | None) -> list[int]:
     from sqlalchemy import select
 
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
     from konsent.store.tables import Tenant
 
     with ctx.db.read() as s:
@@ -355,7 +355,7 @@ def keys_rotate(
     """Rotate tenant keys (re-wrapping every contact key) or the master key, while traffic flows."""
     from rich.progress import Progress, TaskID
 
-    from konsent.flows import keyrotation
+    from konsent.flows.privacy import keyrotation
 
     ctx = _ctx()
     if master:
@@ -383,7 +383,7 @@ def keys_sweep(
     """Destroy key-store secrets of erased contacts that an interrupted erasure left behind (D2)."""
     from datetime import timedelta
 
-    from konsent.flows import keyrotation
+    from konsent.flows.privacy import keyrotation
 
     n = keyrotation.sweep_keystore(_ctx(), min_age=timedelta(minutes=max(0, min_age_minutes)))
     console.print(f"{n} orphaned contact secrets destroyed")
@@ -395,7 +395,7 @@ def retention_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
 ) -> None:
     """Apply the retention rules now, in batches; counts go to the audit log (L1)."""
-    from konsent.flows import retention
+    from konsent.flows.privacy import retention
 
     ctx = _ctx()
     for tid in _tenant_ids(ctx, tenant):
@@ -408,7 +408,7 @@ def retention_run(
 @audit_app.command("verify")
 def audit_verify(tenant: str = typer.Argument(None, help="Tenant slug (default: all).")) -> None:
     """Recompute the audit log's hash chain (also after pruning) and name the first broken entry (S4)."""
-    from konsent.flows.retention import verify_audit
+    from konsent.flows.privacy.retention import verify_audit
 
     ctx = _ctx()
     broken = False
@@ -441,8 +441,8 @@ def import_contacts(
     from rich.progress import Progress
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import importer
-    from konsent.flows.tenants import channel_accounts, tenant_by_slug
+    from konsent.flows.organisation.tenants import channel_accounts, tenant_by_slug
+    from konsent.flows.privacy import importer
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -487,8 +487,8 @@ def export_contact(
     out: Path = typer.Option(None, help="Where to write the ZIP (default: export-<id>.zip)."),
 ) -> None:
     """Write a contact's data export (data.json + index.html in a ZIP); audited (D1)."""
-    from konsent.flows.privacy_export import staff_export
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy.export import staff_export
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -508,8 +508,8 @@ def privacy_notice(
     html_out: bool = typer.Option(False, "--html", help="HTML instead of Markdown."),
 ) -> None:
     """Print the privacy-notice block or the Art. 30 record, from the tenant's configuration (T1, T2)."""
-    from konsent.flows import transparency
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy import transparency
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -528,7 +528,7 @@ app.add_typer(broadcast_app, name="broadcast")
 
 
 def _bc_tenant(ctx: Konsent, slug: str) -> int:
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     with ctx.db.read() as s:
         return tenant_by_slug(s, slug).id
@@ -563,7 +563,7 @@ def broadcast_create(
     import json
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -598,8 +598,8 @@ def broadcast_list(tenant: str) -> None:
     """List a tenant's broadcasts with their state and counts."""
     from rich.table import Table
 
-    from konsent.flows import broadcast as bc
-    from konsent.flows import broadcast_stats
+    from konsent.flows.outbound import broadcast as bc
+    from konsent.flows.outbound import broadcast_stats
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -629,7 +629,7 @@ def _bc_follow(ctx: Konsent, tid: int, bid: int, work: bool, timeout: float) -> 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from konsent.delivery.worker import Worker
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     stop = threading.Event()
     thread = None
@@ -676,7 +676,7 @@ def broadcast_send(
     from datetime import datetime
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -708,7 +708,7 @@ def broadcast_status(
     """Show a broadcast's funnel: queued, sent, delivered, read, failed, skipped, opt-outs."""
     import json
 
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -719,7 +719,7 @@ def broadcast_status(
 
 def _bc_change(tenant: str, broadcast_id: int, action: str) -> None:
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     try:
@@ -765,7 +765,7 @@ def topic_add(
     description_en: str = typer.Option("", "--description-en", help="English description."),
 ) -> None:
     """Add a topic; contacts consent to it as purpose newsletter:<slug>."""
-    from konsent.flows import tenants, topics
+    from konsent.flows.organisation import tenants, topics
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -780,7 +780,7 @@ def topic_add(
 @topic_app.command("list")
 def topic_list(tenant: str) -> None:
     """List topics in their order; archived ones last."""
-    from konsent.flows import tenants, topics
+    from konsent.flows.organisation import tenants, topics
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -801,7 +801,7 @@ def topic_rename(
     description_en: str = typer.Option(None, "--description-en"),
 ) -> None:
     """Change a topic's names or descriptions; the slug and every consent stay."""
-    from konsent.flows import tenants, topics
+    from konsent.flows.organisation import tenants, topics
 
     names = {k: v for k, v in (("de", name_de), ("en", name_en)) if v is not None}
     descs = {k: v for k, v in (("de", description_de), ("en", description_en)) if v is not None}
@@ -817,7 +817,7 @@ def topic_rename(
 @topic_app.command("archive")
 def topic_archive(tenant: str, slug: str) -> None:
     """Archive a topic: gone from the widget and new broadcasts; consents and history stay."""
-    from konsent.flows import tenants, topics
+    from konsent.flows.organisation import tenants, topics
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -828,7 +828,7 @@ def topic_archive(tenant: str, slug: str) -> None:
 @topic_app.command("restore")
 def topic_restore(tenant: str, slug: str) -> None:
     """Offer an archived topic again."""
-    from konsent.flows import tenants, topics
+    from konsent.flows.organisation import tenants, topics
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -843,7 +843,7 @@ def consent_text_set(
     file: Path = typer.Option(..., "--file", help="A UTF-8 text file with the consent text."),
 ) -> None:
     """Publish the consent text of one language as a new version (an unchanged text keeps the version)."""
-    from konsent.flows import consent_texts, tenants
+    from konsent.flows.organisation import consent_texts, tenants
 
     consent_texts.check_locale(lang)
     try:
@@ -859,7 +859,7 @@ def consent_text_set(
 @consent_text_app.command("list")
 def consent_text_list(tenant: str, lang: str = typer.Option("de", "--lang", help="de or en")) -> None:
     """List the versions of one language, newest first."""
-    from konsent.flows import consent_texts, tenants
+    from konsent.flows.organisation import consent_texts, tenants
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -874,7 +874,7 @@ def consent_text_list(tenant: str, lang: str = typer.Option("de", "--lang", help
 @consent_text_app.command("show")
 def consent_text_show(tenant: str, version: int, lang: str = typer.Option("de", "--lang")) -> None:
     """Print one version exactly as it was given."""
-    from konsent.flows import consent_texts, tenants
+    from konsent.flows.organisation import consent_texts, tenants
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -884,7 +884,7 @@ def consent_text_show(tenant: str, version: int, lang: str = typer.Option("de", 
 @consent_text_app.command("diff")
 def consent_text_diff(tenant: str, old: int, new: int, lang: str = typer.Option("de", "--lang")) -> None:
     """What changed between two versions (unified diff, one sentence a line)."""
-    from konsent.flows import consent_texts, tenants
+    from konsent.flows.organisation import consent_texts, tenants
 
     ctx = _ctx()
     with ctx.db.read() as s:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from konsent.flows import company, consent_texts, optin, simulator, staff, tenants, topics
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import company, consent_texts, staff, tenants, topics
 from konsent.store.tables import Contact
 from tests.helpers import sim_account
 
@@ -75,7 +77,7 @@ def subscribe(ctx: Konsent, co: Company, phone: str, slugs: list[str], locale: s
 
 def contact_id(ctx: Konsent, co: Company, phone: str) -> int:
     from konsent.flows import contacts
-    from konsent.flows.simulator import normalize_phone
+    from konsent.flows.inbound.simulator import normalize_phone
 
     acc = sim_account(ctx, co.tenant_id)
     with ctx.db.read() as s:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from konsent.cli import app, link_base
-from konsent.flows import consent_texts, tenants, topics
+from konsent.flows.organisation import consent_texts, tenants, topics
 from konsent.settings import Settings, get_settings
 from tests.conftest import MASTER_KEY
 

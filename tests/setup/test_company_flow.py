@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import company, tenants, transparency
+from konsent.flows.organisation import company, tenants
+from konsent.flows.privacy import transparency
 from tests.setup.support import SLUG, bare_tenant, make_company, subscribe
 
 GOOD = {

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import consent_texts, proof, tenants
+from konsent.flows.organisation import consent_texts, tenants
+from konsent.flows.privacy import proof
 from konsent.store.tables import ConsentText, LedgerEntry
 from tests.setup.support import SLUG, TEXT_DE_1, TEXT_DE_2, make_company, subscribe
 

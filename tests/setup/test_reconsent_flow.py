@@ -8,8 +8,10 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import select
 
-from konsent.flows import broadcast as bc
-from konsent.flows import consent_texts, reconsent, simulator, tenants
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import consent_texts, tenants
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.outbound import reconsent
 from konsent.store.tables import Consent, LedgerEntry, ReconsentRequest
 from konsent.store.types import utcnow
 from tests.conftest import drain

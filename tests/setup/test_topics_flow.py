@@ -6,8 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import Conflict, InvalidInput
-from konsent.flows import broadcast as bc
-from konsent.flows import optin, proof, public_ops, tenants, topics
+from konsent.flows import public_ops
+from konsent.flows.consent import optin
+from konsent.flows.organisation import tenants, topics
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.privacy import proof
 from konsent.store.tables import Consent, LedgerEntry, Topic
 from tests.setup.support import SLUG, make_company, subscribe
 

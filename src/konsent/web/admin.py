@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import admin_ops, company
+from konsent.flows import admin_ops
+from konsent.flows.organisation import company
 from konsent.i18n import LOCALES
 from konsent.web import admin_contacts, admin_setup
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
-from konsent.flows import company, consent_texts, reconsent, templates, topics
+from konsent.flows.organisation import company, consent_texts, topics
+from konsent.flows.outbound import reconsent, templates
 from konsent.i18n import LOCALES
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_company import continue_to, setup_context

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from konsent.flows import company, consent_texts, reconsent, topics
+from konsent.flows.organisation import company, consent_texts, topics
+from konsent.flows.outbound import reconsent
 from konsent.web.deps import Caller, api_caller, get_ctx
 
 router = APIRouter(prefix="/api/v1", tags=["setup"])
