@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from konsent.cli import app, link_base
+from konsent.cli import app
+from konsent.cli.common import link_base
 from konsent.flows.organisation import consent_texts, tenants, topics
 from konsent.settings import Settings, get_settings
 from tests.conftest import MASTER_KEY
