@@ -131,7 +131,8 @@ def test_new_company_sets_up_gets_a_subscriber_broadcasts_and_asks_for_re_consen
     page.wait_for_url(re.compile(r".*/admin/channels\?created=\d+.*"))
 
     # 6. Step 5: the widget snippet and a page to try it.
-    page.goto(f"{url}/admin/setup/widget?setup=1")
+    page.get_by_test_id("setup-to-widget").click()
+    page.wait_for_url(re.compile(r".*/admin/setup/widget\?setup=1"))
     assert 'data-konsent-tenant="kaffee"' in page.get_by_test_id("snippet").inner_text()
     preview = page.get_by_test_id("preview").get_attribute("href")
     assert preview and preview.endswith("/try/kaffee")
