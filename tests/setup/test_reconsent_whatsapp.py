@@ -73,7 +73,7 @@ def test_outside_the_window_the_approved_template_carries_the_code(ctx):
         assert contact is not None
         body = json.loads(open_for_contact(ctx, s, contact, "message", msg.body_sealed))
         assert body["template"] == "consent_update" and body["template_params"][0].startswith("KS")
-        assert msg.purpose == "newsletter:bohnen"
+        assert msg.purpose == "newsletter:bohnen" and msg.template_id is not None
         assert s.scalars(select(Consent.text_version)).one() == 1
 
 

@@ -223,10 +223,11 @@ def _ask(
             account = s.get(ChannelAccount, ident.channel_account_id)
             assert account is not None
             params = [p.replace("{code}", code) for p in template.params]
-            content, _row = templates.approved_content(
+            content, row = templates.approved_content(
                 ctx, s, account, template.name, template.language, params
             )
             msg = enqueue_message(ctx, s, contact, purpose, content, author=actor, at=at)
+            msg.template_id, msg.template_version = row.id, row.version
     except NoLegalBasis as exc:
         return str(exc.params.get("reason_code") or "no_legal_basis")
     except WindowClosed:
