@@ -31,6 +31,7 @@ def test_the_dashboard_of_a_new_tenant_shows_the_setup_checklist_until_complete(
     _signed_in(client)
     page = client.get("/admin", headers={"accept-language": "de"}).text
     assert 'data-testid="setup-checklist"' in page and "Unternehmen und Datenschutzerklärung" in page
+    assert 'href="/try/kaffee"' in page and 'href="/demo"' not in page
     co = make_company(ctx, "zweite")  # another tenant's setup changes nothing here
     assert 'data-testid="setup-checklist"' in client.get("/admin").text
     assert co.tenant_id

@@ -157,12 +157,19 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
-        steps = company.checklist(s, company.get_tenant(s, caller.tenant_id))  # until set up (U5)
+        tenant = company.get_tenant(s, caller.tenant_id)
+        steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
+        slug = tenant.slug
     return page(
         request,
         caller,
         "admin/dashboard.html",
-        {"board": board, "notice": request.query_params.get("notice"), "setup_steps": steps},
+        {
+            "board": board,
+            "notice": request.query_params.get("notice"),
+            "setup_steps": steps,
+            "tenant_slug": slug,
+        },
     )
 
 
