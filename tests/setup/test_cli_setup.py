@@ -108,6 +108,11 @@ def test_bad_input_prints_one_line_and_exits_2(cli, tmp_path: Path):
     assert "tenant" in _bad(cli, "topic", "list", "nosuchtenant")
     assert "no user" in _bad(cli, "user", "password", "kaffee", "nobody@k.example", "--password", "x" * 12)
     _bad(cli, "tenant", "create", "Bad Slug", "X")
+    assert "No such file" in _bad(cli, "import", "kaffee", str(tmp_path / "nope.csv"))
+    assert "unknown topic" in _bad(
+        cli, "broadcast", "create", "kaffee", "--name", "N", "--topic", "tee", "--text", "x"
+    )
+    assert "tenant" in _bad(cli, "export", "kaffee", "99999")
 
 
 def test_demo_port_sets_the_printed_links_and_base_url(cli, ctx):

@@ -27,6 +27,8 @@ class _OneLineErrors(TyperGroup):
             fail(f"{exc}{hint if isinstance(exc, NotFound) else ''}")
         except ValueError as exc:  # e.g. an unknown role: `'superuser' is not a valid Role`
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except OSError as exc:  # a file named on the command line that cannot be read
+            fail(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": "))
         return None
 
 
