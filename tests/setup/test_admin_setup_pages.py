@@ -143,3 +143,14 @@ def test_widget_step_shows_the_snippet_and_a_test_page(ctx, client):
     tried = client.get("/try/kaffee")
     assert tried.status_code == 200 and 'data-konsent-tenant="kaffee"' in tried.text
     assert client.get("/try/nosuchtenant").status_code == 404
+
+
+def test_reconsent_can_be_limited_to_ticked_topics(ctx, client):
+    co = make_company(ctx)
+    subscribe(ctx, co, "+49 151 0000044", ["bohnen"])
+    subscribe(ctx, co, "+49 151 0000045", ["kurse"])
+    with ctx.db.write() as s:
+        consent_texts.publish(s, tenants.tenant_by_slug(s, SLUG), "de", TEXT_DE_2)
+    token = _signed_in(client)
+    r = client.post("/admin/reconsent", data={"csrf_token": token, "locale": "de", "topic": ["kurse"]})
+    assert 'data-testid="rc-sent">1<' in r.text

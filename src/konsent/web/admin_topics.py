@@ -146,6 +146,7 @@ def _texts_page(
             for loc in LOCALES
         }
         campaigns = reconsent.campaigns(s, tenant)
+        topic_rows = topics.all_topics(s, tenant.id)
         choices = templates.approved_choices(s, tenant.id)
     current = {loc: (d["versions"][0].text if d["versions"] else "") for loc, d in per_locale.items()}
     ctx = {
@@ -155,6 +156,7 @@ def _texts_page(
         "error": error,
         "campaigns": campaigns,
         "template_choices": choices,
+        "topics": topic_rows,
         "notice": request.query_params.get("notice", "")[:20],
     }
     return page(request, caller, "admin/setup/consent_texts.html", ctx, status)
@@ -223,9 +225,11 @@ def reconsent_start(
     locale: str = Form(""),
     template: str = Form(""),
     template_params: str = Form(""),
+    topic: list[str] = Form([]),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
-    """Ask every contact on an older version of `locale` to confirm the current text (C6)."""
+    """Ask the contacts on an older version of `locale` (of the ticked topics, or all) to confirm
+    the current text (C6)."""
     check_csrf_form(caller, csrf_token)
     caller.require("settings.manage")
     choice = None
@@ -241,6 +245,7 @@ def reconsent_start(
                 s,
                 company.get_tenant(s, caller.tenant_id),
                 locale[:8],
+                topic_slugs=[x[:63] for x in topic[:500]] or None,
                 template=choice,
                 actor=caller.actor,
             )
