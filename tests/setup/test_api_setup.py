@@ -78,3 +78,28 @@ def test_setup_endpoints_refuse_roles_without_settings_permission(ctx, client):
         == 403
     )
     assert client.post("/api/v1/consent-texts/de", json={"text": "x"}, headers=h).status_code == 403
+
+
+def test_another_tenants_reconsent_campaign_and_topics_are_not_found(ctx, client):
+    from konsent.flows.outbound import reconsent
+    from tests.setup.support import bare_tenant
+
+    co = make_company(ctx)
+    subscribe(ctx, co, "+49 151 0000053", ["bohnen"])
+    with ctx.db.write() as s:
+        from konsent.flows.organisation import consent_texts
+
+        t = tenants.tenant_by_slug(s, SLUG)
+        consent_texts.publish(s, t, "de", TEXT_DE_2)
+        campaign = reconsent.start(ctx, s, t, "de").id
+    bare_tenant(ctx, "andere")
+    with ctx.db.write() as s:
+        other = {
+            "authorization": "Bearer "
+            + staff.create_api_token(s, tenants.tenant_by_slug(s, "andere"), "x", "owner")
+        }
+    assert client.get(f"/api/v1/reconsent/{campaign}", headers=other).status_code == 404
+    assert client.get("/api/v1/topics/bohnen", headers=other).status_code == 404
+    assert client.get("/api/v1/consent-texts/de/1", headers=other).status_code == 404
+    assert client.patch("/api/v1/topics/bohnen", json={"archived": True}, headers=other).status_code == 404
+    assert client.get(f"/api/v1/reconsent/{campaign}", headers=_auth(ctx)).status_code == 200
