@@ -2,6 +2,7 @@
 
 Owns: `tenants`, `staff` (users, roles, sessions, API tokens, who acts: `StaffMember`), `totp`, `teams`,
 `channel_setup`, `company` (controller data, time zone, the first-run checklist), `topics` (create,
-rename, order, archive), `consent_texts` (versions per language, diff). May import: domain, crypto, store, channels and the shared flows modules
+rename, order, archive), `consent_texts` (versions per language, diff).
+May import: domain, crypto, store, channels and the shared flows modules
 (`context`, `audit`, `contacts`, `texts`); no other flows sub-package.
 """
