@@ -19,6 +19,7 @@ from konsent.web.deps import Caller, check_csrf_form, get_ctx
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
+# One entry in the main navigation; topics, consent texts and the other setup pages are listed there.
 add_nav("/admin/settings", "Settings", "settings.manage", 85)
 
 

@@ -11,14 +11,12 @@ from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows.organisation import company, consent_texts, topics
 from konsent.flows.outbound import reconsent, templates
 from konsent.i18n import LOCALES
-from konsent.web.admin_common import add_nav, admin_caller, error_text, page
+from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.admin_company import continue_to, setup_context
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-add_nav("/admin/topics", "Topics", "settings.manage", 82)
-add_nav("/admin/consent-texts", "Consent texts", "settings.manage", 83)
 
 _ACTIONS = ("archive", "restore", "up", "down", "delete")
 
