@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
 from konsent.flows import admin_ops
+from konsent.flows.organisation import company
 from konsent.i18n import LOCALES
 from konsent.web import admin_contacts, admin_setup
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
@@ -159,11 +160,19 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
+        tenant = company.get_tenant(s, caller.tenant_id)
+        steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
+        slug = tenant.slug
     return page(
         request,
         caller,
         "admin/dashboard.html",
-        {"board": board, "notice": request.query_params.get("notice")},
+        {
+            "board": board,
+            "notice": request.query_params.get("notice"),
+            "setup_steps": steps,
+            "tenant_slug": slug,
+        },
     )
 
 

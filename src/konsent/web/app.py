@@ -158,6 +158,12 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import admin_broadcasts
 
     app.include_router(admin_broadcasts.router)
+    from konsent.web import admin_company, admin_topics, api_setup, public_try  # company setup (#12)
+
+    app.include_router(admin_company.router)
+    app.include_router(admin_topics.router)
+    app.include_router(api_setup.router)
+    app.include_router(public_try.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)
