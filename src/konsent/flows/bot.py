@@ -28,6 +28,7 @@ from konsent.flows import audit, consent, inbox, live, staff, teams
 from konsent.flows.contacts import open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.messaging import enqueue_message
+from konsent.flows.webhook_events import emit_closed
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     BotFlow,
@@ -359,6 +360,8 @@ def _carry_out(
         session.state = result.finished
         session.step = ""
         if result.finished == "done":
+            if conv.state != "closed":
+                emit_closed(s, conv, by="bot")
             conv.state = "closed"
             conv.closed_at = at
         live.record(s, conv.tenant_id, conv.id, f"bot_{result.finished}")
