@@ -7,6 +7,7 @@ are rejected, as the caller chooses; every row gets a reason in the report.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable
@@ -294,8 +295,10 @@ def import_records(
     *,
     actor: str,
     without_evidence: str = "service_only",
+    session: Session | None = None,
 ) -> ImportReport:
-    """The same checks and the same single transaction for contacts sent through the API (C7)."""
+    """The same checks and the same single transaction for contacts sent through the API (C7);
+    in `session` when given (the API's idempotency key commits with it)."""
     unknown = sorted({k for r in records for k in r} - {*REQUIRED, *EVIDENCE, *OPTIONAL})
     if unknown:
         raise InvalidInput(detail=f"unknown fields: {', '.join(unknown)}")
@@ -308,6 +311,7 @@ def import_records(
         ),
         actor=actor,
         via="api",
+        session=session,
     )
 
 
@@ -320,8 +324,9 @@ def _import(
     actor: str,
     via: str,
     progress: Callable[[int, int], None] | None = None,
+    session: Session | None = None,
 ) -> ImportReport:
-    with ctx.db.write() as s:
+    with contextlib.nullcontext(session) if session is not None else ctx.db.write() as s:
         account = get_account(s, tenant_id, account_id)
         rows, report = check(s, account)
         for i, row in enumerate(rows):

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
-from konsent.flows import api_ops, contacts, importer, proof, tenants
+from konsent.flows import api_coverage, api_ops, contacts, importer, proof, tenants
+from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -138,20 +140,22 @@ def list_channels(request: Request, caller: Caller = Depends(api_caller)) -> lis
         return out
 
 
-@router.get("/contacts")
+@router.get("/contacts", responses={200: {"headers": PAGE_HEADERS}})
 def list_contacts(
     request: Request,
     limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, description="Contacts to skip."),
+    cursor: str | None = Query(
+        None, max_length=100, description="From `X-Next-Cursor` of the previous page."
+    ),
+    topic: str | None = Query(None, max_length=80, description="Only contacts with active consent to it."),
     caller: Caller = Depends(api_caller),
-) -> list[dict[str, Any]]:
+) -> Response:
+    """Contacts, newest first, without personal data; cursor pagination."""
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
-        return [
-            contacts.describe(ctx, s, c, personal=False)
-            for c in contacts.list_contacts(s, caller.tenant_id, limit, offset)
-        ]
+        rows = api_coverage.contacts_page(s, caller.tenant_id, limit, decode_cursor(cursor), topic)
+        return page(request, [contacts.describe(ctx, s, c, personal=False) for c in rows], limit)
 
 
 @router.get("/contacts/{contact_id}")
@@ -178,21 +182,27 @@ def contact_messages(
     "/contacts/import",
     responses={404: {"description": "No such channel account for this tenant."}},
 )
-def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Add existing contacts; consent only with evidence, suppressed numbers never re-added (C7).
 
     All accepted contacts go in at once or none do; the answer gives an outcome and a reason per contact.
     """
     caller.require("settings.manage")
-    rep = importer.import_records(
-        get_ctx(request),
-        caller.tenant_id,
-        body.channel_account_id,
-        [c.as_record() for c in body.contacts],
-        actor=caller.actor,
-        without_evidence=body.without_evidence,
-    )
-    return rep.as_dict()
+    records = [c.as_record() for c in body.contacts]
+
+    def run(s: Session) -> dict[str, Any]:
+        rep = importer.import_records(
+            get_ctx(request),
+            caller.tenant_id,
+            body.channel_account_id,
+            records,
+            actor=caller.actor,
+            without_evidence=body.without_evidence,
+            session=s,
+        )
+        return rep.as_dict()
+
+    return write_once(request, caller, body, 200, run)
 
 
 @router.post("/contacts/{contact_id}/withdraw")
@@ -237,13 +247,14 @@ def contact_proof_html(
         404: {"description": "No such contact or channel account for this tenant."},
     },
 )
-def send_message(
-    body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)
-) -> dict[str, Any]:
-    """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5)."""
+def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
+    """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5).
+
+    With an `Idempotency-Key`, a retry returns the first answer and queues nothing again."""
     caller.require("messages.send")
     ctx = get_ctx(request)
-    with ctx.db.write() as s:
+
+    def run(s: Session) -> dict[str, Any]:
         t = body.template
         msg = api_ops.send_message(
             ctx,
@@ -259,6 +270,8 @@ def send_message(
             template=api_ops.TemplateRef(t.name, t.language, tuple(t.params)) if t else None,
         )
         return api_ops.describe_message(ctx, s, msg, with_body=False)
+
+    return write_once(request, caller, body, 202, run)
 
 
 @router.get("/messages/{message_id}")

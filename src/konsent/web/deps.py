@@ -17,6 +17,7 @@ from konsent.flows import staff
 from konsent.flows.context import Konsent
 from konsent.i18n import LOCALES, negotiate, pick_locale, translations
 from konsent.store.tables import StaffUser
+from konsent.web import api_guard
 
 SESSION_COOKIE = "konsent_session"
 LOCALE_COOKIE = "konsent_lang"
@@ -59,6 +60,7 @@ class Caller:
     actor: str  # for the audit log: "user:12" or "token:3"
     user: StaffUser | None = None
     csrf_token: str = ""
+    scopes: list[str] | None = None  # an API token's scopes; None: all its role may do
 
     def require(self, permission: str) -> None:
         staff.require(self.role, permission)
@@ -93,7 +95,10 @@ def api_caller(request: Request) -> Caller:
             row = staff.token_tenant(s, token)
             if row is None:
                 raise Unauthenticated()
-            return Caller(row.tenant_id, row.role, f"token:{row.id}")
+            caller = Caller(row.tenant_id, row.role, f"token:{row.id}", scopes=row.scopes)
+        api_guard.limiter_for(ctx, ctx.settings).hit(row.id)
+        api_guard.check_scope(caller.scopes, request.method, request.url.path)
+        return caller
     caller = session_caller(request)
     if caller is None:
         raise Unauthenticated()

@@ -1,0 +1,11 @@
+"""The REST API's routers beyond web/api.py, included in one place (M4)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include(app: FastAPI) -> None:
+    from konsent.web import api_webhooks
+
+    app.include_router(api_webhooks.router)
