@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from konsent.flows import api_coverage, api_ops, contacts, importer, proof, tenants
 from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
@@ -228,7 +228,7 @@ def contact_proof(
     )
 
 
-@router.get("/contacts/{contact_id}/proof.html")
+@router.get("/contacts/{contact_id}/proof.html", response_class=HTMLResponse)
 def contact_proof_html(
     contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:

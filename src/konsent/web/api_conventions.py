@@ -53,6 +53,7 @@ ERRORS: dict[int, str] = {
     404: "No such object for this tenant (`not_found`); other tenants' objects are never found.",
     409: "Refused by a rule: no legal basis (`no_legal_basis`), a closed window, a conflict.",
     413: "Request body too large (`too_large`).",
+    415: "The body is not JSON.",
     422: "Invalid input (`invalid_input`): `detail` lists the fields, or says why.",
     429: "Rate limit of this token reached (`rate_limited`); wait `Retry-After` seconds.",
 }
@@ -142,12 +143,17 @@ def _error_ref() -> dict[str, Any]:
 
 
 def _codes_for(path: str, method: str, op: dict[str, Any]) -> list[int]:
+    if path.startswith("/api/public/"):  # the widget's doors: no token, rate-limited per address
+        codes = [404, 422, 429] + ([400, 413, 415] if method == "post" else [])
+        return sorted(codes)
     codes = [401, 403, 422, 429]
     if "{" in path or method in ("post", "put", "patch", "delete"):
         codes.append(404)
     if method in ("post", "put", "patch", "delete"):
         codes += [409, 413]
-    return sorted(codes)
+    if "requestBody" in op:
+        codes += [400, 415]
+    return sorted(set(codes))
 
 
 IDEMPOTENCY_PARAM = {
@@ -186,10 +192,11 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             }
         }
         for path, ops in schema.get("paths", {}).items():
-            if not path.startswith("/api/v1/"):
+            if not path.startswith(("/api/v1/", "/api/public/")):
                 continue
             for method, op in ops.items():
-                op["security"] = [{"bearer": []}]
+                if path.startswith("/api/v1/"):
+                    op["security"] = [{"bearer": []}]
                 responses = op.setdefault("responses", {})
                 for code in _codes_for(path, method, op):
                     entry = responses.setdefault(str(code), {"description": ERRORS[code]})
@@ -199,7 +206,7 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                             "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
                         }
                 params = op.setdefault("parameters", [])
-                if method == "post" and not any(p.get("name") == IDEMPOTENCY_HEADER for p in params):
+                if method == "post" and path.startswith("/api/v1/") and not any(p.get("name") == IDEMPOTENCY_HEADER for p in params):
                     params.append(IDEMPOTENCY_PARAM)
         app.openapi_schema = schema
         return schema
