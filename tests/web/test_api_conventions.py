@@ -91,7 +91,10 @@ def test_the_same_import_twice_with_one_key_creates_one_contact(ctx, client, dem
 
 def test_keys_are_per_token(ctx, client, subscriber):
     a, b = api_token(ctx), api_token(ctx)
-    assert _send(client, a, subscriber, "shared").json()["id"] != _send(client, b, subscriber, "shared").json()["id"]
+    assert (
+        _send(client, a, subscriber, "shared").json()["id"]
+        != _send(client, b, subscriber, "shared").json()["id"]
+    )
 
 
 def test_a_token_over_its_rate_limit_gets_429_with_retry_after(ctx, client, demo):
@@ -106,7 +109,9 @@ def test_a_token_over_its_rate_limit_gets_429_with_retry_after(ctx, client, demo
 
 def test_scopes_narrow_a_token_below_its_role(ctx, client, subscriber):
     with ctx.db.write() as s:
-        token = staff.create_api_token(s, tenants.tenant_by_slug(s, "demo"), "crm", "admin", ["contacts:read"])
+        token = staff.create_api_token(
+            s, tenants.tenant_by_slug(s, "demo"), "crm", "admin", ["contacts:read"]
+        )
     assert client.get("/api/v1/contacts", headers=auth(token)).status_code == 200
     r = _send(client, token, subscriber, "k-4")
     assert r.status_code == 403 and "messages:write" in r.json()["message"]
@@ -114,7 +119,9 @@ def test_scopes_narrow_a_token_below_its_role(ctx, client, subscriber):
 
 def test_a_viewer_token_cannot_send_whatever_its_scopes(ctx, client, subscriber):
     with ctx.db.write() as s:
-        token = staff.create_api_token(s, tenants.tenant_by_slug(s, "demo"), "v", "viewer", ["messages:write"])
+        token = staff.create_api_token(
+            s, tenants.tenant_by_slug(s, "demo"), "v", "viewer", ["messages:write"]
+        )
     assert _send(client, token, subscriber, "k-5").status_code == 403
 
 

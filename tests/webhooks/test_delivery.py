@@ -170,7 +170,9 @@ def test_rotated_secret_signs_alongside_the_old_one_during_the_overlap(ctx, demo
     header = got.headers[rules.SIGNATURE_HEADER]
     assert header.count("v1=") == 2
     now = int(time.time())
-    assert rules.verify(ep["secret"], header, got.body, now) and rules.verify(new_secret, header, got.body, now)
+    assert rules.verify(ep["secret"], header, got.body, now) and rules.verify(
+        new_secret, header, got.body, now
+    )
     with ctx.db.write() as s:
         s.execute(
             WebhookDelivery.__table__.update().values(state="pending", run_at=utcnow() + timedelta(days=2))

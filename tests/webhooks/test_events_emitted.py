@@ -22,7 +22,9 @@ PHONE = "+4915112340001"
 def _events(ctx, event_type: str) -> list[dict]:
     with ctx.db.read() as s:
         rows = s.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.event_type == event_type).order_by(WebhookDelivery.id)
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_type == event_type)
+            .order_by(WebhookDelivery.id)
         ).all()
         return [r.payload["data"] for r in rows]
 
@@ -42,7 +44,9 @@ def test_every_documented_event_is_emitted_by_its_action(ctx, demo, crew: Crew, 
     # contact.created, consent.granted, message.received: a visitor signs up from the widget
     subscribe(ctx, PHONE, ["angebote"])
     contact = contact_of(ctx, PHONE)
-    assert _events(ctx, "contact.created") == [{"contact_id": contact.id, "channel_account_id": crew.account_id}]
+    assert _events(ctx, "contact.created") == [
+        {"contact_id": contact.id, "channel_account_id": crew.account_id}
+    ]
     granted = _events(ctx, "consent.granted")
     assert granted and granted[0]["purpose"] == "newsletter:angebote" and granted[0]["source"] == "widget"
     assert _events(ctx, "message.received")[0]["contact_id"] == contact.id
@@ -83,7 +87,9 @@ def test_every_documented_event_is_emitted_by_its_action(ctx, demo, crew: Crew, 
     # consent.withdrawn by keyword, with purpose and source
     simulator.phone_send(ctx, crew.account_id, PHONE, "STOP", locale="de")
     withdrawn = _events(ctx, "consent.withdrawn")
-    assert withdrawn and withdrawn[0]["purpose"] == "newsletter:angebote" and withdrawn[0]["source"] == "keyword"
+    assert (
+        withdrawn and withdrawn[0]["purpose"] == "newsletter:angebote" and withdrawn[0]["source"] == "keyword"
+    )
 
     # optin.expired: a code nobody sent back
     pending = request_code(ctx, ["angebote"])

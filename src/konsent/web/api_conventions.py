@@ -206,7 +206,11 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                             "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
                         }
                 params = op.setdefault("parameters", [])
-                if method == "post" and path.startswith("/api/v1/") and not any(p.get("name") == IDEMPOTENCY_HEADER for p in params):
+                if (
+                    method == "post"
+                    and path.startswith("/api/v1/")
+                    and not any(p.get("name") == IDEMPOTENCY_HEADER for p in params)
+                ):
                     params.append(IDEMPOTENCY_PARAM)
         app.openapi_schema = schema
         return schema
