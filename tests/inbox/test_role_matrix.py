@@ -41,6 +41,20 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
+    # outgoing webhooks (M4): managers only
+    ("GET", "/api/v1/webhook-event-types"): ALL,
+    ("GET", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"): MANAGERS,
+    ("GET", "/admin/webhooks"): MANAGERS,
+    ("POST", "/admin/webhooks"): MANAGERS,
+    ("GET", "/admin/webhooks/{endpoint_id}"): MANAGERS,
+    ("POST", "/admin/webhooks/{endpoint_id}/{action}"): MANAGERS,
     ("GET", "/admin/login"): PUBLIC,
     ("POST", "/admin/login"): PUBLIC,
     ("POST", "/admin/logout"): ALL,
@@ -127,6 +141,8 @@ QUERY = {("GET", "/admin/inbox/events"): "?timeout=0", ("GET", "/admin/privacy/c
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"active": True},
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {
@@ -216,6 +232,8 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "broadcast_id": "999999",
             "action": "pause",
             "account_id": "999999",  # permission is checked before the lookup
+            "endpoint_id": "999999",  # permission is checked before the lookup
+            "delivery_id": "999999",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

@@ -95,10 +95,10 @@ def api_caller(request: Request) -> Caller:
             row = staff.token_tenant(s, token)
             if row is None:
                 raise Unauthenticated()
-            caller = Caller(row.tenant_id, row.role, f"token:{row.id}", scopes=row.scopes)
+            by_token = Caller(row.tenant_id, row.role, f"token:{row.id}", scopes=row.scopes)
         api_guard.limiter_for(ctx, ctx.settings).hit(row.id)
-        api_guard.check_scope(caller.scopes, request.method, request.url.path)
-        return caller
+        api_guard.check_scope(by_token.scopes, request.method, request.url.path)
+        return by_token
     caller = session_caller(request)
     if caller is None:
         raise Unauthenticated()
