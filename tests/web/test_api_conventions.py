@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from konsent.flows import staff, tenants
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import Contact, Message, OutboxRow
 from tests.flows.support import api_token, auth, contact_of
 from tests.helpers import sim_account, subscribe

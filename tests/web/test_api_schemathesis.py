@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from konsent.flows import staff
+from konsent.flows.organisation import staff
 from tests.flows.support import api_token
 from tests.helpers import subscribe
 

@@ -7,8 +7,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from konsent.domain import webhooks as rules
-from konsent.flows import broadcast as bc
-from konsent.flows import conversation, optin, privacy, simulator, webhooks
+from konsent.flows.consent import optin
+from konsent.flows.inbound import simulator
+from konsent.flows.inbox import conversation
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.privacy import rights as privacy
+from konsent.flows.webhooks import endpoints as webhooks
 from konsent.store.tables import Contact, WebhookDelivery
 from konsent.store.types import utcnow
 from tests.conftest import drain

@@ -26,8 +26,8 @@ from aiohttp.resolver import ThreadedResolver
 from sqlalchemy import delete, select, update
 
 from konsent.domain import webhooks as rules
-from konsent.flows import webhooks
 from konsent.flows.context import Konsent
+from konsent.flows.webhooks import endpoints as webhooks
 from konsent.store.tables import IdempotencyKey, WebhookDelivery, WebhookEndpoint
 from konsent.store.types import utcnow
 

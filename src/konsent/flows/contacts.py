@@ -12,7 +12,7 @@ from konsent import crypto
 from konsent.domain.errors import NotFound
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot
 from konsent.flows.context import Konsent
-from konsent.flows.webhook_events import emit
+from konsent.flows.webhooks.events import emit
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow
 

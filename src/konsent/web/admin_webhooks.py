@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain import webhooks as rules
 from konsent.domain.errors import DomainError, InvalidInput
-from konsent.flows import webhooks
+from konsent.flows.webhooks import endpoints as webhooks
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from konsent.flows import api_coverage, api_ops, contacts, importer, proof, tenants
+from konsent.flows import api_coverage, api_ops, contacts
+from konsent.flows.organisation import tenants
+from konsent.flows.privacy import importer, proof
 from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
@@ -190,7 +191,7 @@ def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(a
     caller.require("settings.manage")
     records = [c.as_record() for c in body.contacts]
 
-    def run(s: Session) -> dict[str, Any]:
+    def run(s: Any) -> dict[str, Any]:
         rep = importer.import_records(
             get_ctx(request),
             caller.tenant_id,
@@ -254,7 +255,7 @@ def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends
     caller.require("messages.send")
     ctx = get_ctx(request)
 
-    def run(s: Session) -> dict[str, Any]:
+    def run(s: Any) -> dict[str, Any]:
         t = body.template
         msg = api_ops.send_message(
             ctx,

@@ -19,7 +19,6 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, JSONResponse
 
 from konsent.domain.errors import InvalidInput
@@ -111,7 +110,7 @@ def write_once(
     caller: Caller,
     body: BaseModel | None,
     status: int,
-    action: Callable[[Session], Any],
+    action: Callable[[Any], Any],
 ) -> JSONResponse:
     """Run `action` in one write transaction; with an Idempotency-Key, at most once per key (M4).
 

@@ -78,8 +78,9 @@ class Limiter:
 
 
 def limiter_for(state: Any, settings: Settings) -> Limiter:
-    """One limiter per installation, kept on the context."""
-    found = state.__dict__.get("_api_limiter")
+    """One limiter per application, kept on `app.state`, made at the first token call."""
+    found = getattr(state, "api_limiter", None)
     if not isinstance(found, Limiter):
-        found = state.__dict__["_api_limiter"] = Limiter(settings)
+        found = Limiter(settings)
+        state.api_limiter = found
     return found

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from konsent.domain import webhooks as rules
-from konsent.flows import webhooks
+from konsent.flows.webhooks import endpoints as webhooks
 from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 

@@ -13,10 +13,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import staff
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffUser
 from konsent.i18n import LOCALES, negotiate, pick_locale, translations
-from konsent.store.tables import StaffUser
 from konsent.web import api_guard
 
 SESSION_COOKIE = "konsent_session"
@@ -96,7 +96,7 @@ def api_caller(request: Request) -> Caller:
             if row is None:
                 raise Unauthenticated()
             by_token = Caller(row.tenant_id, row.role, f"token:{row.id}", scopes=row.scopes)
-        api_guard.limiter_for(ctx, ctx.settings).hit(row.id)
+        api_guard.limiter_for(request.app.state, ctx.settings).hit(row.id)
         api_guard.check_scope(by_token.scopes, request.method, request.url.path)
         return by_token
     caller = session_caller(request)
