@@ -41,6 +41,12 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
+    # contacts and opt-ins for connected systems (M4)
+    ("POST", "/api/v1/contacts"): MANAGERS,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): INBOX,
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): PROOF,
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): ALL,
+    ("POST", "/api/v1/optins"): INBOX,
     # outgoing webhooks (M4): managers only
     ("GET", "/api/v1/webhook-event-types"): ALL,
     ("GET", "/api/v1/webhook-endpoints"): MANAGERS,
@@ -142,6 +148,10 @@ FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n"
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"active": True},
+    ("POST", "/api/v1/contacts"): {"channel_account_id": 999999, "address": "+4915100008"},
+    ("PATCH", "/api/v1/contacts/{contact_id}"): {"locale": "en"},
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): {},
+    ("POST", "/api/v1/optins"): {"topics": ["angebote"], "channel_account_id": 999999},
     ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check

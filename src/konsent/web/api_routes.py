@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 
 def include(app: FastAPI) -> None:
-    from konsent.web import admin_webhooks, api_webhooks
+    from konsent.web import admin_webhooks, api_contacts, api_webhooks
 
+    app.include_router(api_contacts.router)
     app.include_router(api_webhooks.router)
     app.include_router(admin_webhooks.router)

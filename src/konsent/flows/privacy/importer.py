@@ -111,6 +111,11 @@ def _normalize(address: str, kind_is_phone: bool) -> str:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalize_address(ctx: Konsent, account: ChannelAccount, address: str) -> str:
+    """An address as the importer stores it (E.164 for phone channels)."""
+    return _normalize(address, ctx.adapter(account.kind).capabilities.address_is_phone)
+
+
 def _parse_time(value: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
