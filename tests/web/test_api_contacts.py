@@ -75,3 +75,13 @@ def test_update_and_erase_a_contact(ctx, demo, client):
         assert s.get(Contact, cid).erased_at is not None
     again = client.post("/api/v1/contacts", json=body, headers=auth(token))
     assert again.json()["outcome"] == "rejected"  # an erased address is suppressed
+
+
+def test_contacts_are_found_by_address_and_not_by_another(ctx, demo, client):
+    token = api_token(ctx)
+    body = {"channel_account_id": sim_account(ctx).id, "address": PHONE}
+    cid = client.post("/api/v1/contacts", json=body, headers=auth(token)).json()["contact_id"]
+    found = client.get("/api/v1/contacts", params={"address": "0151 12340007"}, headers=auth(token)).json()
+    assert [c["id"] for c in found] == [cid]
+    for other in ("+4915199999999", "not a number"):
+        assert client.get("/api/v1/contacts", params={"address": other}, headers=auth(token)).json() == []

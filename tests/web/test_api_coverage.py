@@ -75,3 +75,14 @@ def test_privacy_requests_open_list_complete_and_audit_verifies(ctx, client, cre
     audit = client.get("/api/v1/audit/verify", headers=auth(token)).json()
     assert audit["ok"] is True and audit["checked"] > 0
     assert client.get("/api/v1/templates", headers=auth(api_token(ctx))).status_code == 200
+
+
+def test_conversation_labels_are_replaced(ctx, client, crew: Crew):  # noqa: F811
+    say(ctx, crew, PHONE, "Hallo")
+    conv = conversation_of(ctx, crew, PHONE)
+    r = client.put(
+        f"/api/v1/conversations/{conv.id}/labels",
+        json={"labels": ["Order", "vip"]},
+        headers=auth(api_token(ctx)),
+    )
+    assert r.status_code == 200 and r.json()["labels"] == ["order", "vip"]

@@ -20,10 +20,28 @@ from konsent.store.tables import ChannelAccount, Consent, Contact, Tenant
 
 
 def contacts_page(
-    s: Session, tenant_id: int, limit: int, before_id: int | None, topic: str | None = None
+    ctx: Konsent,
+    s: Session,
+    tenant_id: int,
+    limit: int,
+    before_id: int | None,
+    topic: str | None = None,
+    address: str | None = None,
 ) -> list[Contact]:
-    """A tenant's contacts, newest first, after a cursor; optionally only active subscribers of a topic."""
+    """A tenant's contacts, newest first, after a cursor; optionally only active subscribers of a
+    topic, or the contact behind an address (found by blind index on every channel, S1)."""
     q = select(Contact).where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
+    if address:
+        ids = []
+        for account in tenants.channel_accounts(s, tenant_id):
+            try:
+                normal = importer.normalize_address(ctx, account, address)
+            except ValueError:
+                continue
+            ident = contacts.find_identity(ctx, s, account, normal)
+            if ident is not None:
+                ids.append(ident.contact_id)
+        q = q.where(Contact.id.in_(ids))
     if before_id is not None:
         q = q.where(Contact.id < before_id)
     if topic:

@@ -149,13 +149,16 @@ def list_contacts(
         None, max_length=100, description="From `X-Next-Cursor` of the previous page."
     ),
     topic: str | None = Query(None, max_length=80, description="Only contacts with active consent to it."),
+    address: str | None = Query(None, max_length=500, description="Only the contact with this number or id."),
     caller: Caller = Depends(api_caller),
 ) -> Response:
     """Contacts, newest first, without personal data; cursor pagination."""
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
-        rows = api_coverage.contacts_page(s, caller.tenant_id, limit, decode_cursor(cursor), topic)
+        rows = api_coverage.contacts_page(
+            ctx, s, caller.tenant_id, limit, decode_cursor(cursor), topic, address
+        )
         return page(request, [contacts.describe(ctx, s, c, personal=False) for c in rows], limit)
 
 

@@ -40,6 +40,13 @@ class StateIn(BaseModel):
     expected_version: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
+class LabelsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"labels": ["order", "vip"]}]})
+    labels: list[Annotated[str, Field(max_length=40)]] = Field(
+        max_length=20, description="Replaces all labels."
+    )
+
+
 class NoteIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"text": "Called back, fine."}]}
@@ -153,3 +160,13 @@ def add_note(
         return {"id": note.id, "conversation_id": conversation_id, "created_at": note.created_at.isoformat()}
 
     return write_once(request, caller, body, 201, run)
+
+
+@router.put("/conversations/{conversation_id}/labels")
+def set_labels(
+    conversation_id: ConversationId, body: LabelsIn, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
+    """Replace the conversation's labels (M5)."""
+    caller.require("inbox.use")
+    with get_ctx(request).db.write() as s:
+        return {"labels": conversation.set_labels(s, caller, conversation_id, list(body.labels))}

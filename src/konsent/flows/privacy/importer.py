@@ -112,8 +112,11 @@ def _normalize(address: str, kind_is_phone: bool) -> str:
 
 
 def normalize_address(ctx: Konsent, account: ChannelAccount, address: str) -> str:
-    """An address as the importer stores it (E.164 for phone channels)."""
-    return _normalize(address, ctx.adapter(account.kind).capabilities.address_is_phone)
+    """An address as the importer stores it (E.164 for phone channels); ValueError if it is none."""
+    try:
+        return _normalize(address, ctx.adapter(account.kind).capabilities.address_is_phone)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a valid phone number") from exc
 
 
 def _parse_time(value: str) -> datetime:
