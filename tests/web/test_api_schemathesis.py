@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from konsent.flows.organisation import staff
+from tests.conftest import on_postgres
 from tests.flows.support import api_token
 from tests.helpers import subscribe
 
@@ -44,7 +45,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=5,
+    max_examples=3 if on_postgres() else 5,  # about two minutes on either database
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],
