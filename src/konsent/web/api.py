@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from konsent.flows import api_coverage, api_ops, contacts
 from konsent.flows.organisation import tenants
 from konsent.flows.privacy import importer, proof
-from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
+from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -185,6 +185,7 @@ def contact_messages(
 @router.post(
     "/contacts/import",
     responses={404: {"description": "No such channel account for this tenant."}},
+    openapi_extra=IDEMPOTENT,
 )
 def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Add existing contacts; consent only with evidence, suppressed numbers never re-added (C7).
@@ -250,6 +251,7 @@ def contact_proof_html(
         409: {"description": "Refused: the purpose has no legal basis for this contact; the body says why."},
         404: {"description": "No such contact or channel account for this tenant."},
     },
+    openapi_extra=IDEMPOTENT,
 )
 def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5).

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from konsent.flows import api_coverage
 from konsent.flows.outbound import broadcast, broadcast_stats, templates
 from konsent.flows.privacy import proof, rights
-from konsent.web.api_conventions import write_once
+from konsent.web.api_conventions import IDEMPOTENT, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
 router = APIRouter(prefix="/api/v1")
@@ -72,7 +72,7 @@ def list_broadcasts(request: Request, caller: Caller = Depends(api_caller)) -> l
         return [broadcast_stats.describe(b) for b in broadcast.list_broadcasts(s, caller.tenant_id)]
 
 
-@router.post("/broadcasts", status_code=201, tags=["broadcasts"])
+@router.post("/broadcasts", status_code=201, tags=["broadcasts"], openapi_extra=IDEMPOTENT)
 def create_broadcast(body: BroadcastIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """A draft; nothing is queued until it is scheduled (M3)."""
     caller.require(MANAGE)
@@ -157,7 +157,7 @@ def list_privacy_requests(
         return [_request(r) for r in rights.list_requests(s, caller.tenant_id, open_only)]
 
 
-@router.post("/privacy-requests", status_code=201, tags=["privacy"])
+@router.post("/privacy-requests", status_code=201, tags=["privacy"], openapi_extra=IDEMPOTENT)
 def open_privacy_request(
     body: PrivacyRequestIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:

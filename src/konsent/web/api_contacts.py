@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from konsent.flows import api_coverage
 from konsent.flows.privacy import rights
-from konsent.web.api_conventions import write_once
+from konsent.web.api_conventions import IDEMPOTENT, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
@@ -79,7 +79,7 @@ def _qr_svg(data: str) -> str:
     return out.getvalue().decode()
 
 
-@router.post("/contacts", status_code=201)
+@router.post("/contacts", status_code=201, openapi_extra=IDEMPOTENT)
 def create_contact(body: ContactIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Add one contact; consent to `topics` only with complete evidence (C7), never for a suppressed
     or withdrawn address. The answer says what happened (`consented`, `service_only`, `rejected`)."""
@@ -118,7 +118,7 @@ def update_contact(
     return {"id": contact_id, "changed": changed}
 
 
-@router.post("/contacts/{contact_id}/erase")
+@router.post("/contacts/{contact_id}/erase", openapi_extra=IDEMPOTENT)
 def erase_contact(
     contact_id: ContactId, body: EraseIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:
@@ -143,7 +143,7 @@ def contact_consents(
         return api_coverage.consents(s, caller.tenant_id, contact_id)
 
 
-@router.post("/optins", status_code=201)
+@router.post("/optins", status_code=201, openapi_extra=IDEMPOTENT)
 def start_opt_in(body: OptInStart, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Start a double opt-in from a checkout or thank-you page (C2): per channel a code, a deep link
     that opens the messenger with the code prefilled, and its QR code. Nothing is sent and nobody is

@@ -27,6 +27,7 @@ from konsent.web.deps import Caller, get_ctx
 
 DOCS_ASSETS = "/api/docs/assets"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENT = {"x-idempotent": True}  # `openapi_extra` of a route that honours Idempotency-Key
 
 
 class FieldError(BaseModel):
@@ -204,13 +205,8 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                         entry["headers"] = {
                             "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
                         }
-                params = op.setdefault("parameters", [])
-                if (
-                    method == "post"
-                    and path.startswith("/api/v1/")
-                    and not any(p.get("name") == IDEMPOTENCY_HEADER for p in params)
-                ):
-                    params.append(IDEMPOTENCY_PARAM)
+                if op.pop("x-idempotent", False):
+                    op.setdefault("parameters", []).append(IDEMPOTENCY_PARAM)
         app.openapi_schema = schema
         return schema
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from konsent.flows import api_coverage, api_ops
 from konsent.flows.inbox import conversation, listing
-from konsent.web.api_conventions import PAGE_HEADERS, write_once
+from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -101,7 +101,7 @@ def get_conversation(
         return {**_summary(view.conversation), **out}
 
 
-@router.post("/conversations/{conversation_id}/reply", status_code=202)
+@router.post("/conversations/{conversation_id}/reply", status_code=202, openapi_extra=IDEMPOTENT)
 def reply(
     conversation_id: ConversationId, body: ReplyIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:
@@ -147,7 +147,7 @@ def set_state(
         return _summary(conv)
 
 
-@router.post("/conversations/{conversation_id}/notes", status_code=201)
+@router.post("/conversations/{conversation_id}/notes", status_code=201, openapi_extra=IDEMPOTENT)
 def add_note(
     conversation_id: ConversationId, body: NoteIn, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:

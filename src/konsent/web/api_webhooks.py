@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from konsent.domain import webhooks as rules
 from konsent.flows.webhooks import endpoints as webhooks
-from konsent.web.api_conventions import PAGE_HEADERS, decode_cursor, page, write_once
+from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -43,7 +43,7 @@ class EndpointPatch(BaseModel):
     active: bool | None = Field(None, description="true re-enables an endpoint that was disabled.")
 
 
-@router.post("/webhook-endpoints", status_code=201)
+@router.post("/webhook-endpoints", status_code=201, openapi_extra=IDEMPOTENT)
 def create_endpoint(body: EndpointIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Register an endpoint; the answer holds its signing `secret`, shown this once (M4)."""
     caller.require("settings.manage")
@@ -112,7 +112,7 @@ def delete_endpoint(
     return Response(status_code=204)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret", openapi_extra=IDEMPOTENT)
 def rotate_secret(
     endpoint_id: EndpointId, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:
@@ -146,7 +146,11 @@ def list_deliveries(
         return page(request, [webhooks.describe_delivery(d) for d in rows], limit)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    openapi_extra=IDEMPOTENT,
+)
 def redeliver(
     endpoint_id: EndpointId, delivery_id: DeliveryId, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:
