@@ -223,3 +223,19 @@ def test_unknown_event_types_are_refused(ctx, demo, client):
         headers=auth(api_token(ctx)),
     )
     assert r.status_code == 422
+
+
+def test_the_worker_sends_webhooks_in_its_own_loop(ctx, demo, client, receiver):
+    from konsent.delivery.worker import run_in_thread
+
+    _endpoint(client, ctx, receiver.url, ["consent.withdrawn"])
+    _withdraw(client, ctx)
+    thread, stop = run_in_thread(ctx)
+    try:
+        deadline = time.monotonic() + 15
+        while not receiver.got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(15)
+    assert len(receiver.got) == 1 and _delivery(ctx).state == "done"
