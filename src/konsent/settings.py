@@ -49,6 +49,16 @@ class Settings(BaseSettings):
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+    smtp_host: str = Field(
+        "", description="SMTP server for staff invitations and reset links; empty: links are only shown."
+    )
+    smtp_port: int = Field(587, description="Port of the SMTP server.")
+    smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("", description="Sender address of konsent's e-mails, e.g. konsent@example.com.")
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS (turn off only for a local relay)."
+    )
 
 
 @lru_cache

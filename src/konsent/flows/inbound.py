@@ -26,7 +26,7 @@ from konsent.domain.events import (
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts, watermarks
+from konsent.flows import bot, channel_health, status_sink, texts, watermarks
 from konsent.flows import consent as consent_flow
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -274,6 +274,7 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.unreachable = False
     contact.last_activity_at = ev.at
     ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    channel_health.note_inbound(s, account.id, ev.at)
     conv = _conversation(s, contact, account, ev.at)
     s.add(
         Message(

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import admin_ops
+from konsent.flows import admin_ops, channel_health, staff
 from konsent.i18n import LOCALES
-from konsent.web import admin_contacts, admin_setup
+from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
 from konsent.web.deps import (
     LOCALE_COOKIE,
@@ -156,12 +157,21 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
+        channels = (
+            channel_health.summary(s, caller.tenant_id, datetime.now(UTC))
+            if caller_can(caller, "settings.manage")
+            else []
+        )
     return page(
         request,
         caller,
         "admin/dashboard.html",
-        {"board": board, "notice": request.query_params.get("notice")},
+        {"board": board, "notice": request.query_params.get("notice"), "channels": channels},
     )
+
+
+def caller_can(caller: Caller, permission: str) -> bool:
+    return staff.allowed(caller.role, permission)
 
 
 @router.get("/")
@@ -171,3 +181,5 @@ def dashboard_slash() -> Response:
 
 router.include_router(admin_contacts.router)
 router.include_router(admin_setup.router)
+router.include_router(admin_channel_edit.router)  # after admin_setup: its /channels/{id}/webhook wins
+router.include_router(admin_staff.router)
