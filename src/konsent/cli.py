@@ -189,15 +189,70 @@ def user_password(
 
 
 @token_app.command("create")
-def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> None:
+def token_create(
+    tenant: str,
+    name: str,
+    role: str = typer.Option("admin", help="owner, admin, agent, dpo or viewer"),
+    expires_days: int = typer.Option(None, help="Expire after this many days (default: never)."),
+) -> None:
     """Create an API token; it is shown once and stored only as a hash."""
-    from konsent.flows import staff
+    from konsent.domain.errors import DomainError
+    from konsent.flows import api_tokens
     from konsent.flows.tenants import tenant_by_slug
 
     ctx = _ctx()
-    with ctx.db.write() as s:
-        token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role)
+    try:
+        with ctx.db.write() as s:
+            t = tenant_by_slug(s, tenant)
+            token = api_tokens.create(s, t.id, "cli", "owner", name, role, expires_days)
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     console.print(token)
+
+
+@token_app.command("list")
+def token_list(tenant: str) -> None:
+    """The tenant's API tokens with role, expiry, last use and state (never their values)."""
+    from konsent.domain.errors import DomainError
+    from konsent.flows import api_tokens
+    from konsent.flows.tenants import tenant_by_slug
+
+    ctx = _ctx()
+    try:
+        with ctx.db.read() as s:
+            rows = api_tokens.listing(s, tenant_by_slug(s, tenant).id)
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    def day(v: object) -> str:
+        return v.strftime("%Y-%m-%d %H:%M UTC") if hasattr(v, "strftime") else "-"
+
+    for r in rows:
+        typer.echo(
+            f"{r.id}\t{r.name}\t{r.role}\t{r.state}\texpires {day(r.expires_at) if r.expires_at else 'never'}"
+            f"\tlast used {day(r.last_used_at)}"
+        )
+    if not rows:
+        typer.echo("no API tokens")
+
+
+@token_app.command("revoke")
+def token_revoke(tenant: str, token_id: int) -> None:
+    """Revoke a token by its id (see `konsent token list`); it stops working at once."""
+    from konsent.domain.errors import DomainError
+    from konsent.flows import api_tokens
+    from konsent.flows.tenants import tenant_by_slug
+
+    ctx = _ctx()
+    try:
+        with ctx.db.write() as s:
+            api_tokens.revoke(s, tenant_by_slug(s, tenant).id, "cli", token_id)
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"token {token_id} revoked")
 
 
 @ledger_app.command("verify")
