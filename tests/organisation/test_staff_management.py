@@ -81,7 +81,7 @@ def test_with_smtp_configured_the_invitation_is_emailed(ctx, demo, client, monke
     received: list[tuple[list[str], str]] = []
 
     class Sink:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
             received.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
             return "250 OK"
 
