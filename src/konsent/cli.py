@@ -32,7 +32,7 @@ console = Console()
 
 
 def _ctx(migrate: bool = True) -> Konsent:
-    from konsent.flows.context import build
+    from konsent.app import build
     from konsent.logs import setup_logging
 
     settings = get_settings()
@@ -140,7 +140,7 @@ def tenant_create(
     locale: str = typer.Option("de", help="Default language of contacts."),
 ) -> None:
     """Create a tenant (a data controller) with its own keys."""
-    from konsent.flows.tenants import create_tenant
+    from konsent.flows.organisation.tenants import create_tenant
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -156,8 +156,8 @@ def user_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a staff user."""
-    from konsent.flows import staff
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -174,8 +174,8 @@ def user_password(
     """Set a staff user's password."""
     from sqlalchemy import select
 
-    from konsent.flows import staff
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
     from konsent.store.tables import StaffUser
 
     ctx = _ctx()
@@ -197,8 +197,8 @@ def token_create(
 ) -> None:
     """Create an API token; it is shown once and stored only as a hash."""
     from konsent.domain.errors import DomainError
-    from konsent.flows import api_tokens
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     try:
@@ -215,8 +215,8 @@ def token_create(
 def token_list(tenant: str) -> None:
     """The tenant's API tokens with role, expiry, last use and state (never their values)."""
     from konsent.domain.errors import DomainError
-    from konsent.flows import api_tokens
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     try:
@@ -242,8 +242,8 @@ def token_list(tenant: str) -> None:
 def token_revoke(tenant: str, token_id: int) -> None:
     """Revoke a token by its id (see `konsent token list`); it stops working at once."""
     from konsent.domain.errors import DomainError
-    from konsent.flows import api_tokens
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     try:
@@ -258,8 +258,8 @@ def token_revoke(tenant: str, token_id: int) -> None:
 @ledger_app.command("verify")
 def ledger_verify(tenant: str, chain: str = typer.Option("consent", help="consent or audit")) -> None:
     """Recompute a tenant's hash chain; name the first broken entry (C3)."""
-    from konsent.flows.proof import verify_ledger
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy.proof import verify_ledger
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -285,8 +285,8 @@ def channels_register_webhook(
     import asyncio
 
     from konsent.domain.errors import DomainError
-    from konsent.flows.channel_setup import register_webhook
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.channel_setup import register_webhook
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = _ctx()
     try:
@@ -318,7 +318,7 @@ app.add_typer(privacy_app, name="privacy")
 def _tenant_ids(ctx: Konsent, slug: str | None) -> list[int]:
     from sqlalchemy import select
 
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
     from konsent.store.tables import Tenant
 
     with ctx.db.read() as s:
@@ -340,7 +340,7 @@ def keys_rotate(
     """Rotate tenant keys (re-wrapping every contact key) or the master key, while traffic flows."""
     from rich.progress import Progress, TaskID
 
-    from konsent.flows import keyrotation
+    from konsent.flows.privacy import keyrotation
 
     ctx = _ctx()
     if master:
@@ -368,7 +368,7 @@ def keys_sweep(
     """Destroy key-store secrets of erased contacts that an interrupted erasure left behind (D2)."""
     from datetime import timedelta
 
-    from konsent.flows import keyrotation
+    from konsent.flows.privacy import keyrotation
 
     n = keyrotation.sweep_keystore(_ctx(), min_age=timedelta(minutes=max(0, min_age_minutes)))
     console.print(f"{n} orphaned contact secrets destroyed")
@@ -380,7 +380,7 @@ def retention_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
 ) -> None:
     """Apply the retention rules now, in batches; counts go to the audit log (L1)."""
-    from konsent.flows import retention
+    from konsent.flows.privacy import retention
 
     ctx = _ctx()
     for tid in _tenant_ids(ctx, tenant):
@@ -393,7 +393,7 @@ def retention_run(
 @audit_app.command("verify")
 def audit_verify(tenant: str = typer.Argument(None, help="Tenant slug (default: all).")) -> None:
     """Recompute the audit log's hash chain (also after pruning) and name the first broken entry (S4)."""
-    from konsent.flows.retention import verify_audit
+    from konsent.flows.privacy.retention import verify_audit
 
     ctx = _ctx()
     broken = False
@@ -426,8 +426,8 @@ def import_contacts(
     from rich.progress import Progress
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import importer
-    from konsent.flows.tenants import channel_accounts, tenant_by_slug
+    from konsent.flows.organisation.tenants import channel_accounts, tenant_by_slug
+    from konsent.flows.privacy import importer
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -472,8 +472,8 @@ def export_contact(
     out: Path = typer.Option(None, help="Where to write the ZIP (default: export-<id>.zip)."),
 ) -> None:
     """Write a contact's data export (data.json + index.html in a ZIP); audited (D1)."""
-    from konsent.flows.privacy_export import staff_export
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy.export import staff_export
 
     ctx = _ctx()
     with ctx.db.write() as s:
@@ -493,8 +493,8 @@ def privacy_notice(
     html_out: bool = typer.Option(False, "--html", help="HTML instead of Markdown."),
 ) -> None:
     """Print the privacy-notice block or the Art. 30 record, from the tenant's configuration (T1, T2)."""
-    from konsent.flows import transparency
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.flows.privacy import transparency
 
     ctx = _ctx()
     with ctx.db.read() as s:
@@ -513,7 +513,7 @@ app.add_typer(broadcast_app, name="broadcast")
 
 
 def _bc_tenant(ctx: Konsent, slug: str) -> int:
-    from konsent.flows.tenants import tenant_by_slug
+    from konsent.flows.organisation.tenants import tenant_by_slug
 
     with ctx.db.read() as s:
         return tenant_by_slug(s, slug).id
@@ -548,7 +548,7 @@ def broadcast_create(
     import json
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -583,8 +583,8 @@ def broadcast_list(tenant: str) -> None:
     """List a tenant's broadcasts with their state and counts."""
     from rich.table import Table
 
-    from konsent.flows import broadcast as bc
-    from konsent.flows import broadcast_stats
+    from konsent.flows.outbound import broadcast as bc
+    from konsent.flows.outbound import broadcast_stats
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -614,7 +614,7 @@ def _bc_follow(ctx: Konsent, tid: int, bid: int, work: bool, timeout: float) -> 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from konsent.delivery.worker import Worker
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     stop = threading.Event()
     thread = None
@@ -661,7 +661,7 @@ def broadcast_send(
     from datetime import datetime
 
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -693,7 +693,7 @@ def broadcast_status(
     """Show a broadcast's funnel: queued, sent, delivered, read, failed, skipped, opt-outs."""
     import json
 
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     tid = _bc_tenant(ctx, tenant)
@@ -704,7 +704,7 @@ def broadcast_status(
 
 def _bc_change(tenant: str, broadcast_id: int, action: str) -> None:
     from konsent.domain.errors import DomainError
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     ctx = _ctx()
     try:

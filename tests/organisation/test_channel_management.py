@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from konsent.channels.base import SendOutcome, SendResult
 from konsent.delivery import outbox
-from konsent.flows import channel_admin, simulator, tenants
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import channel_admin, tenants
 from konsent.store.tables import AuditEntry, ChannelAccount, OutboxRow, SimulatorMail
 from konsent.store.types import utcnow
 from tests.conftest import drain

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from konsent.flows import staff, tenants, totp
+from konsent.flows.organisation import staff, tenants, totp
 from konsent.store.tables import ApiToken, AuditEntry, StaffSession, StaffTotp, StaffUser
 from konsent.store.types import utcnow
 from tests.web.test_admin_auth import PASSWORD, as_role, form_token, login, make_user

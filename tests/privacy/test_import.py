@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import importer, privacy
+from konsent.flows.privacy import importer
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Consent, Contact, LedgerEntry
 from tests.helpers import sim_account
 from tests.privacy.util import PHONE, subscribed_contact

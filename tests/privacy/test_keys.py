@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select, text
 
 from konsent import crypto
-from konsent.flows import keyrotation, tenants
 from konsent.flows.contacts import address_of, contact_name, identities
-from konsent.flows.messaging import message_content
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import message_content
+from konsent.flows.privacy import keyrotation
 from konsent.store.keys import KeyRing
 from konsent.store.tables import Base, Contact, Message, TenantKey
 from tests.conftest import MASTER_KEY

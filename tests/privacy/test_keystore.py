@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from konsent import crypto
-from konsent.flows import keyrotation, privacy
 from konsent.flows.contacts import contact_name
+from konsent.flows.privacy import keyrotation
+from konsent.flows.privacy import rights as privacy
 from konsent.store.keys import KeyRing
 from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Contact

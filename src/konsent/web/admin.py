@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import admin_ops, channel_health, staff
+from konsent.flows import admin_ops
+from konsent.flows.organisation import channel_health, staff
 from konsent.i18n import LOCALES
 from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import channel_admin, names
+from konsent.flows.organisation import channel_admin, names
 from konsent.web import admin_contacts, admin_setup
 from konsent.web.admin_common import admin_caller, error_text
 from konsent.web.deps import Caller, check_csrf_form, get_ctx

@@ -12,7 +12,7 @@ from jinja2 import pass_context
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NoLegalBasis
-from konsent.flows import localtime, names, staff, staff_admin
+from konsent.flows.organisation import localtime, names, staff, staff_admin
 from konsent.web.deps import (
     Caller,
     Unauthenticated,

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import api_tokens, localtime, mailer, staff_admin
+from konsent.flows.organisation import api_tokens, localtime, mailer, staff_admin
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, render, request_locale
 
