@@ -60,6 +60,19 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels/{account_id}/webhook"): MANAGERS,
+    ("POST", "/admin/channels/{account_id}/{action}"): MANAGERS,
+    ("POST", "/admin/contacts/{contact_id}/name"): PERSONAL,
+    ("GET", "/admin/staff"): MANAGERS,
+    ("POST", "/admin/staff/invite"): MANAGERS,
+    ("POST", "/admin/staff/{user_id}/{action}"): MANAGERS,
+    ("POST", "/admin/staff-settings"): MANAGERS,
+    ("GET", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens/{token_id}/revoke"): MANAGERS,
+    ("GET", "/admin/me"): ALL,
+    ("POST", "/admin/me"): ALL,
+    ("GET", "/admin/invite/{token}"): PUBLIC,  # the one-time link is the credential
+    ("POST", "/admin/invite/{token}"): PUBLIC,
     ("GET", "/admin/inbox/events"): INBOX,
     ("GET", "/admin/inbox"): INBOX,
     ("GET", "/admin/inbox/rows"): INBOX,
@@ -217,6 +230,9 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "broadcast_id": "999999",
             "action": "pause",
             "account_id": "999999",  # permission is checked before the lookup
+            "user_id": "999999",
+            "token_id": "999999",
+            "token": "not-a-link",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

@@ -31,11 +31,11 @@ async def channel_action(
     account_id: str, action: str, request: Request, caller: Caller = Depends(admin_caller)
 ) -> Response:
     """Edit an account (every field checked before saving), switch it off or on, or delete it."""
-    if action not in _ACTIONS:
-        raise NotFound()
     form = await request.form()
     check_csrf_form(caller, str(form.get("csrf_token") or ""))
     caller.require("settings.manage")
+    if action not in _ACTIONS:
+        raise NotFound()
     aid = _id(account_id)
     values = {k: v[:2001] for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     ctx = get_ctx(request)
