@@ -426,7 +426,10 @@ ADMIN_ACCOUNT_ROUTES = {
     ("POST", "/admin/channels/{account_id}/{action}"),  # edit, disable, enable, delete (#12)
 }
 # What the owner gets for their own account: the simulator has nothing to register; switching off works.
-OWN_ACCOUNT_STATUS = {"/admin/channels/{account_id}/webhook": 422, "/admin/channels/{account_id}/{action}": 303}
+OWN_ACCOUNT_STATUS = {
+    "/admin/channels/{account_id}/webhook": 422,
+    "/admin/channels/{account_id}/{action}": 303,
+}
 
 
 def test_other_tenants_account_ids_are_404_on_admin_routes(ctx, app, client, two_tenants, demo):

@@ -155,7 +155,7 @@ def test_topic_and_staff_names_replace_raw_ids(ctx, demo, client):
     html = client.get("/admin/contacts", headers={"accept-language": "de"}).text
     assert ">Angebote<" in html
     audit = client.get("/admin/privacy/audit").text
-    assert "owner-user@demo.example" in audit
+    assert "owner-user@demo.example" in audit and ">user:" not in audit
 
 
 @pytest.mark.parametrize(

@@ -178,6 +178,10 @@ def test_a_role_that_requires_2fa_is_sent_to_set_it_up_before_anything_else(ctx,
     theirs = TestClient(client.app)
     r = login(theirs, "agent2@demo.example", PASSWORD)
     assert r.url.path == "/admin/security/totp"
+    assert (
+        "Ihre Rolle verlangt einen zweiten Faktor"
+        in theirs.get("/admin/security/totp", headers={"accept-language": "de"}).text
+    )
     assert theirs.get("/admin/inbox").url.path == "/admin/security/totp"
     user = _user(ctx, "agent2@demo.example")
     with ctx.db.write() as s:
