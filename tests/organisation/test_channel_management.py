@@ -223,3 +223,47 @@ def test_health_shows_last_inbound_last_send_and_the_last_provider_error_with_fa
         drain(ctx)
     with ctx.db.read() as s:
         assert s.get(ChannelAccount, acc.id).failing_sends == 0
+
+
+def test_a_broadcast_waiting_for_a_switched_off_channel_is_not_done_and_its_held_rows_can_be_cancelled(
+    ctx, demo
+):
+    """Held rows count as queued: the broadcast stays `sending`; cancelling it cancels them too."""
+    from konsent.flows.outbound import broadcast as bc
+    from tests.broadcast.seed import seed
+
+    acc = sim_account(ctx)
+    seed(ctx, acc.id, ["+4915110000001", "+4915110000002"])
+    with ctx.db.write() as s:
+        bid = bc.create_broadcast(ctx, s, demo.tenant_id, name="Nov", topic="angebote", text="Angebot!").id
+        bc.schedule(s, bc.get_broadcast(s, demo.tenant_id, bid, lock=True), None, actor="test")
+    assert bc.queue_all(ctx, demo.tenant_id, bid)
+    with ctx.db.write() as s:
+        assert channel_admin.set_active(s, demo.tenant_id, "test", acc.id, False) == 2
+    drain(ctx)
+    bc.finish_sent(ctx, utcnow())
+    with ctx.db.write() as s:
+        b = bc.get_broadcast(s, demo.tenant_id, bid)
+        assert b.state == "sending"
+        bc.cancel(s, b, actor="test")
+    with ctx.db.read() as s:
+        states = s.scalars(select(OutboxRow.state).where(OutboxRow.broadcast_id == bid)).all()
+    assert sorted(states) == ["cancelled", "cancelled"]
+
+
+def test_a_withdrawal_cancels_the_contacts_held_messages_too(ctx, demo):
+    """Invariant 2 holds for held rows: STOP cancels them in the same transaction."""
+    subscribe(ctx, PHONE, ["angebote"])
+    drain(ctx)
+    acc = sim_account(ctx)
+    contact_id = contact_of(ctx, PHONE).id
+    mid = enqueue(ctx, contact_id, "newsletter:angebote", "Angebot")
+    with ctx.db.write() as s:
+        channel_admin.set_active(s, demo.tenant_id, "test", acc.id, False)
+    assert outbox_state(ctx, mid) == "held"
+    from konsent.flows.consent.grants import withdraw
+    from konsent.store.tables import Contact
+
+    with ctx.db.write() as s:
+        withdraw(s, s.get(Contact, contact_id), None, source="test", at=utcnow())
+    assert outbox_state(ctx, mid) == "cancelled"

@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels import adapter_class
@@ -148,7 +148,10 @@ def set_active(s: Session, tenant_id: int, actor: str, account_id: int, active: 
         .execution_options(synchronize_session=False)
     )
     if active:
-        n = s.execute(rows.where(OutboxRow.state == HELD).values(state="available", run_at=utcnow())).rowcount  # type: ignore[attr-defined]
+        # a row of a broadcast paused meanwhile goes back paused, not to the queue
+        paused = select(Broadcast.id).where(Broadcast.state == "paused").scalar_subquery()
+        back = case((OutboxRow.broadcast_id.in_(paused), "paused"), else_="available")
+        n = s.execute(rows.where(OutboxRow.state == HELD).values(state=back, run_at=utcnow())).rowcount  # type: ignore[attr-defined]
     else:
         n = s.execute(rows.where(OutboxRow.state == "available").values(state=HELD)).rowcount  # type: ignore[attr-defined]
     audit.record(
