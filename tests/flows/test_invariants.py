@@ -334,6 +334,7 @@ ID_ROUTES = {
     "/api/v1/contacts/{contact_id}",
     "/api/v1/contacts/{contact_id}/messages",
     "/api/v1/contacts/{contact_id}/withdraw",
+    "/api/v1/contacts/{contact_id}/name",
     "/api/v1/contacts/{contact_id}/proof",
     "/api/v1/contacts/{contact_id}/proof.html",
     "/api/v1/messages/{message_id}",

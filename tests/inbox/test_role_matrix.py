@@ -34,6 +34,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/contacts/{contact_id}"): ALL,
     ("GET", "/api/v1/contacts/{contact_id}/messages"): PERSONAL,
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): INBOX,
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): PERSONAL,
     ("POST", "/api/v1/contacts/import"): MANAGERS,
     ("GET", "/api/v1/contacts/{contact_id}/proof"): PROOF,
     ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
@@ -140,6 +141,7 @@ QUERY = {("GET", "/admin/inbox/events"): "?timeout=0", ("GET", "/admin/privacy/c
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): {"name": "Erika M."},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {

@@ -197,3 +197,28 @@ def test_staff_admin_lists_members_with_their_zone(ctx, demo):
     with ctx.db.read() as s:
         members = staff_admin.members(s, demo.tenant_id)
     assert [m.email for m in members] == [demo.admin_email] and members[0].time_zone is None
+
+
+def test_the_rest_api_sets_and_clears_the_display_name(ctx, demo, client):
+    from tests.flows.support import api_token, auth
+
+    _write(ctx, "Hallo", name=NAME)
+    contact = contact_of(ctx, PHONE)
+    token = api_token(ctx, "agent")
+    r = client.put(f"/api/v1/contacts/{contact.id}/name", json={"name": "Zacharias Q."}, headers=auth(token))
+    assert r.status_code == 200
+    assert client.get(f"/api/v1/contacts/{contact.id}", headers=auth(token)).json()["name"] == "Zacharias Q."
+    too_long = client.put(
+        f"/api/v1/contacts/{contact.id}/name", json={"name": "x" * 201}, headers=auth(token)
+    )
+    assert too_long.status_code == 422
+    viewer = api_token(ctx, "viewer")
+    assert (
+        client.put(
+            f"/api/v1/contacts/{contact.id}/name", json={"name": "X"}, headers=auth(viewer)
+        ).status_code
+        == 403
+    )
+    client.put(f"/api/v1/contacts/{contact.id}/name", json={"name": ""}, headers=auth(token))
+    with ctx.db.read() as s:
+        assert s.get(Contact, contact.id).name_sealed is None
