@@ -188,6 +188,56 @@ def user_password(
     console.print("password set")
 
 
+@user_app.command("invite")
+def user_invite(
+    tenant: str,
+    email: str,
+    role: str = typer.Option("agent", help="owner, admin, agent, dpo or viewer"),
+    name: str = typer.Option("", help="The person's name."),
+) -> None:
+    """Invite a staff member: prints a one-time link (72 hours) to choose a password (S3)."""
+    from konsent.domain.errors import DomainError
+    from konsent.flows.organisation import staff_admin
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = _ctx()
+    try:
+        with ctx.db.write() as s:
+            link = staff_admin.invite(s, tenant_by_slug(s, tenant).id, "cli", "owner", email, role, name=name)
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{ctx.settings.base_url.rstrip('/')}/admin/invite/{link.token}")
+
+
+@user_app.command("deactivate")
+def user_deactivate(tenant: str, email: str) -> None:
+    """Switch a staff member off: their sessions and API tokens end at once (S3)."""
+    from sqlalchemy import select
+
+    from konsent.domain.errors import DomainError, NotFound
+    from konsent.flows.organisation import staff_admin
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.store.tables import StaffUser
+
+    ctx = _ctx()
+    try:
+        with ctx.db.write() as s:
+            t = tenant_by_slug(s, tenant)
+            uid = s.scalars(
+                select(StaffUser.id).where(
+                    StaffUser.tenant_id == t.id, StaffUser.email == email.strip().lower()
+                )
+            ).one_or_none()
+            if uid is None:
+                raise NotFound(message="No such staff member.")
+            revoked = staff_admin.deactivate(s, t.id, "cli", "owner", uid)
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{email} deactivated; sessions ended, {revoked} API token(s) revoked")
+
+
 @token_app.command("create")
 def token_create(
     tenant: str,

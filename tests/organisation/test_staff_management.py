@@ -294,3 +294,23 @@ def test_cli_lists_and_revokes_tokens(ctx, demo, monkeypatch):
         cli.app, ["token", "create", "demo", "ci", "--role", "agent", "--expires-days", "30"]
     )
     assert made.exit_code == 0 and made.output.strip().startswith("ks_")
+
+
+def test_cli_invites_and_deactivates_staff(ctx, demo, monkeypatch, client):
+    from konsent import cli
+
+    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["user", "invite", "demo", "cli@demo.example", "--role", "dpo"])
+    assert out.exit_code == 0, out.output
+    path = out.output.strip().removeprefix("http://testserver")
+    assert path.startswith("/admin/invite/")
+    client.post(path, data={"new": NEW_PASSWORD, "repeat": NEW_PASSWORD})
+    assert login(client, "cli@demo.example", NEW_PASSWORD).url.path == "/admin"
+    bad = runner.invoke(cli.app, ["user", "invite", "demo", "x@demo.example", "--role", "superuser"])
+    assert bad.exit_code == 2 and "Unknown role." in bad.output and "Traceback" not in bad.output
+    out = runner.invoke(cli.app, ["user", "deactivate", "demo", "cli@demo.example"])
+    assert out.exit_code == 0 and "sessions ended" in out.output
+    assert client.get("/admin/contacts", follow_redirects=False).status_code in (303, 401)
+    missing = runner.invoke(cli.app, ["user", "deactivate", "demo", "nobody@demo.example"])
+    assert missing.exit_code == 2 and "No such staff member." in missing.output
