@@ -275,7 +275,7 @@ def test_api_token_lists_last_use_expires_and_can_be_revoked(ctx, demo, client):
 def test_cli_lists_and_revokes_tokens(ctx, demo, monkeypatch):
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     with ctx.db.write() as s:
         key = staff.create_api_token(s, tenants.tenant_by_slug(s, "demo"), "erp", "viewer")
     runner = CliRunner()
@@ -299,7 +299,7 @@ def test_cli_lists_and_revokes_tokens(ctx, demo, monkeypatch):
 def test_cli_invites_and_deactivates_staff(ctx, demo, monkeypatch, client):
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     runner = CliRunner()
     out = runner.invoke(cli.app, ["user", "invite", "demo", "cli@demo.example", "--role", "dpo"])
     assert out.exit_code == 0, out.output

@@ -107,7 +107,7 @@ def test_cli_import_prints_report(ctx, demo, tmp_path, monkeypatch):
 
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     f = tmp_path / "in.csv"
     f.write_text(HEADER + "+4915100000001,,,angebote,1,2025-03-01T10:00:00Z,list\nbad,,,,,,\n")
     out = tmp_path / "report.csv"

@@ -103,7 +103,7 @@ def test_cli_keys_rotate_and_audit_verify(ctx, demo, monkeypatch):
     from konsent.store.tables import AuditEntry
 
     subscribed_contact(ctx)
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     res = CliRunner().invoke(cli.app, ["keys", "rotate", "--tenant", "demo"])
     assert res.exit_code == 0, res.output
     assert "key v2" in res.output

@@ -150,7 +150,7 @@ def test_cli_keys_sweep(ctx, demo, monkeypatch):
 
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     ctx.keys.store.put(demo.tenant_id, 424_242, crypto.new_key())
     res = CliRunner().invoke(cli.app, ["keys", "sweep"])
     assert res.exit_code == 0 and "0 orphaned" in res.output, res.output  # too fresh to touch
