@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     api_rate_limit_storage: str = Field(
         "memory://", description="Where rate-limit counters live (`limits` storage URI, e.g. redis://)."
     )
+    smtp_host: str = Field(
+        "", description="SMTP server for staff invitations and reset links; empty: links are only shown."
+    )
+    smtp_port: int = Field(587, description="Port of the SMTP server.")
+    smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("", description="Sender address of konsent's e-mails, e.g. konsent@example.com.")
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS (turn off only for a local relay)."
+    )
 
 
 @lru_cache

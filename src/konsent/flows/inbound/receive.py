@@ -33,6 +33,7 @@ from konsent.flows.contacts import find_identity, get_or_create_contact, seal_fo
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_sink, watermarks
 from konsent.flows.inbox import bot
+from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import topics
 from konsent.flows.outbound import reconsent
 from konsent.flows.outbound.messaging import enqueue_message
@@ -269,6 +270,7 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.unreachable = False
     contact.last_activity_at = ev.at
     ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    channel_health.note_inbound(s, account.id, ev.at)
     conv = _conversation(s, contact, account, ev.at)
     received = Message(
         tenant_id=account.tenant_id,
