@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -36,7 +37,7 @@ def _ctx(migrate: bool = True) -> Konsent:
     from konsent.logs import setup_logging
 
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return build(settings, run_migrations=migrate)
 
 
@@ -50,12 +51,16 @@ def migrate() -> None:
 def _serve(ctx: Konsent, host: str, port: int, worker: bool) -> None:
     import uvicorn
 
+    from konsent import __version__
     from konsent.delivery.worker import run_in_thread
+    from konsent.logs import STARTUP_FORMAT
     from konsent.web.app import create_app
 
     stop = None
     if worker:
         _, stop = run_in_thread(ctx)
+    fmt = ctx.settings.log_format
+    logging.getLogger("konsent").info(STARTUP_FORMAT, __version__, "http", host, port, worker, fmt)
     try:
         uvicorn.run(create_app(ctx), host=host, port=port, log_config=None, access_log=False)
     finally:
@@ -107,24 +112,38 @@ def demo(
 
 
 @app.command()
-def worker(processes: int = typer.Option(1, help="Worker processes to start.")) -> None:
+def worker(
+    processes: int = typer.Option(1, help="Worker processes to start."),
+    metrics_port: int = typer.Option(
+        0, help="Serve this worker's /metrics on 127.0.0.1 at this port (the next ones for more processes)."
+    ),
+) -> None:
     """Run delivery workers without the web application (PostgreSQL scale-out)."""
     if processes > 1:
         import multiprocessing
 
-        procs = [multiprocessing.Process(target=_run_worker) for _ in range(processes)]
+        procs = [
+            multiprocessing.Process(target=_run_worker, args=(metrics_port + i if metrics_port else 0,))
+            for i in range(processes)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         return
-    _run_worker()
+    _run_worker(metrics_port)
 
 
-def _run_worker() -> None:
+def _run_worker(metrics_port: int = 0) -> None:
     from konsent.delivery.worker import Worker
 
     ctx = _ctx(migrate=False)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from konsent.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -678,6 +697,46 @@ def broadcast_cancel(tenant: str, broadcast_id: int) -> None:
 
 
 # --- end of broadcasts block ----------------------------------------------------------------------
+
+
+# --- operations: backup, restore, doctor (#18, U1, U6, D2) -----------------------------------------
+
+
+@app.command()
+def backup(
+    target: Path = typer.Argument(None, help="Empty folder for the backup (SQLite)."),
+    keystore_dir: Path = typer.Option(
+        None, help="Put the key-store copy here instead of TARGET/keystore (keep it apart)."
+    ),
+    verify: str = typer.Option(
+        None, "--verify", help="Check a restored database at this URL instead (e.g. after pg_restore)."
+    ),
+    keystore_url: str = typer.Option(None, help="With --verify: the key store that belongs to it."),
+) -> None:
+    """Back up database and key store into two folders and verify the copies (U1, D2)."""
+    from konsent.cli_ops import run_backup
+
+    run_backup(console, target, keystore_dir, verify, keystore_url)
+
+
+@app.command()
+def restore(
+    source: Path = typer.Argument(..., help="Folder `konsent backup` wrote."),
+    keystore_dir: Path = typer.Option(None, help="The key-store copy, if not in SOURCE/keystore."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a database that holds tenants."),
+) -> None:
+    """Restore a SQLite backup (stop konsent first), then verify chains and row counts (U1)."""
+    from konsent.cli_ops import run_restore
+
+    run_restore(console, source, keystore_dir, force)
+
+
+@app.command()
+def doctor() -> None:
+    """Check this installation's production configuration; exit 0 only when nothing is wrong (U6)."""
+    from konsent.cli_ops import run_doctor
+
+    run_doctor(console, _ctx(migrate=False))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as JSON objects, one per line (still redacted)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics from other hosts; without it only localhost may scrape."
+    )
 
 
 @lru_cache

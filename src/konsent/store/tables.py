@@ -659,3 +659,12 @@ class StaffTotp(Base):
     secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_step: Mapped[int] = mapped_column(BigId, default=0)  # refuses a code's reuse
+
+
+class WorkerHeartbeat(Base):
+    """A delivery worker's last sign of life (U6); installation-wide, so no tenant and nothing personal."""
+
+    __tablename__ = "worker_heartbeats"
+    worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

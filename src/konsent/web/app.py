@@ -154,6 +154,9 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import admin_broadcasts
 
     app.include_router(admin_broadcasts.router)
+    from konsent.web import ops
+
+    app.include_router(ops.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)
