@@ -19,15 +19,14 @@ from typer.testing import CliRunner
 
 from konsent.cli import app
 from konsent.flows import audit
-from konsent.flows.context import build
 from konsent.flows.contacts import address_of, identities
+from konsent.flows.context import build
 from konsent.settings import Settings, get_settings
 from konsent.store.db import make_engine
 from konsent.store.tables import Contact, LedgerEntry
 from tests.conftest import MASTER_KEY, PG_URL, on_postgres
 from tests.flows.support import contact_of
 from tests.helpers import demo_tenant, subscribe
-from tests.flows.test_cli import cli  # noqa: F401 - the fixture
 
 PHONE = "+4915112345678"
 sqlite_only = pytest.mark.skipif(on_postgres(), reason="the SQLite backup; PostgreSQL uses pg_dump")
