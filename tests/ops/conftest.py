@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from konsent.settings import get_settings
+from konsent.store.db import make_engine
+from tests.conftest import PG_URL
 
 
 @pytest.fixture
@@ -22,3 +26,18 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     get_settings.cache_clear()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[str]:
+    """An empty PostgreSQL database to restore into, dropped afterwards."""
+    name = f"konsent_restore_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -9,12 +9,10 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text, update
+from sqlalchemy import make_url, update
 from typer.testing import CliRunner
 
 from konsent.cli import app
@@ -22,9 +20,8 @@ from konsent.flows import audit
 from konsent.flows.contacts import address_of, identities
 from konsent.flows.context import build
 from konsent.settings import Settings, get_settings
-from konsent.store.db import make_engine
 from konsent.store.tables import Contact, LedgerEntry
-from tests.conftest import MASTER_KEY, PG_URL, on_postgres
+from tests.conftest import MASTER_KEY, on_postgres
 from tests.flows.support import contact_of
 from tests.helpers import demo_tenant, subscribe
 
@@ -183,21 +180,6 @@ def test_backup_on_postgres_copies_only_the_key_store_and_points_to_pg_dump(inst
     assert "pg_dump" in r.output
     assert (tmp_path / "b" / "keystore" / "keystore.db").exists()
     assert not (tmp_path / "b" / "database").exists()
-
-
-@pytest.fixture
-def scratch_database() -> Iterator[str]:
-    """An empty PostgreSQL database to restore into, dropped afterwards."""
-    name = f"konsent_restore_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pg_only
