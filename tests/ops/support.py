@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from konsent.app import assemble
 from konsent.flows.context import Konsent
 from konsent.flows.operations import heartbeat
 from konsent.store.db import Database, make_engine
@@ -22,4 +21,4 @@ def beat_now(ctx: Konsent, worker_id: str = "host-a:4242:1") -> None:
 def unreachable(ctx: Konsent) -> Konsent:
     """The same installation with its database gone (refused connection or missing file)."""
     url = UNREACHABLE_PG if on_postgres() else UNREACHABLE_SQLITE
-    return replace(ctx, db=Database(make_engine(url)), adapters={})
+    return assemble(ctx.settings, Database(make_engine(url)), ctx.keys)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import make_url, update
 from typer.testing import CliRunner
 
+from konsent.app import build
 from konsent.cli import app
 from konsent.flows import audit
 from konsent.flows.contacts import address_of, identities
-from konsent.flows.context import build
 from konsent.settings import Settings, get_settings
 from konsent.store.tables import Contact, LedgerEntry
 from tests.conftest import MASTER_KEY, on_postgres

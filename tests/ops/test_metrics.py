@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from konsent.flows import broadcast as bc
-from konsent.flows import privacy
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.privacy import rights as privacy
 from konsent.store.types import utcnow
 from konsent.web.app import create_app
 from tests.broadcast.seed import seed

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, make_url, select
 from konsent import __version__
 from konsent.domain.errors import InvalidInput
 from konsent.flows.operations.health import current_revision, head_revision
-from konsent.flows.proof import verify_ledger
+from konsent.flows.privacy.proof import verify_ledger
 from konsent.settings import Settings
 from konsent.store.chain import AUDIT, CONSENT
 from konsent.store.db import Database, database_url, make_engine

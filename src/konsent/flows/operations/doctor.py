@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
-from konsent.flows import tenants
 from konsent.flows.context import Konsent
 from konsent.flows.operations import heartbeat
 from konsent.flows.operations.health import current_revision, head_revision
+from konsent.flows.organisation import tenants
 from konsent.store.db import database_url
 from konsent.store.keystore import keystore_url
 from konsent.store.tables import ChannelAccount, OutboxRow

@@ -185,10 +185,7 @@ def _age(now: datetime, at: datetime | None) -> float:
 
 def exposition(ctx: Konsent) -> tuple[bytes, str]:
     """The Prometheus text exposition of this process and the database, and its content type."""
-    registry: CollectorRegistry | None = ctx.__dict__.get("_metrics_registry")
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Process())
-        registry.register(DatabaseGauges(ctx))
-        ctx.__dict__["_metrics_registry"] = registry
+    registry = CollectorRegistry(auto_describe=False)  # two registrations, nothing collected yet
+    registry.register(_Process())
+    registry.register(DatabaseGauges(ctx))
     return generate_latest(registry), CONTENT_TYPE_LATEST
