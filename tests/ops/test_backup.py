@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import make_url, update
 from typer.testing import CliRunner
 
@@ -203,3 +204,16 @@ def test_documented_pg_dump_and_pg_restore_procedure_gives_a_database_that_verif
     r = run(cli, "backup", "--verify", restored)
     assert r.exit_code == 0 and "the database is intact" in r.output, r.output
     assert "consent chain" in r.output
+
+
+@sqlite_only
+def test_dated_backups_from_a_timer_each_get_their_own_folders(installation, cli, tmp_path):
+    """docs/OPERATIONS.md's timer runs the same command daily: each run a new pair of folders."""
+    args = ["backup", str(tmp_path / "db"), "--keystore-dir", str(tmp_path / "keys"), "--dated"]
+    with time_machine.travel("2026-12-07T03:15:00Z", tick=False):
+        assert run(cli, *args).exit_code == 0
+    with time_machine.travel("2026-12-08T03:15:00Z", tick=False):
+        assert run(cli, *args).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "db").iterdir()) == ["2026-12-07T031500Z", "2026-12-08T031500Z"]
+    assert (tmp_path / "keys" / "2026-12-08T031500Z" / "keystore.db").exists()
+    assert not (tmp_path / "db" / "2026-12-08T031500Z" / "keystore").exists()

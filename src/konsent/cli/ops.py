@@ -16,6 +16,7 @@ from konsent.domain.errors import DomainError
 from konsent.flows.operations import backup as ops_backup
 from konsent.flows.operations.doctor import diagnose
 from konsent.settings import get_settings
+from konsent.store.types import utcnow
 
 if TYPE_CHECKING:
     from konsent.flows.context import Konsent
@@ -104,16 +105,22 @@ def run_doctor(console: Console, ctx: Konsent) -> None:
 
 @app.command()
 def backup(
-    target: Path = typer.Argument(None, help="Empty folder for the backup (SQLite)."),
-    keystore_dir: Path = typer.Option(
+    target: Path | None = typer.Argument(None, help="Empty folder for the backup (SQLite)."),
+    keystore_dir: Path | None = typer.Option(
         None, help="Put the key-store copy here instead of TARGET/keystore (keep it apart)."
     ),
     verify: str = typer.Option(
         None, "--verify", help="Check a restored database at this URL instead (e.g. after pg_restore)."
     ),
     keystore_url: str = typer.Option(None, help="With --verify: the key store that belongs to it."),
+    dated: bool = typer.Option(
+        False, "--dated", help="Write into a new subfolder named by the UTC time (for timers)."
+    ),
 ) -> None:
     """Back up database and key store into two folders and verify the copies (U1, D2)."""
+    if dated and target is not None:
+        stamp = utcnow().strftime("%Y-%m-%dT%H%M%SZ")
+        target, keystore_dir = target / stamp, keystore_dir / stamp if keystore_dir else None
     run_backup(console, target, keystore_dir, verify, keystore_url)
 
 
