@@ -67,8 +67,11 @@ HEARTBEATS = Counter(
     registry=REGISTRY,
 )
 
-# Label children looked up once per kind: an inc on the hot path is a dict hit and an add.
+# Label children looked up once per label set: on the hot paths an update is a dict hit and an add
+# (prometheus-client's own `.labels()` costs a few microseconds per call).
 _received: dict[str, Counter] = {}
+_sends: dict[tuple[str, str], Counter] = {}
+_latency: dict[str, Histogram] = {}
 
 
 def webhook_received(kind: str) -> None:
@@ -82,3 +85,16 @@ def webhook_received(kind: str) -> None:
 def webhook_rejected(kind: str, reason: str) -> None:
     """Count one refused provider delivery."""
     WEBHOOKS_REJECTED.labels(kind, reason).inc()
+
+
+def send_finished(kind: str, outcome: str, latency_s: float | None) -> None:
+    """Count one send by outcome; observe the provider's answer time when it answered."""
+    child = _sends.get((kind, outcome))
+    if child is None:
+        child = _sends[(kind, outcome)] = SENDS.labels(kind, outcome)
+    child.inc()
+    if latency_s is not None:
+        hist = _latency.get(kind)
+        if hist is None:
+            hist = _latency[kind] = PROVIDER_LATENCY.labels(kind)
+        hist.observe(latency_s)

@@ -84,15 +84,16 @@ class Worker:
             started = time.perf_counter()
             if started - waited > 0.001:
                 metrics.PACING_WAIT.labels(job.account.kind).observe(started - waited)
+            latency: float | None = None
             try:
                 res = await adapter.send(job.account, job.address, job.content)
-                metrics.PROVIDER_LATENCY.labels(job.account.kind).observe(time.perf_counter() - started)
+                latency = time.perf_counter() - started
             except Exception as exc:  # an adapter bug must not kill the worker
                 log.exception("channel %s send failed", job.account.kind)
                 res = SendResult(
                     SendOutcome.TRANSIENT, error_code="adapter_error", error_text=type(exc).__name__
                 )
-        metrics.SENDS.labels(job.account.kind, res.outcome.value).inc()
+        metrics.send_finished(job.account.kind, res.outcome.value, latency)
         if res.outcome is SendOutcome.RETRY_AFTER:
             self.pacer.block(job.account.id, res.retry_after_s or 1.0)
         return job, res
