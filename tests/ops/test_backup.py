@@ -25,6 +25,7 @@ from konsent.store.tables import Contact, LedgerEntry
 from tests.conftest import MASTER_KEY, on_postgres
 from tests.flows.support import contact_of
 from tests.helpers import demo_tenant, subscribe
+from tests.ops.support import beat_now
 
 PHONE = "+4915112345678"
 sqlite_only = pytest.mark.skipif(on_postgres(), reason="the SQLite backup; PostgreSQL uses pg_dump")
@@ -75,6 +76,7 @@ def test_backup_writes_database_and_key_store_apart_and_restore_brings_back_a_re
 ):
     ctx = installation
     contact_id = contact_of(ctx, PHONE).id
+    beat_now(ctx)
     out = tmp_path / "backup"
     r = run(cli, "backup", str(out))
     assert r.exit_code == 0, r.output
@@ -84,6 +86,9 @@ def test_backup_writes_database_and_key_store_apart_and_restore_brings_back_a_re
     assert tables(ks_copy) == {"contact_secrets"}  # never together
     assert oct(db_copy.stat().st_mode & 0o777) == "0o600"
     assert not (out / "database" / "master.key").exists() and not (out / "keystore" / "master.key").exists()
+    conn = sqlite3.connect(db_copy)
+    assert conn.execute("SELECT count(*) FROM worker_heartbeats").fetchone()[0] == 0  # alive then, not now
+    conn.close()
 
     fresh = tmp_path / "restored"
     point_at(monkeypatch, fresh)

@@ -107,6 +107,18 @@ def _online_copy(source: Path, target: Path) -> None:
         src.close()
 
 
+def _forget_heartbeats(copy: Path) -> None:
+    """A restored copy must not report the workers of the day it was taken as alive (U6)."""
+    conn = sqlite3.connect(copy)
+    try:
+        with conn:
+            conn.execute("DELETE FROM worker_heartbeats")
+    except sqlite3.OperationalError:  # a schema from before heartbeats
+        pass
+    finally:
+        conn.close()
+
+
 def _integrity(path: Path) -> str:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -199,6 +211,7 @@ def backup(settings: Settings, target: Path, keystore_target: Path | None = None
         _empty_folder(folder)
         db_copy = folder / DATABASE_FILE
         _online_copy(db_file, db_copy)  # first the database: every contact in it has its secret next
+        _forget_heartbeats(db_copy)
     else:
         notes.append("The database is PostgreSQL: back it up with pg_dump (docs/OPERATIONS.md, Backups).")
     if ks_file is not None:
