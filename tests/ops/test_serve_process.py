@@ -13,11 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from konsent.flows.operations import heartbeat
 from tests.conftest import MASTER_KEY
@@ -82,14 +80,6 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.p.kill()
             return self.p.wait(10)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.stop()
 
 
 def until(check, timeout: float = 20):  # type: ignore[no-untyped-def]
