@@ -123,7 +123,7 @@ def test_backup_refuses_a_folder_that_is_not_empty(installation, cli, tmp_path):
     (tmp_path / "old" / "database").mkdir(parents=True)
     (tmp_path / "old" / "database" / "konsent.db").write_bytes(b"yesterday")
     r = run(cli, "backup", str(tmp_path / "old"))
-    assert r.exit_code == 1 and "not empty" in r.output
+    assert r.exit_code == 2 and "not empty" in r.output
 
 
 @sqlite_only
@@ -136,10 +136,10 @@ def test_restore_refuses_a_backup_whose_consent_ledger_was_altered(installation,
     conn.close()
     point_at(monkeypatch, tmp_path / "restored")
     r = run(cli, "restore", str(out))
-    assert r.exit_code == 1 and "does not match its manifest" in r.output
+    assert r.exit_code == 2 and "does not match its manifest" in r.output
     rehash(out / "database")
     r = run(cli, "restore", str(out))
-    assert r.exit_code == 1 and "consent chain broken at entry 1" in r.output, r.output
+    assert r.exit_code == 2 and "consent chain broken at entry 1" in r.output, r.output
     assert not (tmp_path / "restored" / "konsent.db").exists()
 
 
@@ -165,7 +165,7 @@ def test_restore_does_not_overwrite_an_installation_with_tenants_unless_forced(i
     out = tmp_path / "backup"
     assert run(cli, "backup", str(out)).exit_code == 0
     r = run(cli, "restore", str(out))
-    assert r.exit_code == 1 and "--force" in r.output
+    assert r.exit_code == 2 and "--force" in r.output
 
 
 def test_verify_url_checks_every_chain_and_fails_on_an_altered_ledger(installation, cli):

@@ -12,7 +12,6 @@ from sqlalchemy import make_url
 
 from konsent.cli import common
 from konsent.cli.common import app, console
-from konsent.domain.errors import DomainError
 from konsent.flows.operations import backup as ops_backup
 from konsent.flows.operations.doctor import diagnose
 from konsent.settings import get_settings
@@ -57,13 +56,8 @@ def run_backup(
         console.print("[green]the database is intact[/green]")
         return
     if target is None:
-        console.print("[red]name an empty folder for the backup, or --verify URL[/red]")
-        raise typer.Exit(2)
-    try:
-        rep = ops_backup.backup(get_settings(), target, keystore_dir)
-    except DomainError as exc:
-        console.print(f"[red]no backup[/red]: {exc.as_dict().get('message')}")
-        raise typer.Exit(1) from exc
+        common.fail("name an empty folder for the backup, or --verify URL")
+    rep = ops_backup.backup(get_settings(), target, keystore_dir)  # bad input: one line, exit 2
     for note in rep.notes:
         console.print(note)
     if rep.database:
@@ -79,11 +73,7 @@ def run_backup(
 
 
 def run_restore(console: Console, source: Path, keystore_dir: Path | None, force: bool) -> None:
-    try:
-        v = ops_backup.restore(get_settings(), source, keystore_dir, force=force)
-    except DomainError as exc:
-        console.print(f"[red]nothing restored[/red]: {exc.as_dict().get('message')}")
-        raise typer.Exit(1) from exc
+    v = ops_backup.restore(get_settings(), source, keystore_dir, force=force)  # refused: one line, exit 2
     _show(console, v)
     if not v.ok:
         console.print("[red]the restored database does not match the backup[/red]")

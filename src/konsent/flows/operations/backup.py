@@ -182,7 +182,7 @@ def _manifest(folder: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
-        raise InvalidInput(detail=f"{folder / MANIFEST} is missing or unreadable") from exc
+        raise InvalidInput("{path} is missing or unreadable.", path=str(folder / MANIFEST)) from exc
     return data
 
 
@@ -194,7 +194,7 @@ def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
 
 def _empty_folder(folder: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
-        raise InvalidInput(detail=f"{folder} is not empty; give each backup its own folder")
+        raise InvalidInput("{path} is not empty; give each backup its own folder.", path=str(folder))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
@@ -260,10 +260,10 @@ def _ks_manifest(copy: Path, now: datetime) -> dict[str, Any]:
 def _checked_file(folder: Path, kind: str) -> tuple[Path, dict[str, Any]]:
     m = _manifest(folder)
     if m.get("kind") != kind:
-        raise InvalidInput(detail=f"{folder} holds no {kind} backup")
+        raise InvalidInput("{path} holds no {kind} backup.", path=str(folder), kind=kind)
     path = folder / str(m.get("file", ""))
     if not path.is_file() or _sha256(path) != m.get("sha256"):
-        raise InvalidInput(detail=f"{path} does not match its manifest (changed or incomplete)")
+        raise InvalidInput("{path} does not match its manifest (changed or incomplete).", path=str(path))
     return path, m
 
 
@@ -274,14 +274,16 @@ def restore(
     db_target = sqlite_path(database_url(settings))
     ks_target = sqlite_path(keystore_url(settings.data_dir, settings.keystore_url))
     if db_target is None or ks_target is None:
-        raise InvalidInput(detail="restore is for SQLite; on PostgreSQL use pg_restore (docs/OPERATIONS.md)")
+        raise InvalidInput("Restore is for SQLite; on PostgreSQL use pg_restore (docs/OPERATIONS.md).")
     db_copy, m = _checked_file(source / DATABASE_DIR, "database")
     ks_copy, ks_m = _checked_file(keystore_source or source / KEYSTORE_DIR, "keystore")
     before = verify_database(f"sqlite:///{db_copy}")
     if not before.ok:
-        raise InvalidInput(detail="the backup fails its check: " + "; ".join(before.problems))
+        raise InvalidInput("The backup fails its check: {problems}", problems="; ".join(before.problems))
     if not force and _has_tenants(db_target):
-        raise InvalidInput(detail=f"{db_target} already holds tenants; stop konsent and pass --force")
+        raise InvalidInput(
+            "{path} already holds tenants; stop konsent and pass --force.", path=str(db_target)
+        )
     for copy, target in ((db_copy, db_target), (ks_copy, ks_target)):
         target.parent.mkdir(parents=True, exist_ok=True)
         _restore_file(copy, target)

@@ -1,7 +1,7 @@
 """worker_heartbeats: each delivery worker's last sign of life, for /readyz, /metrics and `konsent doctor` (U6)
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
