@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     smtp_from: str = Field("", description="Sender address of konsent's e-mails, e.g. konsent@example.com.")
     smtp_starttls: bool = Field(
         True, description="Upgrade the SMTP connection with STARTTLS (turn off only for a local relay)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as JSON objects, one per line (still redacted)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics from other hosts; without it only localhost may scrape."
     )
 
 

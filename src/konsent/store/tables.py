@@ -790,3 +790,12 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_claim", "state", "run_at"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
     )
+
+
+class WorkerHeartbeat(Base):
+    """A delivery worker's last sign of life (U6); installation-wide, so no tenant and nothing personal."""
+
+    __tablename__ = "worker_heartbeats"
+    worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
