@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from konsent.channels import media as out_media
 from konsent.channels import meta, register
+from konsent.channels import whatsapp_kinds as kinds
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -121,12 +122,17 @@ def _message(
         "user_id": uid,
         "account_ref": account_ref,
     }
+    common["details"] = kinds.referral(m)
     if mtype == "text":
         body = meta.as_dict(m.get("text"), "text")
         return InboundMessage(text=meta.text_of(body.get("body")), **common)
+    if isinstance(mtype, str) and mtype in kinds.BY_TYPE:
+        return _received(kinds.BY_TYPE[mtype](m), common)
     if mtype == "interactive":
         inter = meta.as_dict(m.get("interactive"), "interactive")
         itype = inter.get("type")
+        if isinstance(itype, str) and itype in kinds.BY_INTERACTIVE:
+            return _received(kinds.BY_INTERACTIVE[itype](inter), common)
         if itype in ("button_reply", "list_reply"):
             reply = meta.as_dict(inter.get(itype), itype)
             return InboundMessage(
@@ -135,7 +141,7 @@ def _message(
                 payload=meta.text_of(reply.get("id"), 256),
                 **common,
             )
-        return UnknownEvent(kind=meta.kind_label("interactive", itype), provider_id=wamid)
+        return _received(kinds.unsupported(m, f"interactive:{itype}"), common)
     if mtype == "button":  # quick-reply button of a template
         button = meta.as_dict(m.get("button"), "button")
         return InboundMessage(
@@ -152,7 +158,12 @@ def _message(
             media_ref=meta.ident(media.get("id"), "media id"),
             **common,
         )
-    return UnknownEvent(kind=meta.kind_label("message", mtype), provider_id=wamid)
+    return _received(kinds.unsupported(m, mtype), common)
+
+
+def _received(parsed: kinds.Parsed, common: dict[str, Any]) -> InboundMessage:
+    details = (*parsed.details, *common.pop("details", ()))
+    return InboundMessage(text=parsed.text, kind=parsed.kind, details=details, ref_id=parsed.ref_id, **common)
 
 
 def _status(s: dict[str, Any], account_ref: str | None) -> list[Event]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
+from konsent.domain import received
 from konsent.domain.errors import DomainError, WindowClosed
 from konsent.domain.events import (
     Event,
@@ -33,6 +34,7 @@ from konsent.flows.contacts import find_identity, get_or_create_contact, seal_fo
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_sink, watermarks
 from konsent.flows.inbox import bot
+from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation.tenants import topics
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.i18n import pick_locale, t
@@ -70,6 +72,13 @@ def bump_counter(ctx: Konsent, name: str) -> None:
         updated = s.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
         if not updated.rowcount:  # type: ignore[attr-defined]
             s.add(Counter(name=name, value=1))
+
+
+def _count(s: Session, name: str) -> None:
+    """Count inside the caller's transaction, without anything about the request."""
+    updated = s.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        s.add(Counter(name=name, value=1))
 
 
 def receive_webhook(
@@ -192,7 +201,9 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
         elif isinstance(ev, MarketingPreference):
             on_preference(ctx, s, account, ev)
         elif isinstance(ev, UnknownEvent):
-            log.info("ignored unknown event kind=%s account=%s", ev.kind, account.id)
+            # stored above as a webhook event; counted so an operator sees what reached no one (CH5)
+            log.info("unhandled event kind=%s account=%s", ev.kind, account.id)
+            _count(s, f"inbound_unhandled:{account.kind}")
     return True
 
 
@@ -266,7 +277,8 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.has_contacted_us = True
     contact.unreachable = False
     contact.last_activity_at = ev.at
-    ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    if ev.kind not in received.REACTIONS:  # a reaction or a deletion opens no messaging window
+        ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
     conv = _conversation(s, contact, account, ev.at)
     s.add(
         Message(
@@ -280,9 +292,7 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
                 s,
                 contact,
                 "message",
-                json.dumps(
-                    {"text": ev.text, "payload": ev.payload, "kind": ev.kind, "media_ref": ev.media_ref}
-                ),
+                json.dumps(_stored_body(ev)),
             ),
             provider_id=ev.provider_id,
             status="received",
@@ -291,6 +301,10 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         )
     )
     s.flush()
+    if ev.kind not in received.CONVERSATIONAL:
+        # a location, a card, a reaction, an order, an edit ...: for staff, never for keywords or the bot
+        inbox.on_contact_message(s, conv)
+        return
     locale = contact.locale or tenant.default_locale
     topic_list = topics(s, tenant.id)
     names = {tp.slug: tp.names.values() for tp in topic_list}
@@ -382,6 +396,17 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         return
     # Otherwise this is a service conversation: the bot may answer, then it stays in the inbox for staff.
     bot.on_inbound(ctx, s, account, contact, conv, ev)
+
+
+def _stored_body(ev: InboundMessage) -> dict[str, object]:
+    """What is sealed for an inbound message: its text and everything else it carried (CH5)."""
+    body: dict[str, object] = {"text": ev.text, "payload": ev.payload, "kind": ev.kind}
+    body["media_ref"] = ev.media_ref
+    if ev.details:
+        body["details"] = [list(pair) for pair in ev.details]
+    if ev.ref_id:
+        body["ref"] = ev.ref_id
+    return body
 
 
 def _titles(topic_list: list, slugs: list[str], locale: str) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain import received as received_kinds
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
@@ -55,6 +56,7 @@ class ThreadMessage:
     at: datetime
     has_media: bool = False
     media_url: str = ""  # outbound media: the company's link, shown to staff
+    received: received_kinds.Received | None = None  # a location, card, reaction, order ... (CH5)
 
 
 @dataclass
@@ -101,8 +103,11 @@ def view_conversation(
     ).all()
     thread = []
     names = _staff_names(s, who.tenant_id)
+    by_provider_id: dict[str, str] = {}
     for m in msgs:
         body = {} if shredded else json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed))
+        if m.provider_id:
+            by_provider_id[m.provider_id] = str(body.get("text") or "")
         content = OutboundContent.from_dict(body)
         text = content.text or (f"▶ {body['payload']}" if body.get("payload") else "")
         thread.append(
@@ -116,6 +121,7 @@ def view_conversation(
                 m.created_at,
                 bool(body.get("media_ref")),
                 content.media_url or "",
+                received_kinds.view_of(body, by_provider_id) if m.direction == "in" else None,
             )
         )
     notes = [
