@@ -113,10 +113,11 @@ def test_ad_referral_is_kept_with_the_message_that_opened_the_chat() -> None:
     assert details["referral_click_id"].startswith("Aff-n8ZTODiE79d22")
 
 
-def test_unparseable_kind_content_is_refused_as_malformed_not_stored() -> None:
+def test_unreadable_kind_content_is_kept_as_unsupported_not_refused() -> None:
+    """A 400 would make Meta retry the whole batch and drop it in the end: the message is kept."""
     bad = message("location", {"latitude": "north", "longitude": 13.4})
-    with pytest.raises(ValueError):
-        ADAPTER.parse(ACCOUNT, fx.meta_bytes(bad))
+    [ev] = ADAPTER.parse(ACCOUNT, fx.meta_bytes(bad))
+    assert (ev.kind, dict(ev.details)["type"]) == ("unsupported", "location")
 
 
 def _first_text(ctx: Any, conn: Any) -> None:
@@ -190,3 +191,112 @@ def test_an_event_nobody_can_show_is_counted(ctx, demo):  # type: ignore[no-unty
     with ctx.db.read() as s:
         counter = s.scalars(select(Counter).where(Counter.name == "inbound_unhandled:whatsapp")).one()
     assert counter.value == 1
+
+
+# --- Telegram, Messenger, Instagram, Threema ---------------------------------------------------
+
+TG_ACCOUNT = AccountConfig(2, "telegram", settings={}, secrets={"bot_token": "1:x", "secret_token": "s"})
+
+
+def _tg(**content: Any) -> bytes:
+    from tests.channels import fixtures_telegram as tg
+
+    update = copy.deepcopy(tg.TEXT_UPDATE)
+    del update["message"]["text"], update["message"]["entities"]
+    update["message"].update(content)
+    return json.dumps(update).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "field", "value"),
+    [
+        ({"location": {"latitude": 52.52, "longitude": 13.405}}, "location", "latitude", "52.52"),
+        ({"venue": {"location": {"latitude": 52.52, "longitude": 13.405}, "title": "Rösterei",
+                    "address": "Alexanderplatz 1"}}, "location", "address", "Alexanderplatz 1"),
+        ({"contact": {"phone_number": "+49301234567", "first_name": "Erika", "last_name": "Beispiel"}},
+         "contacts", "phone", "+49301234567"),
+        ({"poll": {"id": "1", "question": "Welcher Tag?", "options": [{"text": "Mo"}, {"text": "Di"}]}},
+         "unsupported", "title", "Welcher Tag?"),
+        ({"dice": {"emoji": "🎲", "value": 3}}, "unsupported", "type", "dice"),
+    ],
+)  # fmt: skip
+def test_every_telegram_kind_becomes_a_message(
+    content: dict[str, Any], kind: str, field: str, value: str
+) -> None:
+    from konsent.channels.telegram import TelegramChannel
+
+    [ev] = TelegramChannel().parse(TG_ACCOUNT, _tg(**content))
+    assert isinstance(ev, InboundMessage)
+    assert ev.kind == kind and dict(ev.details)[field] == value
+
+
+def test_telegram_edited_message_is_an_edit_naming_the_original() -> None:
+    from konsent.channels.telegram import TelegramChannel
+    from tests.channels import fixtures_telegram as tg
+
+    update = copy.deepcopy(tg.TEXT_UPDATE)
+    update["edited_message"] = update.pop("message")
+    update["edited_message"].update(text="Dienstag, nicht Montag", edit_date=1697139700)
+    [ev] = TelegramChannel().parse(TG_ACCOUNT, json.dumps(update).encode())
+    assert (ev.kind, ev.text, ev.ref_id) == ("edit", "Dienstag, nicht Montag", "20")
+
+
+def test_telegram_asks_for_edited_messages_when_registering_the_webhook() -> None:
+    from konsent.channels.telegram import ALLOWED_UPDATES
+
+    assert "edited_message" in ALLOWED_UPDATES
+
+
+MS_ACCOUNT = AccountConfig(3, "messenger", settings={"page_id": "<PAGE_ID>"}, secrets={"app_secret": "x"})
+
+
+def _ms(item: dict[str, Any]) -> bytes:
+    base = {"sender": {"id": "<PSID>"}, "recipient": {"id": "<PAGE_ID>"}, "timestamp": 1458692752478}
+    return fx.meta_bytes(fx.page_envelope({**base, **item}))
+
+
+@pytest.mark.parametrize(
+    ("item", "kind", "field", "value"),
+    [
+        ({"message": {"mid": "m1", "attachments": [{"type": "location", "title": "Rösterei", "payload": {
+            "coordinates": {"lat": 52.52, "long": 13.405}}}]}}, "location", "name", "Rösterei"),
+        ({"message": {"mid": "m2", "text": "Schön!", "reply_to": {"story": {
+            "url": "https://lookaside.example/story", "id": "s1"}}}}, "story", "type", "story_reply"),
+        ({"message": {"mid": "m3", "attachments": [{"type": "story_mention", "payload": {
+            "url": "https://lookaside.example/mention"}}]}}, "story", "type", "story_mention"),
+        ({"message": {"mid": "m4", "attachments": [{"type": "fallback", "title": "Unser Shop", "payload": {
+            "url": "https://shop.example/p/1"}}]}}, "unsupported", "url", "https://shop.example/p/1"),
+        ({"reaction": {"mid": "m0", "action": "react", "reaction": "love", "emoji": "❤"}},
+         "reaction", "emoji", "❤"),
+        ({"reaction": {"mid": "m0", "action": "unreact"}}, "reaction", "removed", "✓"),
+        ({"message": {"mid": "m5", "is_deleted": True}}, "revoke", None, None),
+        ({"message": {"mid": "m6", "is_unsupported": True}}, "unsupported", "type", "is_unsupported"),
+    ],
+)  # fmt: skip
+def test_every_messenger_and_instagram_kind_becomes_a_message(
+    item: dict[str, Any], kind: str, field: str | None, value: str | None
+) -> None:
+    from konsent.channels.messenger import MessengerChannel
+
+    [ev] = MessengerChannel().parse(MS_ACCOUNT, _ms(item))
+    assert isinstance(ev, InboundMessage)
+    assert ev.kind == kind
+    if field is not None:
+        assert dict(ev.details)[field] == value
+
+
+def test_messenger_location_is_stored_and_shown_through_the_webhook(ctx, crew: Crew, client):  # type: ignore[no-untyped-def]
+    conn = fx.connect(ctx, "messenger")
+    place = {"coordinates": {"lat": 52.52, "long": 13.4}}
+    attachment = {"type": "location", "title": "Rösterei Mitte", "payload": place}
+    item = {
+        "sender": {"id": "4711"},
+        "recipient": {"id": fx.PAGE_ID},
+        "timestamp": 1765000000000,
+        "message": {"mid": "m.loc.1", "attachments": [attachment]},
+    }
+    assert post(ctx, conn, fx.page_envelope(item, page_id=fx.PAGE_ID)).status == 200
+    with ctx.db.read() as s:
+        conv_id = s.scalars(select(Message.conversation_id).where(Message.provider_id == "m.loc.1")).one()
+    sign_in(client, ctx, crew.users["owner"])
+    assert "Rösterei Mitte" in client.get(f"/admin/inbox/{conv_id}").text

@@ -126,13 +126,12 @@ def _message(
     if mtype == "text":
         body = meta.as_dict(m.get("text"), "text")
         return InboundMessage(text=meta.text_of(body.get("body")), **common)
-    if isinstance(mtype, str) and mtype in kinds.BY_TYPE:
-        return _received(kinds.BY_TYPE[mtype](m), common)
+    special = kinds.parse(m, mtype)
+    if special is not None:
+        return _received(special, common)
     if mtype == "interactive":
         inter = meta.as_dict(m.get("interactive"), "interactive")
         itype = inter.get("type")
-        if isinstance(itype, str) and itype in kinds.BY_INTERACTIVE:
-            return _received(kinds.BY_INTERACTIVE[itype](inter), common)
         if itype in ("button_reply", "list_reply"):
             reply = meta.as_dict(inter.get(itype), itype)
             return InboundMessage(

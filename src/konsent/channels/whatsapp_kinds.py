@@ -152,13 +152,34 @@ def system(m: dict[str, Any]) -> Parsed:
 def unsupported(m: dict[str, Any], mtype: object) -> Parsed:
     """Anything else, shown as 'not supported by the provider' with the provider's own error."""
     pairs: list[tuple[str, object]] = [("type", meta.kind_label(mtype))]
-    for raw in meta.as_list(m.get("errors") or [], "errors")[:3]:
-        err = meta.as_dict(raw, "error")
-        data = meta.as_dict(err.get("error_data") or {}, "error_data")
-        pairs.append(("error", meta.text_of(err.get("title") or err.get("message"), 300)))
-        pairs.append(("error_code", meta.text_of(str(err.get("code", "")), 20)))
-        pairs.append(("error", meta.text_of(data.get("details"), 500)))
+    errors = m.get("errors")
+    for err in errors[:3] if isinstance(errors, list) else []:
+        if not isinstance(err, dict):
+            continue
+        raw_data = err.get("error_data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        for key, value in (("error", err.get("title") or err.get("message")), ("error_code", err.get("code")),
+                           ("error", data.get("details"))):  # fmt: skip
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                pairs.append((key, str(value)[:500]))
     return Parsed("unsupported", "", clip_details(pairs))
+
+
+def parse(m: dict[str, Any], mtype: object) -> Parsed | None:
+    """The kind of a message beyond text, buttons and media; None for those. Content that does not
+    read is kept as 'unsupported' rather than refused: a 400 would make Meta retry the whole batch
+    and finally drop it, and nothing a customer sends may be lost (CH5)."""
+    try:
+        if isinstance(mtype, str) and mtype in BY_TYPE:
+            return BY_TYPE[mtype](m)
+        if mtype == "interactive":
+            inter = meta.as_dict(m.get("interactive"), "interactive")
+            itype = inter.get("type")
+            if isinstance(itype, str) and itype in BY_INTERACTIVE:
+                return BY_INTERACTIVE[itype](inter)
+    except (ValueError, TypeError, KeyError):
+        return unsupported(m, mtype)
+    return None
 
 
 def referral(m: dict[str, Any]) -> tuple[tuple[str, str], ...]:
