@@ -90,6 +90,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/canned/{rid}/delete"): MANAGERS,
     ("GET", "/admin/bot"): MANAGERS,
     ("POST", "/admin/bot"): MANAGERS,
+    ("POST", "/admin/bot/disclosure"): MANAGERS,
     ("GET", "/admin/bot/{fid}"): MANAGERS,
     ("POST", "/admin/bot/{fid}"): MANAGERS,
     ("GET", "/admin/bot/{fid}/export"): MANAGERS,

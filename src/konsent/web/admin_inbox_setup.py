@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows.inbox import bot, canned, stats
+from konsent.flows.inbox import bot, canned, disclosure, stats
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import staff, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
@@ -171,6 +171,7 @@ def _bot(
 ) -> Response:
     with get_ctx(request).db.read() as s:
         rows = bot.list_flows(s, caller.tenant_id)
+        told = disclosure.for_tenant(s, caller.tenant_id)
     return page(
         request,
         caller,
@@ -181,6 +182,7 @@ def _bot(
             "draft": draft,
             "fmt": fmt,
             "example": bot.dump_definition(bot.DEMO_FLOW),
+            "disclosure": told,
         },
         status_code,
     )
@@ -205,6 +207,26 @@ def bot_import(
     except DomainError as exc:
         return _bot(request, caller, error_text(request, exc), exc.status, definition[:200_000], fmt)
     return RedirectResponse(f"/admin/bot/{row.id}", status_code=303)
+
+
+@router.post("/bot/disclosure")
+def bot_disclosure(
+    request: Request,
+    enabled: str = Form(""),
+    text_de: str = Form(""),
+    text_en: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """The bot says it is automated: on or off, and the tenant's own words (EU AI Act Art. 50)."""
+    caller.require("bot.manage")
+    check_csrf_form(caller, csrf_token)
+    try:
+        with get_ctx(request).db.write() as s:
+            disclosure.save(s, caller, enabled == "on", {"de": text_de, "en": text_en})
+    except DomainError as exc:
+        return _bot(request, caller, error_text(request, exc), 422)
+    return RedirectResponse("/admin/bot", status_code=303)
 
 
 @router.get("/bot/{fid}")
