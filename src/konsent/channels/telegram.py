@@ -309,7 +309,11 @@ class TelegramChannel(ChannelAdapter):
         if chat.get("type") != "private" or status not in ("kicked", "member"):
             return UnknownEvent(kind="my_chat_member", provider_id=update_id)
         return ReachabilityChange(
-            address=str(chat_id), reachable=status == "member", at=_when(upd), provider_id=update_id
+            address=str(chat_id),
+            reachable=status == "member",
+            at=_when(upd),
+            provider_id=update_id,
+            blocked=status == "kicked",
         )
 
     # --- outbound --------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class ReachabilityChange:
     at: datetime
     provider_id: str = ""
     account_ref: str | None = None
+    # the contact blocked us on the platform (Telegram "kicked"): a withdrawal of marketing (C4)
+    blocked: bool = False
 
 
 @dataclass(frozen=True)

@@ -452,9 +452,13 @@ def _identity_contact(
 
 
 def on_reachability(ctx: Konsent, s: Session, account: ChannelAccount, ev: ReachabilityChange) -> None:
+    """A block on the platform is a withdrawal of marketing, recorded with its source; an unblock
+    makes the contact reachable again and grants nothing (C4)."""
     contact = _identity_contact(ctx, s, account, ev.address)
     if contact is not None:
         contact.unreachable = not ev.reachable
+        if ev.blocked:
+            consent_flow.withdraw(s, contact, None, source="provider_block", at=ev.at, channel=account.kind)
 
 
 def on_preference(ctx: Konsent, s: Session, account: ChannelAccount, ev: MarketingPreference) -> None:
