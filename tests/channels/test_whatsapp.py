@@ -191,10 +191,8 @@ def test_system_errors_and_unknown_fields_are_unknown_events_unsupported_message
     assert isinstance(unsupported, InboundMessage) and unsupported.kind == "unsupported"
     assert ("error", "Message type unknown") in unsupported.details
     payload = copy.deepcopy(fx.WA_TEXT)
-    payload["entry"][0]["changes"][0]["field"] = "message_template_status_update"
-    assert [e.kind for e in ADAPTER.parse(ACCOUNT, fx.meta_bytes(payload))] == [
-        "field:message_template_status_update"
-    ]
+    payload["entry"][0]["changes"][0]["field"] = "account_alerts"
+    assert [e.kind for e in ADAPTER.parse(ACCOUNT, fx.meta_bytes(payload))] == ["field:account_alerts"]
 
 
 def test_multi_entry_batch_yields_every_event():

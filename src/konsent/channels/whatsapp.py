@@ -252,6 +252,8 @@ def parse_cloud_payload(account: AccountConfig, body: bytes) -> list[Event]:
                 for e in meta.as_list(value.get("errors"), "errors"):
                     e = meta.as_dict(e, "error")
                     events.append(UnknownEvent(kind=meta.kind_label("error", e.get("code"))))
+            elif isinstance(field, str) and field in kinds.TEMPLATE_FIELDS:
+                events.append(kinds.template_update(field, value, entry.get("time"), ref))
             elif field == "user_preferences":
                 contacts = _contact_index(value)
                 for p in meta.as_list(value.get("user_preferences"), "user_preferences"):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from konsent.channels import meta
+from konsent.domain.events import TemplateUpdate
 from konsent.domain.received import clip_details, map_link
 
 
@@ -206,3 +208,38 @@ BY_TYPE = {
     "system": system,
 }
 BY_INTERACTIVE = {"nfm_reply": flow_reply, "call_permission_reply": call_permission}
+
+
+# template lifecycle webhooks (T4): field -> (what changed, key of the old value, key of the new value)
+TEMPLATE_FIELDS: dict[str, tuple[str, str, str]] = {
+    "message_template_status_update": ("status", "", "event"),
+    "message_template_quality_update": ("quality", "previous_quality_score", "new_quality_score"),
+    "template_category_update": ("category", "previous_category", "new_category"),
+}
+
+
+def template_update(field: str, value: dict[str, Any], time: Any, account_ref: str | None) -> TemplateUpdate:
+    """A template's new status (APPROVED, PAUSED, DISABLED, REJECTED ...), quality or category."""
+    what, old_key, new_key = TEMPLATE_FIELDS[field]
+    new = meta.text_of(value.get(new_key), 40).strip().upper()
+    if not new:
+        raise ValueError(f"{field} without {new_key}")
+    raw_info = value.get("other_info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    reason = " ".join(
+        t for t in (meta.text_of(value.get("reason"), 100), meta.text_of(info.get("title"), 100),
+                    meta.text_of(info.get("description"), 200)) if t and t != "NONE"
+    )  # fmt: skip
+    at = meta.timestamp(time) if time not in (None, "") else datetime.now(UTC)
+    template_id = meta.opt_ident(value.get("message_template_id"), "message_template_id") or ""
+    return TemplateUpdate(
+        name=meta.text_of(value.get("message_template_name"), 512),
+        language=meta.text_of(value.get("message_template_language"), 16),
+        field=what,
+        old=meta.text_of(value.get(old_key), 40).strip().upper() if old_key else "",
+        new=new,
+        reason=reason[:300],
+        at=at,
+        provider_id=f"{template_id}:{what}:{new}:{int(at.timestamp())}",
+        account_ref=account_ref,
+    )

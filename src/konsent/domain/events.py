@@ -92,6 +92,27 @@ class UnknownEvent:
     detail: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TemplateUpdate:
+    """The provider changed a message template: its status, quality rating or category (T4, M1)."""
+
+    name: str
+    language: str
+    field: str  # status / quality / category
+    new: str
+    at: datetime
+    old: str = ""
+    reason: str = ""
+    provider_id: str = ""  # idempotency key, free of personal data
+    account_ref: str | None = None
+
+
 Event = (
-    InboundMessage | StatusUpdate | StatusWatermark | ReachabilityChange | MarketingPreference | UnknownEvent
+    InboundMessage
+    | StatusUpdate
+    | StatusWatermark
+    | ReachabilityChange
+    | MarketingPreference
+    | TemplateUpdate
+    | UnknownEvent
 )

@@ -66,7 +66,7 @@ def send_message(
         ident = messaging.primary_identity(s, contact, channel_account_id)
         account = tenants.get_account(s, tenant_id, ident.channel_account_id)
         content, registered = templates.approved_content(
-            ctx, s, account, template.name, template.language, list(template.params)
+            ctx, s, account, template.name, template.language, list(template.params), purpose=purpose
         )
         channel_account_id = account.id
     else:

@@ -23,6 +23,7 @@ from konsent.domain.events import (
     ReachabilityChange,
     StatusUpdate,
     StatusWatermark,
+    TemplateUpdate,
     UnknownEvent,
 )
 from konsent.domain.keywords import Intent, match_keyword
@@ -36,6 +37,7 @@ from konsent.flows.inbound import status_sink, watermarks
 from konsent.flows.inbox import bot
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation.tenants import topics
+from konsent.flows.outbound import template_lifecycle
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import (
@@ -150,6 +152,8 @@ def _dedupe_key(ev: Event) -> str:
         return f"reach:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, MarketingPreference):
         return f"pref:{ev.provider_id}" if ev.provider_id else ""
+    if isinstance(ev, TemplateUpdate):
+        return f"tpl:{ev.provider_id}" if ev.provider_id else ""
     return f"unknown:{ev.kind}:{ev.provider_id}" if ev.provider_id else ""
 
 
@@ -200,6 +204,8 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
             on_reachability(ctx, s, account, ev)
         elif isinstance(ev, MarketingPreference):
             on_preference(ctx, s, account, ev)
+        elif isinstance(ev, TemplateUpdate):
+            template_lifecycle.apply_update(s, account, ev)
         elif isinstance(ev, UnknownEvent):
             # stored above as a webhook event; counted so an operator sees what reached no one (CH5)
             log.info("unhandled event kind=%s account=%s", ev.kind, account.id)
