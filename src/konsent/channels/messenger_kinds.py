@@ -11,7 +11,7 @@ from typing import Any
 
 from konsent.channels import meta
 from konsent.channels.whatsapp_kinds import Parsed
-from konsent.domain.received import clip_details, map_link
+from konsent.domain.received import clip_details, coordinate, map_link
 
 MEDIA = frozenset({"image", "video", "audio", "file"})
 
@@ -21,21 +21,13 @@ def fields(parsed: Parsed) -> dict[str, Any]:
     return {"text": parsed.text, "kind": parsed.kind, "details": parsed.details, "ref_id": parsed.ref_id}
 
 
-def _coord(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what} must be a number")
-    if not -180.0 <= float(value) <= 180.0:
-        raise ValueError(f"{what} out of range")
-    return f"{float(value):.6f}".rstrip("0").rstrip(".")
-
-
 def _attachment(raw: Any, text: str) -> Parsed | None:
     att = meta.as_dict(raw, "attachment")
     kind = att.get("type")
     payload = meta.as_dict(att.get("payload") or {}, "payload")
     if kind == "location":
         coords = meta.as_dict(payload.get("coordinates") or {}, "coordinates")
-        lat, lng = _coord(coords.get("lat"), "lat"), _coord(coords.get("long"), "long")
+        lat, lng = coordinate(coords.get("lat"), "lat"), coordinate(coords.get("long"), "long")
         title = meta.text_of(att.get("title") or payload.get("title"), 300)
         return Parsed(
             "location",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from konsent.channels.whatsapp_kinds import Parsed
-from konsent.domain.received import clip_details, map_link
+from konsent.domain.received import clip_details, coordinate, map_link
 
 # Message fields that are metadata, not content: never the reason a message is "unsupported"
 _META = {
@@ -30,18 +30,10 @@ def _text(value: Any, limit: int) -> str:
     return str(value).replace("\x00", "")[:limit]
 
 
-def _coord(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what} must be a number")
-    if not -180.0 <= float(value) <= 180.0:
-        raise ValueError(f"{what} out of range")
-    return f"{float(value):.6f}".rstrip("0").rstrip(".")
-
-
 def _location(loc: Any) -> list[tuple[str, object]]:
     if not isinstance(loc, dict):
         raise ValueError("location must be an object")
-    lat, lng = _coord(loc.get("latitude"), "latitude"), _coord(loc.get("longitude"), "longitude")
+    lat, lng = coordinate(loc.get("latitude"), "latitude"), coordinate(loc.get("longitude"), "longitude")
     return [("latitude", lat), ("longitude", lng), ("map", map_link(lat, lng))]
 
 

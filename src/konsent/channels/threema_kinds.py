@@ -10,16 +10,9 @@ from __future__ import annotations
 import json
 
 from konsent.channels.whatsapp_kinds import Parsed
-from konsent.domain.received import clip_details, map_link
+from konsent.domain.received import clip_details, coordinate, map_link
 
 TYPE_IMAGE, TYPE_LOCATION, TYPE_VIDEO, TYPE_FILE = 0x02, 0x10, 0x13, 0x17
-
-
-def _coord(text: str, what: str) -> str:
-    value = float(text)
-    if not -180.0 <= value <= 180.0:
-        raise ValueError(f"{what} out of range")
-    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def location(content: bytes) -> Parsed:
@@ -28,7 +21,7 @@ def location(content: bytes) -> Parsed:
     parts = lines[0].split(",")
     if len(parts) < 2:
         raise ValueError("location without coordinates")
-    lat, lng = _coord(parts[0], "latitude"), _coord(parts[1], "longitude")
+    lat, lng = coordinate(parts[0], "latitude"), coordinate(parts[1], "longitude")
     rest = [line.strip() for line in lines[1:] if line.strip()]
     name, address = (rest[0], " ".join(rest[1:])) if len(rest) > 1 else ("", " ".join(rest))
     pairs = [

@@ -14,7 +14,7 @@ from typing import Any
 
 from konsent.channels import meta
 from konsent.domain.events import TemplateUpdate
-from konsent.domain.received import clip_details, map_link
+from konsent.domain.received import clip_details, coordinate, map_link
 
 
 @dataclass(frozen=True)
@@ -25,18 +25,9 @@ class Parsed:
     ref_id: str | None = None
 
 
-def _num(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{what} must be a number")
-    number = float(value)
-    if not -180.0 <= number <= 180.0:
-        raise ValueError(f"{what} out of range")
-    return f"{number:.6f}".rstrip("0").rstrip(".")
-
-
 def location(m: dict[str, Any]) -> Parsed:
     loc = meta.as_dict(m.get("location"), "location")
-    lat, lng = _num(loc.get("latitude"), "latitude"), _num(loc.get("longitude"), "longitude")
+    lat, lng = coordinate(loc.get("latitude"), "latitude"), coordinate(loc.get("longitude"), "longitude")
     name, address = meta.text_of(loc.get("name"), 300), meta.text_of(loc.get("address"), 500)
     details = clip_details(
         [("name", name), ("address", address), ("latitude", lat), ("longitude", lng),

@@ -103,6 +103,16 @@ def clip_details(pairs: Iterable[tuple[str, object]]) -> tuple[tuple[str, str], 
     return tuple(out)
 
 
+def coordinate(value: object, what: str) -> str:
+    """A latitude or longitude as a short decimal string; ValueError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{what} must be a number")
+    number = float(value)
+    if not -180.0 <= number <= 180.0:
+        raise ValueError(f"{what} out of range")
+    return f"{number:.6f}".rstrip("0").rstrip(".")
+
+
 def map_link(latitude: str, longitude: str) -> str:
     """A link to the coordinates on OpenStreetMap (opened by staff on click, never loaded)."""
     return f"https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}"
