@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
 from konsent.flows import admin_ops
+from konsent.flows.inbox import charts
 from konsent.i18n import LOCALES
 from konsent.web import admin_contacts, admin_setup
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
@@ -156,11 +157,21 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
+        drawn = charts.dashboard_charts(s, caller.tenant_id)
+    locale = request_locale(request)
+    topic_names = {
+        slug: names.get(locale) or names.get("de") or slug for slug, names, _ in board.active_by_topic
+    }
     return page(
         request,
         caller,
         "admin/dashboard.html",
-        {"board": board, "notice": request.query_params.get("notice")},
+        {
+            "board": board,
+            "notice": request.query_params.get("notice"),
+            "charts": drawn,
+            "topic_names": topic_names,
+        },
     )
 
 
