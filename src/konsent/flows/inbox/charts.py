@@ -1,8 +1,9 @@
 """The dashboard's charts over a year (U3, M3): subscribers per topic, opt-ins against opt-outs per week.
 
-Both come from the consent ledger, the record an authority would check, so the chart and the proof
-can never disagree. One aggregate query each, bucketed by ISO week in the database; the SVG is drawn
-server-side from the series (web/templates/admin/_charts.html).
+Both come from the consent ledger, the record an authority would check: one aggregate query over the
+year, bucketed by week in the database. Each topic's line starts from today's active consents and
+goes back week by week, so nothing before the year is read. The SVG is drawn server-side from the
+series (web/templates/admin/_charts.html).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from konsent.store.tables import LedgerEntry
+from konsent.domain.purposes import ConsentStatus
+from konsent.store.tables import Consent, LedgerEntry
 from konsent.store.types import utcnow
 
 OPT_IN = ("granted",)
@@ -78,11 +80,16 @@ def dashboard_charts(s: Session, tenant_id: int, weeks: int = 52, now: datetime 
     first = _monday(now.astimezone(UTC).date()) - timedelta(weeks=weeks - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
     newsletter = LedgerEntry.purpose.like("newsletter:%")
-    base = dict(
+    # today's level per topic from the consents themselves; each week's end is found by going back
+    current = dict(
         s.execute(
-            select(LedgerEntry.purpose, func.sum(func.coalesce(_delta(), 0)))
-            .where(LedgerEntry.tenant_id == tenant_id, newsletter, LedgerEntry.created_at < since)
-            .group_by(LedgerEntry.purpose)
+            select(Consent.purpose, func.count())
+            .where(
+                Consent.tenant_id == tenant_id,
+                Consent.status == ConsentStatus.ACTIVE,
+                Consent.purpose.like("newsletter:%"),
+            )
+            .group_by(Consent.purpose)
         ).all()
     )
     week = _week_of(s).label("week")
@@ -104,19 +111,11 @@ def dashboard_charts(s: Session, tenant_id: int, weeks: int = 52, now: datetime 
             deltas[purpose][d] -= n
     starts = [first + timedelta(weeks=i) for i in range(weeks)]
     series = []
-    for purpose in sorted(set(base) | set(deltas)):
-        level = int(base.get(purpose) or 0)
+    for purpose in sorted(set(current) | set(deltas)):
+        level = int(current.get(purpose) or 0)
         points = []
-        for d in starts:
-            level += deltas[purpose].get(d, 0)
+        for d in reversed(starts):  # the level at the end of week d, then undo that week's changes
             points.append((d, max(level, 0)))
-        series.append(TopicSeries(purpose.split(":", 1)[1], points))
+            level -= deltas[purpose].get(d, 0)
+        series.append(TopicSeries(purpose.split(":", 1)[1], points[::-1]))
     return Charts([Week(d, ins.get(d, 0), outs.get(d, 0)) for d in starts], series)
-
-
-def _delta() -> ColumnElement[int]:
-    return case(
-        (LedgerEntry.action.in_(OPT_IN), 1),
-        (LedgerEntry.action.in_(OPT_OUT), -1),
-        else_=0,
-    )
