@@ -598,6 +598,22 @@ class MessageTemplate(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "channel_account_id", "name", "language"),)
 
 
+class CsatRating(Base):
+    """A satisfaction question after a conversation was resolved, and the contact's answer (M1, S5).
+
+    Kept per conversation and team, never per agent, so works-council mode needs no second table."""
+
+    __tablename__ = "csat_ratings"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId, unique=True)
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    team_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1 bad, 2 okay, 3 good
+    asked_at: Mapped[datetime] = _created()
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class TemplateEvent(Base):
     """A provider's change of a template's status, quality or category, kept as its history (T4, M1)."""
 

@@ -306,7 +306,9 @@ def set_state(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: conversation.set_state(s, caller, conv, state, expected_version=opt_int(version)),
+        lambda ctx, s: conversation.set_state(
+            s, caller, conv, state, expected_version=opt_int(version), ctx=ctx
+        ),
         "state",
     )
 

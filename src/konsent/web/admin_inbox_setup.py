@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows.inbox import bot, canned, disclosure, stats
+from konsent.flows.context import utcnow
+from konsent.flows.inbox import bot, canned, csat, disclosure, stats
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import staff, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
@@ -299,14 +302,44 @@ def stats_page(request: Request, caller: Caller = Depends(admin_caller)) -> Resp
     days = int(raw) if raw.isdigit() and 0 < int(raw) <= 366 else 30
     with get_ctx(request).db.write() as s:  # a write: looking at statistics is audited (S5)
         report = stats.inbox_stats(s, caller, days)
+        satisfaction = csat.results(s, caller, utcnow() - timedelta(days=days))
+        csat_cfg = csat.settings_for(s, caller.tenant_id)
     peak = max((n for _, n in report.days), default=0) or 1
     slowest = max((r.median_minutes or 0 for r in report.first_response), default=0) or 1
     return page(
         request,
         caller,
         "admin/inbox/stats.html",
-        {"r": report, "peak": peak, "slowest": slowest, "days": days},
+        {
+            "r": report, "peak": peak, "slowest": slowest, "days": days,
+            "csat": satisfaction, "csat_cfg": csat_cfg,
+        },
+    )  # fmt: skip
+
+
+@router.post("/stats/csat")
+def csat_settings(
+    request: Request,
+    enabled: str = Form(""),
+    question_de: str = Form(""),
+    question_en: str = Form(""),
+    template: str = Form(""),
+    template_language: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """Ask for a rating after a conversation is resolved: on or off, wording, template (M1)."""
+    caller.require("settings.manage")
+    check_csrf_form(caller, csrf_token)
+    value = csat.Settings(
+        enabled == "on", {"de": question_de, "en": question_en}, template[:512], template_language[:16]
     )
+    try:
+        with get_ctx(request).db.write() as s:
+            csat.save_settings(s, caller, value)
+    except DomainError as exc:
+        return RedirectResponse(f"/admin/stats?error={exc.code}", status_code=303)
+    return RedirectResponse("/admin/stats", status_code=303)
 
 
 @router.post("/stats/works-council")

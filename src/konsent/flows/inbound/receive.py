@@ -34,7 +34,7 @@ from konsent.flows.consent.optin import ConfirmOutcome, confirm_opt_in
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_sink, watermarks
-from konsent.flows.inbox import bot
+from konsent.flows.inbox import bot, csat
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation.tenants import topics
 from konsent.flows.outbound import template_lifecycle
@@ -307,6 +307,11 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         )
     )
     s.flush()
+    rating = csat.record(s, contact, ev.payload, ev.at) if ev.kind == "button" else None
+    if rating is not None:  # a satisfaction answer: counted once, thanked once, never a keyword or bot step
+        if rating == "rated":
+            reply(ctx, s, contact, account, conv, t(contact.locale or tenant.default_locale, csat.THANKS))
+        return
     if ev.kind not in received.CONVERSATIONAL:
         # a location, a card, a reaction, an order, an edit ...: for staff, never for keywords or the bot
         inbox.on_contact_message(s, conv)

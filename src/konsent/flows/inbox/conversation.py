@@ -19,7 +19,7 @@ from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import live
+from konsent.flows.inbox import csat, live
 from konsent.flows.inbox.listing import STATES, bump, get_conversation, visibility
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
@@ -381,8 +381,10 @@ def set_state(
     *,
     expected_version: int | None = None,
     at: datetime | None = None,
+    ctx: Konsent | None = None,
 ) -> Conversation:
-    """open / pending / closed (M1)."""
+    """open / pending / closed (M1); resolving asks for a rating when the tenant wants it and
+    `ctx` is given to send it (flows.inbox.csat)."""
     if state not in STATES:
         raise InvalidInput(detail="state must be open, pending or closed")
     at = at or utcnow()
@@ -399,7 +401,10 @@ def set_state(
         ).first()
         if newer is not None:
             raise Conflict(detail="this contact has a newer open conversation")
+    was_closed = conv.state == "closed"
     bump(s, conv, expected_version, state=state, closed_at=at if state == "closed" else None)
+    if ctx is not None and state == "closed" and not was_closed:
+        csat.ask(ctx, s, conv, at)
     live.record(s, who.tenant_id, conv.id, "state")
     audit.record(s, who.tenant_id, who.actor, "conversation.state", f"conversation:{conv.id}", state=state)
     return conv
