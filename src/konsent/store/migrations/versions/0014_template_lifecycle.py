@@ -2,7 +2,7 @@
 changes with their history), broadcasts.paused_reason (#16, T4, M1, M3)
 
 Revision ID: 0014
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0014"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
