@@ -153,6 +153,23 @@ def test_my_chat_member_kicked_marks_contact_unreachable(tg):
     assert not contact(tg.ctx).unreachable
 
 
+def test_blocking_the_bot_withdraws_marketing_in_the_ledger_and_unblocking_grants_nothing(tg):
+    """C4, #16 item 6: a Telegram block is a withdrawal with its source; queued newsletters are cancelled
+    in the same transaction; pressing Start again makes the chat reachable, never subscribed."""
+    from konsent.store.tables import LedgerEntry
+
+    subscribe(tg)
+    assert tg.fake.user_blocks(CHAT) == [200]
+    assert consents(tg.ctx) == {"newsletter:angebote": "withdrawn"}
+    with tg.ctx.db.read() as s:
+        entry = s.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert (
+            entry is not None and entry.action == "withdrawn" and entry.payload["source"] == "provider_block"
+        )
+    tg.fake.deliver(tg.fake.member_update(CHAT, "member"))
+    assert consents(tg.ctx) == {"newsletter:angebote": "withdrawn"}
+
+
 def test_flood_429_snoozes_without_spending_an_attempt_then_sends(tg):
     """CH3: 429 → the row waits retry_after seconds, attempt unchanged, then goes out."""
     tg.fake.faults = FaultPlan(rate_limit=1.0, retry_after=1)

@@ -19,7 +19,7 @@ from konsent.channels.threema import (
     public_key_hex,
 )
 from konsent.domain.errors import InvalidInput
-from konsent.domain.events import InboundMessage, StatusUpdate, UnknownEvent
+from konsent.domain.events import InboundMessage, StatusUpdate
 from tests.fakes import threema_wire as wire
 from tests.fakes.telegram_fake import FaultPlan
 from tests.fakes.threema_fake import ThreemaFake
@@ -143,11 +143,15 @@ def test_delivery_receipt_updates_every_listed_message(fake):
         ]
 
 
-def test_other_message_types_are_unknown_events(fake):
-    """CH2: image, file, location ... are acknowledged and ignored."""
-    form = fake.callback_form(USER, 0x17, b'{"b":"x"}')
+def test_other_message_types_are_kept_for_staff_not_dropped(fake):
+    """CH5: a file, a location ... become messages staff see, with what the descriptor says."""
+    form = fake.callback_form(USER, 0x17, b'{"b":"x","n":"rechnung.pdf","m":"application/pdf","d":"Anbei"}')
     [ev] = ThreemaChannel().parse(account(fake.url), form)
-    assert isinstance(ev, UnknownEvent) and ev.kind == "threema:0x17"
+    assert (ev.kind, ev.text, dict(ev.details)["name"]) == ("unsupported", "Anbei", "rechnung.pdf")
+    loc = fake.callback_form(USER, 0x10, "52.5200,13.4050,10\nKaffeerösterei\nAlexanderplatz 1".encode())
+    [place] = ThreemaChannel().parse(account(fake.url), loc)
+    assert place.kind == "location"
+    assert dict(place.details)["address"] == "Alexanderplatz 1" and dict(place.details)["latitude"] == "52.52"
 
 
 def test_undecryptable_or_malformed_callbacks_raise_value_error(fake):

@@ -122,8 +122,8 @@ def test_bad_mac_is_rejected_and_nothing_is_stored(th):
         assert s.scalars(select(Counter).where(Counter.name == "webhook_rejected:threema")).one().value == 1
 
 
-def test_malformed_callback_is_400_and_unknown_type_is_200(th):
-    """Bad input: an authentic but unreadable box → 400; a message type konsent ignores → 200."""
+def test_malformed_callback_is_400_and_a_location_is_200_and_kept_for_staff(th):
+    """Bad input: an authentic but unreadable box → 400; a location → 200, stored for the inbox (CH5)."""
     from tests.fakes import threema_wire as wire
 
     fields = wire.callback(
@@ -135,7 +135,7 @@ def test_malformed_callback_is_400_and_unknown_type_is_200(th):
     assert r.status_code == 400
     assert th.fake.post_callback(th.fake.callback_form(USER, 0x10, b"47.1,8.5")) == [200]
     with th.ctx.db.read() as s:
-        assert s.scalar(select(func.count()).select_from(Message)) == 0
+        assert s.scalar(select(func.count()).select_from(Message)) == 1
 
 
 def test_service_reply_reaches_the_phone_encrypted_and_is_tracked(th):

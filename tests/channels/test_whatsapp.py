@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from konsent.channels import meta
 from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.channels.whatsapp import WhatsAppCloudChannel
-from konsent.domain.events import InboundMessage, MarketingPreference, StatusUpdate, UnknownEvent
+from konsent.domain.events import InboundMessage, MarketingPreference, StatusUpdate
 from konsent.flows.inbound.receive import receive_webhook
 from konsent.store.tables import Consent, Contact, ContactIdentity, Counter, Message, WebhookEvent
 from tests.channels import fixtures_meta as fx
@@ -183,15 +183,16 @@ def test_statuses_carry_their_error_code_and_title():
     assert events[1].stop is True
 
 
-def test_system_errors_unsupported_types_and_unknown_fields_are_unknown_events():
-    """CH2: stored/ignored, never an error (so Meta does not retry forever)."""
+def test_system_errors_and_unknown_fields_are_unknown_events_unsupported_messages_are_messages():
+    """CH2, CH5: never an error (so Meta does not retry forever); a customer's unsupported message is
+    kept and shown with the provider's reason, not dropped."""
     assert [e.kind for e in ADAPTER.parse(ACCOUNT, fx.meta_bytes(fx.WA_SYSTEM_ERROR))] == ["error:130429"]
-    assert isinstance(ADAPTER.parse(ACCOUNT, fx.meta_bytes(fx.WA_UNSUPPORTED))[0], UnknownEvent)
+    [unsupported] = ADAPTER.parse(ACCOUNT, fx.meta_bytes(fx.WA_UNSUPPORTED))
+    assert isinstance(unsupported, InboundMessage) and unsupported.kind == "unsupported"
+    assert ("error", "Message type unknown") in unsupported.details
     payload = copy.deepcopy(fx.WA_TEXT)
-    payload["entry"][0]["changes"][0]["field"] = "message_template_status_update"
-    assert [e.kind for e in ADAPTER.parse(ACCOUNT, fx.meta_bytes(payload))] == [
-        "field:message_template_status_update"
-    ]
+    payload["entry"][0]["changes"][0]["field"] = "account_alerts"
+    assert [e.kind for e in ADAPTER.parse(ACCOUNT, fx.meta_bytes(payload))] == ["field:account_alerts"]
 
 
 def test_multi_entry_batch_yields_every_event():
@@ -333,7 +334,7 @@ def test_body_over_the_limit_is_413(ctx, client):
     )
 
 
-def test_unknown_event_type_is_acknowledged_with_200(ctx, client):
+def test_unknown_message_type_is_acknowledged_with_200_and_kept_for_staff(ctx, client):
     conn = fx.connect(ctx, "whatsapp")
     payload = copy.deepcopy(fx.WA_TEXT)
     payload["entry"][0]["changes"][0]["value"]["messages"][0]["type"] = "hologram"
@@ -341,7 +342,7 @@ def test_unknown_event_type_is_acknowledged_with_200(ctx, client):
     assert (
         client.post(f"/webhooks/{conn.route_key}", content=body, headers=fx.signed(body)).status_code == 200
     )
-    assert inbound(ctx) == 0
+    assert inbound(ctx) == 1  # shown as "not supported by the provider" (CH5)
 
 
 def test_unknown_route_key_is_404_revealing_no_tenant(ctx, client):

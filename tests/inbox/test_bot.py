@@ -11,6 +11,11 @@ from tests.helpers import phone_texts
 from tests.inbox.conftest import Crew, conversation_of, drain, say
 
 PHONE = "+491701234567"
+# every bot session opens with this (EU AI Act Art. 50; tests/inbox/test_bot_disclosure.py)
+AUTOMATED = (
+    "Hier antwortet ein automatischer Assistent. "
+    "Schreiben Sie jederzeit „Mensch“, um mit einer Person zu sprechen.\n\n"
+)
 
 
 def _session(ctx: Konsent, crew: Crew) -> BotSession:
@@ -26,7 +31,7 @@ def test_demo_flow_routes_to_support_collects_name_with_consent_and_hands_over(
     say(ctx, crew, PHONE, "Hallo")
     drain(ctx)
     texts = phone_texts(ctx, PHONE)
-    assert texts[0].startswith("Hallo! Hier ist der Assistent") and texts[1] == "Worum geht es?"
+    assert texts[0].startswith(AUTOMATED + "Hallo! Hier ist der Assistent") and texts[1] == "Worum geht es?"
     say(ctx, crew, PHONE, "", button="support")
     assert conversation_of(ctx, crew, PHONE).team_id == crew.support
     say(ctx, crew, PHONE, "Ja")
@@ -97,7 +102,7 @@ def test_out_of_hours_reply_and_keyword_trigger(ctx: Konsent, crew: Crew) -> Non
         bot.save_flow(s, crew.tenant_id, "user:1", definition, priority=1)
     say(ctx, crew, PHONE, "Termin")
     drain(ctx)
-    assert phone_texts(ctx, PHONE) == ["Gerade geschlossen."]
+    assert phone_texts(ctx, PHONE) == [AUTOMATED + "Gerade geschlossen."]
     assert _session(ctx, crew).state == "handover"
 
 
@@ -211,5 +216,5 @@ def test_keyword_flow_does_not_start_where_a_person_already_answers(ctx: Konsent
     assert phone_texts(ctx, PHONE) == ["Guten Tag!"]
     say(ctx, crew, "+491709876543", "Zeiten")  # elsewhere the keyword starts the flow, which ends at once
     drain(ctx)
-    assert phone_texts(ctx, "+491709876543") == ["Mo-Fr 9-17 Uhr"]
+    assert phone_texts(ctx, "+491709876543") == [AUTOMATED + "Mo-Fr 9-17 Uhr"]
     assert conversation_of(ctx, crew, "+491709876543").state == "closed"  # resolved by the bot

@@ -144,6 +144,8 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/canned/{rid}/delete"): MANAGERS,
     ("GET", "/admin/bot"): MANAGERS,
     ("POST", "/admin/bot"): MANAGERS,
+    ("POST", "/admin/bot/disclosure"): MANAGERS,
+    ("POST", "/admin/stats/csat"): MANAGERS,
     ("GET", "/admin/bot/{fid}"): MANAGERS,
     ("POST", "/admin/bot/{fid}"): MANAGERS,
     ("GET", "/admin/bot/{fid}/export"): MANAGERS,

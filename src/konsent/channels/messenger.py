@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from konsent.channels import media, meta, register
+from konsent.channels import media, messenger_kinds, meta, register
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -69,8 +69,11 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
         mid = meta.ident(msg.get("mid"), "mid")
         if msg.get("is_echo") or sender == page_id:
             return UnknownEvent(kind="echo", provider_id=mid)  # our own message coming back
-        if msg.get("is_deleted") or msg.get("is_unsupported"):
-            return UnknownEvent(kind="message_unsupported", provider_id=mid)
+        if msg.get("is_deleted") or msg.get("is_unsupported"):  # kept and shown as such (CH5)
+            parsed = messenger_kinds.deleted_or_unsupported(msg, mid)
+            return InboundMessage(
+                provider_id=f"{parsed.kind}:{mid}", **messenger_kinds.fields(parsed), **common
+            )
         text = meta.text_of(msg.get("text"))
         quick = meta.as_dict(msg.get("quick_reply"), "quick_reply")
         referral = meta.as_dict(msg.get("referral"), "referral")
@@ -83,6 +86,9 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
                 payload=meta.text_of(quick.get("payload"), 1000),
                 **common,
             )
+        special = messenger_kinds.parse_message(msg, attachments)
+        if special is not None:
+            return InboundMessage(provider_id=mid, **messenger_kinds.fields(special), **common)
         if attachments and not text:
             first = meta.as_dict(attachments[0], "attachment")
             payload = meta.as_dict(first.get("payload"), "payload")
@@ -101,6 +107,10 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
             optin_code=_code(referral.get("ref")),
             **common,
         )
+    if "reaction" in m:  # a reaction to a message, or its removal (CH5)
+        parsed = messenger_kinds.reaction(meta.as_dict(m["reaction"], "reaction"))
+        key = "re:" + meta.digest(account, sender, m.get("timestamp"), parsed.ref_id, parsed.text)
+        return InboundMessage(provider_id=key, **messenger_kinds.fields(parsed), **common)
     if "referral" in m:  # m.me / ig.me link into an existing conversation (opens the window)
         referral = meta.as_dict(m["referral"], "referral")
         key = "ref:" + meta.digest(account, sender, m.get("timestamp"), referral.get("ref"))

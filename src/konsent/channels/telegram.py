@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from konsent.channels import media as out_media
-from konsent.channels import register
+from konsent.channels import register, telegram_kinds
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -37,7 +37,7 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (a header name)
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64  # bytes
-ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _PAYLOAD_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -230,6 +230,8 @@ class TelegramChannel(ChannelAdapter):
         update_id = str(_int(data, "update_id"))
         if "message" in data:
             return [self._message(update_id, _obj(data, "message"))]
+        if "edited_message" in data:
+            return [self._message(update_id, _obj(data, "edited_message"), edited=True)]
         if "callback_query" in data:
             return [self._callback(update_id, _obj(data, "callback_query"))]
         if "my_chat_member" in data:
@@ -237,7 +239,7 @@ class TelegramChannel(ChannelAdapter):
         kinds = sorted(k for k in data if k != "update_id")
         return [UnknownEvent(kind=(kinds[0] if kinds else "empty")[:64], provider_id=update_id)]
 
-    def _message(self, update_id: str, msg: dict[str, Any]) -> Event:
+    def _message(self, update_id: str, msg: dict[str, Any], edited: bool = False) -> Event:
         chat = _obj(msg, "chat")
         chat_id = _int(chat, "id")
         raw_user = msg.get("from")
@@ -254,6 +256,12 @@ class TelegramChannel(ChannelAdapter):
             "profile_name": _profile_name(user),
             "locale": _opt_str(user, "language_code", 16),
         }
+        if edited:  # the customer changed a message: kept beside the original, shown as an edit (CH5)
+            new_text = text if text is not None else _opt_str(msg, "caption", MAX_TEXT) or ""
+            ref = msg.get("message_id")
+            return InboundMessage(
+                text=new_text, kind="edit", ref_id=str(ref) if isinstance(ref, int) else None, **common
+            )
         if text is not None:
             is_start, payload = parse_start(text)
             if is_start:
@@ -271,7 +279,10 @@ class TelegramChannel(ChannelAdapter):
                     media_ref=f"{media}:{file_id[:150]}",
                     **common,
                 )
-        return UnknownEvent(kind="message:other", provider_id=update_id)
+        parsed = telegram_kinds.parse_other(msg)
+        return InboundMessage(
+            text=parsed.text, kind=parsed.kind, details=parsed.details, ref_id=parsed.ref_id, **common
+        )
 
     def _callback(self, update_id: str, cq: dict[str, Any]) -> Event:
         user = _obj(cq, "from")
@@ -306,7 +317,11 @@ class TelegramChannel(ChannelAdapter):
         if chat.get("type") != "private" or status not in ("kicked", "member"):
             return UnknownEvent(kind="my_chat_member", provider_id=update_id)
         return ReachabilityChange(
-            address=str(chat_id), reachable=status == "member", at=_when(upd), provider_id=update_id
+            address=str(chat_id),
+            reachable=status == "member",
+            at=_when(upd),
+            provider_id=update_id,
+            blocked=status == "kicked",
         )
 
     # --- outbound --------------------------------------------------------------------------------

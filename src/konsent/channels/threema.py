@@ -31,7 +31,7 @@ import aiohttp
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 
-from konsent.channels import media, register
+from konsent.channels import media, register, threema_kinds
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -296,7 +296,18 @@ class ThreemaChannel(ChannelAdapter):
                 return [UnknownEvent(kind=f"receipt:{content[0]:#04x}", provider_id=provider_id)]
             ids = [content[i : i + 8].hex() for i in range(1, len(content), 8)][:100]
             return [StatusUpdate(provider_id=mid, status=status, at=at, address=sender) for mid in ids]
-        return [UnknownEvent(kind=f"threema:{kind:#04x}", provider_id=provider_id)]
+        parsed = threema_kinds.parse_other(kind, content)  # location, file, image ...: kept and shown (CH5)
+        return [
+            InboundMessage(
+                provider_id=provider_id,
+                address=sender,
+                at=at,
+                text=parsed.text,
+                kind=parsed.kind,
+                details=parsed.details,
+                profile_name=fields.get("nickname", "")[:64] or None,
+            )
+        ]
 
     def _sender_key(self, account: AccountConfig, threema_id: str) -> PublicKey:
         configured = account.settings.get("pubkeys")

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from konsent.channels import media as out_media
 from konsent.channels import meta, register
+from konsent.channels import whatsapp_kinds as kinds
 from konsent.channels.base import (
     AccountConfig,
     Capabilities,
@@ -121,9 +122,13 @@ def _message(
         "user_id": uid,
         "account_ref": account_ref,
     }
+    common["details"] = kinds.referral(m)
     if mtype == "text":
         body = meta.as_dict(m.get("text"), "text")
         return InboundMessage(text=meta.text_of(body.get("body")), **common)
+    special = kinds.parse(m, mtype)
+    if special is not None:
+        return _received(special, common)
     if mtype == "interactive":
         inter = meta.as_dict(m.get("interactive"), "interactive")
         itype = inter.get("type")
@@ -135,7 +140,7 @@ def _message(
                 payload=meta.text_of(reply.get("id"), 256),
                 **common,
             )
-        return UnknownEvent(kind=meta.kind_label("interactive", itype), provider_id=wamid)
+        return _received(kinds.unsupported(m, f"interactive:{itype}"), common)
     if mtype == "button":  # quick-reply button of a template
         button = meta.as_dict(m.get("button"), "button")
         return InboundMessage(
@@ -152,7 +157,12 @@ def _message(
             media_ref=meta.ident(media.get("id"), "media id"),
             **common,
         )
-    return UnknownEvent(kind=meta.kind_label("message", mtype), provider_id=wamid)
+    return _received(kinds.unsupported(m, mtype), common)
+
+
+def _received(parsed: kinds.Parsed, common: dict[str, Any]) -> InboundMessage:
+    details = (*parsed.details, *common.pop("details", ()))
+    return InboundMessage(text=parsed.text, kind=parsed.kind, details=details, ref_id=parsed.ref_id, **common)
 
 
 def _status(s: dict[str, Any], account_ref: str | None) -> list[Event]:
@@ -242,6 +252,8 @@ def parse_cloud_payload(account: AccountConfig, body: bytes) -> list[Event]:
                 for e in meta.as_list(value.get("errors"), "errors"):
                     e = meta.as_dict(e, "error")
                     events.append(UnknownEvent(kind=meta.kind_label("error", e.get("code"))))
+            elif isinstance(field, str) and field in kinds.TEMPLATE_FIELDS:
+                events.append(kinds.template_update(field, value, entry.get("time"), ref))
             elif field == "user_preferences":
                 contacts = _contact_index(value)
                 for p in meta.as_list(value.get("user_preferences"), "user_preferences"):

@@ -14,7 +14,7 @@ class InboundMessage:
     address: str  # the contact's address on this channel (E.164, chat id, PSID, Threema ID ...)
     at: datetime
     text: str = ""
-    kind: str = "text"  # text, button, media, start
+    kind: str = "text"  # text, button, media, start, or one of domain.received.KINDS
     payload: str | None = None  # button / list / postback id
     optin_code: str | None = None  # /start payload, m.me ref: an opt-in code carried out of band
     profile_name: str | None = None
@@ -23,6 +23,10 @@ class InboundMessage:
     media_ref: str | None = None
     account_ref: str | None = None  # provider's id of our account (phone_number_id, page id ...)
     ack_ref: str | None = None  # what the provider wants acknowledged once stored (Telegram callback query)
+    # What else the contact sent, as (field, value) pairs: a location's coordinates, a contact card's
+    # fields, an order's items, a Flow's answers, an ad referral ... (domain.received says how to show it)
+    details: tuple[tuple[str, str], ...] = ()
+    ref_id: str | None = None  # the provider id this refers to: a reaction's, an edit's or a revoke's target
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class ReachabilityChange:
     at: datetime
     provider_id: str = ""
     account_ref: str | None = None
+    # the contact blocked us on the platform (Telegram "kicked"): a withdrawal of marketing (C4)
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,27 @@ class UnknownEvent:
     detail: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TemplateUpdate:
+    """The provider changed a message template: its status, quality rating or category (T4, M1)."""
+
+    name: str
+    language: str
+    field: str  # status / quality / category
+    new: str
+    at: datetime
+    old: str = ""
+    reason: str = ""
+    provider_id: str = ""  # idempotency key, free of personal data
+    account_ref: str | None = None
+
+
 Event = (
-    InboundMessage | StatusUpdate | StatusWatermark | ReachabilityChange | MarketingPreference | UnknownEvent
+    InboundMessage
+    | StatusUpdate
+    | StatusWatermark
+    | ReachabilityChange
+    | MarketingPreference
+    | TemplateUpdate
+    | UnknownEvent
 )

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from konsent import channels
+from konsent.domain import received
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows import api_ops, audit, contacts
 from konsent.flows.context import Konsent
@@ -227,6 +228,12 @@ class ContactPage:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _thread_item(ctx: Konsent, s: Session, m: Message) -> dict[str, Any]:
+    d = api_ops.describe_message(ctx, s, m, with_body=True)
+    shown = {"kind": d.get("kind"), "details": d.get("details"), "ref": d.get("refers_to")}
+    return {**d, "author": m.author, "received": received.view_of(shown)}
+
+
 def contact_page(
     ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_id: int, personal: bool
 ) -> ContactPage:
@@ -273,10 +280,7 @@ def contact_page(
             .order_by(Message.id.desc())
             .limit(200)
         ).all()
-        page.messages = [
-            {**api_ops.describe_message(ctx, s, m, with_body=True), "author": m.author}
-            for m in reversed(msgs)
-        ]
+        page.messages = [_thread_item(ctx, s, m) for m in reversed(msgs)]
     return page
 
 

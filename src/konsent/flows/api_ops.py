@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent
+from konsent.domain import received
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.purposes import Purpose
 from konsent.flows import audit, contacts
@@ -67,7 +68,7 @@ def send_message(
         ident = messaging.primary_identity(s, contact, channel_account_id)
         account = tenants.get_account(s, tenant_id, ident.channel_account_id)
         content, registered = templates.approved_content(
-            ctx, s, account, template.name, template.language, list(template.params)
+            ctx, s, account, template.name, template.language, list(template.params), purpose=purpose
         )
         channel_account_id = account.id
     else:
@@ -127,6 +128,11 @@ def describe_message(ctx: Konsent, s: Session, msg: Message, with_body: bool) ->
             body = _body(ctx, s, contact, msg)  # opened once for text and attachment
             out["text"] = OutboundContent.from_dict(body).text
             out["has_media"] = bool(body.get("media_ref"))
+            if msg.direction == "in":
+                out["kind"] = str(body.get("kind") or "text")
+                out["details"] = received.details_of(body)
+                if body.get("ref"):
+                    out["refers_to"] = str(body["ref"])
     return out
 
 

@@ -524,6 +524,7 @@ class Broadcast(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_reason: Mapped[str] = mapped_column(String(300), default="")  # set when konsent paused it
     __table_args__ = (Index("ix_broadcast_due", "state", "scheduled_at"),)
 
 
@@ -626,7 +627,42 @@ class MessageTemplate(Base):
     variables: Mapped[int] = mapped_column(Integer, default=0)  # derived from {{1}}…{{n}} in the body
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every change
     updated_at: Mapped[datetime] = _created()
+    quality: Mapped[str] = mapped_column(String(16), default="")  # GREEN / YELLOW / RED, as Meta rates it
     __table_args__ = (UniqueConstraint("tenant_id", "channel_account_id", "name", "language"),)
+
+
+class CsatRating(Base):
+    """A satisfaction question after a conversation was resolved, and the contact's answer (M1, S5).
+
+    Kept per conversation and team, never per agent, so works-council mode needs no second table."""
+
+    __tablename__ = "csat_ratings"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    conversation_id: Mapped[int] = mapped_column(BigId, unique=True)
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    team_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1 bad, 2 okay, 3 good
+    asked_at: Mapped[datetime] = _created()
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TemplateEvent(Base):
+    """A provider's change of a template's status, quality or category, kept as its history (T4, M1)."""
+
+    __tablename__ = "template_events"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel_accounts.id"))
+    template_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str] = mapped_column(String(16))  # status / quality / category
+    old: Mapped[str] = mapped_column(String(40), default="")
+    new: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = _created()
+    __table_args__ = (Index("ix_template_events_template", "tenant_id", "template_id"),)
 
 
 class InboxEvent(Base):

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
 from konsent.flows import admin_ops
+from konsent.flows.inbox import charts
 from konsent.flows.organisation import channel_health, company, staff
 from konsent.i18n import LOCALES
 from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff
@@ -161,6 +162,7 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
+        drawn = charts.dashboard_charts(s, caller.tenant_id)
         tenant = company.get_tenant(s, caller.tenant_id)
         steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
         slug = tenant.slug
@@ -169,6 +171,10 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
             if caller_can(caller, "settings.manage")
             else []
         )
+    locale = request_locale(request)
+    topic_names = {
+        slug: names.get(locale) or names.get("de") or slug for slug, names, _ in board.active_by_topic
+    }
     return page(
         request,
         caller,
@@ -176,6 +182,8 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
         {
             "board": board,
             "notice": request.query_params.get("notice"),
+            "charts": drawn,
+            "topic_names": topic_names,
             "setup_steps": steps,
             "tenant_slug": slug,
             "channels": channels,

@@ -190,6 +190,7 @@ def _detail(request: Request, caller: Caller, bid: int, error: str = "", status:
     with ctx.db.read() as s:
         b = bc.get_broadcast(s, caller.tenant_id, bid)
         preview = bc.preview_count(s, b) if b.state in ("draft", "scheduled") else None
+        paused_reason = b.paused_reason if b.state == "paused" else ""
     prog = bc.progress(ctx, caller.tenant_id, bid)
     return page(
         request,
@@ -197,6 +198,7 @@ def _detail(request: Request, caller: Caller, bid: int, error: str = "", status:
         "admin/broadcasts/detail.html",
         {
             "b": prog,
+            "paused_reason": paused_reason,
             "preview": preview,
             "error": error,
             "funnel": funnel_svg(request, prog["stats"]),

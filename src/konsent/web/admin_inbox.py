@@ -307,7 +307,9 @@ def set_state(
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: conversation.set_state(s, caller, conv, state, expected_version=opt_int(version)),
+        lambda ctx, s: conversation.set_state(
+            s, caller, conv, state, expected_version=opt_int(version), ctx=ctx
+        ),
         "state",
     )
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows.inbox import bot, canned, stats
+from konsent.flows.context import utcnow
+from konsent.flows.inbox import bot, canned, csat, disclosure, stats
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import staff, staff_admin, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
@@ -172,6 +175,7 @@ def _bot(
 ) -> Response:
     with get_ctx(request).db.read() as s:
         rows = bot.list_flows(s, caller.tenant_id)
+        told = disclosure.for_tenant(s, caller.tenant_id)
     return page(
         request,
         caller,
@@ -182,6 +186,7 @@ def _bot(
             "draft": draft,
             "fmt": fmt,
             "example": bot.dump_definition(bot.DEMO_FLOW),
+            "disclosure": told,
         },
         status_code,
     )
@@ -206,6 +211,26 @@ def bot_import(
     except DomainError as exc:
         return _bot(request, caller, error_text(request, exc), status_of(exc), definition[:200_000], fmt)
     return RedirectResponse(f"/admin/bot/{row.id}", status_code=303)
+
+
+@router.post("/bot/disclosure")
+def bot_disclosure(
+    request: Request,
+    enabled: str = Form(""),
+    text_de: str = Form(""),
+    text_en: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """The bot says it is automated: on or off, and the tenant's own words (EU AI Act Art. 50)."""
+    caller.require("bot.manage")
+    check_csrf_form(caller, csrf_token)
+    try:
+        with get_ctx(request).db.write() as s:
+            disclosure.save(s, caller, enabled == "on", {"de": text_de, "en": text_en})
+    except DomainError as exc:
+        return _bot(request, caller, error_text(request, exc), 422)
+    return RedirectResponse("/admin/bot", status_code=303)
 
 
 @router.get("/bot/{fid}")
@@ -278,14 +303,44 @@ def stats_page(request: Request, caller: Caller = Depends(admin_caller)) -> Resp
     days = int(raw) if raw.isdigit() and 0 < int(raw) <= 366 else 30
     with get_ctx(request).db.write() as s:  # a write: looking at statistics is audited (S5)
         report = stats.inbox_stats(s, caller, days)
+        satisfaction = csat.results(s, caller, utcnow() - timedelta(days=days))
+        csat_cfg = csat.settings_for(s, caller.tenant_id)
     peak = max((n for _, n in report.days), default=0) or 1
     slowest = max((r.median_minutes or 0 for r in report.first_response), default=0) or 1
     return page(
         request,
         caller,
         "admin/inbox/stats.html",
-        {"r": report, "peak": peak, "slowest": slowest, "days": days},
+        {
+            "r": report, "peak": peak, "slowest": slowest, "days": days,
+            "csat": satisfaction, "csat_cfg": csat_cfg,
+        },
+    )  # fmt: skip
+
+
+@router.post("/stats/csat")
+def csat_settings(
+    request: Request,
+    enabled: str = Form(""),
+    question_de: str = Form(""),
+    question_en: str = Form(""),
+    template: str = Form(""),
+    template_language: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """Ask for a rating after a conversation is resolved: on or off, wording, template (M1)."""
+    caller.require("settings.manage")
+    check_csrf_form(caller, csrf_token)
+    value = csat.Settings(
+        enabled == "on", {"de": question_de, "en": question_en}, template[:512], template_language[:16]
     )
+    try:
+        with get_ctx(request).db.write() as s:
+            csat.save_settings(s, caller, value)
+    except DomainError as exc:
+        return RedirectResponse(f"/admin/stats?error={exc.code}", status_code=303)
+    return RedirectResponse("/admin/stats", status_code=303)
 
 
 @router.post("/stats/works-council")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from konsent import metrics
 from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
+from konsent.domain import received
 from konsent.domain.errors import DomainError, NotFound, WindowClosed
 from konsent.domain.events import (
     Event,
@@ -23,6 +24,7 @@ from konsent.domain.events import (
     ReachabilityChange,
     StatusUpdate,
     StatusWatermark,
+    TemplateUpdate,
     UnknownEvent,
 )
 from konsent.domain.keywords import Intent, match_keyword
@@ -33,10 +35,11 @@ from konsent.flows.consent.optin import ConfirmOutcome, confirm_opt_in
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_sink, watermarks
-from konsent.flows.inbox import bot
+from konsent.flows.inbox import bot, csat
+from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import topics
-from konsent.flows.outbound import reconsent
+from konsent.flows.outbound import reconsent, template_lifecycle
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.flows.webhooks.events import emit, emit_status
 from konsent.i18n import pick_locale, t
@@ -74,6 +77,13 @@ def bump_counter(ctx: Konsent, name: str) -> None:
         updated = s.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
         if not updated.rowcount:  # type: ignore[attr-defined]
             s.add(Counter(name=name, value=1))
+
+
+def _count(s: Session, name: str) -> None:
+    """Count inside the caller's transaction, without anything about the request."""
+    updated = s.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        s.add(Counter(name=name, value=1))
 
 
 def receive_webhook(
@@ -153,6 +163,8 @@ def _dedupe_key(ev: Event) -> str:
         return f"reach:{ev.provider_id}" if ev.provider_id else ""
     if isinstance(ev, MarketingPreference):
         return f"pref:{ev.provider_id}" if ev.provider_id else ""
+    if isinstance(ev, TemplateUpdate):
+        return f"tpl:{ev.provider_id}" if ev.provider_id else ""
     return f"unknown:{ev.kind}:{ev.provider_id}" if ev.provider_id else ""
 
 
@@ -203,8 +215,12 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
             on_reachability(ctx, s, account, ev)
         elif isinstance(ev, MarketingPreference):
             on_preference(ctx, s, account, ev)
+        elif isinstance(ev, TemplateUpdate):
+            template_lifecycle.apply_update(s, account, ev)
         elif isinstance(ev, UnknownEvent):
-            log.info("ignored unknown event kind=%s account=%s", ev.kind, account.id)
+            # stored above as a webhook event; counted so an operator sees what reached no one (CH5)
+            log.info("unhandled event kind=%s account=%s", ev.kind, account.id)
+            _count(s, f"inbound_unhandled:{account.kind}")
     return True
 
 
@@ -278,28 +294,23 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.has_contacted_us = True
     contact.unreachable = False
     contact.last_activity_at = ev.at
-    ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    if ev.kind not in received.REACTIONS:  # a reaction or a deletion opens no messaging window
+        ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
     channel_health.note_inbound(s, account.id, ev.at)
     conv = _conversation(s, contact, account, ev.at)
-    received = Message(
+    stored = Message(
         tenant_id=account.tenant_id,
         conversation_id=conv.id,
         contact_id=contact.id,
         channel_account_id=account.id,
         direction="in",
-        body_sealed=seal_for_contact(
-            ctx,
-            s,
-            contact,
-            "message",
-            json.dumps({"text": ev.text, "payload": ev.payload, "kind": ev.kind, "media_ref": ev.media_ref}),
-        ),
+        body_sealed=seal_for_contact(ctx, s, contact, "message", json.dumps(_stored_body(ev))),
         provider_id=ev.provider_id,
         status="received",
         created_at=ev.at,
         updated_at=ev.at,
     )
-    s.add(received)
+    s.add(stored)
     s.flush()
     emit(
         s,
@@ -308,13 +319,22 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         {
             "contact_id": contact.id,
             "conversation_id": conv.id,
-            "message_id": received.id,
+            "message_id": stored.id,
             "channel_account_id": account.id,
             "direction": "in",
             "kind": ev.kind,
         },
         at=ev.at,
     )
+    rating = csat.record(s, contact, ev.payload, ev.at) if ev.kind == "button" else None
+    if rating is not None:  # a satisfaction answer: counted once, thanked once, never a keyword or bot step
+        if rating == "rated":
+            reply(ctx, s, contact, account, conv, t(contact.locale or tenant.default_locale, csat.THANKS))
+        return
+    if ev.kind not in received.CONVERSATIONAL:
+        # a location, a card, a reaction, an order, an edit ...: for staff, never for keywords or the bot
+        inbox.on_contact_message(s, conv)
+        return
     locale = contact.locale or tenant.default_locale
     topic_list = topics(s, tenant.id)
     names = {tp.slug: tp.names.values() for tp in topic_list}
@@ -412,6 +432,17 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     bot.on_inbound(ctx, s, account, contact, conv, ev)
 
 
+def _stored_body(ev: InboundMessage) -> dict[str, object]:
+    """What is sealed for an inbound message: its text and everything else it carried (CH5)."""
+    body: dict[str, object] = {"text": ev.text, "payload": ev.payload, "kind": ev.kind}
+    body["media_ref"] = ev.media_ref
+    if ev.details:
+        body["details"] = [list(pair) for pair in ev.details]
+    if ev.ref_id:
+        body["ref"] = ev.ref_id
+    return body
+
+
 def _titles(topic_list: list, slugs: list[str], locale: str) -> str:
     by_slug = {tp.slug: tp for tp in topic_list}
     out = []
@@ -458,9 +489,13 @@ def _identity_contact(
 
 
 def on_reachability(ctx: Konsent, s: Session, account: ChannelAccount, ev: ReachabilityChange) -> None:
+    """A block on the platform is a withdrawal of marketing, recorded with its source; an unblock
+    makes the contact reachable again and grants nothing (C4)."""
     contact = _identity_contact(ctx, s, account, ev.address)
     if contact is not None:
         contact.unreachable = not ev.reachable
+        if ev.blocked:
+            consent_flow.withdraw(s, contact, None, source="provider_block", at=ev.at, channel=account.kind)
 
 
 def on_preference(ctx: Konsent, s: Session, account: ChannelAccount, ev: MarketingPreference) -> None:

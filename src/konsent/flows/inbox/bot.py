@@ -9,6 +9,7 @@ is asked (flows.inbound), so they always win over any step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import datetime
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.channels.base import Button, OutboundContent
 from konsent.domain import flowsteps as fs
+from konsent.domain.disclosure import HANDOVER, wants_human
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
 from konsent.domain.events import InboundMessage
 from konsent.domain.purposes import ConsentStatus, Purpose
@@ -28,11 +30,12 @@ from konsent.flows import audit
 from konsent.flows.consent import grants as consent
 from konsent.flows.contacts import open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import disclosure, live
 from konsent.flows.inbox import listing as inbox
-from konsent.flows.inbox import live
 from konsent.flows.organisation import staff, teams
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.flows.webhooks.events import emit_closed
+from konsent.i18n import t
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     BotFlow,
@@ -272,6 +275,11 @@ def on_inbound(
     if session is not None:
         if session.state != "running":
             return  # a person has taken over, or the bot finished: the inbox handles it
+        if wants_human(ev.text):  # a person at any time (AI Act Art. 50)
+            _say(ctx, s, account, contact, conv, t(locale, HANDOVER), ev.at)
+            session.state, session.step, session.updated_at = "handover", "", ev.at
+            live.record(s, conv.tenant_id, conv.id, "bot_handover")
+            return
         row = s.get(BotFlow, session.flow_id)
         try:
             flow = fs.parse_flow(row.definition) if row else None
@@ -294,8 +302,41 @@ def on_inbound(
         )  # fmt: skip
         s.add(session)
         s.flush()
-        result = fs.start(flow, situation, ev.at)
+        result = _disclosed(fs.start(flow, situation, ev.at), disclosure.text_for(tenant, locale))
     _carry_out(ctx, s, account, contact, conv, session, result, ev.at)
+
+
+def _disclosed(result: fs.Advance, text: str | None) -> fs.Advance:
+    """The first message of a session says the contact talks to an automated system (AI Act Art. 50)."""
+    if not text:
+        return result
+    actions = list(result.actions)
+    first = next((i for i, a in enumerate(actions) if isinstance(a, fs.Send)), None)
+    if first is None:
+        actions.insert(0, fs.Send(text))
+    else:
+        send = actions[first]
+        assert isinstance(send, fs.Send)
+        actions[first] = dataclasses.replace(send, text=f"{text}\n\n{send.text}")
+    return dataclasses.replace(result, actions=actions)
+
+
+def _say(
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    contact: Contact,
+    conv: Conversation,
+    text: str,
+    at: datetime,
+) -> None:
+    try:
+        enqueue_message(
+            ctx, s, contact, "service", OutboundContent(text=text), channel_account_id=account.id,
+            conversation_id=conv.id, author=BOT_AUTHOR, at=at,
+        )  # fmt: skip
+    except NoLegalBasis:
+        log.info("bot reply refused contact=%s conversation=%s", contact.id, conv.id)
 
 
 def _carry_out(

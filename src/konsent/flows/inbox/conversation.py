@@ -13,13 +13,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain import received as received_kinds
 from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import live
+from konsent.flows.inbox import csat, live
 from konsent.flows.inbox.listing import STATES, bump, get_conversation, visibility
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
@@ -57,6 +58,7 @@ class ThreadMessage:
     at: datetime
     has_media: bool = False
     media_url: str = ""  # outbound media: the company's link, shown to staff
+    received: received_kinds.Received | None = None  # a location, card, reaction, order ... (CH5)
 
 
 @dataclass
@@ -103,8 +105,11 @@ def view_conversation(
     ).all()
     thread = []
     names = _staff_names(s, who.tenant_id)
+    by_provider_id: dict[str, str] = {}
     for m in msgs:
         body = {} if shredded else json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed))
+        if m.provider_id:
+            by_provider_id[m.provider_id] = str(body.get("text") or "")
         content = OutboundContent.from_dict(body)
         text = content.text or (f"▶ {body['payload']}" if body.get("payload") else "")
         thread.append(
@@ -118,6 +123,7 @@ def view_conversation(
                 m.created_at,
                 bool(body.get("media_ref")),
                 content.media_url or "",
+                received_kinds.view_of(body, by_provider_id) if m.direction == "in" else None,
             )
         )
     notes = [
@@ -385,8 +391,10 @@ def set_state(
     *,
     expected_version: int | None = None,
     at: datetime | None = None,
+    ctx: Konsent | None = None,
 ) -> Conversation:
-    """open / pending / closed (M1)."""
+    """open / pending / closed (M1); resolving asks for a rating when the tenant wants it and
+    `ctx` is given to send it (flows.inbox.csat)."""
     if state not in STATES:
         raise InvalidInput(detail="state must be open, pending or closed")
     at = at or utcnow()
@@ -405,6 +413,8 @@ def set_state(
             raise Conflict(detail="this contact has a newer open conversation")
     was = conv.state
     bump(s, conv, expected_version, state=state, closed_at=at if state == "closed" else None)
+    if ctx is not None and state == "closed" and was != "closed":
+        csat.ask(ctx, s, conv, at)
     live.record(s, who.tenant_id, conv.id, "state")
     if state == "closed" and was != "closed":
         emit_closed(s, conv, by=who.actor)

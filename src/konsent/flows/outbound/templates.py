@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from konsent.channels.base import AccountConfig, OutboundContent, TemplateFetch
 from konsent.domain import templates as rules
-from konsent.domain.errors import InvalidInput, NotFound
+from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
+from konsent.domain.purposes import Purpose
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
 from konsent.flows import audit
 from konsent.flows.context import Konsent
@@ -253,16 +254,30 @@ def require_approved(
 
 
 def approved_content(
-    ctx: Konsent, s: Session, account: ChannelAccount, name: str, language: str, params: list[str]
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    name: str,
+    language: str,
+    params: list[str],
+    purpose: str = "service",
 ) -> tuple[OutboundContent, MessageTemplate]:
     """A single message with a registered template: refused unless the account's channel has
-    templates and it is APPROVED there with exactly these variables (M1, CH3). The message
-    should record the returned row's id and version."""
+    templates and it is APPROVED there with exactly these variables (M1, CH3), and unless its
+    current category fits the purpose: a template Meta re-categorised as MARKETING needs
+    marketing consent (T4). The message should record the returned row's id and version."""
     if not ctx.adapter(account.kind).capabilities.templates:
         raise InvalidInput(detail="this channel has no message templates")
     row = require_approved(s, account.tenant_id, account.id, name, language, params)
+    require_category_allows(row, purpose)
     content = OutboundContent(template=name, template_language=language, template_params=tuple(params))
     return content, row
+
+
+def require_category_allows(row: MessageTemplate, purpose: str) -> None:
+    """A MARKETING template is a marketing message whatever purpose it is sent for (C5, T4)."""
+    if row.category == "MARKETING" and not Purpose.parse(purpose).is_marketing:
+        raise NoLegalBasis(purpose=purpose, reason="marketing template: marketing consent needed")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent import crypto
+from konsent.domain import received
 from konsent.domain.errors import NotFound
 from konsent.flows import audit
 from konsent.flows.contacts import address_of, contact_name, get_contact, identities, open_for_contact
@@ -84,6 +85,9 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
             "purpose": r.purpose,
             "text": body.get("text", ""),
             "template": body.get("template"),
+            "kind": body.get("kind") or "text",
+            "details": received.details_of(body),
+            "refers_to": body.get("ref"),
             "status": r.status,
             "status_reason": r.status_reason,
             "created_at": _iso(r.created_at),
@@ -196,11 +200,20 @@ def render_html(data: dict[str, Any]) -> str:
             out.append(
                 f"<tr class='{e(m['direction'])}'><td>{e(m['created_at'] or '')}</td>"
                 f"<td>{e(m['direction'])}</td>"
-                f"<td>{e(m['text'])}</td><td>{e(m['status'])}</td></tr>"
+                f"<td>{e(m['text'])}{_details_html(m)}</td><td>{e(m['status'])}</td></tr>"
             )
         out.append("</table>")
     out.append("</body></html>")
     return "".join(out)
+
+
+def _details_html(m: dict[str, Any]) -> str:
+    """A received location, card, reaction, order ... as 'field: value' lines (CH5, D1)."""
+    kind, pairs = m.get("kind") or "text", m.get("details") or []
+    if kind in ("text", "button", "media", "start") and not pairs:
+        return ""
+    lines = "".join(f"<br>{html.escape(str(k))}: {html.escape(str(v))}" for k, v in pairs)
+    return f" <em>[{html.escape(str(kind))}]</em>{lines}"
 
 
 def build_zip(data: dict[str, Any]) -> bytes:
