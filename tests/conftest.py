@@ -22,6 +22,10 @@ from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Base
 
 PG_URL = os.environ.get("KONSENT_TEST_DATABASE_URL", "")
+# The operator settings that let adapters call the fake providers on 127.0.0.1 with the base URL
+# stored on each test channel account (#13 finding 1; tests of the guard build their own policy).
+os.environ.setdefault("KONSENT_ALLOW_PRIVATE_URLS", "true")
+os.environ.setdefault("KONSENT_ALLOW_ACCOUNT_BASE_URLS", "true")
 MASTER_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 

@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     export_ttl_days: int = Field(
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
+    allow_private_urls: bool = Field(
+        False,
+        description="Let channel adapters call http:// and private, loopback or link-local addresses"
+        " (tests, fakes, a provider proxy on the LAN); off: https to public addresses only.",
+    )
+    provider_base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='API base URL per channel kind, JSON, e.g. {"telegram": "https://bot-api.example.org"}'
+        " (a self-hosted Bot API server); empty: each provider's documented host.",
+    )
+    allow_account_base_urls: bool = Field(
+        False,
+        description="Honour the API base URL stored on a channel account (older versions let tenant"
+        " admins set it); off: only KONSENT_PROVIDER_BASE_URLS and the documented hosts.",
+    )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
 
 

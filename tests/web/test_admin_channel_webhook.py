@@ -16,9 +16,11 @@ SECRET = "Konsent_webhook-secret_0123456789"
 
 
 @pytest.fixture
-def tg() -> Iterator[TelegramFake]:
+def tg(ctx) -> Iterator[TelegramFake]:  # type: ignore[no-untyped-def]
     with TelegramFake(bots=[(fx.BOT_TOKEN, fx.BOT_USERNAME)]) as fake:
         assert isinstance(fake, TelegramFake)
+        # The Bot API's base URL is the operator's setting, never the channel form's (#13 finding 1).
+        ctx.settings.provider_base_urls = {"telegram": fake.url}
         yield fake
 
 
@@ -113,7 +115,6 @@ def connect_form(client, token: str, fake: TelegramFake, secret: str = SECRET) -
             "bot_username": fx.BOT_USERNAME,
             "bot_token": fx.BOT_TOKEN,
             "secret_token": secret,
-            "api_base": fake.url,
         },
     )
     assert r.status_code == 200, r.text

@@ -8,6 +8,7 @@ from typing import Any
 from konsent import crypto
 from konsent.channels import adapter_class
 from konsent.channels.base import ChannelAdapter
+from konsent.channels.transport import Policy, Transport
 from konsent.settings import Settings, get_settings
 from konsent.store.db import Database, database_url, make_engine, migrate
 from konsent.store.keys import KeyRing
@@ -22,6 +23,13 @@ class Konsent:
     db: Database
     keys: KeyRing
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
+    # The one HTTP transport of every adapter of this process, under the operator's URL policy.
+    http: Transport | None = None
+
+    def transport(self) -> Transport:
+        if self.http is None:
+            self.http = Transport(Policy.from_settings(self.settings))
+        return self.http
 
     def adapter(self, kind: str) -> ChannelAdapter:
         """The adapter instance for a channel kind, created once per process."""
@@ -35,7 +43,7 @@ class Konsent:
             from konsent.flows.simulator import StoreMailbox
 
             return {"mailbox_factory": lambda: StoreMailbox(self)}
-        return {}
+        return {"transport": self.transport()}
 
     async def close(self) -> None:
         sink = self.__dict__.get("_status_sink")
@@ -43,6 +51,8 @@ class Konsent:
             sink.close()
         for adapter in self.adapters.values():
             await adapter.close()
+        if self.http is not None:
+            await self.http.close()
         self.keys.store.dispose()
 
 

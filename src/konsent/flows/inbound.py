@@ -12,7 +12,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
+from konsent.channels.base import (
+    AccountConfig,
+    ChannelAdapter,
+    NeedsPrefetch,
+    OutboundContent,
+    WebhookRejected,
+    WebhookRequest,
+)
 from konsent.domain import optin as codes
 from konsent.domain.errors import DomainError, NotFound, WindowClosed
 from konsent.domain.events import (
@@ -60,6 +67,8 @@ class WebhookResult:
     # Stored events the provider wants acknowledged, and the account to do it with (`acknowledge`).
     to_acknowledge: tuple[InboundMessage, ...] = ()
     account: AccountConfig | None = None
+    # Parsing needs something fetched from the provider first (`adapter.prefetch`, then call again).
+    needs_prefetch: AccountConfig | None = None
 
 
 def account_by_route(s: Session, route_key: str) -> ChannelAccount:
@@ -80,9 +89,19 @@ def bump_counter(ctx: Konsent, name: str) -> None:
 
 
 def receive_webhook(
-    ctx: Konsent, route_key: str, request: WebhookRequest, *, try_fast: bool = True
+    ctx: Konsent,
+    route_key: str,
+    request: WebhookRequest,
+    *,
+    try_fast: bool = True,
+    defer_prefetch: bool = False,
 ) -> WebhookResult:
-    """Handle one provider delivery; every event in it counts, each stored at most once."""
+    """Handle one provider delivery; every event in it counts, each stored at most once.
+
+    When parsing needs a network lookup first (a Threema sender's key), `defer_prefetch`
+    returns at once with `needs_prefetch` set, so the async caller awaits the lookup on its
+    loop; otherwise (scripts, tests: no loop in this thread) it runs here (#13 finding 6).
+    """
     if try_fast:  # status-only deliveries, known route (the web server tried the async variant already)
         fast = status_sink.try_fast_path(ctx, route_key, request)
         if fast is not None:
@@ -101,8 +120,14 @@ def receive_webhook(
         bump_counter(ctx, f"webhook_rejected:{account.kind}")
         return WebhookResult(exc.status, {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Rejected"))
     try:
-        events = adapter.parse(cfg, request.body)
-    except (ValueError, KeyError, TypeError):
+        try:
+            events = adapter.parse(cfg, request.body)
+        except NeedsPrefetch:
+            if defer_prefetch:
+                return WebhookResult(503, "Retry", needs_prefetch=cfg)
+            _prefetch_here(adapter, cfg, request)
+            events = adapter.parse(cfg, request.body)
+    except (ValueError, KeyError, TypeError, RecursionError):
         bump_counter(ctx, f"webhook_malformed:{account.kind}")
         return WebhookResult(400, "malformed payload")
     if events and all(isinstance(ev, StatusUpdate) for ev in events):
@@ -122,6 +147,15 @@ def receive_webhook(
         else:
             dups += 1
     return WebhookResult(200, "OK", handled, dups, tuple(acks), cfg if acks else None)
+
+
+def _prefetch_here(adapter: ChannelAdapter, cfg: AccountConfig, request: WebhookRequest) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(adapter.prefetch(cfg, request))
+        return
+    raise ValueError("cannot look up on a running loop")  # never block a loop: 400, the provider retries
 
 
 async def acknowledge(ctx: Konsent, result: WebhookResult) -> None:
