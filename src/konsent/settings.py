@@ -36,7 +36,9 @@ class Settings(BaseSettings):
         48, description="Unconfirmed opt-ins expire and are deleted after this many hours (C2)."
     )
     session_ttl_hours: int = Field(12, description="Staff sessions expire after this many hours.")
-    secure_cookies: bool = Field(False, description="Mark cookies Secure (turn on behind HTTPS).")
+    secure_cookies: bool = Field(
+        False, description="Mark cookies Secure even when KONSENT_BASE_URL is http (always on for https)."
+    )
     worker_batch: int = Field(200, description="Outbox rows a worker claims at once.")
     worker_concurrency: int = Field(64, description="Provider calls a worker keeps in flight.")
     worker_poll_seconds: float = Field(0.2, description="Idle wait between outbox polls.")
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
         " admins set it); off: only KONSENT_PROVIDER_BASE_URLS and the documented hosts.",
     )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Cookies carry Secure when the setting says so or the public URL is https (#13)."""
+        return self.secure_cookies or self.base_url.lower().startswith("https://")
 
 
 @lru_cache

@@ -32,6 +32,7 @@ def the_account(ctx) -> ChannelAccount:  # type: ignore[no-untyped-def]
 def test_button_registers_url_secret_and_update_kinds_and_says_so(ctx, demo, client, tg, monkeypatch):
     """CH2: setWebhook with our URL for that account, its secret_token and the update kinds we parse."""
     monkeypatch.setattr(ctx.settings, "base_url", "https://konsent.example")
+    client.base_url = "https://testserver"  # cookies are Secure behind an https base URL
     token = as_role(ctx, client, "admin")
     connect_form(client, token, tg)
     acc = the_account(ctx)
@@ -77,6 +78,7 @@ def test_telegram_refusal_is_shown_in_its_words_in_german_and_english(ctx, demo,
 
 def test_a_secret_telegram_would_refuse_is_caught_before_the_call(ctx, demo, client, tg, monkeypatch):
     monkeypatch.setattr(ctx.settings, "base_url", "https://konsent.example")
+    client.base_url = "https://testserver"  # cookies are Secure behind an https base URL
     token = as_role(ctx, client, "owner")
     connect_form(client, token, tg, secret="not allowed!")
     acc = the_account(ctx)

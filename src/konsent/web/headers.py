@@ -1,0 +1,61 @@
+"""Security headers of every answer (#13 finding 9).
+
+- Every HTML page: a strict Content-Security-Policy. Scripts only from this origin's files
+  (`script-src 'self'`: no inline script, no event-handler attributes, no eval); no plugins,
+  no `<base>`, no framing. Inline *style* stays allowed: the consent proof is a self-contained
+  document with its own stylesheet and the opt-in widget injects its stylesheet.
+- Exactly one Referrer-Policy: what a route set itself (privacy pages: `no-referrer`), else
+  `no-referrer` on private areas (admin, REST API, privacy and simulator pages), else
+  `strict-origin-when-cross-origin`.
+- HSTS whenever the installation's public URL is https.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+PRIVATE_PREFIXES = ("/admin", "/api/v1", "/privacy", "/simulator")
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
+def referrer_policy(path: str) -> bytes:
+    return b"no-referrer" if path.startswith(PRIVATE_PREFIXES) else b"strict-origin-when-cross-origin"
+
+
+class SecurityHeaders:
+    """Headers every response carries; HTML pages get the content-security policy."""
+
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                names = {bytes(name).lower(): value for name, value in headers}
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if b"referrer-policy" not in names:
+                    headers.append((b"referrer-policy", referrer_policy(path)))
+                if not path.startswith(("/widget.js", "/api/public/")):
+                    headers.append((b"x-frame-options", b"DENY"))
+                if bytes(names.get(b"content-type", b"")).startswith(b"text/html"):
+                    headers.append((b"content-security-policy", CSP.encode()))
+                if self.https:
+                    headers.append((b"strict-transport-security", HSTS))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+__all__ = ["CSP", "SecurityHeaders", "referrer_policy"]
