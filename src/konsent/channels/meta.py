@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ import aiohttp
 from konsent.channels.base import AccountConfig, SendOutcome, SendResult, WebhookRejected, WebhookRequest
 from konsent.channels.outcomes import Answer, Row, Table, classify, codes
 from konsent.channels.transport import Provider, Transport
+from konsent.domain.inputs import loads_json
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 MAX_ID_LEN = 200  # messages.provider_id is String(200)
@@ -74,7 +74,7 @@ def hub_challenge(account: AccountConfig, request: WebhookRequest) -> str | None
 
 def load_json(body: bytes) -> dict[str, Any]:
     """The delivery as a dict; malformed JSON or another shape raises ValueError (→ 400)."""
-    data = json.loads(body)
+    data = loads_json(body)
     if not isinstance(data, dict):
         raise ValueError("a delivery must be a JSON object")
     return data

@@ -8,7 +8,6 @@ blocking it arrives as `my_chat_member` with status `kicked`.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +33,7 @@ from konsent.channels.transport import Provider, Transport, default_transport, u
 from konsent.channels.urlguard import BlockedUrl
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, ReachabilityChange, UnknownEvent
+from konsent.domain.inputs import loads_json
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (a header name)
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -233,10 +233,7 @@ class TelegramChannel(ChannelAdapter):
 
     def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
         """One Update → one event; unknown update kinds are acknowledged and ignored (CH2)."""
-        try:
-            data = json.loads(body)
-        except RecursionError as exc:
-            raise ValueError("update nested too deeply") from exc
+        data = loads_json(body)
         if not isinstance(data, dict):
             raise ValueError("an update must be a JSON object")
         update_id = str(_int(data, "update_id"))

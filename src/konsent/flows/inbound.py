@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +32,7 @@ from konsent.domain.events import (
     StatusWatermark,
     UnknownEvent,
 )
+from konsent.domain.inputs import checked_event
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
 from konsent.flows import bot, status_sink, texts, watermarks
@@ -71,7 +73,12 @@ class WebhookResult:
     needs_prefetch: AccountConfig | None = None
 
 
+_ROUTE_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def account_by_route(s: Session, route_key: str) -> ChannelAccount:
+    if not _ROUTE_KEY_RE.fullmatch(route_key):  # /webhooks/%00 must not reach the database (#13)
+        raise NotFound()
     acc = s.scalars(
         select(ChannelAccount).where(ChannelAccount.route_key == route_key, ChannelAccount.active.is_(True))
     ).one_or_none()
@@ -127,7 +134,10 @@ def receive_webhook(
                 return WebhookResult(503, "Retry", needs_prefetch=cfg)
             _prefetch_here(adapter, cfg, request)
             events = adapter.parse(cfg, request.body)
-    except (ValueError, KeyError, TypeError, RecursionError):
+        events = [checked_event(ev) for ev in events]
+    except Exception as exc:
+        if not isinstance(exc, ValueError | KeyError | TypeError):
+            log.warning("webhook parse failed kind=%s error=%s", account.kind, type(exc).__name__)
         bump_counter(ctx, f"webhook_malformed:{account.kind}")
         return WebhookResult(400, "malformed payload")
     if events and all(isinstance(ev, StatusUpdate) for ev in events):

@@ -28,8 +28,9 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
+from konsent.channels.base import AccountConfig, WebhookRequest
 from konsent.domain.events import StatusUpdate
+from konsent.domain.inputs import checked_event
 from konsent.flows.context import Konsent
 from konsent.flows.tenants import account_config
 from konsent.store.tables import ChannelAccount, Message
@@ -135,8 +136,8 @@ def _fast_statuses(
     adapter = ctx.adapter(known.kind)
     try:
         adapter.verify(known.cfg, request)
-        events = adapter.parse(known.cfg, request.body)
-    except (WebhookRejected, ValueError, KeyError, TypeError):
+        events = [checked_event(ev) for ev in adapter.parse(known.cfg, request.body)]
+    except Exception:
         return None
     if not events or not all(isinstance(ev, StatusUpdate) for ev in events):
         return None

@@ -142,7 +142,7 @@ def list_channels(request: Request, caller: Caller = Depends(api_caller)) -> lis
 def list_contacts(
     request: Request,
     limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, description="Contacts to skip."),
+    offset: int = Query(0, ge=0, le=MAX_ID, description="Contacts to skip."),
     caller: Caller = Depends(api_caller),
 ) -> list[dict[str, Any]]:
     caller.require("contacts.read")

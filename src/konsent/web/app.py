@@ -17,6 +17,7 @@ from konsent import __version__
 from konsent.domain.errors import DomainError
 from konsent.flows.context import Konsent
 from konsent.web.headers import SecurityHeaders
+from konsent.web.hygiene import InputHygiene
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.include_router(admin_broadcasts.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(InputHygiene)
     app.add_middleware(SecurityHeaders, https=ctx.settings.base_url.lower().startswith("https://"))
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
 
