@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
-from konsent.flows import consent as consent_flow
-from konsent.flows import status_early
+from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound import status_early
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
     Broadcast,

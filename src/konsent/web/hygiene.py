@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from konsent.flows.input_rules import json_problem, text_problem
+from konsent.domain.inputs import json_problem, text_problem
 
 _LONG_INT = re.compile(r"-?\d{19,}")
 _MESSAGES = {
