@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         " (tests, fakes, a provider proxy on the LAN); off: https to public addresses only.",
     )
     provider_base_urls: dict[str, str] = Field(
-        default_factory=dict,
+        {},
         description='API base URL per channel kind, JSON, e.g. {"telegram": "https://bot-api.example.org"}'
         " (a self-hosted Bot API server); empty: each provider's documented host.",
     )
