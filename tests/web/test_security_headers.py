@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from konsent.web.app import create_app
-from konsent.web.headers import CSP
+from konsent.web.headers import CSP, FRAMEWORK_PAGES, framework_csp
 from tests.web.test_admin_auth import as_role
 
 TEMPLATES = Path(__file__).parents[2] / "src" / "konsent" / "web" / "templates"
@@ -62,8 +62,19 @@ def test_every_html_page_without_parameters_carries_the_policy(ctx, demo, client
         r = client.get(path, follow_redirects=False)
         if r.headers.get("content-type", "").startswith("text/html"):
             html += 1
-            assert r.headers.get_list("content-security-policy") == [CSP], path
+            expected = framework_csp(r.content) if path in FRAMEWORK_PAGES else CSP
+            assert r.headers.get_list("content-security-policy") == [expected], path
     assert html >= 15
+
+
+def test_the_api_docs_allow_only_the_frameworks_own_inline_script_by_hash(client) -> None:  # type: ignore[no-untyped-def]
+    """Swagger UI starts with an inline script: allowed by its hash, never by 'unsafe-inline'."""
+    r = client.get("/api/docs")
+    script_src = _directives(r.headers["content-security-policy"])["script-src"]
+    assert "'unsafe-inline'" not in script_src
+    inline = re.findall(rb"<script>(.*?)</script>", r.content, re.S)
+    assert inline and len([s for s in script_src if s.startswith("'sha256-")]) == len(inline)
+    assert int(r.headers["content-length"]) == len(r.content)
 
 
 def test_error_and_public_pages_carry_the_policy_too(client, demo) -> None:  # type: ignore[no-untyped-def]
