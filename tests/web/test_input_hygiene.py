@@ -108,6 +108,8 @@ def test_json_bodies_with_nul_lone_surrogates_or_huge_integers_are_named() -> No
     assert json_problem(b'{"a": "\\ud83d\\ude00"}') == ""  # a valid pair (an emoji) is fine
     assert json_problem(b'{"a": 9223372036854775808}') == "integer_out_of_range"
     assert json_problem(b'{"a": 123456789}') == ""
+    assert json_problem(b'{"a": 9223372036854775807}') == ""  # the largest BIGINT is fine
+    assert json_problem(b'{"text": "Ref: 12345678901234567890123"}') == ""  # digits in text are text
 
 
 def test_webhook_events_with_unstorable_ids_are_refused_and_free_text_is_cleaned() -> None:

@@ -82,15 +82,18 @@ def json_problem(raw: bytes, max_depth: int = MAX_DEPTH) -> str:
     """Why a JSON request body must be refused ("" when it may be parsed): depth, NUL, surrogates, ints."""
     if too_deep(raw, max_depth):
         return "too_deep"
-    if _LONG_INT_RE.search(raw):
-        return "integer_out_of_range"
-    if _SUSPICIOUS_ESCAPE_RE.search(raw):
+    if _LONG_INT_RE.search(raw) or _SUSPICIOUS_ESCAPE_RE.search(raw):  # rare: then look closely
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
             return ""  # the app's own parser answers malformed JSON
         return _walk_problem(data)
     return ""
+
+
+def int_out_of_range(value: int) -> bool:
+    """Beyond a database BIGINT (the widest integer column)."""
+    return not -INT64 <= value < INT64
 
 
 def _walk_problem(data: Any) -> str:
@@ -101,6 +104,8 @@ def _walk_problem(data: Any) -> str:
             problem = text_problem(item)
             if problem:
                 return problem
+        elif isinstance(item, int) and int_out_of_range(item):
+            return "integer_out_of_range"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -173,6 +178,7 @@ __all__ = [
     "InputProblem",
     "checked_event",
     "clean_text",
+    "int_out_of_range",
     "json_depth",
     "json_problem",
     "loads_json",

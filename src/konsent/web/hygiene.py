@@ -3,8 +3,7 @@
 Every request except provider webhooks (their parsers check their own bodies, which must stay
 byte-exact for the signature): the path, the query string and form or JSON bodies must not
 hold NUL or lone surrogates, must be valid UTF-8, JSON must not nest deeper than 64 levels,
-and no number may have 19 digits or more (nothing konsent stores is that large; a database
-integer overflows at 2^63). Multipart uploads are checked by the importer itself.
+and no integer may lie beyond a database BIGINT (±2^63). Multipart uploads are checked by the importer itself.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from konsent.domain.inputs import json_problem, text_problem
+from konsent.domain.inputs import int_out_of_range, json_problem, text_problem
 
 _LONG_INT = re.compile(r"-?\d{19,}")
 _MESSAGES = {
@@ -40,7 +39,7 @@ def pairs_problem(text: str) -> str:
         problem = text_problem(key) or text_problem(value)
         if problem:
             return problem
-        if _LONG_INT.fullmatch(value):
+        if _LONG_INT.fullmatch(value) and int_out_of_range(int(value)):
             return "integer_out_of_range"
     return ""
 
@@ -49,7 +48,7 @@ def path_problem(path: str) -> str:
     problem = text_problem(path)
     if problem:
         return problem
-    if any(_LONG_INT.fullmatch(part) for part in path.split("/")):
+    if any(_LONG_INT.fullmatch(part) and int_out_of_range(int(part)) for part in path.split("/")):
         return "integer_out_of_range"
     return ""
 
