@@ -94,11 +94,16 @@ def decode(data: bytes) -> str:
     if len(data) > MAX_BYTES:
         raise InvalidInput(detail=f"file larger than {MAX_BYTES} bytes")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
             detail=f"the file is not UTF-8 (byte {exc.start}); save it as 'CSV UTF-8' and try again"
         ) from exc
+    if "\x00" in text:  # no text column can store it (PostgreSQL refuses NUL): a clear error (#13)
+        raise InvalidInput(
+            detail=f"the file contains a NUL byte (byte {data.index(0)}); it is not a CSV text"
+        )
+    return text
 
 
 def _normalize(address: str, kind_is_phone: bool) -> str:
