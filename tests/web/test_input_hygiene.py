@@ -135,3 +135,13 @@ def test_tracebacks_are_redacted_like_messages() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     RedactingFilter().filter(record)
     assert "alex@example.org" not in (record.exc_text or "") and "1234567" not in (record.exc_text or "")
+
+
+def test_database_errors_never_quote_sql_parameters(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A failing statement's message (and so any traceback) leaves the parameters out."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with pytest.raises(SQLAlchemyError) as caught, ctx.db.engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE a = :x"), {"x": "alex@example.org"})
+    assert "alex@example.org" not in str(caught.value)
