@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         False,
-        description="Let channel adapters call http:// and private, loopback or link-local addresses"
-        " (tests, fakes, a provider proxy on the LAN); off: https to public addresses only.",
+        description="Let outbound calls (channel adapters, outgoing webhooks) reach http:// and private,"
+        " loopback or link-local addresses (tests, fakes, in-house CRMs); off: https to public hosts only.",
     )
     provider_base_urls: dict[str, str] = Field(
         {},
@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         " admins set it); off: only KONSENT_PROVIDER_BASE_URLS and the documented hosts.",
     )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+    webhook_timeout_seconds: float = Field(10.0, description="Seconds an outgoing webhook may answer in.")
+    api_rate_limit: str = Field(
+        "600/minute", description="Requests one API token may make, in `limits` notation (429 beyond)."
+    )
+    api_rate_limit_storage: str = Field(
+        "memory://", description="Where rate-limit counters live (`limits` storage URI, e.g. redis://)."
+    )
 
     @property
     def cookies_secure(self) -> bool:

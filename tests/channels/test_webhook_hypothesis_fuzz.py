@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from konsent.channels.simulator import SIGNATURE_HEADER
 from konsent.channels.simulator import sign as sim_sign
-from konsent.channels.threema import TYPE_RECEIPT, TYPE_TEXT, callback_fields, encrypt_message, receipt_body
+from konsent.channels.threema import TYPE_RECEIPT, TYPE_TEXT
 from tests.channels import fixtures_meta as meta_fx
 from tests.channels import fixtures_telegram as tg_fx
+from tests.fakes import threema_wire as wire
 
 EXAMPLES = int(os.environ.get("KONSENT_FUZZ_EXAMPLES", "2000"))
 DEEP_MARK = "__deep__"
@@ -126,17 +127,17 @@ def threema_bodies(draw: st.DrawFn, gateway_public: Any, sender: Any) -> bytes:
             [
                 (TYPE_TEXT, b"Hallo STOP"),
                 (TYPE_TEXT, b"\x00\xed\xa0\x80 \xff"),
-                (TYPE_RECEIPT, receipt_body(0x01, ["0102030405060708"])),
+                (TYPE_RECEIPT, wire.receipt(0x01, ["0102030405060708"])),
                 (TYPE_RECEIPT, b"\x01\x02"),
                 (0x17, b"{}"),
             ]
         )
         | st.tuples(st.integers(0, 255), st.binary(max_size=200))
     )
-    nonce, box = encrypt_message(sender, gateway_public, kind, plain)
+    nonce, box = wire.encrypt(kind, plain, gateway_public, sender)
     message_id = draw(st.sampled_from(["0102030405060708", "f" * 64, "f" * 300, "zz"]))
     date = draw(st.sampled_from([1_700_000_000, 2**63, -1, 0]))
-    fields = callback_fields(SECRET, SENDER, GATEWAY, message_id, date, nonce, box)
+    fields = wire.callback(SECRET, SENDER, GATEWAY, message_id, date, nonce, box)
     if draw(st.booleans()):
         fields["nickname"] = draw(st.sampled_from(["\x00", "\ud800", "A" * 5000, "Alex"]))
     return urlencode(fields, encoding="utf-8", errors="surrogatepass").encode()
@@ -207,7 +208,7 @@ def test_signed_hostile_threema_callbacks_never_get_a_server_error(ctx, demo, cl
     seen: dict[int, int] = {}
 
     @FUZZ
-    @given(body=threema_bodies(gateway.public_key, sender))
+    @given(body=threema_bodies(bytes(gateway.public_key), bytes(sender)))
     def deliver(body: bytes) -> None:
         r = client.post(
             f"/webhooks/{route}", content=body, headers={"content-type": "application/x-www-form-urlencoded"}

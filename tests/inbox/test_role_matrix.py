@@ -24,6 +24,7 @@ INBOX = frozenset({"owner", "admin", "agent"})
 PERSONAL = frozenset({"owner", "admin", "agent", "dpo"})
 PROOF = frozenset({"owner", "admin", "dpo"})
 STATS = frozenset({"owner", "admin", "viewer"})
+TEMPLATES_READ = frozenset({"owner", "admin", "agent"})  # inbox.use
 
 # (method, path) -> roles allowed, or PUBLIC
 MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
@@ -41,6 +42,45 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
+    # contacts and opt-ins for connected systems (M4)
+    ("POST", "/api/v1/contacts"): MANAGERS,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): INBOX,
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): PROOF,
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): ALL,
+    ("POST", "/api/v1/optins"): INBOX,
+    ("GET", "/api/v1/conversations"): INBOX,
+    ("GET", "/api/v1/conversations/{conversation_id}"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): INBOX,
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): INBOX,
+    ("GET", "/api/v1/broadcasts"): ALL,
+    ("POST", "/api/v1/broadcasts"): MANAGERS,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}"): ALL,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): MANAGERS,
+    ("GET", "/api/v1/templates"): TEMPLATES_READ,
+    ("GET", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): PROOF,
+    ("GET", "/api/v1/audit/verify"): PROOF,
+    # outgoing webhooks (M4): managers only
+    ("GET", "/api/v1/webhook-event-types"): ALL,
+    ("GET", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"): MANAGERS,
+    ("GET", "/admin/webhooks"): MANAGERS,
+    ("POST", "/admin/webhooks"): MANAGERS,
+    ("GET", "/admin/webhooks/{endpoint_id}"): MANAGERS,
+    ("POST", "/admin/webhooks/{endpoint_id}/{action}"): MANAGERS,
     ("GET", "/admin/login"): PUBLIC,
     ("POST", "/admin/login"): PUBLIC,
     ("POST", "/admin/logout"): ALL,
@@ -120,19 +160,76 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): ALL,
     ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): ALL,
     ("POST", "/admin/broadcasts/{broadcast_id}/{action}"): MANAGERS,
+    # company setup (#12): owners and admins set up; everyone may read topics and consent texts
+    ("GET", "/admin/setup"): MANAGERS,
+    ("GET", "/admin/settings"): MANAGERS,
+    ("GET", "/admin/settings/company"): MANAGERS,
+    ("POST", "/admin/settings/company"): MANAGERS,
+    ("GET", "/admin/setup/widget"): MANAGERS,
+    ("GET", "/admin/topics"): MANAGERS,
+    ("POST", "/admin/topics"): MANAGERS,
+    ("POST", "/admin/topics/{slug}"): MANAGERS,
+    ("POST", "/admin/topics/{slug}/{action}"): MANAGERS,
+    ("GET", "/admin/consent-texts"): MANAGERS,
+    ("POST", "/admin/consent-texts"): MANAGERS,
+    ("GET", "/admin/consent-texts/{locale}/diff"): MANAGERS,
+    ("GET", "/admin/consent-texts/{locale}/{version}"): MANAGERS,
+    ("POST", "/admin/reconsent"): MANAGERS,
+    ("GET", "/admin/reconsent/{campaign_id}"): MANAGERS,
+    ("GET", "/api/v1/company"): MANAGERS,
+    ("PUT", "/api/v1/company"): MANAGERS,
+    ("POST", "/api/v1/topics"): MANAGERS,
+    ("GET", "/api/v1/topics/{slug}"): ALL,
+    ("PATCH", "/api/v1/topics/{slug}"): MANAGERS,
+    ("DELETE", "/api/v1/topics/{slug}"): MANAGERS,
+    ("PUT", "/api/v1/topics-order"): MANAGERS,
+    ("GET", "/api/v1/consent-texts/{locale}"): ALL,
+    ("POST", "/api/v1/consent-texts/{locale}"): MANAGERS,
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): ALL,
+    ("GET", "/api/v1/consent-texts/{locale}/{version}"): ALL,
+    ("POST", "/api/v1/reconsent"): MANAGERS,
+    ("GET", "/api/v1/reconsent/{campaign_id}"): MANAGERS,
 }
 
 # Extra request data some routes need to get past input validation to the permission check.
-QUERY = {("GET", "/admin/inbox/events"): "?timeout=0", ("GET", "/admin/privacy/contact"): "?cid={contact_id}"}
+QUERY = {
+    ("GET", "/admin/inbox/events"): "?timeout=0",
+    ("GET", "/admin/privacy/contact"): "?cid={contact_id}",
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): "?from=1&to=2",
+}
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"active": True},
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): {"text": "Hallo"},
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): {},
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): {"state": "pending"},
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"text": "n"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): {"labels": ["x"]},
+    ("POST", "/api/v1/broadcasts"): {"name": "x", "topic": "angebote", "text": "hi"},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): {},
+    ("POST", "/api/v1/privacy-requests"): {"kind": "access", "channel": "email"},
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): {},
+    ("POST", "/api/v1/contacts"): {"channel_account_id": 999999, "address": "+4915100008"},
+    ("PATCH", "/api/v1/contacts/{contact_id}"): {"locale": "en"},
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): {},
+    ("POST", "/api/v1/optins"): {"topics": ["angebote"], "channel_account_id": 999999},
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {
         "channel_account_id": 999999,
         "contacts": [{"address": "+4915100009"}],
     },
+    ("PUT", "/api/v1/company"): {},
+    ("POST", "/api/v1/topics"): {"slug": "matrix", "names": {"de": "Matrix"}},
+    ("PATCH", "/api/v1/topics/{slug}"): {},
+    ("PUT", "/api/v1/topics-order"): {"slugs": []},
+    ("POST", "/api/v1/consent-texts/{locale}"): {"text": "Yes, please."},
+    ("POST", "/api/v1/reconsent"): {"locale": "en"},
 }
 
 
@@ -217,6 +314,12 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "broadcast_id": "999999",
             "action": "pause",
             "account_id": "999999",  # permission is checked before the lookup
+            "slug": "nosuch",  # likewise
+            "version": "1",
+            "campaign_id": "999999",
+            "endpoint_id": "999999",  # permission is checked before the lookup
+            "conversation_id": str(conv.id),
+            "delivery_id": "999999",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from konsent.channels.transport import Policy, Transport
 from konsent.store.tables import AuditEntry, ChannelAccount
 from tests.channels import fixtures_telegram as fx
 from tests.fakes.telegram_fake import TelegramFake
@@ -19,8 +20,9 @@ SECRET = "Konsent_webhook-secret_0123456789"
 def tg(ctx) -> Iterator[TelegramFake]:  # type: ignore[no-untyped-def]
     with TelegramFake(bots=[(fx.BOT_TOKEN, fx.BOT_USERNAME)]) as fake:
         assert isinstance(fake, TelegramFake)
-        # The Bot API's base URL is the operator's setting, never the channel form's (#13 finding 1).
-        ctx.settings.provider_base_urls = {"telegram": fake.url}
+        # The Bot API's base URL is the operator's setting (KONSENT_PROVIDER_BASE_URLS), never the
+        # channel form's (#13 finding 1).
+        ctx.http = Transport(Policy(allow_private=True, base_urls={"telegram": fake.url}))
         yield fake
 
 

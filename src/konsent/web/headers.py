@@ -24,23 +24,22 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 PRIVATE_PREFIXES = ("/admin", "/api/v1", "/privacy", "/simulator")
-# FastAPI's own API docs: Swagger UI from its CDN, started by an inline script of the framework's.
-# Those pages get a policy allowing exactly that script (by its hash) and the CDN, nothing else.
-FRAMEWORK_PAGES = ("/api/docs", "/docs/oauth2-redirect")
-CDN = "https://cdn.jsdelivr.net"
+# The API docs (Swagger UI, ReDoc; assets served offline), started by an inline script of the
+# framework's: those pages get a policy allowing exactly that script, by its hash, nothing else.
+FRAMEWORK_PAGES = ("/api/docs", "/api/redoc", "/docs/oauth2-redirect")
 _INLINE_SCRIPT_RE = re.compile(rb"<script>(.*?)</script>", re.S)
 
 
 def framework_csp(html: bytes) -> str:
-    """The policy of a framework page: its own inline scripts by hash, the docs CDN."""
+    """The policy of a framework page: its own inline scripts by hash; ReDoc's worker from a blob."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode() + "'"
         for m in _INLINE_SCRIPT_RE.finditer(html)
     )
     return (
-        f"default-src 'self'; script-src 'self' {CDN} {hashes}; style-src 'self' 'unsafe-inline' {CDN}; "
-        "img-src 'self' data: https:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
@@ -24,6 +25,7 @@ from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
 from konsent.flows.outbound import templates
 from konsent.flows.outbound.messaging import enqueue_message
+from konsent.flows.webhooks.events import emit, emit_closed
 from konsent.store.tables import (
     BotSession,
     ChannelAccount,
@@ -244,8 +246,8 @@ def reply(
     at = at or utcnow()
     text = text.strip()
     media_url, media_kind = media_url.strip(), media_kind.strip()
-    if not text and not media_url and not media_kind:
-        raise InvalidInput(detail="the reply is empty")
+    content = OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None)
+    require_valid(content)  # before anything is looked up: a bad reply is 422 wherever it goes
     conv = get_conversation(s, who, conversation_id)
     contact = s.get(Contact, conv.contact_id)
     assert contact is not None
@@ -254,7 +256,7 @@ def reply(
         s,
         contact,
         "service",
-        OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None),
+        content,
         channel_account_id=conv.channel_account_id,
         conversation_id=conv.id,
         author=who.actor,
@@ -291,13 +293,10 @@ def reply_template(
     staff.require(who.role, "messages.send")
     at = at or utcnow()
     template, language = template.strip(), language.strip()
-    if not re.fullmatch(r"[a-z0-9_]{1,512}", template):
-        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
-    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
-        raise InvalidInput(detail="a template language looks like de or en_US")
     params = [p.strip() for p in params]
-    if len(params) > 20 or any(len(p) > 1000 for p in params):
-        raise InvalidInput(detail="at most 20 template variables of up to 1000 characters")
+    require_valid(
+        OutboundContent(template=template, template_language=language, template_params=tuple(params))
+    )
     conv = get_conversation(s, who, conversation_id)
     acc = s.get(ChannelAccount, conv.channel_account_id)
     contact = s.get(Contact, conv.contact_id)
@@ -360,6 +359,17 @@ def assign(
         raise InvalidInput(detail="unknown team")
     bump(s, conv, expected_version, assignee_id=assignee_id, team_id=team_id)
     live.record(s, who.tenant_id, conv.id, "assigned")
+    emit(
+        s,
+        who.tenant_id,
+        "conversation.assigned",
+        {
+            "conversation_id": conv.id,
+            "contact_id": conv.contact_id,
+            "assignee_id": assignee_id,
+            "team_id": team_id,
+        },
+    )
     audit.record(
         s, who.tenant_id, who.actor, "conversation.assign", f"conversation:{conv.id}",
         assignee_id=assignee_id, team_id=team_id, version=conv.version,
@@ -393,8 +403,11 @@ def set_state(
         ).first()
         if newer is not None:
             raise Conflict(detail="this contact has a newer open conversation")
+    was = conv.state
     bump(s, conv, expected_version, state=state, closed_at=at if state == "closed" else None)
     live.record(s, who.tenant_id, conv.id, "state")
+    if state == "closed" and was != "closed":
+        emit_closed(s, conv, by=who.actor)
     audit.record(s, who.tenant_id, who.actor, "conversation.state", f"conversation:{conv.id}", state=state)
     return conv
 

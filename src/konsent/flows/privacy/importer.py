@@ -7,6 +7,7 @@ are rejected, as the caller chooses; every row gets a reason in the report.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable
@@ -92,12 +93,12 @@ class _Row:
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM) only; anything else is a clear error, not mojibake."""
     if len(data) > MAX_BYTES:
-        raise InvalidInput(detail=f"file larger than {MAX_BYTES} bytes")
+        raise InvalidInput("file larger than {limit} bytes", limit=MAX_BYTES)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
-            detail=f"the file is not UTF-8 (byte {exc.start}); save it as 'CSV UTF-8' and try again"
+            "the file is not UTF-8 (byte {byte}); save it as 'CSV UTF-8' and try again", byte=exc.start
         ) from exc
     if "\x00" in text:  # no text column can store it (PostgreSQL refuses NUL): a clear error (#13)
         raise InvalidInput(
@@ -113,6 +114,14 @@ def _normalize(address: str, kind_is_phone: bool) -> str:
     if not phonenumbers.is_valid_number(num):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_address(ctx: Konsent, account: ChannelAccount, address: str) -> str:
+    """An address as the importer stores it (E.164 for phone channels); ValueError if it is none."""
+    try:
+        return _normalize(address, ctx.adapter(account.kind).capabilities.address_is_phone)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a valid phone number") from exc
 
 
 def _parse_time(value: str) -> datetime:
@@ -141,8 +150,10 @@ def validate(
     unknown = [c for c in header if c not in (*REQUIRED, *EVIDENCE, *OPTIONAL)]
     if missing or unknown:
         raise InvalidInput(
-            detail=f"columns: missing {missing or '-'}, unknown {unknown or '-'}; "
-            f"expected {', '.join((*REQUIRED, *EVIDENCE, *OPTIONAL))}"
+            "columns: missing {missing}, unknown {unknown}; expected {expected}",
+            missing=", ".join(missing) or "-",
+            unknown=", ".join(unknown) or "-",
+            expected=", ".join((*REQUIRED, *EVIDENCE, *OPTIONAL)),
         )
     reader.fieldnames = header
     try:
@@ -155,7 +166,7 @@ def validate(
             default_topics=default_topics,
         )
     except csv.Error as exc:
-        raise InvalidInput(detail=f"line {reader.line_num}: {exc}") from exc
+        raise InvalidInput("line {line}: {problem}", line=reader.line_num, problem=str(exc)) from exc
 
 
 def validate_records(
@@ -181,7 +192,7 @@ def validate_records(
     now = utcnow()
     for line, raw in records:
         if len(rows) + len(report.rows) >= MAX_ROWS:
-            raise InvalidInput(detail=f"more than {MAX_ROWS} rows; split the file")
+            raise InvalidInput("more than {limit} rows; split the file", limit=MAX_ROWS)
 
         def reject(msgid: str, line: int = line, **params: str) -> None:
             report.rows.append(RowResult(line, "rejected", msgid, params))
@@ -299,11 +310,13 @@ def import_records(
     *,
     actor: str,
     without_evidence: str = "service_only",
+    session: Session | None = None,
 ) -> ImportReport:
-    """The same checks and the same single transaction for contacts sent through the API (C7)."""
+    """The same checks and the same single transaction for contacts sent through the API (C7);
+    in `session` when given (the API's idempotency key commits with it)."""
     unknown = sorted({k for r in records for k in r} - {*REQUIRED, *EVIDENCE, *OPTIONAL})
     if unknown:
-        raise InvalidInput(detail=f"unknown fields: {', '.join(unknown)}")
+        raise InvalidInput("unknown fields: {fields}", fields=", ".join(unknown))
     return _import(
         ctx,
         tenant_id,
@@ -313,6 +326,7 @@ def import_records(
         ),
         actor=actor,
         via="api",
+        session=session,
     )
 
 
@@ -325,8 +339,9 @@ def _import(
     actor: str,
     via: str,
     progress: Callable[[int, int], None] | None = None,
+    session: Session | None = None,
 ) -> ImportReport:
-    with ctx.db.write() as s:
+    with contextlib.nullcontext(session) if session is not None else ctx.db.write() as s:
         account = get_account(s, tenant_id, account_id)
         rows, report = check(s, account)
         for i, row in enumerate(rows):
