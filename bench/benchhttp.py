@@ -6,8 +6,8 @@ format and signature, so they take the same verified, group-committed path as an
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import time
 from typing import Any, ClassVar
 
@@ -24,9 +24,11 @@ from konsent.channels.base import (
     WebhookRequest,
 )
 from konsent.channels.simulator import SimulatorChannel
+from konsent.channels.transport import Policy, Provider, Transport
 from konsent.domain.events import Event
 
 _SIMULATOR_FORMAT = SimulatorChannel()
+PROVIDER = Provider("benchhttp", "http://127.0.0.1", frozenset({"127.0.0.1", "localhost"}))
 
 
 @register
@@ -40,48 +42,35 @@ class BenchHttpChannel(ChannelAdapter):
     early_requests = 0
     _retry_until: ClassVar[dict[int, float]] = {}
 
-    def __init__(self) -> None:
-        self._sessions: dict[int, aiohttp.ClientSession] = {}
-        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
-
-    def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        sess = self._sessions.get(id(loop))
-        if sess is None or sess.closed:
-            sess = self._sessions[id(loop)] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100, limit_per_host=100)
-            )
-        return sess
+    def __init__(self, transport: Transport | None = None) -> None:
+        # The channels' own transport (guarded connector, per-origin check, one session per loop),
+        # so the benchmark measures what real adapters pay per request. The fake provider lives on
+        # 127.0.0.1: that is the operator setting for fakes, whatever the bench process was given.
+        self._transport = Transport(Policy(allow_private=True, account_base_urls=True))
 
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         url = f"{account.settings['url']}/send/{account.id}"
         body: dict[str, Any] = {"to": address, "text": content.text, "template": content.template}
-        timeout = self._timeouts.get(account.id)
-        if timeout is None:
-            timeout = self._timeouts[account.id] = aiohttp.ClientTimeout(
-                total=float(account.settings.get("timeout_s", 10))
-            )
+        timeout_s = float(account.settings.get("timeout_s", 10))
         if time.monotonic() < BenchHttpChannel._retry_until.get(account.id, 0.0):
             BenchHttpChannel.early_requests += 1
         try:
-            async with self._session().post(url, json=body, timeout=timeout) as r:
-                if r.status == 200:
-                    return SendResult(SendOutcome.SENT, provider_id=(await r.json())["id"])
-                if r.status == 429:
-                    after = float(r.headers.get("Retry-After", "1"))
-                    until = time.monotonic() + after
-                    if until > BenchHttpChannel._retry_until.get(account.id, 0.0):
-                        BenchHttpChannel._retry_until[account.id] = until
-                    return SendResult(SendOutcome.RETRY_AFTER, retry_after_s=after, error_code="429")
-                if r.status >= 500:
-                    return SendResult(
-                        SendOutcome.TRANSIENT, error_code=str(r.status), error_text="server error"
-                    )
-                return SendResult(SendOutcome.PERMANENT, error_code=str(r.status), error_text="rejected")
+            r = await self._transport.call(PROVIDER, "POST", url, json_body=body, timeout_s=timeout_s)
         except TimeoutError:
             return SendResult(SendOutcome.UNKNOWN, error_code="timeout", error_text="no answer in time")
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return SendResult(SendOutcome.TRANSIENT, error_code="connect", error_text=type(exc).__name__)
+        if r.status == 200:
+            return SendResult(SendOutcome.SENT, provider_id=json.loads(r.body)["id"])
+        if r.status == 429:
+            after = float(r.headers.get("Retry-After", "1"))
+            until = time.monotonic() + after
+            if until > BenchHttpChannel._retry_until.get(account.id, 0.0):
+                BenchHttpChannel._retry_until[account.id] = until
+            return SendResult(SendOutcome.RETRY_AFTER, retry_after_s=after, error_code="429")
+        if r.status >= 500:
+            return SendResult(SendOutcome.TRANSIENT, error_code=str(r.status), error_text="server error")
+        return SendResult(SendOutcome.PERMANENT, error_code=str(r.status), error_text="rejected")
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         _SIMULATOR_FORMAT.verify(account, request)
@@ -90,8 +79,5 @@ class BenchHttpChannel(ChannelAdapter):
         return _SIMULATOR_FORMAT.parse(account, body)
 
     async def close(self) -> None:
-        for sess in self._sessions.values():
-            if not sess.closed:
-                with contextlib.suppress(RuntimeError):  # its loop is gone
-                    await sess.close()
-        self._sessions.clear()
+        with contextlib.suppress(RuntimeError):  # its loop is gone
+            await self._transport.close()

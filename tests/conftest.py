@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from konsent.app import assemble
+from konsent.channels import transport as transport_module
+from konsent.channels.transport import Policy, Transport
 from konsent.flows.context import Konsent
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
@@ -23,6 +25,12 @@ from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Base
 
 PG_URL = os.environ.get("KONSENT_TEST_DATABASE_URL", "")
+# The test harness is the operator of its fake providers: they listen on 127.0.0.1 and each test
+# channel account stores its fake's base URL. So channel adapters get a transport that allows
+# exactly that (#13 finding 1), without turning KONSENT_ALLOW_PRIVATE_URLS on for everything else
+# (outgoing webhooks keep the strict default). Tests of the guard build their own policies.
+FAKES_POLICY = Policy(allow_private=True, account_base_urls=True)
+transport_module._DEFAULT = Transport(FAKES_POLICY)  # adapters made without a Konsent
 MASTER_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 
@@ -86,6 +94,7 @@ def ctx(settings: Settings, _schema_template: str, tmp_path: Path) -> Iterator[K
         url = f"sqlite:///{db_file}"
     settings.database_url = url
     k = assemble(settings, Database(engine), keyring(tmp_path))
+    k.http = Transport(FAKES_POLICY)
     yield k
     asyncio.run(k.close())
     engine.dispose()

@@ -49,7 +49,13 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = message if record.msg in _CONFIG_ONLY_FORMATS else redact(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes exception messages, which may quote input: masked like the message.
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 class _RedactedTracebacks(logging.Formatter):

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
         48, description="Unconfirmed opt-ins expire and are deleted after this many hours (C2)."
     )
     session_ttl_hours: int = Field(12, description="Staff sessions expire after this many hours.")
-    secure_cookies: bool = Field(False, description="Mark cookies Secure (turn on behind HTTPS).")
+    secure_cookies: bool = Field(
+        False, description="Mark cookies Secure even when KONSENT_BASE_URL is http (always on for https)."
+    )
     worker_batch: int = Field(200, description="Outbox rows a worker claims at once.")
     worker_concurrency: int = Field(64, description="Provider calls a worker keeps in flight.")
     worker_poll_seconds: float = Field(0.2, description="Idle wait between outbox polls.")
@@ -49,10 +51,22 @@ class Settings(BaseSettings):
     export_ttl_days: int = Field(
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
-    log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
     allow_private_urls: bool = Field(
-        False, description="Allow http:// and private or loopback outbound URLs (tests, in-house CRMs)."
+        False,
+        description="Let outbound calls (channel adapters, outgoing webhooks) reach http:// and private,"
+        " loopback or link-local addresses (tests, fakes, in-house CRMs); off: https to public hosts only.",
     )
+    provider_base_urls: dict[str, str] = Field(
+        {},
+        description='API base URL per channel kind, JSON, e.g. {"telegram": "https://bot-api.example.org"}'
+        " (a self-hosted Bot API server); empty: each provider's documented host.",
+    )
+    allow_account_base_urls: bool = Field(
+        False,
+        description="Honour the API base URL stored on a channel account (older versions let tenant"
+        " admins set it); off: only KONSENT_PROVIDER_BASE_URLS and the documented hosts.",
+    )
+    log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
     webhook_timeout_seconds: float = Field(10.0, description="Seconds an outgoing webhook may answer in.")
     api_rate_limit: str = Field(
         "600/minute", description="Requests one API token may make, in `limits` notation (429 beyond)."
@@ -76,6 +90,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token for /metrics from other hosts; without it only localhost may scrape."
     )
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Cookies carry Secure when the setting says so or the public URL is https (#13)."""
+        return self.secure_cookies or self.base_url.lower().startswith("https://")
 
 
 @lru_cache

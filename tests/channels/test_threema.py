@@ -12,6 +12,7 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, W
 from konsent.channels.threema import (
     TYPE_RECEIPT,
     TYPE_TEXT,
+    SenderKeyMissing,
     ThreemaChannel,
     _map_status,
     callback_mac,
@@ -70,6 +71,12 @@ def send(fake: ThreemaFake, text: str, to: str = USER, acc: AccountConfig | None
     return asyncio.run(go())
 
 
+def parse_with_lookup(ch: ThreemaChannel, acc: AccountConfig, form: bytes) -> list:  # type: ignore[type-arg]
+    """What the webhook route does: fetch the sender's key (async), then parse."""
+    asyncio.run(ch.prefetch(acc, req(form)))
+    return ch.parse(acc, form)
+
+
 # --- verify ---------------------------------------------------------------------------------------
 
 
@@ -112,10 +119,16 @@ def test_mac_is_computed_over_the_decoded_field_values():
 
 
 def test_encrypted_text_is_decrypted_with_the_senders_public_key_from_the_gateway(fake):
-    """CH2: the box opens with our private key and the sender's key fetched via /pubkeys."""
+    """CH2: the box opens with our private key and the sender's key fetched via /pubkeys.
+
+    `parse` never does network I/O (#13 finding 6): it asks for the key, `prefetch` fetches it.
+    """
     form = fake.callback_form(USER, TYPE_TEXT, "Hallo Konsent 👋".encode(), message_id="0102030405060708")
     ch = ThreemaChannel()
     ch.verify(account(fake.url), req(form))
+    with pytest.raises(SenderKeyMissing):
+        ch.parse(account(fake.url), form)
+    asyncio.run(ch.prefetch(account(fake.url), req(form)))
     [ev] = ch.parse(account(fake.url), form)
     assert isinstance(ev, InboundMessage)
     assert (ev.address, ev.text, ev.provider_id) == (USER, "Hallo Konsent 👋", USER + "0102030405060708")
@@ -136,7 +149,7 @@ def test_delivery_receipt_updates_every_listed_message(fake):
     ids = ["0a1b2c3d4e5f6071", "1111111111111111"]
     for code, status in ((0x01, "delivered"), (0x02, "read")):
         form = fake.callback_form(USER, TYPE_RECEIPT, wire.receipt(code, ids))
-        events = ThreemaChannel().parse(account(fake.url), form)
+        events = parse_with_lookup(ThreemaChannel(), account(fake.url), form)
         assert [(e.provider_id, e.status) for e in events if isinstance(e, StatusUpdate)] == [
             (ids[0], status),
             (ids[1], status),
@@ -146,10 +159,10 @@ def test_delivery_receipt_updates_every_listed_message(fake):
 def test_other_message_types_are_kept_for_staff_not_dropped(fake):
     """CH5: a file, a location ... become messages staff see, with what the descriptor says."""
     form = fake.callback_form(USER, 0x17, b'{"b":"x","n":"rechnung.pdf","m":"application/pdf","d":"Anbei"}')
-    [ev] = ThreemaChannel().parse(account(fake.url), form)
+    [ev] = parse_with_lookup(ThreemaChannel(), account(fake.url), form)
     assert (ev.kind, ev.text, dict(ev.details)["name"]) == ("unsupported", "Anbei", "rechnung.pdf")
     loc = fake.callback_form(USER, 0x10, "52.5200,13.4050,10\nKaffeerösterei\nAlexanderplatz 1".encode())
-    [place] = ThreemaChannel().parse(account(fake.url), loc)
+    [place] = parse_with_lookup(ThreemaChannel(), account(fake.url), loc)
     assert place.kind == "location"
     assert dict(place.details)["address"] == "Alexanderplatz 1" and dict(place.details)["latitude"] == "52.52"
 

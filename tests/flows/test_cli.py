@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -101,14 +102,19 @@ def test_demo_on_a_fresh_data_dir_creates_sqlite_and_key_file(cli: CliRunner, tm
     assert cli.invoke(app, ["ledger", "verify", "demo"]).exit_code == 0
 
 
-def test_channels_register_webhook_sets_url_and_secret_at_telegram(ctx, demo, cli_on_test_db: CliRunner):
+def test_channels_register_webhook_sets_url_and_secret_at_telegram(
+    ctx, demo, cli_on_test_db: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
     """CH2: `konsent channels register-webhook demo <id> --base-url https://…` calls setWebhook (fake)."""
     from tests.channels import fixtures_telegram as fx
     from tests.fakes.telegram_fake import TelegramFake
 
     with TelegramFake(bots=[(fx.BOT_TOKEN, fx.BOT_USERNAME)]) as fake:
         assert isinstance(fake, TelegramFake)
-        account_id, route_key = fx.telegram_account(ctx, api_base=fake.url)
+        # The CLI process is configured like an operator would: the Bot API's base URL (#13).
+        monkeypatch.setenv("KONSENT_PROVIDER_BASE_URLS", json.dumps({"telegram": fake.url}))
+        monkeypatch.setenv("KONSENT_ALLOW_PRIVATE_URLS", "true")
+        account_id, route_key = fx.telegram_account(ctx)
         args = ["channels", "register-webhook", "demo", str(account_id)]
         refused = cli_on_test_db.invoke(app, [*args, "--base-url", "http://konsent.example"])
         assert refused.exit_code == 1 and "An HTTPS URL must be provided" in refused.output

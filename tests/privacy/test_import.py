@@ -63,6 +63,7 @@ def test_reject_mode_stores_rows_without_evidence_not_at_all(ctx, demo):
         (b"address;name\n+4915100000001;x\n", "columns"),
         (b"telefon,name\n+4915100000001,x\n", "columns"),
         ((HEADER + "+4915100000001,Jürgen,de,,,,\n").encode("latin-1"), "UTF-8"),
+        ((HEADER + "+4915100000001,J\x00rgen,de,,,,\n").encode(), "NUL"),  # a 500 on PostgreSQL (#13)
     ],
 )
 def test_wrong_columns_or_encoding_import_nothing(ctx, demo, data, message):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from konsent.channels.transport import Policy, Transport
 from konsent.store.tables import AuditEntry, ChannelAccount
 from tests.channels import fixtures_telegram as fx
 from tests.fakes.telegram_fake import TelegramFake
@@ -16,9 +17,12 @@ SECRET = "Konsent_webhook-secret_0123456789"
 
 
 @pytest.fixture
-def tg() -> Iterator[TelegramFake]:
+def tg(ctx) -> Iterator[TelegramFake]:  # type: ignore[no-untyped-def]
     with TelegramFake(bots=[(fx.BOT_TOKEN, fx.BOT_USERNAME)]) as fake:
         assert isinstance(fake, TelegramFake)
+        # The Bot API's base URL is the operator's setting (KONSENT_PROVIDER_BASE_URLS), never the
+        # channel form's (#13 finding 1).
+        ctx.http = Transport(Policy(allow_private=True, base_urls={"telegram": fake.url}))
         yield fake
 
 
@@ -30,6 +34,7 @@ def the_account(ctx) -> ChannelAccount:  # type: ignore[no-untyped-def]
 def test_button_registers_url_secret_and_update_kinds_and_says_so(ctx, demo, client, tg, monkeypatch):
     """CH2: setWebhook with our URL for that account, its secret_token and the update kinds we parse."""
     monkeypatch.setattr(ctx.settings, "base_url", "https://konsent.example")
+    client.base_url = "https://testserver"  # cookies are Secure behind an https base URL
     token = as_role(ctx, client, "admin")
     connect_form(client, token, tg)
     acc = the_account(ctx)
@@ -75,6 +80,7 @@ def test_telegram_refusal_is_shown_in_its_words_in_german_and_english(ctx, demo,
 
 def test_a_secret_telegram_would_refuse_is_caught_before_the_call(ctx, demo, client, tg, monkeypatch):
     monkeypatch.setattr(ctx.settings, "base_url", "https://konsent.example")
+    client.base_url = "https://testserver"  # cookies are Secure behind an https base URL
     token = as_role(ctx, client, "owner")
     connect_form(client, token, tg, secret="not allowed!")
     acc = the_account(ctx)
@@ -113,7 +119,6 @@ def connect_form(client, token: str, fake: TelegramFake, secret: str = SECRET) -
             "bot_username": fx.BOT_USERNAME,
             "bot_token": fx.BOT_TOKEN,
             "secret_token": secret,
-            "api_base": fake.url,
         },
     )
     assert r.status_code == 200, r.text

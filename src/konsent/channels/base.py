@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -106,6 +107,18 @@ class SendOutcome(enum.StrEnum):
     MARKETING_OPT_OUT = "marketing_opt_out"  # withdraw marketing purposes
 
 
+_TAG_RE = re.compile(r"<[^>]{0,500}>")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
+MAX_PROVIDER_TEXT = 400
+
+
+def clean_text(text: object, limit: int = MAX_PROVIDER_TEXT) -> str:
+    """A provider's words fit to show an admin: no markup, no control characters, one short line."""
+    plain = _TAG_RE.sub(" ", str(text or ""))
+    plain = " ".join(_CONTROL_RE.sub(" ", plain).replace("<", " ").replace(">", " ").split())
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class SendResult:
     outcome: SendOutcome
@@ -114,6 +127,10 @@ class SendResult:
     error_code: str | None = None
     error_text: str = ""
 
+    def __post_init__(self) -> None:
+        if self.error_text:  # shown to admins on the message and in exports: never raw provider output
+            object.__setattr__(self, "error_text", clean_text(self.error_text))
+
 
 @dataclass(frozen=True)
 class SetupOutcome:
@@ -121,7 +138,10 @@ class SetupOutcome:
 
     ok: bool
     problem: str = ""  # refused, unreachable, invalid_settings
-    detail: str = ""  # the provider's own words, as it sent them (never a secret)
+    detail: str = ""  # the provider's own words, cleaned (`clean_text`; never a secret)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", clean_text(self.detail))
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,13 @@ class WebhookRequest:
     headers: Mapping[str, str]  # lower-case names
     query: Mapping[str, str]
     body: bytes
+
+
+class NeedsPrefetch(ValueError):
+    """`parse` needs something from the provider first (a sender's key): await `prefetch`, parse again.
+
+    A ValueError, so a caller that cannot prefetch answers 400 and the provider retries.
+    """
 
 
 class WebhookRejected(Exception):
@@ -207,6 +234,10 @@ class ChannelAdapter:
     async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
         """Point the provider's webhook for this account at `url`, with the account's secret."""
         raise NotImplementedError
+
+    async def prefetch(self, account: AccountConfig, request: WebhookRequest) -> None:
+        """Fetch, asynchronously, what `parse` said it lacks (NeedsPrefetch); parse runs again after."""
+        return None
 
     async def fetch_media(self, account: AccountConfig, media_ref: str) -> tuple[bytes, str] | None:
         """Download an inbound attachment by its reference (bytes, content type), or None."""

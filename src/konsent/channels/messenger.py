@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from konsent.channels import media, messenger_kinds, meta, register
@@ -33,6 +33,7 @@ from konsent.channels.base import (
     SetupField,
     WebhookRequest,
 )
+from konsent.channels.transport import Provider, Transport, default_transport
 from konsent.domain import optin as codes
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, StatusWatermark, UnknownEvent
 
@@ -177,8 +178,10 @@ def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
 class _MessengerBase(ChannelAdapter):
     object_name = "page"
 
-    def __init__(self) -> None:
-        self._http = meta.GraphClient()
+    provider: ClassVar[Provider]
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        self._http = meta.GraphClient(transport or default_transport(), self.provider)
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         meta.verify_signature(account.secrets.get("app_secret", ""), request)
@@ -197,7 +200,7 @@ class _MessengerBase(ChannelAdapter):
         body = send_body(address, content)
         if body is None:
             return SendResult(SendOutcome.PERMANENT, error_code="unsupported", error_text="templates only")
-        base = str(account.settings.get("api_base") or GRAPH_BASE).rstrip("/")
+        base = self._http.base(account)
         page = quote(str(account.settings.get("page_id", "")), safe="")
         failure, answer = await self._http.post_json(
             f"{base}/{page}/messages",
@@ -212,9 +215,6 @@ class _MessengerBase(ChannelAdapter):
             return SendResult(SendOutcome.UNKNOWN, error_code="bad_response", error_text="no message id")
         return SendResult(SendOutcome.SENT, provider_id=str(mid)[: meta.MAX_ID_LEN])
 
-    async def close(self) -> None:
-        await self._http.close()
-
 
 @register
 class MessengerChannel(_MessengerBase):
@@ -222,6 +222,7 @@ class MessengerChannel(_MessengerBase):
 
     kind = "messenger"
     label = "Facebook Messenger"
+    provider = meta.graph_provider("messenger", GRAPH_BASE)
     object_name = "page"
     capabilities = Capabilities(
         service_window_hours=24,
@@ -242,7 +243,6 @@ class MessengerChannel(_MessengerBase):
         SetupField("page_access_token", "Page access token", secret=True),
         SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
         SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
-        SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
     )
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
@@ -256,6 +256,7 @@ class InstagramChannel(_MessengerBase):
 
     kind = "instagram"
     label = "Instagram Direct"
+    provider = meta.graph_provider("instagram", GRAPH_BASE)
     object_name = "instagram"
     capabilities = Capabilities(
         service_window_hours=24,
@@ -276,7 +277,6 @@ class InstagramChannel(_MessengerBase):
         SetupField("page_access_token", "Page access token", secret=True),
         SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
         SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
-        SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
     )
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:

@@ -7,10 +7,8 @@ adapter module only says what differs.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,9 @@ from typing import Any
 import aiohttp
 
 from konsent.channels.base import AccountConfig, SendOutcome, SendResult, WebhookRejected, WebhookRequest
+from konsent.channels.outcomes import Answer, Row, Table, classify, codes
+from konsent.channels.transport import Provider, Transport
+from konsent.domain.inputs import loads_json
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 MAX_ID_LEN = 200  # messages.provider_id is String(200)
@@ -73,7 +74,7 @@ def hub_challenge(account: AccountConfig, request: WebhookRequest) -> str | None
 
 def load_json(body: bytes) -> dict[str, Any]:
     """The delivery as a dict; malformed JSON or another shape raises ValueError (→ 400)."""
-    data = json.loads(body)
+    data = loads_json(body)
     if not isinstance(data, dict):
         raise ValueError("a delivery must be a JSON object")
     return data
@@ -159,8 +160,35 @@ def retry_after(headers: Mapping[str, str], default: float) -> float:
     return max(0.1, min(value, 3600.0))
 
 
+# Graph answers, first matching row decides (whatsapp-cloud.md §6, messenger-instagram.md §4).
+_RETRY = SendOutcome.RETRY_AFTER
+GRAPH_ERRORS: Table = (
+    *(Row(_RETRY, codes=codes(c), retry_s=s) for c, s in RATE_LIMIT_CODES.items()),
+    Row(_RETRY, statuses=frozenset({429}), retry_s=1.0),
+    Row(SendOutcome.WINDOW_CLOSED, codes=codes(*WINDOW_CODES)),
+    Row(SendOutcome.WINDOW_CLOSED, codes=codes(10, 200, 551, None), subcodes=frozenset(WINDOW_SUBCODES)),
+    Row(SendOutcome.UNREACHABLE, codes=codes(*UNREACHABLE_CODES)),
+    Row(SendOutcome.MARKETING_OPT_OUT, codes=codes(*OPT_OUT_CODES)),
+    Row(SendOutcome.TRANSIENT, codes=codes(*TRANSIENT_CODES)),
+    Row(SendOutcome.TRANSIENT, min_status=500),
+    Row(SendOutcome.TRANSIENT, flag="is_transient"),
+    Row(SendOutcome.PERMANENT),
+)
+# 360dialog's gateway envelope (`meta`), and answers with no envelope at all.
+HTTP_ERRORS: Table = (
+    Row(_RETRY, statuses=frozenset({429}), retry_s=1.0),
+    Row(_RETRY, flag="limit_exceeded", retry_s=1.0),
+    Row(SendOutcome.TRANSIENT, min_status=500),
+    Row(SendOutcome.PERMANENT),
+)
+
+
 def map_graph_error(status: int, body: Any, headers: Mapping[str, str]) -> SendResult:
     """Turn a non-2xx Graph (or 360dialog `meta`) answer into an outcome by documented meaning (CH3)."""
+
+    def wait(default: float) -> float:
+        return retry_after(headers, default)
+
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         code = _int(err.get("code"))
@@ -172,76 +200,42 @@ def map_graph_error(status: int, body: Any, headers: Mapping[str, str]) -> SendR
         code_s = str(code) if code is not None else f"http_{status}"
         if sub is not None:
             code_s = f"{code_s}/{sub}"
-        if code in RATE_LIMIT_CODES:
-            return SendResult(
-                SendOutcome.RETRY_AFTER,
-                retry_after_s=retry_after(headers, RATE_LIMIT_CODES[code]),
-                error_code=code_s,
-                error_text=text,
-            )
-        if status == 429:
-            return SendResult(
-                SendOutcome.RETRY_AFTER,
-                retry_after_s=retry_after(headers, 1.0),
-                error_code=code_s,
-                error_text=text,
-            )
-        if code in WINDOW_CODES or (sub in WINDOW_SUBCODES and code in (10, 200, 551, None)):
-            return SendResult(SendOutcome.WINDOW_CLOSED, error_code=code_s, error_text=text)
-        if code in UNREACHABLE_CODES:
-            return SendResult(SendOutcome.UNREACHABLE, error_code=code_s, error_text=text)
-        if code in OPT_OUT_CODES:
-            return SendResult(SendOutcome.MARKETING_OPT_OUT, error_code=code_s, error_text=text)
-        if code in TRANSIENT_CODES or status >= 500 or err.get("is_transient") is True:
-            return SendResult(SendOutcome.TRANSIENT, error_code=code_s, error_text=text)
-        return SendResult(SendOutcome.PERMANENT, error_code=code_s, error_text=text)
+        flags = frozenset({"is_transient"}) if err.get("is_transient") is True else frozenset()
+        return classify(GRAPH_ERRORS, Answer(status, code, sub, flags, code_s, text), wait)
     meta = body.get("meta") if isinstance(body, dict) else None
     if isinstance(meta, dict):  # 360dialog gateway envelope, camelCase or snake_case
         text = str(meta.get("developerMessage") or meta.get("developer_message") or "")[:200]
         code_s = f"d360_{_int(meta.get('httpCode', meta.get('http_code'))) or status}"
-        if status == 429 or "exceeded the limit" in text:
-            return SendResult(
-                SendOutcome.RETRY_AFTER,
-                retry_after_s=retry_after(headers, 1.0),
-                error_code=code_s,
-                error_text=text,
-            )
-        if status >= 500:
-            return SendResult(SendOutcome.TRANSIENT, error_code=code_s, error_text=text)
-        return SendResult(SendOutcome.PERMANENT, error_code=code_s, error_text=text)
-    if status == 429:
-        return SendResult(
-            SendOutcome.RETRY_AFTER, retry_after_s=retry_after(headers, 1.0), error_code="http_429"
-        )
-    if status >= 500:
-        return SendResult(SendOutcome.TRANSIENT, error_code=f"http_{status}")
-    return SendResult(SendOutcome.PERMANENT, error_code=f"http_{status}")
+        flags = frozenset({"limit_exceeded"}) if "exceeded the limit" in text else frozenset()
+        return classify(HTTP_ERRORS, Answer(status, flags=flags, error_code=code_s, text=text), wait)
+    return classify(HTTP_ERRORS, Answer(status, error_code=f"http_{status}"), wait)
 
 
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
+GRAPH_HOSTS = frozenset({"graph.facebook.com"})
+
+
+def graph_provider(
+    kind: str, default_base: str = "https://graph.facebook.com/v21.0", hosts: frozenset[str] = GRAPH_HOSTS
+) -> Provider:
+    return Provider(kind, default_base, hosts, connect_code="connect", other_code="http")
+
+
 class GraphClient:
-    """One aiohttp session per event loop, created lazily, closed by `close()` (CH3).
+    """The shared transport, bound to one Meta-shaped provider (CH3)."""
 
-    The worker runs in one loop for its lifetime; tests call `asyncio.run` repeatedly,
-    so a session made on a loop that has gone away is dropped and a new one made.
-    """
+    def __init__(self, transport: Transport, provider: Provider) -> None:
+        self.transport = transport
+        self.provider = provider
 
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._session = aiohttp.ClientSession()
-            self._loop = loop
-        return self._session
+    def base(self, account: AccountConfig) -> str:
+        return self.transport.base_url(self.provider, account)
 
     async def post_json(
         self,
@@ -253,61 +247,27 @@ class GraphClient:
         timeout_s: float = 15.0,
     ) -> tuple[SendResult | None, Any]:
         """POST JSON; return (failure, None) or (None, parsed 2xx body)."""
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0))
-        try:
-            async with self.session().post(
-                url, json=payload, headers=dict(headers or {}), params=dict(params or {}), timeout=timeout
-            ) as resp:
-                raw = await resp.read()
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = None
-                if resp.status >= 300:
-                    return map_graph_error(resp.status, body, resp.headers), None
-                return None, body
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # Nothing went out: safe to retry.
-            return SendResult(
-                SendOutcome.TRANSIENT, error_code="connect", error_text=type(exc).__name__
-            ), None
-        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            # The request may have reached the provider: the outcome is unknown.
-            return SendResult(
-                SendOutcome.UNKNOWN, error_code="no_answer", error_text=type(exc).__name__
-            ), None
-        except aiohttp.ClientError as exc:
-            return _failed(SendOutcome.TRANSIENT, "http", exc), None
+        reply = await self.transport.send(
+            self.provider, "POST", url, json_body=payload, headers=headers, params=params, timeout_s=timeout_s
+        )
+        if isinstance(reply, SendResult):
+            return reply, None
+        body = reply.json()
+        if reply.status >= 300:
+            return map_graph_error(reply.status, body, reply.headers), None
+        return None, body
 
     async def get(
         self, url: str, *, headers: Mapping[str, str], timeout_s: float, max_bytes: int
     ) -> tuple[int, bytes, str] | None:
         """GET a resource: (status, body, content type), or None when it failed or was too large."""
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0))
         try:
-            async with self.session().get(url, headers=dict(headers), timeout=timeout) as resp:
-                if (resp.content_length or 0) > max_bytes:
-                    return None
-                raw = await resp.content.read(max_bytes + 1)
-                if len(raw) > max_bytes:
-                    return None
-                return resp.status, raw, resp.headers.get("Content-Type", "")
-        except (aiohttp.ClientError, TimeoutError):
+            reply = await self.transport.call(
+                self.provider, "GET", url, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError):
             return None
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        try:
-            if self._loop is asyncio.get_running_loop():
-                await session.close()
-        except RuntimeError:  # its loop is gone; nothing left to release
-            pass
-
-
-def _failed(outcome: SendOutcome, code: str, exc: BaseException) -> SendResult:
-    return SendResult(outcome, error_code=code, error_text=type(exc).__name__)
+        return reply.status, reply.body, reply.headers.get("Content-Type", "")
 
 
 def timeout_of(account: AccountConfig, default: float = 15.0) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,6 +28,7 @@ from konsent.channels.base import (
     WebhookRequest,
 )
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
+from konsent.domain.inputs import loads_json
 from konsent.domain.media import MAX_CAPTION, MEDIA_KINDS
 
 SIGNATURE_HEADER = "x-simulator-signature"
@@ -46,8 +46,8 @@ def sign(secret: str, body: bytes) -> str:
 
 def _ts(value: object) -> datetime:
     try:
-        return datetime.fromtimestamp(float(str(value)), UTC)
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(float(str(value)[:32]), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
         return datetime.now(UTC)
 
 
@@ -81,7 +81,7 @@ class SimulatorChannel(ChannelAdapter):
             raise WebhookRejected(401, "simulator signature mismatch")
 
     def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
-        data = json.loads(body)
+        data = loads_json(body)
         if not isinstance(data, dict):
             raise ValueError("simulator delivery must be a JSON object")
         events: list[Event] = []

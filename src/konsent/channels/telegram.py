@@ -8,7 +8,6 @@ blocking it arrives as `my_chat_member` with status `kicked`.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +28,12 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from konsent.channels.sessions import LoopSessions, post_json
+from konsent.channels.outcomes import Answer, Row, Table, classify, codes
+from konsent.channels.transport import Provider, Transport, default_transport, unreached
+from konsent.channels.urlguard import BlockedUrl
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, ReachabilityChange, UnknownEvent
+from konsent.domain.inputs import loads_json
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (a header name)
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -110,15 +112,19 @@ def parse_start(text: str) -> tuple[bool, str | None]:
 # --- sending helpers --------------------------------------------------------------------------------
 
 
-def _api_base(account: AccountConfig) -> str:
-    return str(account.settings.get("api_base") or DEFAULT_API_BASE).rstrip("/")
-
-
-def _method_url(account: AccountConfig, method: str) -> str:
+def _method_url(transport: Transport, account: AccountConfig, method: str) -> str:
     token = account.secrets.get("bot_token", "")
     if not token:
         raise InvalidInput(detail="the Telegram channel has no bot token")
-    return f"{_api_base(account)}/bot{token}/{method}"
+    return f"{transport.base_url(PROVIDER, account)}/bot{token}/{method}"
+
+
+async def _post(
+    transport: Transport, url: str, payload: dict[str, Any], timeout_s: float
+) -> tuple[int, dict[str, Any], Any]:
+    reply = await transport.call(PROVIDER, "POST", url, json_body=payload, timeout_s=timeout_s)
+    body = reply.json()
+    return reply.status, body if isinstance(body, dict) else {}, reply.headers
 
 
 def _retry_after(body: dict[str, Any], headers: Any) -> float:
@@ -134,29 +140,43 @@ def _retry_after(body: dict[str, Any], headers: Any) -> float:
     return float(header) if str(header).isdigit() else 1.0
 
 
+# Bot API answers, first matching row decides (telegram.md §4). `status` is the answer's
+# `error_code` where it has one, `code` the HTTP status.
+_HTTP_5XX = frozenset(range(500, 600))
+TELEGRAM_ERRORS: Table = (
+    Row(SendOutcome.RETRY_AFTER, statuses=frozenset({429}), error_code="429", retry_s=1.0),
+    Row(SendOutcome.RETRY_AFTER, codes=codes(429), error_code="429", retry_s=1.0),
+    # Blocked by the user, user deactivated, or the user never started the bot: do not retry.
+    Row(SendOutcome.UNREACHABLE, statuses=frozenset({403}), error_code="403"),
+    # Only groups migrate; konsent talks to private chats, so retrying as is may still fail.
+    Row(
+        SendOutcome.TRANSIENT,
+        statuses=frozenset({400}),
+        flag="migrate_to_chat_id",
+        error_code="migrate_to_chat_id",
+        error_text="chat migrated",
+    ),
+    Row(SendOutcome.TRANSIENT, min_status=500),
+    Row(SendOutcome.TRANSIENT, codes=codes(*_HTTP_5XX)),
+    Row(SendOutcome.PERMANENT),
+)
+PROVIDER = Provider("telegram", DEFAULT_API_BASE, frozenset({"api.telegram.org"}))
+
+
 def map_error(http_status: int, body: dict[str, Any], headers: Any = None) -> SendResult:
     """Map a failed Bot API answer by its documented meaning (CH3, telegram.md §4)."""
     code = body.get("error_code")
     status = code if isinstance(code, int) and not isinstance(code, bool) else http_status
-    description = str(body.get("description", ""))[:200]
     raw_params = body.get("parameters")
     params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
-    if status == 429 or http_status == 429:
-        return SendResult(
-            SendOutcome.RETRY_AFTER,
-            retry_after_s=_retry_after(body, headers),
-            error_code="429",
-            error_text=description,
-        )
-    if status == 403:
-        # Blocked by the user, user deactivated, or the user never started the bot: do not retry.
-        return SendResult(SendOutcome.UNREACHABLE, error_code="403", error_text=description)
-    if status == 400 and "migrate_to_chat_id" in params:
-        # Only groups migrate; konsent talks to private chats, so retrying as is may still fail.
-        return SendResult(SendOutcome.TRANSIENT, error_code="migrate_to_chat_id", error_text="chat migrated")
-    if status >= 500 or http_status >= 500:
-        return SendResult(SendOutcome.TRANSIENT, error_code=str(status), error_text=description)
-    return SendResult(SendOutcome.PERMANENT, error_code=str(status), error_text=description)
+    answer = Answer(
+        status,
+        code=http_status,
+        flags=frozenset(k for k in ("migrate_to_chat_id",) if k in params),
+        error_code=str(status),
+        text=str(body.get("description", ""))[:200],
+    )
+    return classify(TELEGRAM_ERRORS, answer, lambda _default: _retry_after(body, headers))
 
 
 @register
@@ -202,11 +222,11 @@ class TelegramChannel(ChannelAdapter):
             secret=True,
             help="1-256 characters A-Z, a-z, 0-9, _ and -; registered with setWebhook.",
         ),
-        SetupField("api_base", "API base URL", required=False, help="Leave empty for api.telegram.org."),
     )
 
-    def __init__(self, timeout_s: float = 15.0) -> None:
-        self._sessions = LoopSessions(timeout_s)
+    def __init__(self, timeout_s: float = 15.0, transport: Transport | None = None) -> None:
+        self._timeout = timeout_s
+        self._transport = transport or default_transport()
 
     # --- inbound ---------------------------------------------------------------------------------
 
@@ -221,10 +241,7 @@ class TelegramChannel(ChannelAdapter):
 
     def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
         """One Update → one event; unknown update kinds are acknowledged and ignored (CH2)."""
-        try:
-            data = json.loads(body)
-        except RecursionError as exc:
-            raise ValueError("update nested too deeply") from exc
+        data = loads_json(body)
         if not isinstance(data, dict):
             raise ValueError("an update must be a JSON object")
         update_id = str(_int(data, "update_id"))
@@ -347,18 +364,13 @@ class TelegramChannel(ChannelAdapter):
                 "inline_keyboard": [[{"text": b.title, "callback_data": b.id}] for b in content.buttons]
             }
         try:
-            url = _method_url(account, method)
+            url = _method_url(self._transport, account, method)
         except InvalidInput as exc:
             return SendResult(SendOutcome.PERMANENT, error_code="not_configured", error_text=str(exc))
         try:
-            status, body, headers = await post_json(self._sessions.get(), url, payload)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
-        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            # The request went out; Telegram may have delivered it.
-            return SendResult(SendOutcome.UNKNOWN, error_code="no_answer", error_text=type(exc).__name__)
-        except aiohttp.ClientError as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
+            status, body, headers = await _post(self._transport, url, payload, self._timeout)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return unreached(PROVIDER, exc)
         if status == 200 and body.get("ok") is True and isinstance(body.get("result"), dict):
             result = body["result"]
             chat = result.get("chat") if isinstance(result.get("chat"), dict) else {}
@@ -373,8 +385,10 @@ class TelegramChannel(ChannelAdapter):
         """answerCallbackQuery for a stored button press (telegram.md §2.3); raises TelegramApiError."""
         if not event.ack_ref:
             return
-        url = _method_url(account, "answerCallbackQuery")
-        status, body, _ = await post_json(self._sessions.get(), url, {"callback_query_id": event.ack_ref})
+        url = _method_url(self._transport, account, "answerCallbackQuery")
+        status, body, _ = await _post(
+            self._transport, url, {"callback_query_id": event.ack_ref}, self._timeout
+        )
         if status != 200 or body.get("ok") is not True:
             raise TelegramApiError(status, str(body.get("description", ""))[:200])
 
@@ -388,20 +402,19 @@ class TelegramChannel(ChannelAdapter):
             raise InvalidInput(detail="the Telegram channel has no bot username")
         return f"https://t.me/{bot}?start={code}"
 
-    async def close(self) -> None:
-        await self._sessions.close()
-
     # --- setup -----------------------------------------------------------------------------------
 
     async def register_webhook(self, account: AccountConfig, url: str) -> SetupOutcome:
         """setWebhook with the account's secret token; Telegram's description when it refuses (CH2)."""
         try:
-            await set_webhook(account, url, self._sessions.get())
+            await set_webhook(account, url, self._transport)
         except InvalidInput as exc:
             return SetupOutcome(False, "invalid_settings", str(exc))
         except TelegramApiError as exc:
             return SetupOutcome(False, "refused", exc.description or str(exc.status))
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except BlockedUrl:
+            return SetupOutcome(False, "invalid_settings", "address not allowed")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return SetupOutcome(False, "unreachable", type(exc).__name__)
         return SetupOutcome(True)
 
@@ -433,18 +446,13 @@ def _content_problem(content: OutboundContent) -> str:
     return ""
 
 
-async def set_webhook(account: AccountConfig, url: str, session: aiohttp.ClientSession | None = None) -> None:
+async def set_webhook(account: AccountConfig, url: str, transport: Transport | None = None) -> None:
     """Call setWebhook with secret_token and allowed_updates incl. my_chat_member (telegram.md §1)."""
     secret = account.secrets.get("secret_token", "")
     if not _SECRET_RE.match(secret):
         raise InvalidInput(detail="the secret token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
     payload = {"url": url, "secret_token": secret, "allowed_updates": list(ALLOWED_UPDATES)}
-    own = session is None
-    sess = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
-    try:
-        status, body, _ = await post_json(sess, _method_url(account, "setWebhook"), payload)
-    finally:
-        if own:
-            await sess.close()
+    transport = transport or default_transport()
+    status, body, _ = await _post(transport, _method_url(transport, account, "setWebhook"), payload, 15.0)
     if status != 200 or body.get("ok") is not True:
         raise TelegramApiError(status, str(body.get("description", ""))[:200])

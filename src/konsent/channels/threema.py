@@ -5,23 +5,21 @@ receives replies and receipts, which opt-in by code and STOP need. konsent
 holds the gateway ID's private key (sealed with the tenant key); Threema
 never sees it.
 
-Sender public keys: `parse` is synchronous, so it looks keys up in this
-order: the account's `settings["pubkeys"]` ({threema_id: hex}), an
-in-process cache, then a blocking `GET /pubkeys/{id}` against the API base
-(webhooks run in a worker thread, so blocking there is acceptable). A key
-the gateway cannot give makes the callback fail with 400.
+Sender public keys: `parse` never does network I/O. It looks keys up in the
+account's `settings["pubkeys"]` ({threema_id: hex}) and an in-process cache;
+for an unknown sender it raises SenderKeyMissing, the webhook route awaits
+`prefetch` (an async `GET /pubkeys/{id}` through the shared transport, short
+timeout) and parses again. A key the gateway cannot give makes the callback
+fail with 400 (#13 finding 6).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import re
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import OrderedDict
 from datetime import UTC, datetime
 from threading import Lock
@@ -36,6 +34,7 @@ from konsent.channels.base import (
     AccountConfig,
     Capabilities,
     ChannelAdapter,
+    NeedsPrefetch,
     OutboundContent,
     SendOutcome,
     SendResult,
@@ -43,7 +42,8 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from konsent.channels.sessions import LoopSessions
+from konsent.channels.outcomes import Answer, Row, Table, classify
+from konsent.channels.transport import Provider, Transport, default_transport, unreached
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event, InboundMessage, StatusUpdate, UnknownEvent
 
@@ -58,6 +58,7 @@ RECEIPT_STATUS = {0x01: "delivered", 0x02: "read", 0x03: "read", 0x04: "read"}  
 _ID_RE = re.compile(r"^[0-9A-Z*]{8}$")
 _HEX_RE = re.compile(r"^(?:[0-9a-f]{2})+$")
 _MIN_TS, _MAX_TS = 946_684_800, 4_102_444_800
+KEY_LOOKUP_TIMEOUT_S = 3.0  # a callback waits at most this long for an unknown sender's key
 
 
 # --- callback authentication ------------------------------------------------------------------------
@@ -132,19 +133,15 @@ class _KeyCache:
                 self._keys.popitem(last=False)
 
 
-def _api_base(account: AccountConfig) -> str:
-    return str(account.settings.get("api_base") or DEFAULT_API_BASE).rstrip("/")
-
-
 def _gateway_id(account: AccountConfig) -> str:
     return str(account.settings.get("gateway_id") or account.secrets.get("gateway_id") or "")
 
 
-def _pubkey_url(account: AccountConfig, threema_id: str) -> str:
+def _pubkey_url(base: str, account: AccountConfig, threema_id: str) -> str:
     query = urllib.parse.urlencode(
         {"from": _gateway_id(account), "secret": account.secrets.get("api_secret", "")}
     )
-    return f"{_api_base(account)}/pubkeys/{urllib.parse.quote(threema_id, safe='*')}?{query}"
+    return f"{base}/pubkeys/{urllib.parse.quote(threema_id, safe='*')}?{query}"
 
 
 def _padded(kind: int, body: bytes) -> bytes:
@@ -172,30 +169,45 @@ def encrypt_message(
     return nonce, Box(private_key, public_key).encrypt(_padded(kind, body), nonce).ciphertext
 
 
+# threema.md §2: the status code is the whole answer; first matching row decides.
+_REASONS = {
+    400: "recipient invalid, or the gateway ID is not set up for this mode",
+    401: "wrong API identity or secret",
+    402: "not enough credits",
+    413: "message too long",
+}
+THREEMA_ERRORS: Table = (
+    Row(
+        SendOutcome.RETRY_AFTER,
+        statuses=frozenset({429}),
+        retry_s=10.0,
+        error_code="429",
+        error_text="rate limit reached",
+    ),
+    Row(SendOutcome.UNREACHABLE, statuses=frozenset({404}), error_text="no Threema ID for this recipient"),
+    Row(SendOutcome.TRANSIENT, min_status=500, error_text="gateway error"),
+    *(Row(SendOutcome.PERMANENT, statuses=frozenset({st}), error_text=t) for st, t in _REASONS.items()),
+    Row(SendOutcome.PERMANENT, error_text="refused"),
+)
+PROVIDER = Provider("threema", DEFAULT_API_BASE, frozenset({"msgapi.threema.ch"}))
+
+
 def _map_status(status: int, headers: Any) -> SendResult:
-    """HTTP status → outcome (threema.md §2: the status code is the whole answer)."""
-    reasons = {
-        400: "recipient invalid, or the gateway ID is not set up for this mode",
-        401: "wrong API identity or secret",
-        402: "not enough credits",
-        404: "no Threema ID for this recipient",
-        413: "message too long",
-    }
-    if status == 429:
+    """HTTP status → outcome by the table above."""
+
+    def wait(default: float) -> float:
         header = str(headers.get("Retry-After", "")) if headers is not None else ""
-        return SendResult(
-            SendOutcome.RETRY_AFTER,
-            retry_after_s=float(header) if header.isdigit() else 10.0,
-            error_code="429",
-            error_text="rate limit reached",
-        )
-    if status == 404:
-        return SendResult(SendOutcome.UNREACHABLE, error_code="404", error_text=reasons[404])
-    if status >= 500:
-        return SendResult(SendOutcome.TRANSIENT, error_code=str(status), error_text="gateway error")
-    return SendResult(
-        SendOutcome.PERMANENT, error_code=str(status), error_text=reasons.get(status, "refused")
-    )
+        return float(header) if header.isdigit() else default
+
+    return classify(THREEMA_ERRORS, Answer(status, error_code=str(status)), wait)
+
+
+class SenderKeyMissing(NeedsPrefetch):
+    """`parse` needs a sender's public key it does not hold yet: `prefetch` it, then parse again."""
+
+    def __init__(self, threema_id: str) -> None:
+        super().__init__("sender public key not available")
+        self.threema_id = threema_id
 
 
 @register
@@ -229,13 +241,15 @@ class ThreemaChannel(ChannelAdapter):
             secret=True,
             help="64 hex characters; its public key was registered with the gateway ID.",
         ),
-        SetupField("api_base", "API base URL", required=False, help="Leave empty for msgapi.threema.ch."),
     )
 
-    def __init__(self, timeout_s: float = 15.0) -> None:
-        self._sessions = LoopSessions(timeout_s)
+    def __init__(self, timeout_s: float = 15.0, transport: Transport | None = None) -> None:
+        self._transport = transport or default_transport()
         self._keys = _KeyCache()
         self._timeout = timeout_s
+
+    def api_base(self, account: AccountConfig) -> str:
+        return self._transport.base_url(PROVIDER, account)
 
     # --- inbound ---------------------------------------------------------------------------------
 
@@ -310,20 +324,42 @@ class ThreemaChannel(ChannelAdapter):
         ]
 
     def _sender_key(self, account: AccountConfig, threema_id: str) -> PublicKey:
+        """The sender's key from the account's settings or the cache; never from the network here."""
         configured = account.settings.get("pubkeys")
         if isinstance(configured, dict) and isinstance(configured.get(threema_id), str):
             return _public_key(configured[threema_id])
-        cache_key = (_api_base(account), threema_id)
-        cached = self._keys.get(cache_key)
-        if cached is not None:
-            return cached
+        cached = self._keys.get((self.api_base(account), threema_id))
+        if cached is None:
+            raise SenderKeyMissing(threema_id)
+        return cached
+
+    async def prefetch(self, account: AccountConfig, request: WebhookRequest) -> None:
+        """Fetch the public key of a callback's unknown sender, asynchronously, short timeout (CH2).
+
+        `parse` raised SenderKeyMissing; this looks the key up once (then it is cached, a key
+        never changes for an ID) and the caller parses again. Failures leave the cache as it was.
+        """
         try:
-            with urllib.request.urlopen(_pubkey_url(account, threema_id), timeout=self._timeout) as resp:  # noqa: S310
-                key = _public_key(resp.read(200).decode("ascii", "replace"))
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise ValueError("sender public key not available") from exc
-        self._keys.put(cache_key, key)
-        return key
+            sender = _form(request.body).get("from", "")
+        except ValueError:
+            return
+        if not _ID_RE.match(sender):
+            return
+        base = self.api_base(account)
+        if self._keys.get((base, sender)) is not None:
+            return
+        try:
+            reply = await self._transport.call(
+                PROVIDER,
+                "GET",
+                _pubkey_url(base, account, sender),
+                timeout_s=min(self._timeout, KEY_LOOKUP_TIMEOUT_S),
+                max_bytes=200,
+            )
+            if reply.status == 200:
+                self._keys.put((base, sender), _public_key(reply.body.decode("ascii", "replace")))
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return
 
     # --- outbound --------------------------------------------------------------------------------
 
@@ -346,9 +382,9 @@ class ThreemaChannel(ChannelAdapter):
             private = _private_key(account.secrets.get("private_key", ""))
         except ValueError as exc:
             return SendResult(SendOutcome.PERMANENT, error_code="not_configured", error_text=str(exc))
-        session = self._sessions.get()
+        base = self.api_base(account)
         try:
-            recipient = await self._recipient_key(session, account, address)
+            recipient = await self._recipient_key(base, account, address)
             if isinstance(recipient, SendResult):
                 return recipient
             nonce, box = encrypt_message(private, recipient, TYPE_TEXT, text)
@@ -359,30 +395,30 @@ class ThreemaChannel(ChannelAdapter):
                 "box": box.hex(),
                 "secret": account.secrets.get("api_secret", ""),
             }
-            async with session.post(f"{_api_base(account)}/send_e2e", data=form) as resp:
-                answer = (await resp.read())[:200].decode("ascii", "replace").strip()
-                status, headers = resp.status, resp.headers
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
-        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            return SendResult(SendOutcome.UNKNOWN, error_code="no_answer", error_text=type(exc).__name__)
-        except aiohttp.ClientError as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
+            reply = await self._transport.call(
+                PROVIDER, "POST", f"{base}/send_e2e", data=form, timeout_s=self._timeout, max_bytes=10_000
+            )
+            answer = reply.body[:200].decode("ascii", "replace").strip()
+            status, headers = reply.status, reply.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return unreached(PROVIDER, exc)
         if status == 200 and answer:
             return SendResult(SendOutcome.SENT, provider_id=answer.lower()[:64])
         return _map_status(status, headers)
 
     async def _recipient_key(
-        self, session: aiohttp.ClientSession, account: AccountConfig, threema_id: str
+        self, base: str, account: AccountConfig, threema_id: str
     ) -> PublicKey | SendResult:
-        cache_key = (_api_base(account), threema_id)
+        cache_key = (base, threema_id)
         cached = self._keys.get(cache_key)
         if cached is not None:
             return cached
-        async with session.get(_pubkey_url(account, threema_id)) as resp:
-            raw = (await resp.read())[:200]
-            if resp.status != 200:
-                return _map_status(resp.status, resp.headers)
+        reply = await self._transport.call(
+            PROVIDER, "GET", _pubkey_url(base, account, threema_id), timeout_s=self._timeout, max_bytes=10_000
+        )
+        raw = reply.body[:200]
+        if reply.status != 200:
+            return _map_status(reply.status, reply.headers)
         try:
             key = _public_key(raw.decode("ascii", "replace"))
         except ValueError:
@@ -400,9 +436,6 @@ class ThreemaChannel(ChannelAdapter):
         return f"https://threema.id/{urllib.parse.quote(gateway, safe='*')}?" + urllib.parse.urlencode(
             {"text": prefill}, quote_via=urllib.parse.quote
         )
-
-    async def close(self) -> None:
-        await self._sessions.close()
 
 
 def _hex(value: str) -> bytes:

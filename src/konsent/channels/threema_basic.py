@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 
-import aiohttp
-
 from konsent.channels import media, register
 from konsent.channels.base import (
     AccountConfig,
@@ -31,11 +29,12 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from konsent.channels.sessions import LoopSessions
-from konsent.channels.threema import MAX_TEXT_BYTES, ThreemaChannel, _api_base, _gateway_id, _map_status
+from konsent.channels.threema import MAX_TEXT_BYTES, ThreemaChannel, _gateway_id, _map_status
+from konsent.channels.transport import Provider, Transport, default_transport
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import Event
 
+PROVIDER = Provider("threema_basic", "https://msgapi.threema.ch", frozenset({"msgapi.threema.ch"}))
 _THREEMA_ID = re.compile(r"^[0-9A-Z*]{8}$")
 _PHONE = re.compile(r"^\+?[1-9][0-9]{5,14}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -79,11 +78,11 @@ class ThreemaBasicChannel(ChannelAdapter):
             help="Your Basic-mode Threema ID, 8 characters starting with *.",
         ),
         SetupField("api_secret", "API secret", secret=True, help="From the Threema Gateway admin page."),
-        SetupField("api_base", "API base URL", required=False, help="Leave empty for msgapi.threema.ch."),
     )
 
-    def __init__(self, timeout_s: float = 15.0) -> None:
-        self._sessions = LoopSessions(timeout_s)
+    def __init__(self, timeout_s: float = 15.0, transport: Transport | None = None) -> None:
+        self._timeout = timeout_s
+        self._transport = transport or default_transport()
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         """Basic mode receives nothing: every callback is refused and only counted (CH2)."""
@@ -115,16 +114,14 @@ class ThreemaBasicChannel(ChannelAdapter):
             "text": content.text,
             "secret": account.secrets.get("api_secret", ""),
         }
-        try:
-            async with self._sessions.get().post(f"{_api_base(account)}/send_simple", data=form) as resp:
-                answer = (await resp.read())[:200].decode("ascii", "replace").strip()
-                status, headers = resp.status, resp.headers
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
-        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            return SendResult(SendOutcome.UNKNOWN, error_code="no_answer", error_text=type(exc).__name__)
-        except aiohttp.ClientError as exc:
-            return SendResult(SendOutcome.TRANSIENT, error_code="network", error_text=type(exc).__name__)
+        base = self._transport.base_url(PROVIDER, account)
+        reply = await self._transport.send(
+            PROVIDER, "POST", f"{base}/send_simple", data=form, timeout_s=self._timeout, max_bytes=10_000
+        )
+        if isinstance(reply, SendResult):
+            return reply
+        answer = reply.body[:200].decode("ascii", "replace").strip()
+        status, headers = reply.status, reply.headers
         if status == 200 and re.fullmatch(r"[0-9a-fA-F]{16}", answer):
             return SendResult(SendOutcome.SENT, provider_id=answer.lower())
         if status == 200:
@@ -133,6 +130,3 @@ class ThreemaBasicChannel(ChannelAdapter):
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         raise InvalidInput(detail="this channel cannot receive the confirmation code")
-
-    async def close(self) -> None:
-        await self._sessions.close()

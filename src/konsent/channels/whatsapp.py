@@ -17,7 +17,7 @@ import dataclasses
 import hmac
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from konsent.channels import media as out_media
@@ -36,6 +36,7 @@ from konsent.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from konsent.channels.transport import Provider, Transport, default_transport
 from konsent.domain.events import (
     Event,
     InboundMessage,
@@ -317,8 +318,10 @@ def _wa_link(account: AccountConfig, prefill: str) -> str:
 class _WhatsAppBase(ChannelAdapter):
     capabilities = CAPABILITIES
 
-    def __init__(self) -> None:
-        self._http = meta.GraphClient()
+    provider: ClassVar[Provider]
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        self._http = meta.GraphClient(transport or default_transport(), self.provider)
 
     def parse(self, account: AccountConfig, body: bytes) -> list[Event]:
         return parse_cloud_payload(account, body)
@@ -339,11 +342,8 @@ class _WhatsAppBase(ChannelAdapter):
         )
         return failure or _result(body)
 
-    async def close(self) -> None:
-        await self._http.close()
-
     def _api_base(self, account: AccountConfig) -> str:
-        raise NotImplementedError
+        return self._http.base(account)
 
     def _download_url(self, account: AccountConfig, url: str) -> str | None:
         raise NotImplementedError
@@ -383,6 +383,7 @@ class WhatsAppCloudChannel(_WhatsAppBase):
 
     kind = "whatsapp"
     label = "WhatsApp (Cloud API)"
+    provider = meta.graph_provider("whatsapp", GRAPH_BASE, meta.GRAPH_HOSTS | set(META_MEDIA_HOSTS))
     setup_fields = (
         SetupField(
             "phone_number_id",
@@ -401,7 +402,6 @@ class WhatsAppCloudChannel(_WhatsAppBase):
         SetupField("access_token", "Access token (system user)", secret=True),
         SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
         SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),
-        SetupField("api_base", "Graph API base URL", required=False, help=GRAPH_BASE),
         SetupField(
             "waba_id",
             "WhatsApp Business Account ID",
@@ -416,9 +416,6 @@ class WhatsAppCloudChannel(_WhatsAppBase):
 
     def handshake(self, account: AccountConfig, request: WebhookRequest) -> str | None:
         return meta.hub_challenge(account, request)
-
-    def _api_base(self, account: AccountConfig) -> str:
-        return str(account.settings.get("api_base") or GRAPH_BASE).rstrip("/")
 
     def _url_and_headers(self, account: AccountConfig) -> tuple[str, dict[str, str]]:
         base = self._api_base(account)
@@ -472,6 +469,7 @@ class Dialog360Channel(_WhatsAppBase):
 
     kind = "dialog360"
     label = "WhatsApp (360dialog)"
+    provider = meta.graph_provider("dialog360", D360_BASE, frozenset({"waba-v2.360dialog.io"}))
     registers_webhook = True
     capabilities = dataclasses.replace(
         CAPABILITIES,
@@ -486,7 +484,6 @@ class Dialog360Channel(_WhatsAppBase):
         SetupField("webhook_header_name", "Webhook header name", required=False, help=D360_DEFAULT_HEADER),
         SetupField("webhook_header_value", "Webhook header value", secret=True, help="A long random string"),
         SetupField("verify_token", "Verify token", secret=True, required=False),
-        SetupField("api_base", "360dialog base URL", required=False, help=D360_BASE),
     )
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
@@ -502,9 +499,6 @@ class Dialog360Channel(_WhatsAppBase):
     def handshake(self, account: AccountConfig, request: WebhookRequest) -> str | None:
         # 360dialog documents no handshake; answer Meta's only when a verify token is configured.
         return meta.hub_challenge(account, request)
-
-    def _api_base(self, account: AccountConfig) -> str:
-        return str(account.settings.get("api_base") or D360_BASE).rstrip("/")
 
     def _url_and_headers(self, account: AccountConfig) -> tuple[str, dict[str, str]]:
         base = self._api_base(account)

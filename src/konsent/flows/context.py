@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from konsent.channels import adapter_class
 from konsent.channels.base import ChannelAdapter
+from konsent.channels.transport import Policy, Transport
 from konsent.settings import Settings
 from konsent.store.db import Database
 from konsent.store.keys import KeyRing
@@ -40,12 +42,22 @@ class Konsent:
     status_sink: Any = None
     account_configs: dict[int, Any] = field(default_factory=dict)
     known_routes: dict[str, Any] = field(default_factory=dict)
+    # The one HTTP transport of every adapter of this process, under the operator's URL policy.
+    http: Transport | None = None
+
+    def transport(self) -> Transport:
+        if self.http is None:
+            self.http = Transport(Policy.from_settings(self.settings))
+        return self.http
 
     def adapter(self, kind: str) -> ChannelAdapter:
         """The adapter instance for a channel kind, created once per process."""
         if kind not in self.adapters:
             cls = adapter_class(kind)
-            self.adapters[kind] = cls(**self.adapter_deps(self, kind))
+            deps = self.adapter_deps(self, kind)
+            if "transport" in inspect.signature(cls.__init__).parameters:
+                deps = {"transport": self.transport(), **deps}
+            self.adapters[kind] = cls(**deps)
         return self.adapters[kind]
 
     async def close(self) -> None:
@@ -53,4 +65,6 @@ class Konsent:
             self.status_sink.close()
         for adapter in self.adapters.values():
             await adapter.close()
+        if self.http is not None:
+            await self.http.close()
         self.keys.store.dispose()

@@ -31,7 +31,11 @@ def database_url(settings: Settings) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine configured for konsent's access patterns on either database."""
+    """An engine configured for konsent's access patterns on either database.
+
+    SQL parameters never appear in error messages or logs (they hold personal data, #13).
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 

@@ -46,7 +46,7 @@ def _set_cookie(resp: Response, request: Request, name: str, value: str, max_age
         max_age=max_age,
         httponly=True,
         samesite="lax",
-        secure=get_ctx(request).settings.secure_cookies,
+        secure=get_ctx(request).settings.cookies_secure,
         path="/",
     )
 

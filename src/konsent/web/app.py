@@ -11,6 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,8 @@ from konsent import __version__
 from konsent.domain.errors import DomainError
 from konsent.flows.context import Konsent
 from konsent.web.errors import as_json, message_of, status_of
+from konsent.web.headers import SecurityHeaders
+from konsent.web.hygiene import InputHygiene
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +69,12 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited, guarded_send)
-
-
-class SecurityHeaders:
-    """Headers every response carries; pages get a strict content-security policy."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"strict-origin-when-cross-origin"))
-                if not scope["path"].startswith(("/widget.js", "/api/public/")):
-                    headers.append((b"x-frame-options", b"DENY"))
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, limited, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
+            # The 413 is out; the app saw the cut-off body as the client leaving. No traceback (#13).
 
 
 class KonsentApp(FastAPI):
@@ -183,7 +168,8 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.include_router(ops.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(InputHygiene)
+    app.add_middleware(SecurityHeaders, https=ctx.settings.base_url.lower().startswith("https://"))
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
 
     async def framework(scope: Scope, receive: Receive, send: Send) -> None:

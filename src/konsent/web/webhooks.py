@@ -30,7 +30,17 @@ async def webhook(route_key: str, request: Request) -> PlainTextResponse:
     ctx = get_ctx(request)
     try:
         # Status-only deliveries for known routes were taken by StatusFastPath before routing.
-        result = await run_in_threadpool(receive_webhook, ctx, route_key, req, try_fast=False)
+        result = await run_in_threadpool(
+            receive_webhook, ctx, route_key, req, try_fast=False, defer_prefetch=True
+        )
+        if result.needs_prefetch is not None:
+            # A lookup at the provider (a Threema sender's key): awaited here, never blocking the loop.
+            await ctx.adapter(result.needs_prefetch.kind).prefetch(result.needs_prefetch, req)
+            result = await run_in_threadpool(
+                receive_webhook, ctx, route_key, req, try_fast=False, defer_prefetch=True
+            )
+            if result.needs_prefetch is not None:
+                return PlainTextResponse("sender key unavailable", status_code=400)
     except NotFound:
         return PlainTextResponse("Not Found", status_code=404)
     # Acknowledgements go out after the answer: the provider never waits on them.

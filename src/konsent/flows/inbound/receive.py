@@ -13,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from konsent import metrics
-from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
+from konsent.channels.base import (
+    AccountConfig,
+    ChannelAdapter,
+    NeedsPrefetch,
+    OutboundContent,
+    WebhookRejected,
+    WebhookRequest,
+)
 from konsent.domain import optin as codes
 from konsent.domain import received
 from konsent.domain.errors import DomainError, NotFound, WindowClosed
@@ -27,6 +34,7 @@ from konsent.domain.events import (
     TemplateUpdate,
     UnknownEvent,
 )
+from konsent.domain.inputs import checked_event
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
 from konsent.flows import texts
@@ -69,6 +77,8 @@ class WebhookResult:
     # Stored events the provider wants acknowledged, and the account to do it with (`acknowledge`).
     to_acknowledge: tuple[InboundMessage, ...] = ()
     account: AccountConfig | None = None
+    # Parsing needs something fetched from the provider first (`adapter.prefetch`, then call again).
+    needs_prefetch: AccountConfig | None = None
 
 
 def bump_counter(ctx: Konsent, name: str) -> None:
@@ -87,9 +97,19 @@ def _count(s: Session, name: str) -> None:
 
 
 def receive_webhook(
-    ctx: Konsent, route_key: str, request: WebhookRequest, *, try_fast: bool = True
+    ctx: Konsent,
+    route_key: str,
+    request: WebhookRequest,
+    *,
+    try_fast: bool = True,
+    defer_prefetch: bool = False,
 ) -> WebhookResult:
-    """Handle one provider delivery; every event in it counts, each stored at most once."""
+    """Handle one provider delivery; every event in it counts, each stored at most once.
+
+    When parsing needs a network lookup first (a Threema sender's key), `defer_prefetch`
+    returns at once with `needs_prefetch` set, so the async caller awaits the lookup on its
+    loop; otherwise (scripts, tests: no loop in this thread) it runs here (#13 finding 6).
+    """
     if try_fast:  # status-only deliveries, known route (the web server tried the async variant already)
         fast = status_sink.try_fast_path(ctx, route_key, request)
         if fast is not None:
@@ -114,8 +134,17 @@ def receive_webhook(
         bump_counter(ctx, f"webhook_rejected:{account.kind}")
         return WebhookResult(exc.status, {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Rejected"))
     try:
-        events = adapter.parse(cfg, request.body)
-    except (ValueError, KeyError, TypeError):
+        try:
+            events = adapter.parse(cfg, request.body)
+        except NeedsPrefetch:
+            if defer_prefetch:
+                return WebhookResult(503, "Retry", needs_prefetch=cfg)
+            _prefetch_here(adapter, cfg, request)
+            events = adapter.parse(cfg, request.body)
+        events = [checked_event(ev) for ev in events]
+    except Exception as exc:
+        if not isinstance(exc, ValueError | KeyError | TypeError):
+            log.warning("webhook parse failed kind=%s error=%s", account.kind, type(exc).__name__)
         metrics.webhook_rejected(account.kind, "malformed")
         bump_counter(ctx, f"webhook_malformed:{account.kind}")
         return WebhookResult(400, "malformed payload")
@@ -137,6 +166,15 @@ def receive_webhook(
         else:
             dups += 1
     return WebhookResult(200, "OK", handled, dups, tuple(acks), cfg if acks else None)
+
+
+def _prefetch_here(adapter: ChannelAdapter, cfg: AccountConfig, request: WebhookRequest) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(adapter.prefetch(cfg, request))
+        return
+    raise ValueError("cannot look up on a running loop")  # never block a loop: 400, the provider retries
 
 
 async def acknowledge(ctx: Konsent, result: WebhookResult) -> None:

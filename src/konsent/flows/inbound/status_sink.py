@@ -29,8 +29,9 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from konsent import metrics
-from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
+from konsent.channels.base import AccountConfig, WebhookRequest
 from konsent.domain.events import StatusUpdate
+from konsent.domain.inputs import checked_event
 from konsent.flows.context import Konsent
 from konsent.flows.inbound.routes import account_by_route
 from konsent.flows.organisation.tenants import account_config
@@ -141,8 +142,8 @@ def _fast_statuses(
     adapter = ctx.adapter(known.kind)
     try:
         adapter.verify(known.cfg, request)
-        events = adapter.parse(known.cfg, request.body)
-    except (WebhookRejected, ValueError, KeyError, TypeError):
+        events = [checked_event(ev) for ev in adapter.parse(known.cfg, request.body)]
+    except Exception:
         return None
     if not events or not all(isinstance(ev, StatusUpdate) for ev in events):
         return None

@@ -95,11 +95,16 @@ def decode(data: bytes) -> str:
     if len(data) > MAX_BYTES:
         raise InvalidInput("file larger than {limit} bytes", limit=MAX_BYTES)
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
             "the file is not UTF-8 (byte {byte}); save it as 'CSV UTF-8' and try again", byte=exc.start
         ) from exc
+    if "\x00" in text:  # no text column can store it (PostgreSQL refuses NUL): a clear error (#13)
+        raise InvalidInput(
+            "the file contains a NUL byte (byte {byte}); it is not a CSV text", byte=data.index(0)
+        )
+    return text
 
 
 def _normalize(address: str, kind_is_phone: bool) -> str:
