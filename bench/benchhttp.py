@@ -33,7 +33,8 @@ _SIMULATOR_FORMAT = SimulatorChannel()
 class BenchHttpChannel(ChannelAdapter):
     kind = "benchhttp"
     label = "Bench HTTP"
-    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False)
+    # The fake echoes the reference in the "sent" status webhook, as WhatsApp does (#14).
+    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False, echoes_ref=True)
 
     # Requests this process handed to the provider while the provider's Retry-After for that
     # account was still running, as the client saw it (the tests assert this stays 0).
@@ -56,6 +57,8 @@ class BenchHttpChannel(ChannelAdapter):
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         url = f"{account.settings['url']}/send/{account.id}"
         body: dict[str, Any] = {"to": address, "text": content.text, "template": content.template}
+        if content.ref:
+            body["ref"] = content.ref
         timeout = self._timeouts.get(account.id)
         if timeout is None:
             timeout = self._timeouts[account.id] = aiohttp.ClientTimeout(
@@ -95,3 +98,12 @@ class BenchHttpChannel(ChannelAdapter):
                 with contextlib.suppress(RuntimeError):  # its loop is gone
                     await sess.close()
         self._sessions.clear()
+
+
+@register
+class BenchHttpNoEchoChannel(BenchHttpChannel):
+    """The same fake provider without echo, like Telegram and Threema (#14: the per-purpose policy)."""
+
+    kind = "benchhttp_noecho"
+    label = "Bench HTTP without echo"
+    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False)

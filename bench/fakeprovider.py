@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -68,15 +69,16 @@ class StatusPoster:
         concurrency: int = 64,
     ) -> None:
         self.url, self.secret, self.statuses, self.concurrency = url, secret, statuses, concurrency
-        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
         self.posted = self.ok = self.errors = self.backlog_max = 0
         self.latencies_ms: list[float] = []
         self.first_ok = self.last_ok = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
-    def accepted(self, provider_id: str) -> None:
+    def accepted(self, provider_id: str, ref: str | None = None) -> None:
         for status in self.statuses:
-            self.queue.put_nowait((provider_id, status))
+            # the reference sent with the message is echoed in its "sent" status, as WhatsApp does
+            self.queue.put_nowait((provider_id, status, ref if status == "sent" else None))
         self.backlog_max = max(self.backlog_max, self.queue.qsize())
 
     async def start(self, _: web.Application) -> None:
@@ -92,10 +94,11 @@ class StatusPoster:
 
     async def _post_loop(self) -> None:
         while True:
-            pid, status = await self.queue.get()
-            body = json.dumps(
-                {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
-            ).encode()
+            pid, status, ref = await self.queue.get()
+            item: dict[str, object] = {"id": pid, "status": status, "timestamp": time.time()}
+            if ref:
+                item["ref"] = ref
+            body = json.dumps({"statuses": [item]}).encode()
             sig = sign(self.secret, body)
             t0 = time.monotonic()
             self.posted += 1
@@ -134,8 +137,12 @@ class StatusPoster:
 
 
 def make_app(
-    faults: Faults | None = None, track: bool = True, poster: StatusPoster | None = None
+    faults: Faults | None = None,
+    track: bool = True,
+    poster: StatusPoster | None = None,
+    on_accept: Callable[[str, str, str | None], None] | None = None,
 ) -> web.Application:
+    """The fake; `on_accept(account, provider id, ref)` is told of every accepted message (its echo)."""
     f = faults or Faults()
     led = Ledger()
     rnd = random.Random(7)
@@ -172,15 +179,18 @@ def make_app(
             led.received[f"{acc}|{data.get('to')}"] += 1
             led.times[str(data.get("to"))].append(time.monotonic())
         led.per_account[acc] += 1
+        pid = f"fp.{acc}.{led.seq}"
+        if poster is not None:
+            poster.accepted(pid, data.get("ref"))
+        if on_accept is not None:
+            on_accept(acc, pid, data.get("ref"))
         if r < f.timeout:
             led.answered["stalled"] += 1
             await asyncio.sleep(f.stall_s)
         led.answered["200"] += 1
         led.last_at = time.monotonic()
         led.first_at = led.first_at or led.last_at
-        if poster is not None:
-            poster.accepted(f"fp.{acc}.{led.seq}")
-        return web.json_response({"id": f"fp.{acc}.{led.seq}"})
+        return web.json_response({"id": pid})
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(
@@ -221,8 +231,11 @@ def make_app(
 class ThreadedFake:
     """The fake provider on its own event loop in a thread (tests)."""
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, on_accept: Callable[[str, str, str | None], None] | None = None
+    ) -> None:
         self.faults = faults
+        self.on_accept = on_accept
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -230,7 +243,7 @@ class ThreadedFake:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(make_app(self.faults), access_log=None)
+        runner = web.AppRunner(make_app(self.faults, on_accept=self.on_accept), access_log=None)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())

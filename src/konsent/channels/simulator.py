@@ -68,6 +68,7 @@ class SimulatorChannel(ChannelAdapter):
         media_kinds=frozenset(MEDIA_KINDS),
         max_caption_len=MAX_CAPTION,
         captioned_kinds=frozenset(MEDIA_KINDS),
+        echoes_ref=True,  # the mailbox reports "sent" with the reference, like WhatsApp's status webhook
     )
     setup_fields = (SetupField("webhook_secret", "Signing secret", secret=True, required=False),)
 
@@ -100,7 +101,12 @@ class SimulatorChannel(ChannelAdapter):
             )
         for s in data.get("statuses") or []:
             events.append(
-                StatusUpdate(provider_id=str(s["id"]), status=str(s["status"]), at=_ts(s.get("timestamp")))
+                StatusUpdate(
+                    provider_id=str(s["id"]),
+                    status=str(s["status"]),
+                    at=_ts(s.get("timestamp")),
+                    ref=str(s["ref"])[:64] if s.get("ref") else None,
+                )
             )
         for key in data:
             if key not in ("messages", "statuses"):

@@ -560,7 +560,10 @@ def finish_sent(ctx: Konsent, now: datetime) -> int:
     with ctx.db.write() as s:
         open_rows = (
             select(OutboxRow.id)
-            .where(OutboxRow.broadcast_id == Broadcast.id, OutboxRow.state.in_(("available", "running")))
+            .where(
+                OutboxRow.broadcast_id == Broadcast.id,
+                OutboxRow.state.in_(("available", "running", "unconfirmed")),
+            )
             .exists()
         )
         res = s.execute(

@@ -184,6 +184,10 @@ class KeyRing:
                 self._contacts.pop(wrapped, None)
         event.listen(session, "after_commit", lambda _s: self.store.destroy([cid]), once=True)
 
+    def derived_key(self, label: str) -> bytes:
+        """A process-wide key for `label`, derived from the master key (never stored)."""
+        return hmac.new(self._master, b"konsent:derived:" + label.encode(), hashlib.sha256).digest()
+
     def index(self, session: Session, tenant_id: int, kind: str, value: str) -> str:
         return crypto.blind_index(self.tenant(session, tenant_id).index_key, kind, value)
 
