@@ -12,9 +12,9 @@ from collections.abc import Callable
 from sqlalchemy import func, insert, select, text
 
 from konsent import crypto
-from konsent.flows import tenants
 from konsent.flows.context import Konsent
-from konsent.flows.messaging import _copy_rows
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import _copy_rows
 from konsent.store.keys import wrap_contact_key
 from konsent.store.tables import Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from konsent.flows import optin, simulator, tenants
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import tenants
 from konsent.store.tables import ChannelAccount, Tenant
 
 

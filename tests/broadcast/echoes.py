@@ -12,8 +12,8 @@ import threading
 from collections import defaultdict
 
 from konsent.domain.events import StatusUpdate
-from konsent.flows import status_sink
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import status_sink
 from konsent.store.types import utcnow
 
 

@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 
 from konsent.channels.base import WebhookRequest
 from konsent.domain.events import StatusUpdate
-from konsent.flows import status_sink, tenants
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import status_sink
+from konsent.flows.organisation import tenants
 from konsent.store.tables import ChannelAccount, SimulatorMail
 from konsent.store.types import utcnow
 from tests.fakes.meta_fake import MetaFake

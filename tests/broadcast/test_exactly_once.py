@@ -29,10 +29,11 @@ import pytest
 from bench.seedbulk import seed_bulk
 from sqlalchemy import select, update
 
-from konsent.flows import broadcast as bc
-from konsent.flows import broadcast_stats, tenants
-from konsent.flows.consent import withdraw
+from konsent.flows.consent.grants import withdraw
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.outbound import broadcast_stats
 from konsent.store.tables import Contact, ContactIdentity, Message, OutboxRow
 from konsent.store.types import utcnow
 from tests.broadcast.providers import PROVIDERS, Provider, Telegram

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import bench.benchhttp  # noqa: E402, F401 - registers the bench adapter
 
+from konsent.app import build  # noqa: E402
 from konsent.delivery import outbox  # noqa: E402
 from konsent.delivery.worker import Worker  # noqa: E402
-from konsent.flows.context import build  # noqa: E402
 from konsent.settings import Settings  # noqa: E402
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from konsent.flows import staff, tenants
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import AuditEntry, Message
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from konsent.flows import privacy_export
+from konsent.flows.privacy import export as privacy_export
 from konsent.store.tables import AuditEntry, PrivacyExport, PrivacyRequest
 from tests.helpers import phone_texts
 from tests.privacy.util import NAME, PHONE, SECRET_TEXT, say, subscribed_contact

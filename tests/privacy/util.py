@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from konsent.flows import simulator
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
 from konsent.store.tables import Contact, ContactIdentity
 from tests.conftest import drain
 from tests.helpers import phone_texts, request_code, sim_account

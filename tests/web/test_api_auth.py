@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from konsent.flows import staff, tenants
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import ApiToken, Message, StaffUser
 from konsent.web.deps import CSRF_HEADER, SESSION_COOKIE
 from tests.flows.support import api_token, auth, contact_of

@@ -32,11 +32,11 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, S
 from konsent.delivery import recovery
 from konsent.delivery.recovery import rescue  # noqa: F401 - where callers have always found it
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
-from konsent.flows import consent as consent_flow
-from konsent.flows import status_early
+from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound import status_early
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
     ChannelAccount,

@@ -31,8 +31,8 @@ from sqlalchemy import Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import REF_PREFIX
-from konsent.flows import status_early
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import status_early
 from konsent.store.tables import Broadcast, ChannelAccount, EarlyStatus, Message, OutboxRow, Tenant
 
 AT_MOST_ONCE = "at_most_once"
@@ -54,9 +54,7 @@ OPEN_STATES = ("available", "running", "unconfirmed")  # rows still to be worked
 
 def reference(ctx: Konsent, outbox_id: int) -> str:
     """The opaque reference of an outbox row sent with its message: a keyed hash, no personal data."""
-    key: bytes | None = ctx.__dict__.get("_outbox_ref_key")
-    if key is None:
-        key = ctx.__dict__["_outbox_ref_key"] = ctx.keys.derived_key("outbox-ref")
+    key = ctx.keys.derived_key("outbox-ref")
     return REF_PREFIX + hmac.new(key, f"outbox:{outbox_id}".encode(), hashlib.sha256).hexdigest()[:28]
 
 

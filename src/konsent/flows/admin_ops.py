@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from konsent import channels
 from konsent.domain.errors import InvalidInput, NotFound
-from konsent.flows import api_ops, audit, contacts, proof, staff, tenants, totp
+from konsent.flows import api_ops, audit, contacts
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import staff, tenants, totp
+from konsent.flows.privacy import proof
 from konsent.store.tables import (
     ChannelAccount,
     Consent,

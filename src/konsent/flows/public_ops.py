@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.flows import optin, tenants
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import ChannelAccount, Tenant, Topic
 

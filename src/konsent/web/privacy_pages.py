@@ -10,8 +10,9 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import privacy, privacy_export
-from konsent.flows import privacy_selfservice as selfservice
+from konsent.flows.privacy import export as privacy_export
+from konsent.flows.privacy import rights as privacy
+from konsent.flows.privacy import selfservice
 from konsent.web.deps import get_ctx, render
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
@@ -79,7 +80,7 @@ def portal(token: str, request: Request) -> Response:
 def portal_export(token: str, request: Request) -> Response:
     try:
         with get_ctx(request).db.write() as s:
-            blob = privacy_export.portal_export(get_ctx(request), s, token)
+            blob = selfservice.portal_export(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
     return _zip(blob)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
-from konsent.flows import public_ops, simulator, texts
+from konsent.flows import public_ops, texts
+from konsent.flows.inbound import simulator
 from konsent.i18n import pick_locale, t
 from konsent.web.deps import get_ctx, render, request_locale
 
