@@ -67,18 +67,21 @@ class StatusPoster:
         secret: str,
         statuses: tuple[str, ...] = ("sent", "delivered", "read"),
         concurrency: int = 64,
+        routes: dict[str, str] | None = None,
     ) -> None:
         self.url, self.secret, self.statuses, self.concurrency = url, secret, statuses, concurrency
-        self.queue: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
+        self.routes = routes or {}  # account -> its own webhook URL (several numbers); else `url`
+        self.queue: asyncio.Queue[tuple[str, str, str | None, str]] = asyncio.Queue()
         self.posted = self.ok = self.errors = self.backlog_max = 0
         self.latencies_ms: list[float] = []
         self.first_ok = self.last_ok = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
-    def accepted(self, provider_id: str, ref: str | None = None) -> None:
+    def accepted(self, provider_id: str, ref: str | None = None, account: str = "") -> None:
+        url = self.routes.get(account, self.url)
         for status in self.statuses:
             # the reference sent with the message is echoed in its "sent" status, as WhatsApp does
-            self.queue.put_nowait((provider_id, status, ref if status == "sent" else None))
+            self.queue.put_nowait((provider_id, status, ref if status == "sent" else None, url))
         self.backlog_max = max(self.backlog_max, self.queue.qsize())
 
     async def start(self, _: web.Application) -> None:
@@ -94,7 +97,7 @@ class StatusPoster:
 
     async def _post_loop(self) -> None:
         while True:
-            pid, status, ref = await self.queue.get()
+            pid, status, ref, url = await self.queue.get()
             item: dict[str, object] = {"id": pid, "status": status, "timestamp": time.time()}
             if ref:
                 item["ref"] = ref
@@ -104,7 +107,7 @@ class StatusPoster:
             self.posted += 1
             try:
                 async with self._session.post(
-                    self.url,
+                    url,
                     data=body,
                     headers={SIGNATURE_HEADER: sig, "content-type": "application/json"},
                 ) as r:
@@ -181,7 +184,7 @@ def make_app(
         led.per_account[acc] += 1
         pid = f"fp.{acc}.{led.seq}"
         if poster is not None:
-            poster.accepted(pid, data.get("ref"))
+            poster.accepted(pid, data.get("ref"), acc)
         if on_accept is not None:
             on_accept(acc, pid, data.get("ref"))
         if r < f.timeout:
@@ -280,8 +283,14 @@ def main() -> None:
     ap.add_argument("--no-track", action="store_true", help="count only (fastest)")
     ap.add_argument("--status-url", default="", help="post sent/delivered/read webhooks here")
     ap.add_argument("--status-secret", default="")
+    ap.add_argument("--status-routes", default="", help="account=url,... : each account's own webhook URL")
     args = ap.parse_args()
-    poster = StatusPoster(args.status_url, args.status_secret) if args.status_url else None
+    routes = dict(item.split("=", 1) for item in args.status_routes.split(",") if item)
+    poster = (
+        StatusPoster(args.status_url or next(iter(routes.values()), ""), args.status_secret, routes=routes)
+        if args.status_url or routes
+        else None
+    )
     web.run_app(
         make_app(track=not args.no_track, poster=poster),
         host="127.0.0.1",

@@ -87,3 +87,18 @@ def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> N
     with ctx.db.write() as s:
         token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role)
     console.print(token)
+
+
+@tenant_app.command("unknown-outcome")
+def tenant_unknown_outcome(
+    slug: str,
+    kind: str = typer.Argument(..., help="newsletter or transactional"),
+    policy: str = typer.Argument(..., help="at_most_once or at_least_once"),
+) -> None:
+    """On channels without echo (Telegram, Threema): resend a send a crash left unknown, or not (#14)."""
+    from konsent.flows.organisation.delivery_policy import set_policy
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        now = set_policy(s, slug, kind, policy)
+    console.print(f"tenant {slug}: newsletters {now['newsletter']}, transactional {now['transactional']}")

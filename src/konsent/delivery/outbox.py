@@ -259,7 +259,11 @@ def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now
 
 
 def complete_in(
-    ctx: Konsent, s: Session, results: Sequence[tuple[Job, SendResult | None]], now: datetime
+    ctx: Konsent,
+    s: Session,
+    results: Sequence[tuple[Job, SendResult | None]],
+    now: datetime,
+    opt_outs: list[tuple[int, str]] | None = None,
 ) -> None:
     """`complete` inside the caller's transaction (the worker's group commit, `delivery.recorder`).
 
@@ -287,26 +291,46 @@ def complete_in(
         assert msg is not None
         if res.outcome is SendOutcome.UNKNOWN and _unknown(ctx, s, row, msg, job, now):
             continue
+        if res.outcome is SendOutcome.MARKETING_OPT_OUT and opt_outs is not None:
+            opt_outs.append((job.contact_id, job.account.kind))  # withdrawn by the caller, later
+            res = SendResult(SendOutcome.PERMANENT, error_code=res.error_code, error_text=res.error_text)
         _apply(s, row, msg, job, res, now)
 
 
-def mark_sending(ctx: Konsent, s: Session, jobs: Sequence[Job], now: datetime, lease_s: float) -> set[int]:
-    """Record that these jobs are about to go on the wire; the ids whose claim is still current.
+def lock_current(ctx: Konsent, s: Session, jobs: Sequence[Job]) -> set[int]:
+    """Lock the rows of these jobs whose claim is still current, skipping rows locked by others.
 
-    A job whose row was rescued meanwhile (its lease ran out while it waited for its pacing
-    slot) is not marked and must not be sent: another worker owns it now.
+    A row locked by someone else is most likely in a withdrawal that waits for the consent locks
+    of a send guard (its cancelling UPDATE keeps the lock of a row it re-checked and skipped), and
+    that guard waits for this very group commit: waiting here would close the circle.
     """
     if not jobs:
         return set()
-    return set(
-        s.scalars(
-            update(OutboxRow)
-            .where(_fenced(ctx, [(j.outbox_id, j.attempt) for j in jobs]), OutboxRow.state == "running")
-            .values(sending_at=now, lease_until=now + timedelta(seconds=lease_s))
-            .returning(OutboxRow.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+    q = select(OutboxRow.id).where(
+        _fenced(ctx, [(j.outbox_id, j.attempt) for j in jobs]), OutboxRow.state == "running"
     )
+    if ctx.db.is_postgres:
+        q = q.with_for_update(skip_locked=True)
+    return set(s.scalars(q).all())
+
+
+def mark_sending(ctx: Konsent, s: Session, jobs: Sequence[Job], now: datetime, lease_s: float) -> set[int]:
+    """Record that these jobs are about to go on the wire; the ids that may be sent.
+
+    A job whose row was rescued meanwhile (its lease ran out while it waited for its pacing
+    slot) is not marked and must not be sent: another worker owns it now. Neither is a job whose
+    row is locked by someone else right now (`lock_current`); the lease brings it back unsent.
+    """
+    ids = lock_current(ctx, s, jobs)
+    if not ids:
+        return set()
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids))
+        .values(sending_at=now, lease_until=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    return ids
 
 
 def _unknown(ctx: Konsent, s: Session, row: OutboxRow, msg: Message, job: Job, now: datetime) -> bool:

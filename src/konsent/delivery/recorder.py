@@ -60,6 +60,7 @@ class Recorder:
         self._cond = threading.Condition()
         self._closed = False
         self.commits = 0
+        self._tries: dict[int, int] = {}
         self.max_commit_ms = 0.0
         self._thread = threading.Thread(target=self._run, name="konsent-recorder", daemon=True)
         self._thread.start()
@@ -97,6 +98,32 @@ class Recorder:
             self._cond.notify()
         self._thread.join(timeout)
 
+    def _retry(self, later: list[tuple[Job, SendResult | None]]) -> None:
+        """Outcomes whose rows were locked elsewhere (or whose claim is gone: then they are dropped
+        once the row is free), tried again shortly; a row that stays locked comes back by its lease."""
+        retry = [(j, r) for j, r in later if self._tries.get(j.outbox_id, 0) < 200]
+        for j, _ in retry:
+            self._tries[j.outbox_id] = self._tries.get(j.outbox_id, 0) + 1
+        if retry:
+            time.sleep(0.005)
+            self.record(retry)
+
+    def _withdraw(self, opt_outs: list[tuple[int, str]]) -> None:
+        """The provider said the contact opted out of marketing: withdraw, outside the group commit
+        (a withdrawal waits for send guards, which wait for the group commit)."""
+        from konsent.flows.consent import grants
+        from konsent.store.tables import Contact
+
+        try:
+            with self.ctx.db.write() as s:
+                for contact_id, kind in opt_outs:
+                    contact = s.get(Contact, contact_id)
+                    if contact is not None:
+                        at = utcnow()
+                        grants.withdraw(s, contact, None, source="provider_opt_out", at=at, channel=kind)
+        except Exception:
+            log.exception("withdrawing after a provider opt-out failed")
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -110,13 +137,22 @@ class Recorder:
                 _resolve(w, ok)
 
     def _write(self, batch: _Batch) -> bool:
+        """One transaction that never waits for a row lock someone else holds (see
+        `outbox.lock_current`): outcomes of rows locked elsewhere wait for the next commit."""
         t0 = time.monotonic()
         mine: set[int] = set()
+        later: list[tuple[Job, SendResult | None]] = []
+        opt_outs: list[tuple[int, str]] = []
         try:
             with self.ctx.db.write() as s:
                 now = utcnow()
                 if batch.outcomes:
-                    outbox.complete_in(self.ctx, s, batch.outcomes, now)
+                    locked = outbox.lock_current(self.ctx, s, [j for j, _ in batch.outcomes])
+                    todo = [(j, r) for j, r in batch.outcomes if j.outbox_id in locked]
+                    later = [(j, r) for j, r in batch.outcomes if j.outbox_id not in locked]
+                    for j, _ in todo:
+                        self._tries.pop(j.outbox_id, None)
+                    outbox.complete_in(self.ctx, s, todo, now, opt_outs)
                 if batch.marks:
                     mine = outbox.mark_sending(self.ctx, s, [j for j, _ in batch.marks], now, self.lease_s)
             ok = True
@@ -127,6 +163,10 @@ class Recorder:
             mine, ok = set(), False
         for job, w in batch.marks:
             _resolve(w, job.outbox_id in mine)
+        if later and ok:
+            self._retry(later)
+        if opt_outs:
+            threading.Thread(target=self._withdraw, args=(opt_outs,), daemon=True).start()
         self.commits += 1
         self.max_commit_ms = max(self.max_commit_ms, (time.monotonic() - t0) * 1000)
         return ok

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import defaultdict
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -33,14 +32,11 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import REF_PREFIX
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_early
+from konsent.flows.organisation import delivery_policy
 from konsent.store.tables import Broadcast, ChannelAccount, EarlyStatus, Message, OutboxRow, Tenant
 
-AT_MOST_ONCE = "at_most_once"
-AT_LEAST_ONCE = "at_least_once"
-POLICIES = (AT_MOST_ONCE, AT_LEAST_ONCE)
-# Tenant.settings keys and their defaults (docs/BROADCASTS.md).
-POLICY_KEYS = {"newsletter": "unknown_outcome_newsletter", "transactional": "unknown_outcome_transactional"}
-POLICY_DEFAULTS = {"newsletter": AT_MOST_ONCE, "transactional": AT_LEAST_ONCE}
+AT_MOST_ONCE = delivery_policy.AT_MOST_ONCE
+policy = delivery_policy.policy
 
 WAITING = "unknown outcome: waiting for the provider's echo of this send"
 NOT_RESENT = "unknown outcome: not sent again (at most once on a channel without echo)"
@@ -56,13 +52,6 @@ def reference(ctx: Konsent, outbox_id: int) -> str:
     """The opaque reference of an outbox row sent with its message: a keyed hash, no personal data."""
     key = ctx.keys.derived_key("outbox-ref")
     return REF_PREFIX + hmac.new(key, f"outbox:{outbox_id}".encode(), hashlib.sha256).hexdigest()[:28]
-
-
-def policy(tenant_settings: Mapping[str, Any] | None, purpose: str) -> str:
-    """At most or at least once for an unknown outcome on a channel without echo, for this purpose."""
-    kind = "newsletter" if purpose.startswith("newsletter:") else "transactional"
-    value = (tenant_settings or {}).get(POLICY_KEYS[kind])
-    return value if value in POLICIES else POLICY_DEFAULTS[kind]
 
 
 def echoes(ctx: Konsent, kind: str) -> bool:
