@@ -127,6 +127,23 @@ async def _side_load(
     return inbound_ms, inbox_ms, errors
 
 
+def _wait_for_worker(ctx: Any, timeout: float) -> None:
+    """Until the worker process is up (its lock connection shows in pg_stat_activity)."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with ctx.db.read() as s:
+            schema = s.execute(text("SELECT current_schema()")).scalar()
+            found = s.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": f"konsent-worker:{schema}"[:63]},
+            ).scalar()
+        if found:
+            return
+        time.sleep(0.2)
+
+
 def _fake_stats(url: str) -> dict[str, Any]:
     import urllib.request
 
@@ -141,7 +158,7 @@ def run(
 
     from bench.broadcast import _broadcast, _peak_rss_mb, _spawn_workers, _stop
     from konsent.app import build
-    from konsent.store.tables import Message
+    from konsent.store.tables import EarlyStatus, Message, OutboxRow
 
     ctx = build(_settings(db, data), run_migrations=True)
     fake_port = free_port()
@@ -164,6 +181,9 @@ def run(
     workers: list[subprocess.Popen[bytes]] = []
     rss = 0.0
     read, lag = 0, None
+    outbox_states: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    early = 0
     try:
         wait_port(fake_port)
         side_thread.start()
@@ -196,6 +216,26 @@ def run(
             time.sleep(0.1)
         rss = max(rss, _peak_rss_mb(workers[0].pid))
         st = _fake_stats(fake)
+        with ctx.db.read() as s:
+            outbox_states = dict(
+                s.execute(
+                    select(OutboxRow.state, func.count())
+                    .where(OutboxRow.tenant_id == setup["tenant_id"])
+                    .group_by(OutboxRow.state)
+                )
+                .tuples()
+                .all()
+            )
+            statuses = dict(
+                s.execute(
+                    select(Message.status, func.count())
+                    .where(Message.tenant_id == setup["tenant_id"])
+                    .group_by(Message.status)
+                )
+                .tuples()
+                .all()
+            )
+            early = int(s.scalar(select(func.count()).select_from(EarlyStatus)) or 0)
     finally:
         stop.set()
         side_thread.join(30)
@@ -220,9 +260,12 @@ def run(
         "peak_inbox_p99_ms": _p99(inbox_ms),
         "peak_inbox_loads": len(inbox_ms),
         "peak_side_errors": errors,
-        "peak_webhook_errors": st.get("webhooks", {}).get("errors"),
+        "peak_webhooks": {k: st.get("webhooks", {}).get(k) for k in ("posted", "ok", "errors", "waiting")},
         "peak_worker_rss_mb": round(rss, 1),
         "peak_duplicates": sum(1 for v in st["received"].values() if v > 1),
+        "peak_outbox_states": outbox_states,
+        "peak_message_statuses": statuses,
+        "peak_early_statuses": early,
     }
 
 

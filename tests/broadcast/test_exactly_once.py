@@ -235,14 +235,15 @@ def test_sigterm_mid_broadcast_gives_no_duplicate_and_no_unknown_outcome(ctx):
         acc = provider.account(tenant_id)
         ids = _seed(ctx, provider, tenant_id, acc, n)
         bid = _start(ctx, tenant_id)
-        proc = spawn(ctx)
+        proc = spawn(ctx, KONSENT_STOP_GRACE_SECONDS="5")
         for mark in (n // 4, n // 2):
             while _arrived(provider) < mark:
                 time.sleep(0.02)
             t0 = time.monotonic()
             assert stop([proc]) == [0]
-            assert time.monotonic() - t0 < 10.0, "the worker did not stop within its bound"
-            proc = spawn(ctx)
+            # the bound plus the interpreter's exit, on a machine busy with other jobs
+            assert time.monotonic() - t0 < 5.0 + 5.0, "the worker did not stop within its bound"
+            proc = spawn(ctx, KONSENT_STOP_GRACE_SECONDS="5")
         deadline = time.monotonic() + 60 + 2 * n / RATE
         while _state(ctx, tenant_id, bid) != "done" and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -8,6 +8,7 @@ phone page shows them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -120,7 +121,8 @@ class SimulatorChannel(ChannelAdapter):
             return SendResult(
                 SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"
             )
-        provider_id = self._mailbox_factory().deliver(account.id, address, content)
+        # The mailbox writes to the database: in a thread, so the worker's event loop keeps sending.
+        provider_id = await asyncio.to_thread(self._mailbox_factory().deliver, account.id, address, content)
         return SendResult(SendOutcome.SENT, provider_id=provider_id)
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:

@@ -72,6 +72,13 @@ class Worker:
         self._recorder: Recorder | None = None
         self._recorder_mutex = threading.Lock()
         self.stopping = threading.Event()  # set on SIGTERM: nothing new goes on the wire
+        self._stop: threading.Event | asyncio.Event | None = None
+
+    def halting(self) -> bool:
+        """Stopping: from the moment the stop event is set, not only once the main loop notices."""
+        if self._stop is not None and self._stop.is_set():
+            self.stopping.set()
+        return self.stopping.is_set()
 
     def recorder(self) -> Recorder:
         with self._recorder_mutex:
@@ -90,11 +97,11 @@ class Worker:
         async with self._sem:
             # Pacing inside the concurrency slot: nothing waits between its token and the wire,
             # so a Retry-After that blocks the account stops every later request.
-            if self.stopping.is_set():
+            if self.halting():
                 return job, RELEASED
             await self.pacer.acquire(job.account.id, rate)
             # "About to send", durably (group commit): only now is the row in flight (#14).
-            if self.stopping.is_set() or not await self.recorder().mark(job):
+            if self.halting() or not await self.recorder().mark(job):
                 return job, RELEASED
             if self.pacer.blocked(job.account.id):  # a Retry-After came in while the mark was written
                 return job, RELEASED
@@ -179,7 +186,7 @@ class Worker:
             recorder = self.recorder()
             try:
                 for chunk in self._chunks(jobs) if jobs else []:
-                    if self.stopping.is_set():
+                    if self.halting():
                         results += [(j, RELEASED) for j in chunk]
                         continue
                     guard = await asyncio.to_thread(outbox.SendGuard, self.ctx, chunk)
@@ -280,6 +287,7 @@ class Worker:
     async def run(self, stop: threading.Event | asyncio.Event) -> None:
         """Loop until `stop` is set."""
         log.info("worker %s started", self.id)
+        self._stop = stop
         lanes = [asyncio.create_task(self._lane(stop)) for _ in range(self.lanes)]
         try:
             while not stop.is_set():
