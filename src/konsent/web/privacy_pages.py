@@ -10,27 +10,42 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NotFound
+from konsent.flows.privacy import contact_locale, selfservice
 from konsent.flows.privacy import export as privacy_export
 from konsent.flows.privacy import rights as privacy
-from konsent.flows.privacy import selfservice
 from konsent.web.deps import get_ctx, render
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
 
 _NO_STORE = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
 
+def _locale(request: Request) -> str | None:
+    """The contact's language for pages behind their link (U2); an explicit ?lang= still wins."""
+    if request.query_params.get("lang"):
+        return None
+    token = request.path_params.get("token", "")
+    with get_ctx(request).db.read() as s:
+        if request.url.path.startswith("/privacy/export/"):
+            return contact_locale.for_export_link(s, token)
+        return contact_locale.for_portal_link(s, token)
+
+
 def _closed(request: Request, exc: DomainError) -> Response:
     return render(
         request,
         "privacy/closed.html",
-        {"gone": exc.status == 410},
-        status_code=exc.status,
+        {"gone": status_of(exc) == 410},
+        status_code=status_of(exc),
+        locale=_locale(request),
     )
 
 
-def _page(request: Request, name: str, context: dict, status: int = 200) -> Response:
-    resp = render(request, name, context, status_code=status)
+def _page(
+    request: Request, name: str, context: dict, status: int = 200, locale: str | None = None
+) -> Response:
+    resp = render(request, name, context, status_code=status, locale=locale or _locale(request))
     resp.headers.update(_NO_STORE)
     return resp
 
@@ -124,9 +139,10 @@ def portal_erase(token: str, request: Request, confirm: str = Form("")) -> Respo
         except (NotFound, privacy.LinkGone) as exc:
             return _closed(request, exc)
         return _page(request, "privacy/portal.html", {"token": token, "error": "confirm"}, status=422)
+    locale = _locale(request)  # known only before the erasure
     try:
         with get_ctx(request).db.write() as s:
             selfservice.portal_erase(get_ctx(request), s, token)
     except (NotFound, privacy.LinkGone) as exc:
         return _closed(request, exc)
-    return _page(request, "privacy/done.html", {"what": "erased"})
+    return _page(request, "privacy/done.html", {"what": "erased"}, locale=locale)
