@@ -61,15 +61,18 @@ def _rows(ctx: Konsent, bid: int) -> dict[int, tuple[str, int, str, str, str | N
         }
 
 
-def test_a_claimed_row_never_marked_as_sending_goes_back_silently_with_its_attempt(ctx):
+def test_a_claimed_row_never_marked_as_sending_goes_back_silently_as_a_new_attempt(ctx):
     """Rows waiting for their pacing slot when the worker died were not in flight: back to the queue,
-    no attempt spent, no unknown outcome (#14 item 1)."""
+    no unknown outcome, and the next claim is a new attempt (the fence) (#14 item 1)."""
     _, bid, jobs = _broadcast_claimed(ctx, "benchhttp_noecho")
-    assert recovery.rescue(ctx, utcnow() + timedelta(seconds=5)) == len(jobs)
+    later = utcnow() + timedelta(seconds=5)
+    assert recovery.rescue(ctx, later) == len(jobs)
     rows = _rows(ctx, bid)
-    assert {(state, attempt, reason) for state, attempt, _, reason, _ in rows.values()} == {
-        ("available", 0, "")
+    assert {(state, status, reason) for state, _, status, reason, _ in rows.values()} == {
+        ("available", "queued", "")
     }
+    again = outbox.claim(ctx, "w", 10, later, 60)
+    assert {j.attempt for j in again} == {2}, "a new attempt: the dead worker's answer stays fenced out"
 
 
 def test_an_echoed_reference_confirms_the_send_with_the_providers_id_and_nothing_is_resent(ctx):

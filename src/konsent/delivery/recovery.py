@@ -15,7 +15,8 @@ timed out. What happens next depends on the channel:
   again, a possible duplicate reported).
 
 A row whose lease expired without `sending_at` never went on the wire: it goes back to the
-queue silently, its attempt not spent.
+queue silently and is never discarded for it (its attempt number still moves on with the next
+claim, which keeps a worker presumed dead but only slow fenced out).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             OutboxRow.tenant_id,
             OutboxRow.channel_account_id,
             OutboxRow.message_id,
+            OutboxRow.attempt,
+            OutboxRow.max_attempts,
         ).where(expired)
         if ctx.db.is_postgres:
             q = q.with_for_update(skip_locked=True)
@@ -104,9 +107,11 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             .tuples()
             .all()
         )
-        never, waiting, settled, again = [], [], [], []
+        never, waiting, settled, again, poisoned = [], [], [], [], []
         for r in rows:
-            if r.sending_at is None:
+            if r.sending_at is None and r.attempt >= r.max_attempts:
+                poisoned.append(r)  # its worker died every time before sending it: a poison row
+            elif r.sending_at is None:
                 never.append(r.id)
             elif echoes(ctx, kinds.get(r.channel_account_id, "")):
                 waiting.append(r)
@@ -115,15 +120,17 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             else:
                 again.append(r)
         back = _back()
-        if never:  # never on the wire: no attempt spent, nothing to report
+        if never:  # never on the wire: nothing to report, and never discarded for it
+            # The attempt number stays: the next claim moves it on, so a worker presumed dead that
+            # is only slow stays fenced out (its mark and its answer name the old attempt).
             s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(never), expired)
-                .values(
-                    state=back, attempt=OutboxRow.attempt - 1, lease_until=None, locked_by=None, run_at=now
-                )
+                .values(state=back, lease_until=None, locked_by=None, run_at=now)
                 .execution_options(synchronize_session=False)
             )
+        if poisoned:
+            _give_up(s, [(r.id, r.message_id) for r in poisoned], "lease expired on the last attempt", now)
         if waiting:
             grace = timedelta(seconds=ctx.settings.echo_grace_seconds)
             s.execute(
@@ -151,6 +158,22 @@ def rescue(ctx: Konsent, now: datetime) -> int:
                 .execution_options(synchronize_session=False)
             )
         return len(rows)
+
+
+def _give_up(s: Session, rows: list[tuple[int, int]], why: str, now: datetime) -> None:
+    """No attempts left: the row is discarded and its message failed, with the reason."""
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_([oid for oid, _ in rows]))
+        .values(state="discarded", finished_at=now, lease_until=None, last_error=why)
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        update(Message)
+        .where(Message.id.in_([mid for _, mid in rows]))
+        .values(status="failed", status_reason=f"gave up: {why}"[:300], updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _reason(s: Session, message_ids: list[int], reason: str, now: datetime) -> None:
@@ -189,6 +212,8 @@ def reconcile_echoes(ctx: Konsent, now: datetime) -> tuple[int, int]:
                 OutboxRow.message_id,
                 OutboxRow.tenant_id,
                 OutboxRow.run_at,
+                OutboxRow.attempt,
+                OutboxRow.max_attempts,
             )
             .where(OutboxRow.state == "unconfirmed")
             .order_by(OutboxRow.run_at)
@@ -213,14 +238,12 @@ def reconcile_echoes(ctx: Konsent, now: datetime) -> tuple[int, int]:
             _confirm(s, list(confirmed.values()), now)
         due = [r for r in rows if r.id not in confirmed and r.run_at <= now]
         if due:
-            ids = [r.id for r in due]
-            _reason(s, [r.message_id for r in due], NO_ECHO_RESENT, now)
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(ids), OutboxRow.attempt >= OutboxRow.max_attempts)
-                .values(state="discarded", finished_at=now, last_error="no echo after the last attempt")
-                .execution_options(synchronize_session=False)
-            )
+            last = [r for r in due if r.attempt >= r.max_attempts]
+            if last:
+                why = "unknown outcome: no echo after the last attempt"
+                _give_up(s, [(r.id, r.message_id) for r in last], why, now)
+            ids = [r.id for r in due if r.attempt < r.max_attempts]
+            _reason(s, [r.message_id for r in due if r.attempt < r.max_attempts], NO_ECHO_RESENT, now)
             s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(ids), OutboxRow.state == "unconfirmed")
