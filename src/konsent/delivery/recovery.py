@@ -15,8 +15,9 @@ timed out. What happens next depends on the channel:
   again, a possible duplicate reported).
 
 A row whose lease expired without `sending_at` never went on the wire: it goes back to the
-queue silently and is never discarded for it (its attempt number still moves on with the next
-claim, which keeps a worker presumed dead but only slow fenced out).
+queue silently (its attempt number still moves on with the next claim, which keeps a worker
+presumed dead but only slow fenced out); only a row whose worker died on every attempt before
+sending it (a poison row) is given up, with the reason.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def rescue(ctx: Konsent, now: datetime) -> int:
             else:
                 again.append(r)
         back = _back()
-        if never:  # never on the wire: nothing to report, and never discarded for it
+        if never:  # never on the wire: nothing to report
             # The attempt number stays: the next claim moves it on, so a worker presumed dead that
             # is only slow stays fenced out (its mark and its answer name the old attempt).
             s.execute(
