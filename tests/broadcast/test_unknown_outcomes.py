@@ -166,3 +166,24 @@ def test_the_reference_is_an_opaque_keyed_hash_not_the_row_id(ctx):
     assert ref != recovery.reference(ctx, 12346)
     unkeyed = hashlib.sha256(b"outbox:12345").hexdigest()[:28]
     assert ref != "ko1-" + unkeyed, "the reference must depend on a key, not only on the id"
+
+
+def test_the_cli_sets_a_tenants_policy_and_refuses_an_unknown_one(ctx, monkeypatch):
+    """`konsent tenant unknown-outcome <slug> newsletter at_least_once`; a typo is refused, nothing
+    stored (#14 item 3)."""
+    from typer.testing import CliRunner
+
+    from konsent.cli import app, common
+
+    tenant_id, _ = setup_tenant(ctx, NOWHERE, kind="benchhttp_noecho")
+    with ctx.db.read() as s:
+        slug = s.get(Tenant, tenant_id).slug  # type: ignore[union-attr]
+    monkeypatch.setattr(common, "_ctx", lambda: ctx)
+    ok = CliRunner().invoke(app, ["tenant", "unknown-outcome", slug, "newsletter", "at_least_once"])
+    assert ok.exit_code == 0, ok.output
+    assert "newsletters at_least_once, transactional at_least_once" in ok.output
+    bad = CliRunner().invoke(app, ["tenant", "unknown-outcome", slug, "newsletter", "twice"])
+    assert bad.exit_code != 0
+    with ctx.db.read() as s:
+        settings = s.get(Tenant, tenant_id).settings  # type: ignore[union-attr]
+    assert delivery_policy.policy(settings, "newsletter:news") == delivery_policy.AT_LEAST_ONCE
