@@ -24,6 +24,7 @@ INBOX = frozenset({"owner", "admin", "agent"})
 PERSONAL = frozenset({"owner", "admin", "agent", "dpo"})
 PROOF = frozenset({"owner", "admin", "dpo"})
 STATS = frozenset({"owner", "admin", "viewer"})
+TEMPLATES_READ = frozenset({"owner", "admin", "agent"})  # inbox.use
 
 # (method, path) -> roles allowed, or PUBLIC
 MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
@@ -34,6 +35,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/contacts/{contact_id}"): ALL,
     ("GET", "/api/v1/contacts/{contact_id}/messages"): PERSONAL,
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): INBOX,
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): PERSONAL,
     ("POST", "/api/v1/contacts/import"): MANAGERS,
     ("GET", "/api/v1/contacts/{contact_id}/proof"): PROOF,
     ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
@@ -41,6 +43,45 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
+    # contacts and opt-ins for connected systems (M4)
+    ("POST", "/api/v1/contacts"): MANAGERS,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): INBOX,
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): PROOF,
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): ALL,
+    ("POST", "/api/v1/optins"): INBOX,
+    ("GET", "/api/v1/conversations"): INBOX,
+    ("GET", "/api/v1/conversations/{conversation_id}"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): INBOX,
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): INBOX,
+    ("GET", "/api/v1/broadcasts"): ALL,
+    ("POST", "/api/v1/broadcasts"): MANAGERS,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}"): ALL,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): MANAGERS,
+    ("GET", "/api/v1/templates"): TEMPLATES_READ,
+    ("GET", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): PROOF,
+    ("GET", "/api/v1/audit/verify"): PROOF,
+    # outgoing webhooks (M4): managers only
+    ("GET", "/api/v1/webhook-event-types"): ALL,
+    ("GET", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"): MANAGERS,
+    ("GET", "/admin/webhooks"): MANAGERS,
+    ("POST", "/admin/webhooks"): MANAGERS,
+    ("GET", "/admin/webhooks/{endpoint_id}"): MANAGERS,
+    ("POST", "/admin/webhooks/{endpoint_id}/{action}"): MANAGERS,
     ("GET", "/admin/login"): PUBLIC,
     ("POST", "/admin/login"): PUBLIC,
     ("POST", "/admin/logout"): ALL,
@@ -60,6 +101,19 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels/{account_id}/webhook"): MANAGERS,
+    ("POST", "/admin/channels/{account_id}/{action}"): MANAGERS,
+    ("POST", "/admin/contacts/{contact_id}/name"): PERSONAL,
+    ("GET", "/admin/staff"): MANAGERS,
+    ("POST", "/admin/staff/invite"): MANAGERS,
+    ("POST", "/admin/staff/{user_id}/{action}"): MANAGERS,
+    ("POST", "/admin/staff-settings"): MANAGERS,
+    ("GET", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens/{token_id}/revoke"): MANAGERS,
+    ("GET", "/admin/me"): ALL,
+    ("POST", "/admin/me"): ALL,
+    ("GET", "/admin/invite/{token}"): PUBLIC,  # the one-time link is the credential
+    ("POST", "/admin/invite/{token}"): PUBLIC,
     ("GET", "/admin/inbox/events"): INBOX,
     ("GET", "/admin/inbox"): INBOX,
     ("GET", "/admin/inbox/rows"): INBOX,
@@ -160,6 +214,25 @@ QUERY = {
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"active": True},
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): {"text": "Hallo"},
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): {},
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): {"state": "pending"},
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"text": "n"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): {"labels": ["x"]},
+    ("POST", "/api/v1/broadcasts"): {"name": "x", "topic": "angebote", "text": "hi"},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): {},
+    ("POST", "/api/v1/privacy-requests"): {"kind": "access", "channel": "email"},
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): {},
+    ("POST", "/api/v1/contacts"): {"channel_account_id": 999999, "address": "+4915100008"},
+    ("PATCH", "/api/v1/contacts/{contact_id}"): {"locale": "en"},
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): {},
+    ("POST", "/api/v1/optins"): {"topics": ["angebote"], "channel_account_id": 999999},
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): {"name": "Erika M."},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {
@@ -259,6 +332,12 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "slug": "nosuch",  # likewise
             "version": "1",
             "campaign_id": "999999",
+            "endpoint_id": "999999",  # permission is checked before the lookup
+            "conversation_id": str(conv.id),
+            "delivery_id": "999999",
+            "user_id": "999999",
+            "token_id": "999999",
+            "token": "not-a-link",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

@@ -17,12 +17,14 @@ import threading
 import time
 from dataclasses import replace
 
+from konsent import metrics
 from konsent.channels.base import SendOutcome, SendResult
 from konsent.delivery import outbox, recovery
 from konsent.delivery.outbox import Job
 from konsent.delivery.pacing import AccountLocks, ContactSpacing, Pacer, account_rate
 from konsent.delivery.recorder import Recorder
 from konsent.flows.context import Konsent
+from konsent.flows.operations import heartbeat
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class Worker:
         self._inflight: dict[int, int] = {}
         self._rebalancing = threading.Lock()
         self._lock_conn_mutex = threading.Lock()
+        self._started = utcnow()
+        self._last_beat = -heartbeat.BEAT_EVERY_S
         self._recorder: Recorder | None = None
         self._recorder_mutex = threading.Lock()
         self.stopping = threading.Event()  # set on SIGTERM: nothing new goes on the wire
@@ -99,22 +103,29 @@ class Worker:
             # so a Retry-After that blocks the account stops every later request.
             if self.halting():
                 return job, RELEASED
+            waited = time.perf_counter()
             await self.pacer.acquire(job.account.id, rate)
             # "About to send", durably (group commit): only now is the row in flight (#14).
             if self.halting() or not await self.recorder().mark(job):
                 return job, RELEASED
             if self.pacer.blocked(job.account.id):  # a Retry-After came in while the mark was written
                 return job, RELEASED
+            started = time.perf_counter()
+            if started - waited > 0.001:
+                metrics.PACING_WAIT.labels(job.account.kind).observe(started - waited)
             content = job.content
             if adapter.capabilities.echoes_ref:
                 content = replace(content, ref=recovery.reference(self.ctx, job.outbox_id))
+            latency: float | None = None
             try:
                 res = await adapter.send(job.account, job.address, content)
+                latency = time.perf_counter() - started
             except Exception as exc:  # an adapter bug must not kill the worker
                 log.exception("channel %s send failed", job.account.kind)
                 res = SendResult(
                     SendOutcome.TRANSIENT, error_code="adapter_error", error_text=type(exc).__name__
                 )
+        metrics.send_finished(job.account.kind, res.outcome.value, latency)
         if res.outcome is SendOutcome.RETRY_AFTER and res is not RELEASED:
             self.pacer.block(job.account.id, res.retry_after_s or 1.0)
         return job, res
@@ -238,6 +249,12 @@ class Worker:
         from konsent.flows.outbound import broadcast
 
         now = time.monotonic()
+        if now - self._last_beat >= heartbeat.BEAT_EVERY_S:  # every worker, scheduler or not (U6)
+            self._last_beat = now
+            try:
+                heartbeat.beat(self.ctx, self.id, self._started, utcnow())
+            except Exception:
+                log.exception("worker heartbeat failed")
         if self.ctx.db.is_postgres and not self._scheduler:
             self._scheduler = self._lock_conn().try_scheduler()
             if not self._scheduler:
@@ -269,7 +286,10 @@ class Worker:
             try:
                 retention.run_if_due(self.ctx)
             except Exception:
+                metrics.RETENTION_RUNS.labels("failed").inc()
                 log.exception("retention run failed")
+            else:
+                metrics.RETENTION_RUNS.labels("ok").inc()
 
         self._retention_thread = threading.Thread(target=target, name="konsent-retention", daemon=True)
         self._retention_thread.start()
@@ -289,6 +309,9 @@ class Worker:
         log.info("worker %s started", self.id)
         self._stop = stop
         lanes = [asyncio.create_task(self._lane(stop)) for _ in range(self.lanes)]
+        from konsent.delivery import webhooks_out  # outgoing webhooks (M4): their own loop
+
+        lanes.append(asyncio.create_task(webhooks_out.run(self.ctx, stop)))
         try:
             while not stop.is_set():
                 try:
@@ -305,6 +328,10 @@ class Worker:
                 log.warning("worker %s: sends still open after the stop grace period", self.id)
         finally:
             self.close()
+            try:
+                await asyncio.to_thread(heartbeat.forget, self.ctx, self.id)
+            except Exception:
+                log.warning("worker %s could not remove its heartbeat", self.id)
         log.info("worker %s stopped", self.id)
 
     async def drain(self, timeout: float = 10.0) -> int:

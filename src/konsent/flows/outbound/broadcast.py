@@ -35,6 +35,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.organisation.tenants import get_account, topics
 from konsent.flows.outbound import broadcast_stats, personalise, templates
 from konsent.flows.outbound.messaging import Draft, enqueue_many
+from konsent.flows.webhooks.events import emit
 from konsent.store.tables import (
     Broadcast,
     Consent,
@@ -330,7 +331,8 @@ def cancel(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     ids = (
         s.execute(
             update(OutboxRow)
-            .where(OutboxRow.broadcast_id == b.id, OutboxRow.state.in_(("available", "paused")))
+            # "held": waiting for its switched-off channel account (#12)
+            .where(OutboxRow.broadcast_id == b.id, OutboxRow.state.in_(("available", "paused", "held")))
             .values(state="cancelled", finished_at=now, last_error="broadcast cancelled")
             .returning(OutboxRow.message_id)
         )
@@ -559,17 +561,22 @@ def finish_sent(ctx: Konsent, now: datetime) -> int:
             select(OutboxRow.id)
             .where(
                 OutboxRow.broadcast_id == Broadcast.id,
-                OutboxRow.state.in_(("available", "running", "unconfirmed")),
+                # held: its channel is off (#12); unconfirmed: waiting for the provider's echo (#14)
+                OutboxRow.state.in_(("available", "running", "unconfirmed", "held")),
             )
             .exists()
         )
-        res = s.execute(
+        done = s.execute(
             update(Broadcast)
             .where(Broadcast.state == "sending", ~open_rows)
             .values(state="done", finished_at=now)
+            .returning(Broadcast.id, Broadcast.tenant_id)
             .execution_options(synchronize_session=False)
-        )
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        ).all()
+        for broadcast_id, tenant_id in done:
+            data = {"broadcast_id": broadcast_id, "state": "done", "finished_at": now.isoformat()}
+            emit(s, tenant_id, "broadcast.finished", data, at=now)
+        return len(done)
 
 
 ACTIONS = ("send", "pause", "resume", "cancel")
