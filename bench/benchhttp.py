@@ -35,7 +35,8 @@ PROVIDER = Provider("benchhttp", "http://127.0.0.1", frozenset({"127.0.0.1", "lo
 class BenchHttpChannel(ChannelAdapter):
     kind = "benchhttp"
     label = "Bench HTTP"
-    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False)
+    # The fake echoes the reference in the "sent" status webhook, as WhatsApp does (#14).
+    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False, echoes_ref=True)
 
     # Requests this process handed to the provider while the provider's Retry-After for that
     # account was still running, as the client saw it (the tests assert this stays 0).
@@ -51,6 +52,8 @@ class BenchHttpChannel(ChannelAdapter):
     async def send(self, account: AccountConfig, address: str, content: OutboundContent) -> SendResult:
         url = f"{account.settings['url']}/send/{account.id}"
         body: dict[str, Any] = {"to": address, "text": content.text, "template": content.template}
+        if content.ref:
+            body["ref"] = content.ref
         timeout_s = float(account.settings.get("timeout_s", 10))
         if time.monotonic() < BenchHttpChannel._retry_until.get(account.id, 0.0):
             BenchHttpChannel.early_requests += 1
@@ -81,3 +84,12 @@ class BenchHttpChannel(ChannelAdapter):
     async def close(self) -> None:
         with contextlib.suppress(RuntimeError):  # its loop is gone
             await self._transport.close()
+
+
+@register
+class BenchHttpNoEchoChannel(BenchHttpChannel):
+    """The same fake provider without echo, like Telegram and Threema (#14: the per-purpose policy)."""
+
+    kind = "benchhttp_noecho"
+    label = "Bench HTTP without echo"
+    capabilities = Capabilities(throughput_per_s=1000.0, receives_inbound=False)

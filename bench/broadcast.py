@@ -245,7 +245,10 @@ def _worker_rss(
 
 
 def worker_child() -> None:
+    import faulthandler
     import threading
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where it is stuck
 
     import uvloop
 

@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -66,17 +67,21 @@ class StatusPoster:
         secret: str,
         statuses: tuple[str, ...] = ("sent", "delivered", "read"),
         concurrency: int = 64,
+        routes: dict[str, str] | None = None,
     ) -> None:
         self.url, self.secret, self.statuses, self.concurrency = url, secret, statuses, concurrency
-        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.routes = routes or {}  # account -> its own webhook URL (several numbers); else `url`
+        self.queue: asyncio.Queue[tuple[str, str, str | None, str]] = asyncio.Queue()
         self.posted = self.ok = self.errors = self.backlog_max = 0
         self.latencies_ms: list[float] = []
         self.first_ok = self.last_ok = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
-    def accepted(self, provider_id: str) -> None:
+    def accepted(self, provider_id: str, ref: str | None = None, account: str = "") -> None:
+        url = self.routes.get(account, self.url)
         for status in self.statuses:
-            self.queue.put_nowait((provider_id, status))
+            # the reference sent with the message is echoed in its "sent" status, as WhatsApp does
+            self.queue.put_nowait((provider_id, status, ref if status == "sent" else None, url))
         self.backlog_max = max(self.backlog_max, self.queue.qsize())
 
     async def start(self, _: web.Application) -> None:
@@ -92,16 +97,17 @@ class StatusPoster:
 
     async def _post_loop(self) -> None:
         while True:
-            pid, status = await self.queue.get()
-            body = json.dumps(
-                {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
-            ).encode()
+            pid, status, ref, url = await self.queue.get()
+            item: dict[str, object] = {"id": pid, "status": status, "timestamp": time.time()}
+            if ref:
+                item["ref"] = ref
+            body = json.dumps({"statuses": [item]}).encode()
             sig = sign(self.secret, body)
             t0 = time.monotonic()
             self.posted += 1
             try:
                 async with self._session.post(
-                    self.url,
+                    url,
                     data=body,
                     headers={SIGNATURE_HEADER: sig, "content-type": "application/json"},
                 ) as r:
@@ -134,8 +140,12 @@ class StatusPoster:
 
 
 def make_app(
-    faults: Faults | None = None, track: bool = True, poster: StatusPoster | None = None
+    faults: Faults | None = None,
+    track: bool = True,
+    poster: StatusPoster | None = None,
+    on_accept: Callable[[str, str, str | None], None] | None = None,
 ) -> web.Application:
+    """The fake; `on_accept(account, provider id, ref)` is told of every accepted message (its echo)."""
     f = faults or Faults()
     led = Ledger()
     rnd = random.Random(7)
@@ -172,15 +182,18 @@ def make_app(
             led.received[f"{acc}|{data.get('to')}"] += 1
             led.times[str(data.get("to"))].append(time.monotonic())
         led.per_account[acc] += 1
+        pid = f"fp.{acc}.{led.seq}"
+        if poster is not None:
+            poster.accepted(pid, data.get("ref"), acc)
+        if on_accept is not None:
+            on_accept(acc, pid, data.get("ref"))
         if r < f.timeout:
             led.answered["stalled"] += 1
             await asyncio.sleep(f.stall_s)
         led.answered["200"] += 1
         led.last_at = time.monotonic()
         led.first_at = led.first_at or led.last_at
-        if poster is not None:
-            poster.accepted(f"fp.{acc}.{led.seq}")
-        return web.json_response({"id": f"fp.{acc}.{led.seq}"})
+        return web.json_response({"id": pid})
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(
@@ -221,8 +234,11 @@ def make_app(
 class ThreadedFake:
     """The fake provider on its own event loop in a thread (tests)."""
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, on_accept: Callable[[str, str, str | None], None] | None = None
+    ) -> None:
         self.faults = faults
+        self.on_accept = on_accept
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -230,7 +246,7 @@ class ThreadedFake:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(make_app(self.faults), access_log=None)
+        runner = web.AppRunner(make_app(self.faults, on_accept=self.on_accept), access_log=None)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
@@ -267,8 +283,14 @@ def main() -> None:
     ap.add_argument("--no-track", action="store_true", help="count only (fastest)")
     ap.add_argument("--status-url", default="", help="post sent/delivered/read webhooks here")
     ap.add_argument("--status-secret", default="")
+    ap.add_argument("--status-routes", default="", help="account=url,... : each account's own webhook URL")
     args = ap.parse_args()
-    poster = StatusPoster(args.status_url, args.status_secret) if args.status_url else None
+    routes = dict(item.split("=", 1) for item in args.status_routes.split(",") if item)
+    poster = (
+        StatusPoster(args.status_url or next(iter(routes.values()), ""), args.status_secret, routes=routes)
+        if args.status_url or routes
+        else None
+    )
     web.run_app(
         make_app(track=not args.no_track, poster=poster),
         host="127.0.0.1",

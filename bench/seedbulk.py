@@ -7,6 +7,8 @@ not evidence).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import func, insert, select, text
 
 from konsent import crypto
@@ -24,6 +26,7 @@ def setup_tenant(
     accounts: int = 1,
     rate: float = 100_000.0,
     secrets_: dict[str, str] | None = None,
+    kind: str = "benchhttp",
     **settings: object,
 ) -> tuple[int, list[int]]:
     """A tenant with topic `news` and `accounts` benchhttp accounts pointing at the fake provider."""
@@ -37,7 +40,7 @@ def setup_tenant(
                 ctx,
                 s,
                 t,
-                "benchhttp",
+                kind,
                 f"number {i}",
                 settings={"url": url, "throughput_per_s": rate, **settings},
                 secrets_=secrets_,
@@ -47,8 +50,19 @@ def setup_tenant(
         return t.id, ids
 
 
+def phone(cid: int) -> str:
+    """The address `seed_bulk` gives a contact by default."""
+    return f"+49170{cid:08d}"
+
+
 def seed_bulk(
-    ctx: Konsent, tenant_id: int, account_ids: list[int], n: int, topic: str = "news", batch: int = 5000
+    ctx: Konsent,
+    tenant_id: int,
+    account_ids: list[int],
+    n: int,
+    topic: str = "news",
+    batch: int = 5000,
+    address: Callable[[int], str] = phone,
 ) -> list[int]:
     """`n` contacts with active consent for `topic`, spread over the accounts; returns the phone suffixes."""
     now = utcnow()
@@ -65,7 +79,7 @@ def seed_bulk(
             acc = account_ids[cid % len(account_ids)]
             key, secret = crypto.new_key(), crypto.new_key()
             secrets_.append((tenant_id, cid, secret))
-            address = f"+49170{cid:08d}"
+            addr = address(cid)
             contacts.append(
                 {
                     "id": cid,
@@ -87,8 +101,8 @@ def seed_bulk(
                     "tenant_id": tenant_id,
                     "contact_id": cid,
                     "channel_account_id": acc,
-                    "address_index": crypto.blind_index(tk.index_key, "benchhttp", address),
-                    "address_sealed": crypto.seal_text(key, address, f"contact:{cid}:address".encode()),
+                    "address_index": crypto.blind_index(tk.index_key, "benchhttp", addr),
+                    "address_sealed": crypto.seal_text(key, addr, f"contact:{cid}:address".encode()),
                     "created_at": now,
                 }
             )

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(64, description="Provider calls a worker keeps in flight.")
     worker_poll_seconds: float = Field(0.2, description="Idle wait between outbox polls.")
     lease_seconds: int = Field(60, description="How long a claimed outbox row stays leased to one worker.")
+    echo_grace_seconds: float = Field(
+        300.0,
+        description="After a crash, how long a send of unknown outcome waits for the provider's echo "
+        "of its reference before it is sent again (WhatsApp, 360dialog, Messenger, Instagram, simulator).",
+    )
+    stop_grace_seconds: float = Field(
+        10.0, description="On SIGTERM the worker finishes and records what is on the wire within this bound."
+    )
     max_attempts: int = Field(8, description="Attempts before an outbox row is discarded with its reason.")
     embedded_worker: bool = Field(True, description="`konsent serve` also runs a delivery worker in-process.")
     max_body_bytes: int = Field(1_000_000, description="Largest accepted request body (413 above).")

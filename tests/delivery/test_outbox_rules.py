@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from konsent.channels.base import OutboundContent, SendOutcome, SendResult
-from konsent.delivery import outbox
+from konsent.delivery import outbox, recovery
 from konsent.flows.outbound import messaging
 from konsent.store.tables import Contact, Message, OutboxRow
 from konsent.store.types import utcnow
@@ -108,8 +108,11 @@ def test_an_unknown_outcome_on_the_last_attempt_is_discarded_and_says_so(ctx, se
     now = utcnow()
     [job] = outbox.claim(ctx, "w", 10, now, lease_s=30)
     outbox.complete(ctx, [(job, SendResult(SendOutcome.UNKNOWN, error_code="timeout"))], now)
+    # The simulator echoes its reference (#14): the row first waits for the echo, then gives up.
+    assert _row(ctx, mid).state == "unconfirmed"
+    recovery.reconcile_echoes(ctx, now + timedelta(seconds=settings.echo_grace_seconds + 1))
     assert _row(ctx, mid).state == "discarded"
-    assert message_status(ctx, mid) == ("failed", "unknown outcome: gave up after 1 attempts: timeout")
+    assert message_status(ctx, mid) == ("failed", "gave up: unknown outcome: no echo after the last attempt")
 
 
 def test_a_lease_that_expires_on_the_last_attempt_is_discarded_with_the_reason(ctx, settings, demo):

@@ -156,6 +156,9 @@ class MetaFake:
         self.enforce_window = False
         self.mps = 80
         self.status_flow: tuple[str, ...] = ("sent", "delivered", "read")
+        self.echo_messages = (
+            False  # the Page is subscribed to `message_echoes` (Instagram: echoes in messages)
+        )
         self.delivery_mids = True  # Messenger deliveries name the mids (older clients send only a watermark)
         self.shuffle_statuses = False
         self.duplicate_rate = 0.0
@@ -345,6 +348,37 @@ class MetaFake:
             delivery = {"mids": mids, **delivery}
         return self._page_webhook(page_id, psid, {"delivery": delivery}, stamp=False)
 
+    def page_echo(self, page_id: str, psid: str, mid: str, message: dict[str, Any], stamp: int) -> Delivery:
+        """The `message_echoes` event of a message the Page sent: sender is the Page, metadata echoed."""
+        page = self.pages[page_id]
+        echo: dict[str, Any] = {"is_echo": True, "app_id": 1517776481860111, "mid": mid}
+        if "metadata" in message:
+            echo["metadata"] = message["metadata"]
+        echo.update({k: v for k, v in message.items() if k in ("text", "attachment", "quick_replies")})
+        payload = {
+            "object": page.obj,
+            "entry": [
+                {
+                    "id": page_id,
+                    "time": stamp,
+                    "messaging": [
+                        {
+                            "sender": {"id": page_id},
+                            "recipient": {"id": psid},
+                            "timestamp": stamp,
+                            "message": echo,
+                        }
+                    ],
+                }
+            ],
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-hub-signature-256": meta_signature(page.app_secret, body),
+        }
+        return self._emit(Delivery(page_id, headers, body), page.callback_url)
+
     def page_read(self, page_id: str, psid: str, watermark_ms: int) -> Delivery:
         """message_reads (Messenger): every message sent at or before the watermark was read."""
         return self._page_webhook(page_id, psid, {"read": {"watermark": watermark_ms}})
@@ -428,7 +462,14 @@ class MetaFake:
         except Exception:  # a konsent that is down: Meta would retry later; the fake just drops it
             pass
 
-    def _statuses(self, phone_id: str, wamid: str, to: dict[str, str], failed: dict[str, Any] | None) -> None:
+    def _statuses(
+        self,
+        phone_id: str,
+        wamid: str,
+        to: dict[str, str],
+        failed: dict[str, Any] | None,
+        opaque: str | None = None,
+    ) -> None:
         flow: list[str] = ["failed"] if failed else list(self.status_flow)
         if self.shuffle_statuses:
             self.rng.shuffle(flow)
@@ -440,6 +481,8 @@ class MetaFake:
                 st["recipient_user_id"] = to["recipient"]
             if failed:
                 st["errors"] = [failed]
+            if opaque is not None:  # echoed in every status webhook when it was set on send
+                st["biz_opaque_callback_data"] = opaque
             times = 2 if self.rng.random() < self.duplicate_rate else 1
             for _ in range(times):
                 self._wa_webhook(phone_id, {"statuses": [st]})
@@ -657,7 +700,9 @@ class MetaFake:
                 window.append(now)
         wamid = "wamid." + secrets.token_urlsafe(32)
         with self._lock:
-            self.accepted.append({"phone_id": phone.phone_id, "id": wamid, "body": body})
+            self.accepted.append(
+                {"phone_id": phone.phone_id, "id": wamid, "body": body, "at": time.monotonic()}
+            )
             last_in = self._last_inbound.get((phone.phone_id, who))
         failed = None
         if self.enforce_window and body["type"] != "template" and (last_in is None or now - last_in > 86400):
@@ -670,7 +715,7 @@ class MetaFake:
                     "passed since the customer last replied to this number."
                 },
             }
-        self._statuses(phone.phone_id, wamid, to, failed)
+        self._statuses(phone.phone_id, wamid, to, failed, body.get("biz_opaque_callback_data"))
         answer: dict[str, Any] = {"messaging_product": "whatsapp", "messages": [{"id": wamid}]}
         if "to" in body:
             answer["contacts"] = [{"input": body["to"], "wa_id": who}]
@@ -700,7 +745,11 @@ class MetaFake:
         mid = "m_" + secrets.token_urlsafe(40)
         stamp = int(time.time() * 1000)  # Meta's timestamp of the message: before our answer leaves
         with self._lock:
-            self.accepted.append({"page_id": page.page_id, "id": mid, "body": body, "stamp": stamp})
+            self.accepted.append(
+                {"page_id": page.page_id, "id": mid, "body": body, "stamp": stamp, "at": time.monotonic()}
+            )
+        if self.echo_messages:
+            self.page_echo(page.page_id, psid, mid, body["message"], stamp)
         if "delivered" in self.status_flow:
             self.page_delivered(page.page_id, psid, stamp, [mid] if self.delivery_mids else None)
         if "read" in self.status_flow:

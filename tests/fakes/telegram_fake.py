@@ -180,6 +180,7 @@ class SentMessage:
     text: str
     buttons: list[dict[str, str]]
     media: dict[str, str] | None = None  # {"method", "kind", "url", "caption"} for sendPhoto & co.
+    at: float = field(default_factory=time.monotonic)  # when the fake accepted it
 
 
 # sendPhoto / sendDocument / sendVideo / sendAudio: the file parameter and what Telegram calls it.

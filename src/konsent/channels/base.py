@@ -10,6 +10,10 @@ from typing import Any, ClassVar
 
 from konsent.domain.events import Event, InboundMessage
 
+# How konsent's opaque send references begin (`OutboundContent.ref`): an echo carrying anything else
+# (another app's metadata) is not ours.
+REF_PREFIX = "ko1-"
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -30,6 +34,9 @@ class Capabilities:
     media_kinds: frozenset[str] = frozenset()  # outbound media by link: image, document, video, audio
     max_caption_len: int = 0  # text sent along with media; 0: media goes without text
     captioned_kinds: frozenset[str] = frozenset()  # the media kinds that take a caption at all
+    # The provider echoes `OutboundContent.ref` back in a webhook (status or message echo), so a send
+    # of unknown outcome is reconciled instead of resent (#14).
+    echoes_ref: bool = False
 
     def can_send_media(self, kind: str, caption: str) -> bool:
         """Whether this channel sends media of `kind` carrying this caption in one message."""
@@ -62,6 +69,9 @@ class OutboundContent:
     media_url: str | None = None
     media_kind: str | None = None
     media_filename: str | None = None  # documents only: the name the recipient sees
+    # An opaque reference of the outbox row (no personal data), set by the worker for each send;
+    # channels with `echoes_ref` pass it to the provider, which echoes it back (#14). Never stored.
+    ref: str | None = None
 
     @property
     def has_body(self) -> bool:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from konsent.channels import media, messenger_kinds, meta, register
 from konsent.channels.base import (
+    REF_PREFIX,
     AccountConfig,
     Capabilities,
     ChannelAdapter,
@@ -69,6 +70,11 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
         msg = meta.as_dict(m["message"], "message")
         mid = meta.ident(msg.get("mid"), "mid")
         if msg.get("is_echo") or sender == page_id:
+            ref = meta.text_of(msg.get("metadata"), 1000) if isinstance(msg.get("metadata"), str) else ""
+            if ref.startswith(
+                REF_PREFIX
+            ):  # our reference echoed: the send is confirmed, even if its answer was lost (#14)
+                return StatusUpdate(mid, "sent", at, account_ref=page_id, ref=ref[:64])
             return UnknownEvent(kind="echo", provider_id=mid)  # our own message coming back
         if msg.get("is_deleted") or msg.get("is_unsupported"):  # kept and shown as such (CH5)
             parsed = messenger_kinds.deleted_or_unsupported(msg, mid)
@@ -163,6 +169,8 @@ def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
     """The Send API body: text with optional quick replies, or one attachment; None if inexpressible."""
     if content.media_url:
         attachment = media.messenger(content)
+        if content.ref:
+            attachment = {**attachment, "metadata": content.ref[:1000]}
         return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": attachment}
     if not content.text:
         return None  # WhatsApp templates have no Messenger equivalent
@@ -172,6 +180,8 @@ def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
             {"content_type": "text", "title": b.title[:20], "payload": b.id[:1000]}
             for b in content.buttons[:MAX_QUICK_REPLIES]
         ]
+    if content.ref:  # comes back in the message echo: reconciles a send of unknown outcome (#14)
+        message["metadata"] = content.ref[:1000]
     return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": message}
 
 
@@ -236,6 +246,7 @@ class MessengerChannel(_MessengerBase):
         address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
+        echoes_ref=True,  # message.metadata comes back in the message echo
     )
     setup_fields = (
         SetupField("page_id", "Page ID"),
@@ -269,6 +280,7 @@ class InstagramChannel(_MessengerBase):
         address_is_phone=False,
         processing_region=REGION,
         safeguard=SAFEGUARD,
+        echoes_ref=True,  # message.metadata comes back in the message echo
     )
     setup_fields = (
         SetupField("ig_username", "Instagram user name (for ig.me links)"),

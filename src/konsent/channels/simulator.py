@@ -8,6 +8,7 @@ phone page shows them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -68,6 +69,7 @@ class SimulatorChannel(ChannelAdapter):
         media_kinds=frozenset(MEDIA_KINDS),
         max_caption_len=MAX_CAPTION,
         captioned_kinds=frozenset(MEDIA_KINDS),
+        echoes_ref=True,  # the mailbox reports "sent" with the reference, like WhatsApp's status webhook
     )
     setup_fields = (SetupField("webhook_secret", "Signing secret", secret=True, required=False),)
 
@@ -100,7 +102,12 @@ class SimulatorChannel(ChannelAdapter):
             )
         for s in data.get("statuses") or []:
             events.append(
-                StatusUpdate(provider_id=str(s["id"]), status=str(s["status"]), at=_ts(s.get("timestamp")))
+                StatusUpdate(
+                    provider_id=str(s["id"]),
+                    status=str(s["status"]),
+                    at=_ts(s.get("timestamp")),
+                    ref=str(s["ref"])[:64] if s.get("ref") else None,
+                )
             )
         for key in data:
             if key not in ("messages", "statuses"):
@@ -114,7 +121,8 @@ class SimulatorChannel(ChannelAdapter):
             return SendResult(
                 SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"
             )
-        provider_id = self._mailbox_factory().deliver(account.id, address, content)
+        # The mailbox writes to the database: in a thread, so the worker's event loop keeps sending.
+        provider_id = await asyncio.to_thread(self._mailbox_factory().deliver, account.id, address, content)
         return SendResult(SendOutcome.SENT, provider_id=provider_id)
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:

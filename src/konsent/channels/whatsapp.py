@@ -72,6 +72,7 @@ CAPABILITIES = Capabilities(
     captioned_kinds=frozenset({"image", "document", "video"}),  # audio messages have no caption
     processing_region="Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA",
     safeguard="EU-US Data Privacy Framework (Meta is certified) and standard contractual clauses",
+    echoes_ref=True,  # biz_opaque_callback_data comes back in every status webhook
 )
 
 
@@ -181,11 +182,13 @@ def _status(s: dict[str, Any], account_ref: str | None) -> list[Event]:
         first = meta.as_dict(errors[0], "error")
         code = meta.text_of(str(first.get("code", "")), 20) or None
         title = meta.text_of(first.get("title") or first.get("message"), 200) or None
+    ref = meta.text_of(s.get("biz_opaque_callback_data"), 512) or None
     events: list[Event] = [
         StatusUpdate(
-            wamid, status, at, error_code=code, error_title=title, address=address, account_ref=account_ref
+            wamid, status, at, error_code=code, error_title=title, address=address, account_ref=account_ref,
+            ref=ref,
         )
-    ]
+    ]  # fmt: skip
     # Failures that WhatsApp reports late say something about the contact, not only the message.
     if status == "failed" and address and code == "131026":
         events.append(
@@ -299,6 +302,8 @@ def message_body(address: str, content: OutboundContent) -> dict[str, Any]:
         )
     else:
         body.update(type="text", text={"preview_url": False, "body": content.text})
+    if content.ref:  # echoed in the status webhooks: reconciles a send of unknown outcome (#14)
+        body["biz_opaque_callback_data"] = content.ref[:512]
     return body
 
 

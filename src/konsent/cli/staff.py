@@ -195,3 +195,26 @@ def token_revoke(tenant: str, token_id: int) -> None:
     with ctx.db.write() as s:
         api_tokens.revoke(s, tenant_by_slug(s, tenant).id, "cli", token_id)
     typer.echo(f"token {token_id} revoked")
+
+
+@tenant_app.command("unknown-outcome")
+def tenant_unknown_outcome(
+    slug: str,
+    kind: str = typer.Argument(..., help="newsletter or transactional"),
+    policy: str = typer.Argument(..., help="at_most_once or at_least_once"),
+) -> None:
+    """On channels without echo (Telegram, Threema): resend a send a crash left unknown, or not (#14)."""
+    from konsent.domain.errors import InvalidInput
+    from konsent.flows.organisation.delivery_policy import KINDS, POLICIES, set_policy
+
+    if kind not in KINDS or policy not in POLICIES:
+        console.print(f"kind must be one of {', '.join(KINDS)}; policy one of {', '.join(POLICIES)}")
+        raise typer.Exit(2)
+    ctx = common._ctx()
+    try:
+        with ctx.db.write() as s:
+            now = set_policy(s, slug, kind, policy)
+    except InvalidInput as exc:
+        console.print(str(exc))
+        raise typer.Exit(2) from exc
+    console.print(f"tenant {slug}: newsletters {now['newsletter']}, transactional {now['transactional']}")

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Table, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
+from konsent.delivery import recovery
+from konsent.delivery.recovery import rescue  # noqa: F401 - where callers have always found it
 from konsent.domain.purposes import (
     ConsentState,
     ConsentStatus,
@@ -45,13 +47,13 @@ from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
-    Broadcast,
     ChannelAccount,
     Consent,
     Contact,
     ContactIdentity,
     Message,
     OutboxRow,
+    Tenant,
 )
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
@@ -107,6 +109,7 @@ def claim(
                 attempt=OutboxRow.attempt + 1,
                 lease_until=now + timedelta(seconds=lease_s),
                 locked_by=worker_id[:64],
+                sending_at=None,
             )
             .returning(
                 OutboxRow.id,
@@ -269,42 +272,110 @@ WITHDRAWN_BEFORE_SEND = "withdrawn: consent withdrawn after the claim, before th
 
 
 def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now: datetime) -> None:
-    """Record the outcome of a batch of sends in one transaction, fenced by attempt.
+    """Record the outcome of a batch of sends in one transaction, fenced by attempt."""
+    if results:
+        with ctx.db.write() as s:
+            complete_in(ctx, s, results, now)
+
+
+def complete_in(
+    ctx: Konsent,
+    s: Session,
+    results: Sequence[tuple[Job, SendResult | None]],
+    now: datetime,
+    opt_outs: list[tuple[int, str]] | None = None,
+) -> None:
+    """`complete` inside the caller's transaction (the worker's group commit, `delivery.recorder`).
 
     A result of None means the worker dropped the job before sending because
     the consent was withdrawn meanwhile; it is refused like a claim-time refusal.
     """
-    if not results:
-        return
     sent = [(j, r) for j, r in results if r is not None and r.outcome is SendOutcome.SENT]
     other = [(j, r) for j, r in results if r is not None and r.outcome is not SendOutcome.SENT]
     dropped = [j for j, r in results if r is None]
-    with ctx.db.write() as s:
-        if sent:
-            _complete_sent(ctx, s, sent, now)
-            channel_health.note_sent(s, (j.account.id for j, _ in sent), now)
-        failures: dict[int, tuple[int, str]] = {}
-        for job, res in other:
-            if res is not None and res.outcome is not SendOutcome.RETRY_AFTER:  # a rate limit is no failure
-                n, _ = failures.get(job.account.id, (0, ""))
-                failures[job.account.id] = (n + 1, f"{res.error_code or res.outcome.value}: {res.error_text}")
-        if failures:
-            channel_health.note_failures(s, failures, now)
-        if dropped:
-            _refuse(s, [(j.outbox_id, j.message_id, WITHDRAWN_BEFORE_SEND) for j in dropped], now)
-        for job, res in other:
-            row = s.scalars(
-                select(OutboxRow).where(
-                    OutboxRow.id == job.outbox_id,
-                    OutboxRow.attempt == job.attempt,
-                    OutboxRow.state == "running",
-                )
-            ).one_or_none()
-            if row is None:
-                continue
-            msg = s.get(Message, job.message_id)
-            assert msg is not None
-            _apply(s, row, msg, job, res, now)
+    if sent:
+        _complete_sent(ctx, s, sent, now)
+        channel_health.note_sent(s, (j.account.id for j, _ in sent), now)
+    failures: dict[int, tuple[int, str]] = {}
+    for job, res in other:
+        if res is not None and res.outcome is not SendOutcome.RETRY_AFTER:  # a rate limit is no failure
+            n, _ = failures.get(job.account.id, (0, ""))
+            failures[job.account.id] = (n + 1, f"{res.error_code or res.outcome.value}: {res.error_text}")
+    if failures:
+        channel_health.note_failures(s, failures, now)
+    if dropped:
+        _refuse(s, [(j.outbox_id, j.message_id, WITHDRAWN_BEFORE_SEND) for j in dropped], now)
+    for job, res in other:
+        row = s.scalars(
+            select(OutboxRow).where(
+                OutboxRow.id == job.outbox_id,
+                OutboxRow.attempt == job.attempt,
+                OutboxRow.state == "running",
+            )
+        ).one_or_none()
+        if row is None:
+            continue
+        msg = s.get(Message, job.message_id)
+        assert msg is not None
+        if res.outcome is SendOutcome.UNKNOWN and _unknown(ctx, s, row, msg, job, now):
+            continue
+        if res.outcome is SendOutcome.MARKETING_OPT_OUT and opt_outs is not None:
+            opt_outs.append((job.contact_id, job.account.kind))  # withdrawn by the caller, later
+            res = SendResult(SendOutcome.PERMANENT, error_code=res.error_code, error_text=res.error_text)
+        _apply(s, row, msg, job, res, now)
+
+
+def lock_current(ctx: Konsent, s: Session, jobs: Sequence[Job]) -> set[int]:
+    """Lock the rows of these jobs whose claim is still current, skipping rows locked by others.
+
+    A row locked by someone else is most likely in a withdrawal that waits for the consent locks
+    of a send guard (its cancelling UPDATE keeps the lock of a row it re-checked and skipped), and
+    that guard waits for this very group commit: waiting here would close the circle.
+    """
+    if not jobs:
+        return set()
+    q = select(OutboxRow.id).where(
+        _fenced(ctx, [(j.outbox_id, j.attempt) for j in jobs]), OutboxRow.state == "running"
+    )
+    if ctx.db.is_postgres:
+        q = q.with_for_update(skip_locked=True)
+    return set(s.scalars(q).all())
+
+
+def mark_sending(ctx: Konsent, s: Session, jobs: Sequence[Job], now: datetime, lease_s: float) -> set[int]:
+    """Record that these jobs are about to go on the wire; the ids that may be sent.
+
+    A job whose row was rescued meanwhile (its lease ran out while it waited for its pacing
+    slot) is not marked and must not be sent: another worker owns it now. Neither is a job whose
+    row is locked by someone else right now (`lock_current`); the lease brings it back unsent.
+    """
+    ids = lock_current(ctx, s, jobs)
+    if not ids:
+        return set()
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids))
+        .values(sending_at=now, lease_until=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    return ids
+
+
+def _unknown(ctx: Konsent, s: Session, row: OutboxRow, msg: Message, job: Job, now: datetime) -> bool:
+    """A timeout: wait for the echo, or settle at most once; False to retry as before (#14)."""
+    if recovery.echoes(ctx, job.account.kind):
+        row.state, row.lease_until = "unconfirmed", None
+        row.run_at = now + timedelta(seconds=ctx.settings.echo_grace_seconds)
+        msg.status_reason, msg.updated_at = recovery.WAITING, now
+        return True
+    tenant = s.get(Tenant, job.tenant_id)
+    if recovery.policy(tenant.settings if tenant else None, job.purpose) == recovery.AT_MOST_ONCE:
+        s.flush()
+        recovery.settle_unknown(s, [(row.id, msg.id)], now)
+        s.expire(row)
+        s.expire(msg)
+        return True
+    return False
 
 
 def _fenced(ctx: Konsent, pairs: list[tuple[int, int]]) -> Any:
@@ -365,7 +436,7 @@ def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, 
         return
     if out in (SendOutcome.TRANSIENT, SendOutcome.UNKNOWN):
         if out is SendOutcome.UNKNOWN:
-            msg.status_reason = "unknown outcome: retried, the provider may deliver twice"
+            msg.status_reason = recovery.RESENT
         if row.attempt < row.max_attempts:
             row.state = "available"
             row.run_at = now + timedelta(seconds=backoff_seconds(row.attempt))
@@ -388,42 +459,6 @@ def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, 
         contact.unreachable = True
     elif out is SendOutcome.MARKETING_OPT_OUT:
         consent_flow.withdraw(s, contact, None, source="provider_opt_out", at=now, channel=job.account.kind)
-
-
-def rescue(ctx: Konsent, now: datetime) -> int:
-    """Return rows whose lease expired (their worker died) to the queue, or discard them.
-
-    The send may have gone out before the worker died: the message is marked
-    as having an unknown outcome, so a duplicate at the provider is reported.
-    """
-    with ctx.db.write() as s:
-        expired = and_(OutboxRow.state == "running", OutboxRow.lease_until < now)
-        mids = s.scalars(select(OutboxRow.message_id).where(expired)).all()
-        if not mids:
-            return 0
-        s.execute(
-            update(Message)
-            .where(Message.id.in_(mids))
-            .values(status_reason="unknown outcome: the worker stopped during the send", updated_at=now)
-        )
-        discarded = s.execute(
-            update(OutboxRow)
-            .where(expired, OutboxRow.attempt >= OutboxRow.max_attempts)
-            .values(state="discarded", finished_at=now, last_error="lease expired on the last attempt")
-        ).rowcount  # type: ignore[attr-defined]
-        paused = select(Broadcast.id).where(Broadcast.state == "paused").scalar_subquery()
-        back = s.execute(
-            update(OutboxRow)
-            .where(expired)
-            .values(
-                # a row of a broadcast paused meanwhile goes back paused, not to the queue
-                state=case((OutboxRow.broadcast_id.in_(paused), "paused"), else_="available"),
-                lease_until=None,
-                locked_by=None,
-                run_at=now,
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        return int(discarded or 0) + int(back or 0)
 
 
 CONSENT_CHANGING = SendResult(SendOutcome.RETRY_AFTER, retry_after_s=0.5, error_code="consent_changing")

@@ -15,12 +15,14 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 
 from konsent import metrics
 from konsent.channels.base import SendOutcome, SendResult
-from konsent.delivery import outbox
+from konsent.delivery import outbox, recovery
 from konsent.delivery.outbox import Job
 from konsent.delivery.pacing import AccountLocks, ContactSpacing, Pacer, account_rate
+from konsent.delivery.recorder import Recorder
 from konsent.flows.context import Konsent
 from konsent.flows.operations import heartbeat
 from konsent.store.types import utcnow
@@ -28,6 +30,9 @@ from konsent.store.types import utcnow
 log = logging.getLogger(__name__)
 
 CONTACT_PACING = "contact_pacing"  # postponed by our own per-contact spacing, not by the provider
+# A claimed job not sent because the worker is stopping (or its mark failed): back to the queue at once,
+# no attempt spent (fenced: a no-op for a row another worker owns by now).
+RELEASED = SendResult(SendOutcome.RETRY_AFTER, retry_after_s=0.001, error_code="released")
 
 
 class Worker:
@@ -59,6 +64,7 @@ class Worker:
         self._last_rebalance = 0.0
         self._last_periodic = 0.0
         self._last_schedule = 0.0
+        self._last_echoes = 0.0
         self._scheduler = False
         self._last_retention = time.monotonic()  # first run a minute after start (L1)
         self._retention_thread: threading.Thread | None = None
@@ -67,10 +73,26 @@ class Worker:
         self._lock_conn_mutex = threading.Lock()
         self._started = utcnow()
         self._last_beat = -heartbeat.BEAT_EVERY_S
+        self._recorder: Recorder | None = None
+        self._recorder_mutex = threading.Lock()
+        self.stopping = threading.Event()  # set on SIGTERM: nothing new goes on the wire
+        self._stop: threading.Event | asyncio.Event | None = None
+
+    def halting(self) -> bool:
+        """Stopping: from the moment the stop event is set, not only once the main loop notices."""
+        if self._stop is not None and self._stop.is_set():
+            self.stopping.set()
+        return self.stopping.is_set()
+
+    def recorder(self) -> Recorder:
+        with self._recorder_mutex:
+            if self._recorder is None:
+                self._recorder = Recorder(self.ctx, self.ctx.settings.lease_seconds)
+            return self._recorder
 
     # ------------------------------------------------------------ sending
 
-    async def _send(self, job: Job) -> tuple[Job, SendResult | None]:
+    async def _send_one(self, job: Job) -> tuple[Job, SendResult]:
         adapter = self.ctx.adapter(job.account.kind)
         rate = self._rates[job.account.id] = account_rate(adapter.capabilities, job.account)
         delay = self._not_before.pop(job.outbox_id, 0.0) - time.monotonic()
@@ -79,14 +101,24 @@ class Worker:
         async with self._sem:
             # Pacing inside the concurrency slot: nothing waits between its token and the wire,
             # so a Retry-After that blocks the account stops every later request.
+            if self.halting():
+                return job, RELEASED
             waited = time.perf_counter()
             await self.pacer.acquire(job.account.id, rate)
+            # "About to send", durably (group commit): only now is the row in flight (#14).
+            if self.halting() or not await self.recorder().mark(job):
+                return job, RELEASED
+            if self.pacer.blocked(job.account.id):  # a Retry-After came in while the mark was written
+                return job, RELEASED
             started = time.perf_counter()
             if started - waited > 0.001:
                 metrics.PACING_WAIT.labels(job.account.kind).observe(started - waited)
+            content = job.content
+            if adapter.capabilities.echoes_ref:
+                content = replace(content, ref=recovery.reference(self.ctx, job.outbox_id))
             latency: float | None = None
             try:
-                res = await adapter.send(job.account, job.address, job.content)
+                res = await adapter.send(job.account, job.address, content)
                 latency = time.perf_counter() - started
             except Exception as exc:  # an adapter bug must not kill the worker
                 log.exception("channel %s send failed", job.account.kind)
@@ -94,8 +126,14 @@ class Worker:
                     SendOutcome.TRANSIENT, error_code="adapter_error", error_text=type(exc).__name__
                 )
         metrics.send_finished(job.account.kind, res.outcome.value, latency)
-        if res.outcome is SendOutcome.RETRY_AFTER:
+        if res.outcome is SendOutcome.RETRY_AFTER and res is not RELEASED:
             self.pacer.block(job.account.id, res.retry_after_s or 1.0)
+        return job, res
+
+    async def _send(self, job: Job) -> tuple[Job, SendResult | None]:
+        """Send one job; its outcome is durable within one group commit, not at the batch's end."""
+        job, res = await self._send_one(job)
+        self.recorder().record([(job, res)])
         return job, res
 
     def _claim(self) -> list[Job]:
@@ -110,7 +148,7 @@ class Worker:
         # Claimed rows wait for their turn in the pacer; keep that wait well inside the lease,
         # or another worker would rescue them and send twice.
         rate = self._rates.get(acc, 50.0)
-        budget = max(1, int(rate * min(2.0, s.lease_seconds / 3)))
+        budget = max(1, int(rate * min(1.0, s.lease_seconds / 3)))
         limit = min(self.batch, budget - self._inflight.get(acc, 0))
         if limit <= 0:
             return []
@@ -156,16 +194,22 @@ class Worker:
         claimed = await asyncio.to_thread(self._claim)
         if claimed:
             jobs, results = self._space(claimed)
+            recorder = self.recorder()
             try:
                 for chunk in self._chunks(jobs) if jobs else []:
+                    if self.halting():
+                        results += [(j, RELEASED) for j in chunk]
+                        continue
                     guard = await asyncio.to_thread(outbox.SendGuard, self.ctx, chunk)
                     try:
-                        results += await asyncio.gather(*(self._send(j) for j in guard.allowed))
+                        # each send records its own outcome (`_send`); the rest is recorded here
+                        await asyncio.gather(*(self._send(j) for j in guard.allowed))
                     finally:
                         await asyncio.to_thread(guard.close)
                     results += [(j, None) for j in guard.dropped]
                     results += [(j, outbox.CONSENT_CHANGING) for j in guard.busy]
-                await asyncio.to_thread(outbox.complete, self.ctx, results, utcnow())
+                recorder.record(results)
+                await recorder.flush()
             finally:
                 for j in claimed:
                     self._inflight[j.account.id] = self._inflight.get(j.account.id, 1) - 1
@@ -217,8 +261,11 @@ class Worker:
                 return
         if force or now - self._last_periodic >= min(5.0, self.ctx.settings.lease_seconds / 2):
             self._last_periodic = now
-            outbox.rescue(self.ctx, utcnow())
+            recovery.rescue(self.ctx, utcnow())
             status_early.reconcile(self.ctx, utcnow())
+        if force or now - self._last_echoes >= 1.0:
+            self._last_echoes = now
+            recovery.reconcile_echoes(self.ctx, utcnow())
             with self.ctx.db.write() as s:
                 expire_opt_ins(s, utcnow())
         if force or now - self._last_schedule >= 1:
@@ -260,6 +307,7 @@ class Worker:
     async def run(self, stop: threading.Event | asyncio.Event) -> None:
         """Loop until `stop` is set."""
         log.info("worker %s started", self.id)
+        self._stop = stop
         lanes = [asyncio.create_task(self._lane(stop)) for _ in range(self.lanes)]
         from konsent.delivery import webhooks_out  # outgoing webhooks (M4): their own loop
 
@@ -271,7 +319,13 @@ class Worker:
                 except Exception:
                     log.exception("worker periodic error")
                 await asyncio.sleep(0.25)
-            await asyncio.gather(*lanes)
+            # Graceful stop (SIGTERM): nothing new goes on the wire; what is on it is answered and
+            # recorded, claimed rows not sent go back to the queue; all within stop_grace_seconds.
+            self.stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.gather(*lanes), self.ctx.settings.stop_grace_seconds)
+            except TimeoutError:
+                log.warning("worker %s: sends still open after the stop grace period", self.id)
         finally:
             self.close()
             try:
@@ -297,6 +351,10 @@ class Worker:
             self.close()
 
     def close(self) -> None:
+        with self._recorder_mutex:
+            recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
         if self._locks is not None:
             self._locks.close()
             self._locks = None

@@ -40,6 +40,7 @@ class StatusUpdate:
     error_title: str | None = None
     address: str | None = None
     account_ref: str | None = None
+    ref: str | None = None  # our opaque reference of the send, as the provider echoed it (#14)
 
 
 @dataclass(frozen=True)

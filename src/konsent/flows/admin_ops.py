@@ -148,7 +148,10 @@ def dashboard(s: Session, tenant_id: int, now: datetime | None = None) -> Dashbo
     queued = s.scalar(
         select(func.count())
         .select_from(OutboxRow)
-        .where(OutboxRow.tenant_id == tenant_id, OutboxRow.state.in_(("available", "running", "held")))
+        .where(
+            OutboxRow.tenant_id == tenant_id,
+            OutboxRow.state.in_(("available", "running", "unconfirmed", "held")),
+        )
     )
     by_topic = [
         (t.slug, dict(t.names), int(active.get(f"newsletter:{t.slug}", 0)))

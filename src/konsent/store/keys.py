@@ -45,6 +45,7 @@ class KeyRing:
         previous_masters: tuple[bytes, ...] = (),
     ) -> None:
         self._master = master_key
+        self._derived: dict[str, bytes] = {}
         self.store = store
         self._previous = previous_masters  # still accepted for unwrapping during a master rotation
         self._tenants: dict[tuple[int, int], TenantKeys] = {}
@@ -183,6 +184,14 @@ class KeyRing:
             with self._lock:
                 self._contacts.pop(wrapped, None)
         event.listen(session, "after_commit", lambda _s: self.store.destroy([cid]), once=True)
+
+    def derived_key(self, label: str) -> bytes:
+        """A process-wide key for `label`, derived from the master key (never stored)."""
+        found = self._derived.get(label)
+        if found is None:
+            found = hmac.new(self._master, b"konsent:derived:" + label.encode(), hashlib.sha256).digest()
+            self._derived[label] = found
+        return found
 
     def index(self, session: Session, tenant_id: int, kind: str, value: str) -> str:
         return crypto.blind_index(self.tenant(session, tenant_id).index_key, kind, value)

@@ -360,6 +360,9 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     broadcast_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # set for broadcast messages
+    # When this attempt's request was about to go on the wire (group-committed before the send):
+    # a row whose worker died without it was never sent and goes back to the queue silently.
+    sending_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = (
         Index("ix_outbox_claim", "state", "run_at"),
         Index("ix_outbox_broadcast", "broadcast_id", "state"),
@@ -539,7 +542,13 @@ class EarlyStatus(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300), default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    __table_args__ = (Index("ix_early_status", "channel_account_id", "provider_id"),)
+    # The opaque reference the provider echoed (WhatsApp biz_opaque_callback_data, Messenger metadata):
+    # names the outbox row whose send was of unknown outcome after a crash (delivery.echoes).
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (
+        Index("ix_early_status", "channel_account_id", "provider_id"),
+        Index("ix_early_status_ref", "ref"),
+    )
 
 
 # Retention deletes messages in batches; the outbox's foreign key must not force a scan per row.

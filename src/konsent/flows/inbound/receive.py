@@ -57,6 +57,7 @@ from konsent.store.tables import (
     ContactIdentity,
     Conversation,
     Counter,
+    EarlyStatus,
     Message,
     Tenant,
     WebhookEvent,
@@ -505,6 +506,15 @@ def on_status(s: Session, account: ChannelAccount, ev: StatusUpdate) -> None:
         )
         .with_for_update()
     ).one_or_none()
+    if msg is None and ev.ref:  # an echo of a send whose outcome a crash left unknown (#14)
+        reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()[:300]
+        s.add(
+            EarlyStatus(
+                tenant_id=account.tenant_id, channel_account_id=account.id, provider_id=ev.provider_id[:200],
+                status=ev.status[:16], reason=reason, at=ev.at, ref=ev.ref[:64],
+            )
+        )  # fmt: skip
+        return
     if msg is None or msg.tenant_id != account.tenant_id:
         return
     before = msg.status

@@ -16,7 +16,7 @@ from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows.context import Konsent
 from konsent.flows.inbound.receive import WebhookResult, receive_webhook
 from konsent.flows.organisation.tenants import account_config
-from konsent.store.tables import ChannelAccount, SimulatorMail
+from konsent.store.tables import ChannelAccount, EarlyStatus, SimulatorMail
 from konsent.store.types import utcnow
 
 MAX_TEXT = 4096
@@ -63,6 +63,15 @@ class StoreMailbox:
                     ),
                 )
             )
+            if content.ref:
+                # The provider side's "sent" status, echoing the reference: stored with the mail in one
+                # transaction, as a real provider's webhook arrives even when konsent crashed (#14).
+                s.add(
+                    EarlyStatus(
+                        tenant_id=acc.tenant_id, channel_account_id=acc.id, provider_id=provider_id,
+                        status="sent", reason="", at=utcnow(), ref=content.ref[:64],
+                    )
+                )  # fmt: skip
         return provider_id
 
 

@@ -54,10 +54,11 @@ _UPDATE = (
     "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[]) AS u(id, st, rs, up) "
     "WHERE m.id = u.id"
 )
-_EARLY_COLUMNS = ("tenant_id", "channel_account_id", "provider_id", "status", "reason", "at")
+_EARLY_COLUMNS = ("tenant_id", "channel_account_id", "provider_id", "status", "reason", "at", "ref")
 _EARLY = (
-    "INSERT INTO early_statuses (tenant_id, channel_account_id, provider_id, status, reason, at) "
-    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+    "INSERT INTO early_statuses (tenant_id, channel_account_id, provider_id, status, reason, at, ref) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+    " %s::text[])"
 )
 
 

@@ -303,6 +303,7 @@ def early_row(item: _Item, ev: StatusUpdate, reason: str) -> dict[str, object]:
         "status": ev.status[:16],
         "reason": reason[:300],
         "at": ev.at,
+        "ref": (ev.ref or None) and ev.ref[:64],
     }
 
 

@@ -48,8 +48,8 @@ _DEDUPE = (
 )
 _UPDATE = "UPDATE messages SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
 _EARLY = (
-    "INSERT INTO early_statuses (tenant_id, channel_account_id, provider_id, status, reason, at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO early_statuses (tenant_id, channel_account_id, provider_id, status, reason, at, ref) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -148,7 +148,7 @@ class Writer:
                 _EARLY,
                 [
                     (r["tenant_id"], r["channel_account_id"], r["provider_id"], r["status"], r["reason"],
-                     self._to_db(r["at"]))
+                     self._to_db(r["at"]), r["ref"])
                     for r in early
                 ],
             )  # fmt: skip

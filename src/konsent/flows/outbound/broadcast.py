@@ -561,7 +561,8 @@ def finish_sent(ctx: Konsent, now: datetime) -> int:
             select(OutboxRow.id)
             .where(
                 OutboxRow.broadcast_id == Broadcast.id,
-                OutboxRow.state.in_(("available", "running", "held")),  # held: its channel is off (#12)
+                # held: its channel is off (#12); unconfirmed: waiting for the provider's echo (#14)
+                OutboxRow.state.in_(("available", "running", "unconfirmed", "held")),
             )
             .exists()
         )

@@ -2,7 +2,7 @@
 health columns (#12: S3, U5)
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
