@@ -26,7 +26,7 @@ from konsent.domain.events import (
 )
 from konsent.domain.keywords import Intent, match_keyword
 from konsent.domain.purposes import SERVICE
-from konsent.flows import bot, status_sink, texts, watermarks
+from konsent.flows import bot, dedupe, status_sink, texts, watermarks
 from konsent.flows import consent as consent_flow
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
@@ -170,7 +170,7 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
     with ctx.db.write() as s:
         account = s.get(ChannelAccount, account_id)
         assert account is not None
-        key = _dedupe_key(ev)
+        key = dedupe.hashed_key(dedupe.dedupe_secret(ctx, s, account.tenant_id), _dedupe_key(ev))
         if key:
             seen = s.scalars(
                 select(WebhookEvent.id).where(

@@ -369,6 +369,19 @@ class SimulatorMail(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class SimulatorPhone(Base):
+    """A simulated phone and the browser that made it: only that browser may act as it (CH1, S8)."""
+
+    __tablename__ = "simulator_phones"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    address_index: Mapped[str] = mapped_column(String(64))
+    browser_hash: Mapped[str] = mapped_column(String(64))  # keyed hash of the browser's secret cookie
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("channel_account_id", "address_index"),)
+
+
 # --- privacy centre (D1-D5, L1, C7) -------------------------------------------------------------
 
 
