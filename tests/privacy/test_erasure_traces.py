@@ -40,11 +40,9 @@ def _database_text(ctx) -> str:  # type: ignore[no-untyped-def]
     schema = parse_qs(urlsplit(str(url.render_as_string(hide_password=False))).query)["options"][0]
     schema = schema.split("search_path=")[1]
     if shutil.which("pg_dump"):
-        out = subprocess.run(
-            ["pg_dump", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres",
-             "-n", schema, "--data-only", url.database or "postgres"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        where = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+        cmd = ["pg_dump", *where, "-n", schema, "--data-only", url.database or "postgres"]
+        out = subprocess.run(cmd, check=True, capture_output=True, timeout=60)
         return out.stdout.decode("utf-8", "replace")
     chunks = []
     with ctx.db.engine.connect() as conn:
