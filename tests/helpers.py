@@ -18,6 +18,13 @@ def sim_account(ctx: Konsent, tenant_id: int | None = None) -> ChannelAccount:
         return next(a for a in tenants.channel_accounts(s, tid) if a.kind == "simulator")
 
 
+def sim_page_key(ctx: Konsent) -> str:
+    """The key in the demo simulator's links (flows.simulator_phones)."""
+    from konsent.flows import simulator_phones
+
+    return simulator_phones.open_page(ctx, None).key
+
+
 def request_code(ctx: Konsent, topics: list[str], locale: str = "de") -> optin.PendingOptIn:
     with ctx.db.write() as s:
         t = tenants.tenant_by_slug(s, "demo")

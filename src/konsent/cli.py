@@ -87,6 +87,7 @@ def demo(
     from konsent.flows.demo import seed_demo
 
     ctx = _ctx()
+    ctx.settings.simulator_enabled = True  # the demo is played on the simulator phone (CH1)
     seed = seed_demo(ctx)
     base = ctx.settings.base_url.rstrip("/")
     if seed.created:

@@ -48,6 +48,26 @@ class Settings(BaseSettings):
     export_ttl_days: int = Field(
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
+    rate_limit_signin: str = Field(
+        "10/minute;60/hour", description="Sign-in attempts per client address (429 above; `limits` syntax)."
+    )
+    rate_limit_signin_account: str = Field(
+        "20/minute;100/hour",
+        description="Sign-in attempts per account from browsers not yet trusted by it (429 above).",
+    )
+    rate_limit_optin: str = Field("20/minute;200/hour", description="Widget opt-ins per client address.")
+    rate_limit_simulator: str = Field(
+        "30/minute;300/hour", description="Simulator sends and read receipts per client address."
+    )
+    rate_limit_simulator_read: str = Field(
+        "120/minute", description="Simulator page loads and mailbox polls per client address."
+    )
+    rate_limit_privacy: str = Field(
+        "30/minute;200/hour", description="Requests to the contact's self-service privacy pages per client."
+    )
+    simulator_enabled: bool = Field(
+        False, description="Serve the simulator phone pages (`konsent demo` turns this on)."
+    )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.errors import Conflict, InvalidInput
 from konsent.flows import optin, tenants
 from konsent.flows.context import Konsent
 from konsent.i18n import pick_locale, t
-from konsent.store.tables import ChannelAccount, Tenant, Topic
+from konsent.store.tables import ChannelAccount, Topic
 
 
 def N_(msgid: str) -> str:
@@ -132,28 +130,3 @@ def widget_opt_in(
             ip=ip,
             user_agent=user_agent[:500],
         )
-
-
-@dataclass(frozen=True)
-class PhoneTarget:
-    """The simulator account a phone page talks to, and whose it is."""
-
-    account_id: int
-    tenant_name: str
-
-
-def simulator_target(ctx: Konsent, account_id: int | None, demo_slug: str = "demo") -> PhoneTarget:
-    """The given simulator account, or the demo tenant's first one (CH1)."""
-    with ctx.db.read() as s:
-        if account_id is None:
-            tenant = s.scalars(select(Tenant).where(Tenant.slug == demo_slug)).one_or_none()
-            if tenant is None:
-                raise NotFound()
-            acc = next((a for a in tenants.channel_accounts(s, tenant.id) if a.kind == "simulator"), None)
-        else:
-            acc = s.get(ChannelAccount, account_id)
-        if acc is None or acc.kind != "simulator" or not acc.active:
-            raise NotFound()
-        owner = s.get(Tenant, acc.tenant_id)
-        assert owner is not None
-        return PhoneTarget(acc.id, owner.name)
