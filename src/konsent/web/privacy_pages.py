@@ -6,15 +6,18 @@ used or expired ones 410, with the same page that says nothing about the contact
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NotFound
 from konsent.flows import privacy, privacy_export
 from konsent.flows import privacy_selfservice as selfservice
+from konsent.web import ratelimit
 from konsent.web.deps import get_ctx, render
 
-router = APIRouter(prefix="/privacy", include_in_schema=False)
+router = APIRouter(
+    prefix="/privacy", include_in_schema=False, dependencies=[Depends(ratelimit.per_client("privacy"))]
+)
 
 _NO_STORE = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 

@@ -49,6 +49,7 @@ TOO_MANY_TOPICS = N_("Please choose at most {max} topics.")
 FIELD_TOO_LONG = N_("The field {field} is too long (at most {max} characters).")
 FIELD_INVALID = N_("The field {field} is missing or not valid.")
 UNKNOWN_TENANT = N_("This sign-up form does not exist.")
+TOO_MANY_SIGNUPS = N_("Too many sign-ups from your connection. Please try again in a few minutes.")
 TEXT_EMPTY = N_("Please type a message.")
 TEXT_TOO_LONG = N_("The message is too long (at most {max} characters).")
 BAD_PHONE = N_("Please enter a valid phone number, for example +49 1555 1234567.")
@@ -229,6 +230,11 @@ class OptInIn(BaseModel):
 async def widget_opt_in(tenant_slug: str, request: Request) -> Response:
     """Create a pending opt-in; answer with the deep link and its QR code. Sends nothing (C2)."""
     locale = request_locale(request)
+    wait = ratelimit.limiter(request).hit("optin", ratelimit.client_key(request))
+    if wait is not None:
+        limited = _invalid(locale, TOO_MANY_SIGNUPS, 429)
+        limited.headers["retry-after"] = str(wait)
+        return limited
     parsed = await _json_body(request, OptInIn, locale, {"channel_account_id": public_ops.CHOOSE_CHANNEL})
     if isinstance(parsed, Response):
         return parsed

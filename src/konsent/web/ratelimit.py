@@ -19,7 +19,9 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from konsent.i18n import t
 from konsent.settings import Settings
+from konsent.web.deps import request_locale
 
 
 class Limiter:
@@ -78,13 +80,18 @@ def account_key(tenant: str, email: str) -> str:
     return hashlib.sha256(f"{tenant.strip().lower()}\0{email.strip().lower()}".encode()).hexdigest()
 
 
+def N_(msgid: str) -> str:
+    return msgid
+
+
+TOO_MANY = N_("Too many requests. Please wait a moment and try again.")
+
+
 class TooManyRequests(HTTPException):
     """429 with Retry-After; FastAPI renders it as JSON with the header."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            429, "Too many requests. Please wait a moment and try again.", {"retry-after": str(retry_after)}
-        )
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(429, message, {"retry-after": str(retry_after)})
 
 
 def per_client(door: str) -> Callable[[Request], None]:
@@ -93,6 +100,6 @@ def per_client(door: str) -> Callable[[Request], None]:
     def check(request: Request) -> None:
         wait = limiter(request).hit(door, client_key(request))
         if wait is not None:
-            raise TooManyRequests(wait)
+            raise TooManyRequests(wait, t(request_locale(request), TOO_MANY))
 
     return check
