@@ -25,6 +25,14 @@ def sim_page_key(ctx: Konsent) -> str:
     return simulator_phones.open_page(ctx, None).key
 
 
+def agents_see_unrouted(ctx: Konsent) -> None:
+    """Let the demo's agents see conversations no team has (an agent sees only contacts with a
+    conversation it may open: flows.scope)."""
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        tenant.settings = {**tenant.settings, "agents_see_unrouted": True}
+
+
 def request_code(ctx: Konsent, topics: list[str], locale: str = "de") -> optin.PendingOptIn:
     with ctx.db.write() as s:
         t = tenants.tenant_by_slug(s, "demo")

@@ -250,3 +250,143 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             if allowed != (role in expected):
                 mismatches.append(f"{method} {template} as {role}: got {resp.status_code}")
     assert mismatches == []
+
+
+# --- agent scope (S3, #13 finding 4) ---------------------------------------------------------------
+# For every route an agent may use: how it reaches contacts. A new route an agent may use fails
+# test_every_agent_route_has_a_scope_rule until it has a line here.
+CONTACT = "contact"  # the path names a contact: out of the agent's teams → 404
+MESSAGE = "message"  # the path names a message: its contact out of the agent's teams → 404
+BODY_CONTACT = "body-contact"  # the JSON body names a contact → 404
+CONVERSATION = "conversation"  # the path names a conversation: another team's → 404 (flows.inbox)
+LIST = "list"  # lists contacts or conversations: another team's never appear
+NONE = "none"  # no contact data at all
+
+SCOPE: dict[tuple[str, str], str] = {
+    ("GET", "/api/v1/topics"): NONE,
+    ("GET", "/api/v1/channels"): NONE,
+    ("GET", "/api/v1/contacts"): LIST,
+    ("GET", "/api/v1/contacts/{contact_id}"): CONTACT,
+    ("GET", "/api/v1/contacts/{contact_id}/messages"): CONTACT,
+    ("POST", "/api/v1/contacts/{contact_id}/withdraw"): CONTACT,
+    ("POST", "/api/v1/messages"): BODY_CONTACT,
+    ("GET", "/api/v1/messages/{message_id}"): MESSAGE,
+    ("GET", "/api/v1/messages/{message_id}/media"): MESSAGE,
+    ("POST", "/admin/logout"): NONE,
+    ("GET", "/admin/password"): NONE,
+    ("POST", "/admin/password"): NONE,
+    ("GET", "/admin"): NONE,
+    ("GET", "/admin/contacts"): LIST,
+    ("GET", "/admin/contacts/{contact_id}"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/reply"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/withdraw"): CONTACT,
+    ("GET", "/admin/inbox/events"): LIST,
+    ("GET", "/admin/inbox"): LIST,
+    ("GET", "/admin/inbox/rows"): LIST,
+    ("GET", "/admin/inbox/{cid}"): CONVERSATION,
+    ("GET", "/admin/inbox/{cid}/thread"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/reply"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/template"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/assign"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/state"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/snooze"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/note"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/labels"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/takeover"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/withdraw-data"): CONVERSATION,
+    ("GET", "/admin/templates"): NONE,
+    ("GET", "/admin/templates/{template_id}"): NONE,
+    ("GET", "/admin/security/totp"): NONE,
+    ("POST", "/admin/security/totp"): NONE,
+    ("GET", "/admin/privacy/contact"): CONTACT,  # a redirect to the contact's rights page, checked there
+    ("GET", "/admin/privacy/contacts/{contact_id}"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/export"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/erase"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/rectify"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/object"): CONTACT,
+    ("GET", "/admin/broadcasts"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): NONE,
+}
+
+
+def _agent_routes(app: Any) -> set[tuple[str, str]]:
+    return {r for r in app_routes(app) if MATRIX.get(r) != PUBLIC and "agent" in MATRIX.get(r, frozenset())}
+
+
+def test_every_agent_route_has_a_scope_rule(app: Any) -> None:
+    """S3: each route an agent may use says how it is limited to the agent's teams."""
+    routes = _agent_routes(app)
+    assert not sorted(routes - set(SCOPE)), f"add these routes to SCOPE in {__file__}"
+    assert not sorted(set(SCOPE) - routes), "these SCOPE entries are not agent routes any more"
+
+
+def _outsiders(ctx: Konsent, crew: Crew) -> dict[str, int]:
+    """A contact who wrote only to the support team (not Anna's), with a message, and a contact
+    imported without any conversation."""
+    from konsent.flows.contacts import get_or_create_contact
+    from konsent.store.tables import ChannelAccount, Conversation
+
+    say(ctx, crew, "+491702222222", "Mein Drucker ist kaputt", name="Otto Outside")
+    conv = conversation_of(ctx, crew, "+491702222222")
+    with ctx.db.write() as s:
+        s.get(Conversation, conv.id).team_id = crew.support
+        msg = s.scalars(select(Message.id).where(Message.contact_id == conv.contact_id)).first()
+        acc = s.get(ChannelAccount, crew.account_id)
+        imported, _, _ = get_or_create_contact(ctx, s, acc, "+491703333333", name="Ina Imported")
+        return {"contact": conv.contact_id, "message": msg, "conversation": conv.id, "imported": imported.id}
+
+
+def test_agents_reach_no_contact_outside_their_teams_on_any_route(
+    ctx: Konsent, crew: Crew, app: Any, client: Any
+):
+    """S3: agent Anna (sales) gets 404 for a support-team contact, its message and conversation, and
+    for an imported contact without conversation, on every route of SCOPE; lists leave them out.
+    An admin reaches the same contact (the rule limits agents, not the routes)."""
+    say(ctx, crew, "+491701111111", "Kaufen")  # Anna's own contact, so her lists are not empty
+    out = _outsiders(ctx, crew)
+    mismatches = []
+    for role in ("anna", "admin"):
+        client.cookies.clear()
+        csrf = sign_in(client, ctx, crew.users[role])
+        for (method, template), kind in sorted(SCOPE.items()):
+            if kind in (NONE, LIST):
+                continue
+            targets = [out["contact"], out["imported"]] if kind in (CONTACT, BODY_CONTACT) else [out[kind]]
+            for target in targets:
+                values = {"contact_id": target, "message_id": target, "cid": target}
+                path = (template + QUERY.get((method, template), "")).format(**values)
+                kwargs: dict[str, Any] = {"follow_redirects": True, "headers": {CSRF_HEADER: csrf}}
+                if kind == BODY_CONTACT or (method == "POST" and template.startswith("/api/")):
+                    body = dict(JSON_BODY.get((method, template), {}))
+                    kwargs["json"] = {k: (target if v == "{contact_id}" else v) for k, v in body.items()}
+                elif method == "POST":
+                    kwargs["data"] = {"csrf_token": csrf}
+                resp = client.request(method, path, **kwargs)
+                hidden = resp.status_code == 404
+                if role == "anna" and not hidden:
+                    mismatches.append(f"{method} {template} as agent for {target}: {resp.status_code}")
+                no_media = template.endswith("/media")  # 404 "no attachment" for a text message
+                if (
+                    role == "admin"
+                    and hidden
+                    and not (kind == CONVERSATION or target == out["imported"] or no_media)
+                ):
+                    mismatches.append(f"{method} {template} as admin for {target}: 404")
+    client.cookies.clear()
+    sign_in(client, ctx, crew.users["anna"])
+    who, conv = (out["contact"], out["imported"]), out["conversation"]
+    lists = {
+        "/api/v1/contacts": lambda r: {c["id"] for c in r.json()} & set(who),
+        "/admin/contacts": lambda r: [i for i in who if f'/admin/contacts/{i}"' in r.text],
+        "/admin/inbox": lambda r: f'/admin/inbox/{conv}"' in r.text,
+        "/admin/inbox/rows": lambda r: f'/admin/inbox/{conv}"' in r.text,
+        "/admin/inbox/events?timeout=0&since=0": lambda r: f'"conversation_id": {conv}' in r.text,
+    }
+    for path, leak in lists.items():
+        resp = client.get(path)
+        assert resp.status_code == 200, path
+        if leak(resp):
+            mismatches.append(f"GET {path} as agent lists an outsider")
+    assert mismatches == []

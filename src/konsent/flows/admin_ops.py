@@ -196,8 +196,10 @@ class ContactRow:
     withdrawn: list[str]
 
 
-def contact_list(s: Session, tenant_id: int, limit: int = 50, offset: int = 0) -> list[ContactRow]:
-    rows = contacts.list_contacts(s, tenant_id, limit, offset)
+def contact_list(
+    s: Session, tenant_id: int, limit: int = 50, offset: int = 0, only: Any | None = None
+) -> list[ContactRow]:
+    rows = contacts.list_contacts(s, tenant_id, limit, offset, only)
     ids = [c.id for c in rows]
     if not ids:
         return []

@@ -37,6 +37,8 @@ class Role(enum.StrEnum):
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "contacts.read": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO, Role.VIEWER}),
     "contacts.personal": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO}),
+    # every contact of the tenant; agents see only contacts with a conversation in their teams
+    "contacts.all_teams": frozenset({Role.OWNER, Role.ADMIN, Role.DPO, Role.VIEWER}),
     "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT}),
     "consent.proof": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "ledger.verify": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),

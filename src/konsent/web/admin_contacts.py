@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
-from konsent.flows import admin_ops, api_ops, staff, tenants
+from konsent.flows import admin_ops, api_ops, scope, staff, tenants
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, render
 
@@ -31,7 +31,8 @@ def contact_list(request: Request, caller: Caller = Depends(admin_caller)) -> Re
     raw = request.query_params.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
     with get_ctx(request).db.read() as s:
-        rows = admin_ops.contact_list(s, caller.tenant_id, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+        only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
+        rows = admin_ops.contact_list(s, caller.tenant_id, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE, only)
     return page(
         request,
         caller,

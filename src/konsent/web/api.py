@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.responses import JSONResponse, Response
 
-from konsent.flows import api_ops, contacts, importer, proof, tenants
+from konsent.flows import api_ops, contacts, importer, proof, scope, tenants
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -150,7 +150,9 @@ def list_contacts(
     with ctx.db.read() as s:
         return [
             contacts.describe(ctx, s, c, personal=False)
-            for c in contacts.list_contacts(s, caller.tenant_id, limit, offset)
+            for c in contacts.list_contacts(
+                s, caller.tenant_id, limit, offset, scope.contact_filter(s, caller)
+            )
         ]
 
 
@@ -244,6 +246,7 @@ def send_message(
     caller.require("messages.send")
     ctx = get_ctx(request)
     with ctx.db.write() as s:
+        scope.require_contact(s, caller, body.contact_id)  # agents: only contacts of their teams
         t = body.template
         msg = api_ops.send_message(
             ctx,

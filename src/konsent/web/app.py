@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import JSONResponse, Response
@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from konsent import __version__
 from konsent.domain.errors import DomainError
 from konsent.flows.context import Konsent
+from konsent.web import scope_guard
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ def create_app(ctx: Konsent) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
+        # Agents reach only contacts in their teams, on every route naming one (S3, web/scope_guard.py).
+        dependencies=[Depends(scope_guard.agent_scope)],
     )
     app.state.ctx = ctx
 
