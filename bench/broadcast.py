@@ -65,7 +65,7 @@ async def _raw_client(url: str, seconds: float, concurrency: int = 50) -> float:
 
 
 def _ctx(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
-    from konsent.flows.context import build
+    from konsent.app import build
     from konsent.settings import Settings
 
     return build(
@@ -114,7 +114,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _broadcast(ctx, tenant_id: int, now: bool = True) -> int:  # type: ignore[no-untyped-def]
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     with ctx.db.write() as s:
         b = bc.create_broadcast(ctx, s, tenant_id, name="bench", topic="news", text="Neuigkeiten der Woche")
@@ -124,7 +124,7 @@ def _broadcast(ctx, tenant_id: int, now: bool = True) -> int:  # type: ignore[no
 
 
 def _state(ctx, tenant_id: int, bid: int) -> str:  # type: ignore[no-untyped-def]
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     with ctx.db.read() as s:
         return bc.get_broadcast(s, tenant_id, bid).state
@@ -134,7 +134,7 @@ def _send_rate(
     ctx, fake: str, db: str, data: str, sent: int, numbers: int, workers: int, cap_s: float
 ) -> float:  # type: ignore[no-untyped-def]
     from bench.seedbulk import seed_bulk, setup_tenant
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     tenant_id, accounts = setup_tenant(ctx, fake, accounts=numbers, rate=1_000_000)
     seed_bulk(ctx, tenant_id, accounts, sent)
@@ -163,7 +163,7 @@ def _send_rate(
 
 def _queue_time(ctx, fake: str, n: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from bench.seedbulk import seed_bulk, setup_tenant
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     tenant_id, accounts = setup_tenant(ctx, fake, accounts=1)
     seed_bulk(ctx, tenant_id, accounts, n)
@@ -211,8 +211,8 @@ def worker_child() -> None:
     import uvloop
 
     import bench.benchhttp  # noqa: F401
+    from konsent.app import build
     from konsent.delivery.worker import Worker
-    from konsent.flows.context import build
     from konsent.settings import Settings
 
     ctx = build(Settings(), run_migrations=False)

@@ -51,8 +51,8 @@ def _seed(db_url: str, data_dir: str, n: int) -> tuple[str, str, list[str]]:
     from sqlalchemy import insert, text
 
     from konsent import crypto
-    from konsent.flows import tenants
-    from konsent.flows.context import build
+    from konsent.app import build
+    from konsent.flows.organisation import tenants
     from konsent.store.tables import Contact, Message
     from konsent.store.types import utcnow
 
@@ -115,7 +115,7 @@ def serve_child(kind: str, port: int) -> None:
 
     else:
         import bench.benchhttp  # noqa: F401 - the accounts of the under-send phase
-        from konsent.flows.context import build
+        from konsent.app import build
         from konsent.settings import Settings
         from konsent.web.app import create_app
 

@@ -36,11 +36,12 @@ from sqlalchemy import insert, text
 
 from bench.ports import free_port
 from konsent import crypto
+from konsent.app import assemble
 from konsent.channels.simulator import SIGNATURE_HEADER, sign
-from konsent.flows import staff, teams
 from konsent.flows.context import Konsent
 from konsent.flows.demo import seed_demo
-from konsent.flows.tenants import account_config, channel_accounts, tenant_by_slug
+from konsent.flows.organisation import staff, teams
+from konsent.flows.organisation.tenants import account_config, channel_accounts, tenant_by_slug
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
 from konsent.store.keys import KeyRing, wrap_contact_key
@@ -286,10 +287,10 @@ def main() -> None:
         settings = Settings(
             data_dir=Path(tempfile.mkdtemp()), master_key=MASTER, database_url=str(engine.url)
         )
-        ctx = Konsent(
-            settings=settings,
-            db=Database(engine),
-            keys=KeyRing(base64.urlsafe_b64decode(MASTER), KeyStore(keystore_url(settings.data_dir))),
+        ctx = assemble(
+            settings,
+            Database(engine),
+            KeyRing(base64.urlsafe_b64decode(MASTER), KeyStore(keystore_url(settings.data_dir))),
         )
         ctx.engine_connect = engine.connect  # type: ignore[attr-defined]
         t0 = time.perf_counter()

@@ -35,11 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sqlalchemy import insert, select, text
 
 from konsent import crypto
-from konsent.flows import privacy, privacy_export, retention, simulator
+from konsent.app import assemble
 from konsent.flows.contacts import get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.demo import seed_demo
-from konsent.flows.tenants import channel_accounts
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation.tenants import channel_accounts
+from konsent.flows.privacy import export as privacy_export
+from konsent.flows.privacy import retention
+from konsent.flows.privacy import rights as privacy
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
 from konsent.store.keys import KeyRing
@@ -232,11 +236,7 @@ def main() -> None:
             master_key=base64.urlsafe_b64encode(master).decode(),
             base_url="http://127.0.0.1:8000",
         )
-        ctx = Konsent(
-            settings=settings,
-            db=Database(engine),
-            keys=KeyRing(master, KeyStore(keystore_url(settings.data_dir))),
-        )
+        ctx = assemble(settings, Database(engine), KeyRing(master, KeyStore(keystore_url(settings.data_dir))))
         demo = seed_demo(ctx)
         with ctx.db.read() as s:
             account_id = next(a.id for a in channel_accounts(s, demo.tenant_id) if a.kind == "simulator")

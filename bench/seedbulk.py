@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy import func, insert, select, text
 
 from konsent import crypto
-from konsent.flows import tenants
 from konsent.flows.context import Konsent
-from konsent.flows.messaging import _copy_rows
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import _copy_rows
 from konsent.store.keys import wrap_contact_key
 from konsent.store.tables import Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow

@@ -26,8 +26,8 @@ def run(db: str, data: str, env: dict[str, str], rate: float, seconds: float) ->
     from bench.inbound import _run_server, _settings
     from bench.ports import free_port, wait_port
     from bench.seedbulk import seed_bulk, setup_tenant
-    from konsent.flows import broadcast as bc
-    from konsent.flows.context import build
+    from konsent.app import build
+    from konsent.flows.outbound import broadcast as bc
     from konsent.store.tables import ChannelAccount, Message
 
     ctx = build(_settings(db, data), run_migrations=True)  # the master key of the processes in `env`

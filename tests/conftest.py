@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from konsent.app import assemble
 from konsent.flows.context import Konsent
 from konsent.settings import Settings
 from konsent.store.db import Database, make_engine, migrate
@@ -92,7 +93,7 @@ def ctx(settings: Settings, _schema_template: str, tmp_path: Path) -> Iterator[K
         engine = make_engine(f"sqlite:///{db_file}")
         url = f"sqlite:///{db_file}"
     settings.database_url = url
-    k = Konsent(settings=settings, db=Database(engine), keys=keyring(tmp_path))
+    k = assemble(settings, Database(engine), keyring(tmp_path))
     yield k
     asyncio.run(k.close())
     engine.dispose()

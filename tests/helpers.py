@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from konsent.flows import optin, simulator, tenants
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import tenants
 from konsent.store.tables import ChannelAccount, Tenant
 
 
@@ -19,15 +21,15 @@ def sim_account(ctx: Konsent, tenant_id: int | None = None) -> ChannelAccount:
 
 
 def sim_page_key(ctx: Konsent) -> str:
-    """The key in the demo simulator's links (flows.simulator_phones)."""
-    from konsent.flows import simulator_phones
+    """The key in the demo simulator's links (flows.inbound.simulator_phones)."""
+    from konsent.flows.inbound import simulator_phones
 
     return simulator_phones.open_page(ctx, None).key
 
 
 def agents_see_unrouted(ctx: Konsent) -> None:
     """Let the demo's agents see conversations no team has (an agent sees only contacts with a
-    conversation it may open: flows.scope)."""
+    conversation it may open: flows.inbox.scope)."""
     with ctx.db.write() as s:
         tenant = tenants.tenant_by_slug(s, "demo")
         tenant.settings = {**tenant.settings, "agents_see_unrouted": True}

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from konsent.flows import simulator
+from konsent.flows.inbound import simulator
 from konsent.logs import RedactingFilter, redact
 from tests.conftest import drain
 from tests.flows.support import api_token, auth, contact_of

@@ -15,10 +15,10 @@ from konsent.channels.base import (
     SendResult,
 )
 from konsent.domain.purposes import Purpose
-from konsent.flows import tenants
-from konsent.flows.consent import grant_consent
+from konsent.flows.consent.grants import grant_consent
 from konsent.flows.contacts import get_or_create_contact
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 from konsent.store.tables import ChannelAccount
 from konsent.store.types import utcnow
 

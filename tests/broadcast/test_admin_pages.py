@@ -28,7 +28,7 @@ def test_admin_composes_previews_sends_and_watches_a_broadcast(ctx, demo, client
         "/admin/broadcasts/1/send", data={"csrf_token": form_token(r.text)}, follow_redirects=True
     )
     assert r.status_code == 200
-    from konsent.flows import broadcast as bc
+    from konsent.flows.outbound import broadcast as bc
 
     bc.run_due(ctx)
     drain(ctx)
@@ -79,7 +79,7 @@ def test_pause_and_cancel_from_the_admin(ctx, demo, client):
 
 def test_compose_form_offers_labels_and_fields_and_narrows_the_audience(ctx, demo, client):
     """M3: the form lists the labels in use and the collected fields; choosing one narrows the audience."""
-    from konsent.flows import bot
+    from konsent.flows.inbox import bot
     from konsent.store.tables import Contact
     from konsent.store.types import utcnow
 

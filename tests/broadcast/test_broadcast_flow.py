@@ -9,10 +9,12 @@ from sqlalchemy import func, select
 
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.templates import TemplateSpec
-from konsent.flows import broadcast as bc
-from konsent.flows import broadcast_stats, simulator, templates, tenants
-from konsent.flows.consent import withdraw
+from konsent.flows.consent.grants import withdraw
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.outbound import broadcast_stats, templates
 from konsent.store.tables import Broadcast, Contact, Message, OutboxRow
 from konsent.store.types import utcnow
 from konsent.web.deps import Caller
@@ -312,8 +314,9 @@ def test_unpersonalised_text_is_sealed_once_per_batch_personalised_text_per_cont
     """S1, D1, D2: a newsletter naming nobody is sealed once with the tenant key; one with names is
     sealed per contact. Neither is readable in the raw table, both arrive, both are in the export,
     and erasing a contact removes its copy of either."""
-    from konsent.flows import privacy, privacy_export
     from konsent.flows.contacts import SHARED
+    from konsent.flows.privacy import export as privacy_export
+    from konsent.flows.privacy import rights as privacy
 
     acc = sim_account(ctx).id
     first, second = seed(ctx, acc, ["+4915110000011", "+4915110000012"])
@@ -354,7 +357,7 @@ def test_unpersonalised_text_is_sealed_once_per_batch_personalised_text_per_cont
 def test_segments_by_label_and_field_and_variables_from_collected_fields(ctx, demo):
     """M3: audience narrowed to contacts whose conversation carries a label, or who hold a field the
     bot collected with consent; that field fills {kundennummer} per contact, with a fallback."""
-    from konsent.flows import bot
+    from konsent.flows.inbox import bot
     from konsent.store.tables import Conversation, ConversationLabel
 
     acc = sim_account(ctx).id

@@ -17,7 +17,7 @@ from konsent.channels.base import (
     SendResult,
 )
 from konsent.delivery.pacing import ContactSpacing
-from konsent.flows.messaging import enqueue_message
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.store.tables import Contact, OutboxRow
 from tests.broadcast.seed import add_account, seed
 from tests.conftest import drain

@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from konsent.delivery import outbox
 from konsent.delivery.worker import Worker
-from konsent.flows import broadcast as bc
-from konsent.flows.consent import withdraw
+from konsent.flows.consent.grants import withdraw
 from konsent.flows.context import Konsent
+from konsent.flows.outbound import broadcast as bc
 from konsent.store.tables import Contact, Message, OutboxRow
 from konsent.store.types import utcnow
 from tests.conftest import MASTER_KEY, on_postgres

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import broadcast as bc
-from konsent.flows import broadcast_stats
 from konsent.flows.context import Konsent
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.outbound import broadcast_stats
 from konsent.store.tables import Broadcast, Message
 from konsent.store.types import utcnow
 from tests.broadcast.seed import add_account, seed

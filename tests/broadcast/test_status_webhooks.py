@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from konsent.flows import broadcast as bc
-from konsent.flows import simulator
+from konsent.flows.inbound import simulator
+from konsent.flows.outbound import broadcast as bc
 from konsent.store.tables import EarlyStatus, Message, WebhookEvent
 from tests.broadcast.seed import seed
 from tests.conftest import drain, on_postgres
@@ -66,7 +66,7 @@ def test_status_that_overtakes_the_provider_id_is_applied_when_the_send_is_recor
         s.execute(
             EarlyStatus.__table__.update().values(provider_id=pid)  # type: ignore[attr-defined]
         )
-    from konsent.flows import status_early
+    from konsent.flows.inbound import status_early
     from konsent.store.types import utcnow
 
     assert status_early.reconcile(ctx, utcnow()) == 1
@@ -80,8 +80,8 @@ def test_fast_path_notices_a_new_secret_and_a_deactivated_account_at_once(ctx, d
     change, a deactivated account answers 404 (CH2)."""
     from konsent.channels.base import WebhookRequest
     from konsent.channels.simulator import SIGNATURE_HEADER, sign
-    from konsent.flows import tenants
-    from konsent.flows.inbound import receive_webhook
+    from konsent.flows.inbound.receive import receive_webhook
+    from konsent.flows.organisation import tenants
     from konsent.store.tables import ChannelAccount
 
     acc_id, (pid,) = _sent(ctx, demo, ["+4915140000077"])
@@ -118,7 +118,8 @@ def test_status_webhooks_over_http_share_group_commits_and_each_answers_after_st
     """CH4: concurrent status webhooks on one event loop: every 200 comes after its status is stored,
     a duplicate is stored once, a forged signature is refused and stores nothing."""
     from konsent.channels.simulator import SIGNATURE_HEADER, sign
-    from konsent.flows import status_sink, tenants
+    from konsent.flows.inbound import status_sink
+    from konsent.flows.organisation import tenants
 
     acc, pids = _sent(ctx, demo, [f"+49151500000{i:02d}" for i in range(30)])
     with ctx.db.read() as s:
@@ -167,7 +168,7 @@ def test_status_webhooks_survive_a_database_restart_of_the_kept_connection(ctx, 
     drops it (a restart, a failover), the next status is still stored and answered 200, once."""
     from sqlalchemy import text
 
-    from konsent.flows import status_sink
+    from konsent.flows.inbound import status_sink
 
     acc, (pid,) = _sent(ctx, demo, ["+4915140000055"])
     assert simulator.phone_ack(ctx, acc, [pid], "delivered").status == 200

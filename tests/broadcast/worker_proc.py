@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import bench.benchhttp  # noqa: F401 - registers the bench adapter
 
+from konsent.app import build
 from konsent.delivery import outbox
 from konsent.delivery.worker import Worker
-from konsent.flows.context import build
 from konsent.settings import Settings
 
 

@@ -1221,8 +1221,8 @@ def account_values(kind: str, fake_url: str = "http://127.0.0.1:9") -> tuple[dic
 
 def connect(ctx: Any, kind: str, fake: Any = None) -> Connected:
     """The demo tenant connects a `kind` account (pointed at `fake` when given)."""
-    from konsent.flows import tenants
     from konsent.flows.demo import seed_demo
+    from konsent.flows.organisation import tenants
 
     seed_demo(ctx)
     settings, secrets_ = account_values(kind, fake.url if fake is not None else "http://127.0.0.1:9")
@@ -1266,7 +1266,8 @@ def meta_bytes(payload: Any) -> bytes:
 
 
 def request_code(ctx: Any, conn: Connected, topics: list[str], locale: str = "en") -> Any:
-    from konsent.flows import optin, tenants
+    from konsent.flows.consent import optin
+    from konsent.flows.organisation import tenants
 
     with ctx.db.write() as s:
         tenant = tenants.tenant_by_slug(s, "demo")

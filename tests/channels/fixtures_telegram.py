@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from konsent.flows import tenants
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 
 # §2.1 private-chat text message [VERBATIM capture]
 TEXT_UPDATE: dict[str, Any] = {

@@ -65,7 +65,7 @@ def test_register_webhook_then_opt_in_stop_and_statuses_against_the_fake(ctx, cl
     conn = fx.connect(ctx, "dialog360", fake)
     fake.phones[fx.WA_PHONE_ID].d360_headers = {}
     with ctx.db.read() as s:
-        from konsent.flows.tenants import account_config, get_account
+        from konsent.flows.organisation.tenants import account_config, get_account
 
         cfg = account_config(ctx, s, get_account(s, conn.tenant_id, conn.account_id))
     url = f"https://konsent.example/webhooks/{conn.route_key}"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from konsent.channels.base import AccountConfig, WebhookRequest
 from konsent.channels.messenger import InstagramChannel, MessengerChannel
-from konsent.flows.inbound import receive_webhook
+from konsent.flows.inbound.receive import receive_webhook
 from konsent.store.tables import Message, WebhookEvent
 from tests.channels import fixtures_meta as fx
 

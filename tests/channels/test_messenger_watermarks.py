@@ -16,9 +16,9 @@ from sqlalchemy import func, select, update
 
 from konsent.channels.base import OutboundContent
 from konsent.domain.purposes import SERVICE
-from konsent.flows import tenants
 from konsent.flows.contacts import find_identity
-from konsent.flows.messaging import enqueue_message
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.store.tables import ChannelAccount, Contact, Message, OutboxRow, WebhookEvent
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)

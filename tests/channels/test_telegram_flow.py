@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.channels.telegram import set_webhook
-from konsent.flows import optin, tenants
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 from konsent.store.tables import Consent, Contact, Counter, Message, OutboxRow, WebhookEvent
 from tests.channels import fixtures_telegram as fx
 from tests.conftest import drain

@@ -26,7 +26,7 @@ from konsent.channels.threema import (
     public_key_hex,
     receipt_body,
 )
-from konsent.flows.inbound import receive_webhook
+from konsent.flows.inbound.receive import receive_webhook
 from konsent.store.tables import Consent, Contact, Message, OutboxRow, WebhookEvent
 from tests.channels import fixtures_telegram as fx
 from tests.conftest import on_postgres
@@ -215,7 +215,7 @@ def test_ten_thousand_mutations_never_500_and_never_write_unauthenticated(ctx, d
 
     # 3. The adapters alone, many more: only the errors the flow turns into 401/403/400 may escape.
     from konsent.channels.base import WebhookRejected
-    from konsent.flows.tenants import account_config
+    from konsent.flows.organisation.tenants import account_config
     from konsent.store.tables import ChannelAccount
 
     with ctx.db.read() as s:

@@ -13,8 +13,11 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome
 from konsent.channels.threema import generate_private_key, public_key_hex
 from konsent.channels.threema_basic import ThreemaBasicChannel, recipient_field
 from konsent.domain.errors import InvalidInput
-from konsent.flows import importer, optin, public_ops, tenants
-from konsent.flows.messaging import enqueue_message
+from konsent.flows import public_ops
+from konsent.flows.consent import optin
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import enqueue_message
+from konsent.flows.privacy import importer
 from konsent.store.tables import Contact, Counter, Message, WebhookEvent
 from tests.channels.fixtures_telegram import add_account
 from tests.conftest import drain

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.channels.threema import TYPE_TEXT, generate_private_key, public_key_hex
-from konsent.flows import optin, tenants
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
 from konsent.store.tables import Consent, Counter, Message, WebhookEvent
 from tests.channels.fixtures_telegram import add_account, serve_konsent
 from tests.conftest import drain

@@ -12,7 +12,7 @@ from konsent.channels import meta
 from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.channels.whatsapp import WhatsAppCloudChannel
 from konsent.domain.events import InboundMessage, MarketingPreference, StatusUpdate, UnknownEvent
-from konsent.flows.inbound import receive_webhook
+from konsent.flows.inbound.receive import receive_webhook
 from konsent.store.tables import Consent, Contact, ContactIdentity, Counter, Message, WebhookEvent
 from tests.channels import fixtures_meta as fx
 

@@ -13,7 +13,7 @@ from konsent.channels import meta
 from konsent.channels.base import Button, OutboundContent, SendOutcome
 from konsent.channels.whatsapp import WhatsAppCloudChannel
 from konsent.domain.errors import WindowClosed
-from konsent.flows.messaging import enqueue_message
+from konsent.flows.outbound.messaging import enqueue_message
 from konsent.store.tables import Consent, Contact, Message
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)

@@ -8,8 +8,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from konsent.flows import simulator, staff, teams
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import staff, teams
 from konsent.store.tables import BotSession, ContactField, Conversation, LedgerEntry
 from tests.helpers import demo_tenant, sim_account
 

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from konsent.domain.events import InboundMessage
 from konsent.domain.templates import TemplateSpec
-from konsent.flows import staff, templates, tenants
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import handle_event
+from konsent.flows.inbound.receive import handle_event
+from konsent.flows.organisation import staff, tenants
+from konsent.flows.outbound import templates
 from konsent.store.tables import Conversation, Message
 from konsent.store.types import utcnow
 from konsent.web.deps import Caller

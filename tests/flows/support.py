@@ -8,9 +8,11 @@ from sqlalchemy import func, select
 
 from konsent.channels.base import OutboundContent, WebhookRequest
 from konsent.channels.simulator import SIGNATURE_HEADER, sign
-from konsent.flows import contacts, messaging, staff, tenants
+from konsent.flows import contacts
 from konsent.flows.context import Konsent
-from konsent.flows.simulator import normalize_phone
+from konsent.flows.inbound.simulator import normalize_phone
+from konsent.flows.organisation import staff, tenants
+from konsent.flows.outbound import messaging
 from konsent.store.tables import ChannelAccount, Contact, Message, OutboxRow
 from tests.helpers import sim_account
 

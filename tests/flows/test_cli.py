@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from konsent.cli import app
-from konsent.flows import staff, tenants
+from konsent.flows.organisation import staff, tenants
 from konsent.settings import get_settings
 from konsent.store.tables import StaffUser
 from tests.conftest import MASTER_KEY, on_postgres

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from konsent.domain.errors import NoLegalBasis
-from konsent.flows import simulator
+from konsent.flows.inbound import simulator
 from tests.conftest import drain
 from tests.flows.support import contact_of, enqueue
 from tests.helpers import phone_texts, request_code, sim_account

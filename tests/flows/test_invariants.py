@@ -18,8 +18,12 @@ from konsent.channels.simulator import SIGNATURE_HEADER
 from konsent.delivery import outbox
 from konsent.domain.errors import NoLegalBasis
 from konsent.domain.purposes import Purpose
-from konsent.flows import consent, messaging, proof, simulator, staff, tenants
-from konsent.flows.inbound import receive_webhook
+from konsent.flows.consent import grants as consent
+from konsent.flows.inbound import simulator
+from konsent.flows.inbound.receive import receive_webhook
+from konsent.flows.organisation import staff, tenants
+from konsent.flows.outbound import messaging
+from konsent.flows.privacy import proof
 from konsent.store.chain import append_audit
 from konsent.store.tables import (
     Consent,
@@ -280,7 +284,7 @@ class TenantB:
 
 
 def _tenant_b(ctx) -> TenantB:
-    from konsent.flows import optin
+    from konsent.flows.consent import optin
 
     with ctx.db.write() as s:
         t = tenants.create_tenant(ctx, s, "b-gmbh", "B GmbH", privacy_url="https://b.example/privacy")
@@ -465,7 +469,7 @@ TEMPLATE_ID_ROUTES = {
 def _wa_template(ctx, tenant_id: int, ref: str) -> tuple[int, int]:
     """A WhatsApp account with one approved template for a tenant: (account id, template id)."""
     from konsent.domain.templates import TemplateSpec
-    from konsent.flows import templates
+    from konsent.flows.outbound import templates
     from konsent.store.tables import Tenant
     from konsent.web.deps import Caller
 
@@ -593,7 +597,7 @@ def test_message_that_lost_a_race_creating_its_contact_is_stored_not_dropped(ctx
     """Invariant 6 cuts both ways: a retry after a constraint race must not be taken for a duplicate."""
     from sqlalchemy.exc import IntegrityError
 
-    from konsent.flows import inbound
+    from konsent.flows.inbound import receive as inbound
 
     real = inbound.get_or_create_contact
     calls = {"n": 0}
@@ -616,7 +620,8 @@ def test_message_that_lost_a_race_creating_its_contact_is_stored_not_dropped(ctx
 
 def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, demo, monkeypatch):
     """Two webhook requests with a new contact's first two messages, at the same time (PostgreSQL)."""
-    from konsent.flows import contacts, inbound
+    from konsent.flows import contacts
+    from konsent.flows.inbound import receive as inbound
 
     real_find = contacts.find_identity
 

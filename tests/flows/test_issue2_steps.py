@@ -13,8 +13,13 @@ from konsent.channels.base import OutboundContent
 from konsent.delivery.worker import Worker
 from konsent.domain.errors import InvalidInput, NoLegalBasis
 from konsent.domain.ledger import text_hash
-from konsent.flows import api_ops, messaging, optin, proof, simulator, staff, tenants, texts
+from konsent.flows import api_ops, texts
+from konsent.flows.consent import optin
 from konsent.flows.demo import CONSENT_TEXT, DEMO_EMAIL, seed_demo
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import staff, tenants
+from konsent.flows.outbound import messaging
+from konsent.flows.privacy import proof
 from konsent.i18n import t
 from konsent.store.tables import (
     Consent,
@@ -467,7 +472,7 @@ def test_step3_provider_clock_ahead_does_not_date_the_consent_into_the_future(ct
     """A code whose provider timestamp is ahead of our clock still gives a consent usable right away."""
     import time
 
-    from konsent.flows.inbound import receive_webhook
+    from konsent.flows.inbound.receive import receive_webhook
     from tests.flows.support import api_token, auth, signed_request
 
     pending = request_code(ctx, ["angebote"])

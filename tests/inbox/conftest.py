@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from konsent.flows import simulator, staff, teams
 from konsent.flows.context import Konsent
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import staff, teams
 from konsent.store.tables import Conversation, StaffUser
 from konsent.web.deps import Caller
 from tests.helpers import demo_tenant, sim_account

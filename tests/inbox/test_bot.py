@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from konsent.flows import bot, conversation
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import bot, conversation
 from konsent.store.tables import BotFlow, BotSession, Contact, ContactField, LedgerEntry
 from tests.helpers import phone_texts
 from tests.inbox.conftest import Crew, conversation_of, drain, say
@@ -36,7 +36,7 @@ def test_demo_flow_routes_to_support_collects_name_with_consent_and_hands_over(
     assert _session(ctx, crew).state == "handover"
     conv = conversation_of(ctx, crew, PHONE)
     with ctx.db.write() as s:
-        from konsent.flows import conversation
+        from konsent.flows.inbox import conversation
 
         thread = conversation.view_conversation(ctx, s, crew.caller("sven"), conv.id).messages
         assert [m.text for m in thread if m.direction == "in"] == [
@@ -160,9 +160,9 @@ def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(
 ) -> None:
     """M2: buttons are data the channel declares; without them the bot numbers the options."""
     from konsent.domain.events import InboundMessage
-    from konsent.flows import tenants
     from konsent.flows.contacts import open_for_contact
-    from konsent.flows.inbound import handle_event
+    from konsent.flows.inbound.receive import handle_event
+    from konsent.flows.organisation import tenants
     from konsent.store.tables import Conversation, Message
     from konsent.store.types import utcnow
 
@@ -192,7 +192,7 @@ def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(
 
 def test_keyword_flow_does_not_start_where_a_person_already_answers(ctx: Konsent, crew: Crew) -> None:
     """M2: a keyword flow starts in a fresh conversation, never in one a person is handling."""
-    from konsent.flows import conversation
+    from konsent.flows.inbox import conversation
 
     with ctx.db.write() as s:
         for flow in s.scalars(select(BotFlow)):

@@ -8,7 +8,7 @@ import pytest
 
 from konsent.domain import flowsteps as fs
 from konsent.domain.purposes import ContactSnapshot, Purpose, may_send
-from konsent.flows.bot import DEMO_FLOW
+from konsent.flows.inbox.bot import DEMO_FLOW
 
 TUESDAY_10_BERLIN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 SUNDAY_10_BERLIN = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)

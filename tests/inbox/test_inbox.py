@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from konsent.domain.errors import Conflict, NotFound, PermissionDenied
 from konsent.domain.templates import TemplateSpec
-from konsent.flows import canned, conversation, inbox, live, templates
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import canned, conversation, live
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.outbound import templates
 from konsent.store.tables import AuditEntry, BotFlow, ConversationNote, InboxEvent, Message
 from konsent.store.types import utcnow
 from tests.helpers import phone_texts
@@ -289,8 +291,8 @@ def test_outside_the_whatsapp_window_only_a_template_goes_out(ctx: Konsent, no_b
     """M1, CH3: after 24 hours the composer's free text is refused (409); a template is queued."""
     from konsent.domain.errors import InvalidInput, WindowClosed
     from konsent.domain.events import InboundMessage
-    from konsent.flows import tenants
-    from konsent.flows.inbound import handle_event
+    from konsent.flows.inbound.receive import handle_event
+    from konsent.flows.organisation import tenants
     from konsent.store.tables import OutboxRow
 
     crew = no_bot

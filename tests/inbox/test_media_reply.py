@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import conversation
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import conversation
 from konsent.store.tables import Contact, ContactIdentity, Conversation, Message
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)

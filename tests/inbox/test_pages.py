@@ -7,8 +7,8 @@ import json
 import pyotp
 from sqlalchemy import select
 
-from konsent.flows import conversation
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import conversation
 from konsent.store.tables import AuditEntry, BotFlow, Message, StaffTotp
 from tests.inbox.conftest import Crew, conversation_of, say, sign_in
 
@@ -198,7 +198,7 @@ def test_event_stream_sees_changes_from_another_process_by_polling(ctx: Konsent,
                 )
             )
 
-    from konsent.flows import live
+    from konsent.flows.inbox import live
 
     with ctx.db.read() as s:  # the stream resumes from here, however late it starts on a busy machine
         since = live.last_event_id(s, crew.tenant_id)

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from konsent.flows import canned, conversation
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import canned, conversation
 from konsent.store.tables import BotFlow, Message
 from konsent.web.deps import CSRF_HEADER
 from tests.inbox.conftest import Crew, conversation_of, say, sign_in
@@ -139,7 +139,8 @@ JSON_BODY: dict[tuple[str, str], Any] = {
 def whatsapp_template(ctx: Konsent, s: Any, crew: Crew) -> int:
     """A WhatsApp account of the crew's tenant with one approved template; its id."""
     from konsent.domain.templates import TemplateSpec
-    from konsent.flows import templates, tenants
+    from konsent.flows.organisation import tenants
+    from konsent.flows.outbound import templates
     from konsent.store.tables import Tenant
 
     tenant = s.get(Tenant, crew.tenant_id)

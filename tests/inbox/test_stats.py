@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import PermissionDenied
-from konsent.flows import conversation, stats
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import conversation, stats
 from konsent.store.tables import AuditEntry
 from konsent.store.types import utcnow
 from tests.inbox.conftest import Crew, conversation_of, say

@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from konsent.domain.errors import InvalidInput, NotFound, PermissionDenied
 from konsent.domain.events import InboundMessage
 from konsent.domain.templates import TemplateImportInvalid, TemplateInvalid, TemplateSpec, fill
-from konsent.flows import conversation, templates, tenants
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import handle_event
+from konsent.flows.inbound.receive import handle_event
+from konsent.flows.inbox import conversation
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import templates
 from konsent.store.tables import AuditEntry, Conversation, Message, MessageTemplate
 from konsent.store.types import utcnow
 from tests.channels import fixtures_meta as fx

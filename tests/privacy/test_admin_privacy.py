@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from konsent.flows import privacy
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Contact, PrivacyRequest, RetentionRule
 from konsent.store.types import utcnow
 from tests.helpers import agents_see_unrouted
@@ -98,8 +98,8 @@ def test_viewer_cannot_use_privacy_actions_and_other_tenants_are_404(ctx, demo, 
 
 def test_other_tenants_contact_is_not_found(ctx, demo, client):
     """S2: another tenant's contact id is simply not found."""
-    from konsent.flows import tenants
     from konsent.flows.contacts import get_or_create_contact
+    from konsent.flows.organisation import tenants
 
     with ctx.db.write() as s:
         other = tenants.create_tenant(ctx, s, "other", "Other GmbH")

@@ -20,7 +20,7 @@ from tests.privacy.util import NAME, subscribed_contact
 
 @pytest.fixture
 def run(ctx, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
 
     def invoke(*args: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(cli.app, list(args))

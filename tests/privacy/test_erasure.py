@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from konsent import crypto
 from konsent.domain.errors import NotFound
-from konsent.flows import privacy
 from konsent.flows.contacts import get_or_create_contact
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import (
     AuditEntry,
     Consent,
@@ -160,7 +160,7 @@ def test_fresh_opt_in_after_erasure_is_allowed_but_import_is_suppressed(ctx, dem
 
 def test_staff_erase_of_other_tenants_contact_is_not_found(ctx, demo):
     """S2: an erasure never reaches another tenant's contact."""
-    from konsent.flows import tenants
+    from konsent.flows.organisation import tenants
 
     with ctx.db.write() as s:
         other = tenants.create_tenant(ctx, s, "other", "Other GmbH")

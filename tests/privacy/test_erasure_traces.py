@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import func, inspect, select, text
 
-from konsent.flows import privacy
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import Contact, SimulatorMail, WebhookEvent
 from tests.channels import fixtures_meta as fx
 from tests.channels.test_whatsapp import post

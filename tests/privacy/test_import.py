@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import importer, privacy
+from konsent.flows.privacy import importer
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Consent, Contact, LedgerEntry
 from tests.helpers import sim_account
 from tests.privacy.util import PHONE, subscribed_contact
@@ -106,7 +107,7 @@ def test_cli_import_prints_report(ctx, demo, tmp_path, monkeypatch):
 
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     f = tmp_path / "in.csv"
     f.write_text(HEADER + "+4915100000001,,,angebote,1,2025-03-01T10:00:00Z,list\nbad,,,,,,\n")
     out = tmp_path / "report.csv"

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select, text
 
 from konsent import crypto
-from konsent.flows import keyrotation, tenants
 from konsent.flows.contacts import address_of, contact_name, identities
-from konsent.flows.messaging import message_content
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound.messaging import message_content
+from konsent.flows.privacy import keyrotation
 from konsent.store.keys import KeyRing
 from konsent.store.tables import Base, Contact, Message, TenantKey
 from tests.conftest import MASTER_KEY
@@ -102,7 +103,7 @@ def test_cli_keys_rotate_and_audit_verify(ctx, demo, monkeypatch):
     from konsent.store.tables import AuditEntry
 
     subscribed_contact(ctx)
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     res = CliRunner().invoke(cli.app, ["keys", "rotate", "--tenant", "demo"])
     assert res.exit_code == 0, res.output
     assert "key v2" in res.output

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from konsent import crypto
-from konsent.flows import keyrotation, privacy
 from konsent.flows.contacts import contact_name
+from konsent.flows.privacy import keyrotation
+from konsent.flows.privacy import rights as privacy
 from konsent.store.keys import KeyRing
 from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Contact
@@ -149,7 +150,7 @@ def test_cli_keys_sweep(ctx, demo, monkeypatch):
 
     from konsent import cli
 
-    monkeypatch.setattr(cli, "_ctx", lambda migrate=True: ctx)
+    monkeypatch.setattr(cli.common, "_ctx", lambda migrate=True: ctx)
     ctx.keys.store.put(demo.tenant_id, 424_242, crypto.new_key())
     res = CliRunner().invoke(cli.app, ["keys", "sweep"])
     assert res.exit_code == 0 and "0 orphaned" in res.output, res.output  # too fresh to touch

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from konsent.flows import importer, keyrotation, privacy_export, retention
+from konsent.flows.privacy import export as privacy_export
+from konsent.flows.privacy import importer, keyrotation, retention
 from tests.helpers import phone_texts, sim_account
 from tests.privacy.util import NAME, PHONE, SECRET_TEXT, say, subscribed_contact
 

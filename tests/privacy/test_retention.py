@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput
 from konsent.domain.retention import DEFAULT_HOURS, Category, one_month_later
-from konsent.flows import retention
+from konsent.flows.privacy import retention
 from konsent.store.tables import (
     AuditEntry,
     Contact,

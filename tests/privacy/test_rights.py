@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
-from konsent.flows import api_ops, privacy
+from konsent.flows import api_ops
 from konsent.flows.contacts import contact_name, get_contact
+from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Consent, PrivacyRequest
 from konsent.store.types import utcnow
 from tests.privacy.util import NAME, subscribed_contact

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from konsent.flows import retention, tenants, transparency
+from konsent.flows.organisation import tenants
+from konsent.flows.privacy import retention, transparency
 from tests.helpers import demo_tenant
 
 

@@ -6,8 +6,8 @@ import re
 
 from fastapi.testclient import TestClient
 
-from konsent.flows import staff, tenants
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import StaffUser
 
 PASSWORD = "correct horse battery"

@@ -7,8 +7,9 @@ import re
 
 from sqlalchemy import select, update
 
-from konsent.flows import simulator, staff, tenants
 from konsent.flows.demo import CONSENT_TEXT
+from konsent.flows.inbound import simulator
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import AuditEntry, Contact, LedgerEntry, Message, OutboxRow
 from tests.conftest import drain
 from tests.helpers import agents_see_unrouted, phone_texts, request_code, sim_account, subscribe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from konsent.flows import tenants
+from konsent.flows.organisation import tenants
 from konsent.store.tables import AuditEntry, ChannelAccount, LedgerEntry
 from tests.conftest import drain
 from tests.helpers import subscribe

@@ -7,7 +7,7 @@ import re
 import pyotp
 from sqlalchemy import select
 
-from konsent.flows import staff, tenants, totp
+from konsent.flows.organisation import staff, tenants, totp
 from konsent.store.tables import StaffUser
 
 PASSWORD = "correct-horse-battery"

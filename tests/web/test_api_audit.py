@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from konsent.flows import proof
+from konsent.flows.privacy import proof
 from konsent.store.tables import ApiToken, AuditEntry
 from tests.flows.support import api_token, auth, contact_of
 from tests.helpers import subscribe

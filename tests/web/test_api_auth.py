@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from konsent.flows import staff, tenants
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import ApiToken, Message, StaffUser
 from konsent.web.deps import CSRF_HEADER, SESSION_COOKIE
 from tests.flows.support import api_token, auth, contact_of
@@ -66,7 +66,7 @@ def test_viewer_token_cannot_send_or_see_personal_data(ctx, client, subscriber):
 
 @pytest.mark.parametrize(("role", "status"), [("agent", 202), ("admin", 202), ("owner", 202), ("dpo", 403)])
 def test_roles_that_may_send(ctx, client, subscriber, role, status):
-    agents_see_unrouted(ctx)  # an agent token sends only to contacts it may see (flows.scope)
+    agents_see_unrouted(ctx)  # an agent token sends only to contacts it may see (flows.inbox.scope)
     assert _send(client, subscriber, auth(api_token(ctx, role))).status_code == status
 
 

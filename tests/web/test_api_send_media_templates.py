@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from konsent.domain.templates import TemplateSpec
-from konsent.flows import templates
+from konsent.flows.outbound import templates
 from konsent.store.tables import AuditEntry, ContactIdentity, Message, OutboxRow
 from konsent.store.types import utcnow
 from konsent.web.deps import Caller
@@ -179,7 +179,7 @@ def test_bad_media_or_template_fields_are_422_and_store_nothing(ctx, client, dem
 
 def test_the_simulator_takes_media_but_has_no_templates(ctx, client, demo):
     """CH3: media by link goes to the simulated phone; a template is refused with the reason."""
-    from konsent.flows import simulator
+    from konsent.flows.inbound import simulator
     from tests.helpers import sim_account
 
     subscribe(ctx, "+4915100002222", ["angebote"])

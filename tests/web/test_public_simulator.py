@@ -152,8 +152,8 @@ def test_ack_with_bad_status_is_422(client, demo, ctx, key):
 def test_a_media_broadcast_reaches_the_simulated_phone_as_a_link_with_its_caption(client, demo, ctx, key):
     """M3, CH3: the demo can try media broadcasts: the simulator takes media by link like the real
     channels, and the phone page gets the link, its kind and the caption (it never loads the file)."""
-    from konsent.flows import broadcast as bc
-    from konsent.flows import broadcast_stats
+    from konsent.flows.outbound import broadcast as bc
+    from konsent.flows.outbound import broadcast_stats
 
     pending = _sign_up(client, ctx)
     acc = key

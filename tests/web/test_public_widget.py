@@ -173,7 +173,7 @@ def test_optin_for_unknown_tenant_is_404_and_stores_nothing(client, demo, ctx):
 
 def test_other_tenants_channel_is_not_offered(client, demo, ctx):
     """Tenant scoping: a channel account of another tenant is an unknown channel here (invariant 4)."""
-    from konsent.flows import tenants
+    from konsent.flows.organisation import tenants
 
     with ctx.db.write() as s:
         other = tenants.create_tenant(ctx, s, "other", "Other AG", default_locale="en")

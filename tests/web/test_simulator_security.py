@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from konsent.channels.simulator import page_key
-from konsent.flows import privacy, simulator, simulator_phones, tenants
+from konsent.flows.inbound import simulator, simulator_phones
+from konsent.flows.organisation import tenants
+from konsent.flows.privacy import rights as privacy
 from konsent.settings import get_settings
 from konsent.store.tables import ChannelAccount, Message, PrivacyExport, PrivacyRequest, SimulatorPhone
 from tests.conftest import drain

@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
 from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
-from konsent.flows import consent as consent_flow
-from konsent.flows import status_early
+from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.tenants import account_config
+from konsent.flows.inbound import status_early
+from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
     Broadcast,
@@ -160,7 +160,8 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
     }
     bodies = dict(
         s.execute(
-            select(Message.id, Message.body_sealed).where(
+            # the clear text of a message whose stored body is redacted (flows.privacy.redaction)
+            select(Message.id, func.coalesce(Message.secret_sealed, Message.body_sealed)).where(
                 _among(ctx, Message.id, [r.message_id for r in rows])
             )
         )
@@ -307,6 +308,7 @@ def _complete_sent(ctx: Konsent, s: Session, sent: list[tuple[Job, SendResult]],
         .where(m.id == bindparam("mid"))
         .values(
             provider_id=bindparam("pid"),
+            secret_sealed=None,  # sent: the clear link or code is not kept (flows.privacy.redaction)
             status=case((or_(m.status == "queued", m.status == "retrying"), "sent"), else_=m.status),
             updated_at=now,
         ),

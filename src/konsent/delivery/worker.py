@@ -189,8 +189,9 @@ class Worker:
 
     def periodic(self, force: bool = False) -> None:
         """Rescue expired leases, expire opt-ins, start and queue due broadcasts."""
-        from konsent.flows import broadcast, status_early
-        from konsent.flows.optin import expire_opt_ins
+        from konsent.flows.consent.optin import expire_opt_ins
+        from konsent.flows.inbound import status_early
+        from konsent.flows.outbound import broadcast
 
         now = time.monotonic()
         if self.ctx.db.is_postgres and not self._scheduler:
@@ -212,7 +213,7 @@ class Worker:
 
     def _start_retention(self) -> None:
         """The deletion concept runs in its own thread, in short batches, never blocking sends (L1)."""
-        from konsent.flows import retention
+        from konsent.flows.privacy import retention
 
         if self._retention_thread is not None and self._retention_thread.is_alive():
             return

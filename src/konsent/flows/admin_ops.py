@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from konsent import channels
 from konsent.domain.errors import InvalidInput, NotFound
-from konsent.flows import api_ops, audit, contacts, proof, staff, tenants, totp, trusted_devices
+from konsent.flows import api_ops, audit, contacts
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import staff, tenants, totp, trusted_devices
+from konsent.flows.privacy import proof
 from konsent.store.tables import (
     ChannelAccount,
     Consent,
@@ -40,7 +42,7 @@ from konsent.store.types import utcnow
 class SignedIn:
     cookie: str
     must_change_password: bool
-    device_cookie: str = ""  # marks this browser as trusted by the user (flows.trusted_devices)
+    device_cookie: str = ""  # marks this browser as trusted by the user (flows.organisation.trusted_devices)
 
 
 def sign_in(

@@ -12,8 +12,12 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import AccountConfig, OutboundContent
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.domain.purposes import Purpose
-from konsent.flows import audit, consent, contacts, messaging, proof, templates, tenants
+from konsent.flows import audit, contacts
+from konsent.flows.consent import grants as consent
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import messaging, templates
+from konsent.flows.privacy import proof
 from konsent.store.tables import Contact, Message
 from konsent.store.types import utcnow
 

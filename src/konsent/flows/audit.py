@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from konsent.store.chain import append_audit
+from konsent.store.chain import AUDIT, CONSENT, append_audit
+
+__all__ = ["AUDIT", "CONSENT", "record"]
 
 
 def record(s: Session, tenant_id: int, actor: str, action: str, subject: str, **details: Any) -> None:

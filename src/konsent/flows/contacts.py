@@ -166,7 +166,7 @@ def snapshot(s: Session, contact: Contact) -> ContactSnapshot:
 def list_contacts(
     s: Session, tenant_id: int, limit: int = 50, offset: int = 0, only: Any | None = None
 ) -> list[Contact]:
-    """A tenant's contacts, newest first (no erased ones); `only` is the caller's scope (flows.scope)."""
+    """A tenant's contacts, newest first (no erased ones); `only` is the caller's scope (inbox.scope)."""
     q = select(Contact).where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
     if only is not None:
         q = q.where(only)

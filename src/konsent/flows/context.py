@@ -1,67 +1,56 @@
-"""The services a konsent process works with: settings, database, keys, channel adapters."""
+"""The services a konsent process works with, as one injected object (built by `konsent.app.build`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from konsent import crypto
 from konsent.channels import adapter_class
 from konsent.channels.base import ChannelAdapter
-from konsent.settings import Settings, get_settings
-from konsent.store.db import Database, database_url, make_engine, migrate
+from konsent.settings import Settings
+from konsent.store.db import Database
 from konsent.store.keys import KeyRing
-from konsent.store.keystore import KeyStore, keystore_url
+from konsent.store.types import utcnow
+
+__all__ = ["Konsent", "utcnow"]
+
+
+def _no_deps(ctx: Konsent, kind: str) -> dict[str, Any]:
+    return {}
 
 
 @dataclass
 class Konsent:
-    """One installation as seen from one process."""
+    """One installation as seen from one process: settings, database, keys and the services built on them.
+
+    Every service is a declared field, set by the composition root (`konsent.app.build`) or made once
+    on first use; nothing is stashed on the instance behind the type checker's back.
+    """
 
     settings: Settings
     db: Database
     keys: KeyRing
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
+    # keyword arguments for a channel adapter's constructor (the simulator's mailbox), by kind
+    adapter_deps: Callable[[Konsent, str], dict[str, Any]] = _no_deps
+    # the status sink's group-commit writer for this database (`store(batch)`, `close()`)
+    status_writer_factory: Callable[[Any], Any] | None = None
+    # the status sink and its caches of account configs and known webhook routes (flows.inbound)
+    status_sink: Any = None
+    account_configs: dict[int, Any] = field(default_factory=dict)
+    known_routes: dict[str, Any] = field(default_factory=dict)
 
     def adapter(self, kind: str) -> ChannelAdapter:
         """The adapter instance for a channel kind, created once per process."""
         if kind not in self.adapters:
             cls = adapter_class(kind)
-            self.adapters[kind] = cls(**self._adapter_deps(kind))
+            self.adapters[kind] = cls(**self.adapter_deps(self, kind))
         return self.adapters[kind]
 
-    def _adapter_deps(self, kind: str) -> dict[str, Any]:
-        if kind == "simulator":
-            from konsent.flows.simulator import StoreMailbox
-
-            return {"mailbox_factory": lambda: StoreMailbox(self)}
-        return {}
-
     async def close(self) -> None:
-        sink = self.__dict__.get("_status_sink")
-        if sink is not None:
-            sink.close()
+        if self.status_sink is not None:
+            self.status_sink.close()
         for adapter in self.adapters.values():
             await adapter.close()
         self.keys.store.dispose()
-
-
-def build(settings: Settings | None = None, run_migrations: bool = True) -> Konsent:
-    """Connect to the configured database, migrate it (under a lock) and load the keys."""
-    settings = settings or get_settings()
-    engine = make_engine(database_url(settings))
-    if run_migrations:
-        migrate(engine, settings.data_dir)
-    master = crypto.load_master_key(
-        settings.master_key.get_secret_value() if settings.master_key else None, settings.data_dir
-    )
-    previous = tuple(
-        crypto.load_master_key(k.strip(), settings.data_dir)
-        for k in (
-            settings.previous_master_keys.get_secret_value() if settings.previous_master_keys else ""
-        ).split(",")
-        if k.strip()
-    )
-    store = KeyStore(keystore_url(settings.data_dir, settings.keystore_url))
-    keys = KeyRing(master, store, previous_masters=previous)
-    return Konsent(settings=settings, db=Database(engine), keys=keys)

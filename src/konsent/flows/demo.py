@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from konsent.flows import bot, staff, tenants
 from konsent.flows.context import Konsent
+from konsent.flows.inbox import bot
+from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import Tenant
 
 DEMO_SLUG = "demo"

@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from konsent.domain.errors import Conflict, InvalidInput
-from konsent.flows import optin, tenants
+from konsent.channels.base import OutboundContent
+from konsent.domain.errors import Conflict, InvalidInput, NoLegalBasis, NotFound, WindowClosed
+from konsent.domain.purposes import SERVICE
+from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import messaging
+from konsent.flows.privacy import proof_code, selfservice
 from konsent.i18n import pick_locale, t
-from konsent.store.tables import ChannelAccount, Topic
+from konsent.store.tables import ChannelAccount, Tenant, Topic
 
 
 def N_(msgid: str) -> str:
@@ -130,3 +135,37 @@ def widget_opt_in(
             ip=ip,
             user_agent=user_agent[:500],
         )
+
+
+# --- the contact's self-service pages: the proof code (D1-D4, #13) ---------------------------------
+
+CODE_NOT_SENT = N_(
+    "We cannot send you a code on your messenger right now. Please send INFO to us again for a new link."
+)
+
+
+def send_proof_code(ctx: Konsent, token: str, export: bool) -> None:
+    """Send a fresh code for this link to the contact's messenger (a service message, stored redacted)."""
+    with ctx.db.write() as s:
+        contact = selfservice.link_contact(s, token, export)
+        fresh = proof_code.new_code(ctx, s, contact, token)
+        tenant = s.get(Tenant, contact.tenant_id)
+        locale = contact.locale or (tenant.default_locale if tenant else "de")
+        text = t(locale, proof_code.CODE_MESSAGE, code=fresh.code, minutes=proof_code.CODE_MINUTES)
+        try:
+            messaging.enqueue_message(ctx, s, contact, SERVICE, OutboundContent(text=text), author="system")
+        except (NoLegalBasis, WindowClosed, NotFound) as exc:
+            raise InvalidInput(detail=CODE_NOT_SENT) from exc
+
+
+def verify_proof_code(ctx: Konsent, token: str, export: bool, code: str) -> str:
+    """The session secret for this link if `code` is right, else "" (the failed try counts)."""
+    with ctx.db.write() as s:
+        contact = selfservice.link_contact(s, token, export)
+        return proof_code.verify_code(ctx, s, contact, token, code[:32])
+
+
+def has_proof(ctx: Konsent, token: str, export: bool, session: str) -> bool:
+    with ctx.db.read() as s:
+        contact = selfservice.link_contact(s, token, export)
+        return proof_code.has_proof(ctx, s, contact, token, session)

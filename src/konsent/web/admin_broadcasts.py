@@ -13,8 +13,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
-from konsent.flows import broadcast as bc
-from konsent.flows import broadcast_stats, inbox, personalise, templates, tenants
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.organisation import tenants
+from konsent.flows.outbound import broadcast as bc
+from konsent.flows.outbound import broadcast_stats, personalise, templates
 from konsent.web.admin_common import REFUSAL_REASONS, add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 

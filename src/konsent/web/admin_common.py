@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NoLegalBasis
-from konsent.flows import staff
+from konsent.flows.organisation import staff
 from konsent.web.deps import (
     Caller,
     Unauthenticated,

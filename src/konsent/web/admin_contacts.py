@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
-from konsent.flows import admin_ops, api_ops, scope, staff, tenants
+from konsent.flows import admin_ops, api_ops
+from konsent.flows.inbox import scope
+from konsent.flows.organisation import staff, tenants
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, render
 

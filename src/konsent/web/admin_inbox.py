@@ -17,9 +17,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import bot, canned, conversation, inbox, teams, templates
-from konsent.flows.tenants import channel_accounts
-from konsent.store.types import utcnow
+from konsent.flows.context import utcnow
+from konsent.flows.inbox import bot, canned, conversation
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.organisation import teams
+from konsent.flows.organisation.tenants import channel_accounts
+from konsent.flows.outbound import templates
 from konsent.web import admin_inbox_setup, admin_templates, sse
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_inbox_setup import int_id, opt_int, staff_choices

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
-from konsent.flows import bot, canned, inbox, stats, teams, totp
-from konsent.store.tables import StaffUser
+from konsent.flows.inbox import bot, canned, stats
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.organisation import staff, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 
@@ -31,15 +30,7 @@ def opt_int(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
-def staff_choices(s: Session, tenant_id: int) -> list[StaffUser]:
-    """Who can be assigned or put in a team: owners, admins and agents."""
-    return [
-        u
-        for u in s.scalars(
-            select(StaffUser).where(StaffUser.tenant_id == tenant_id).order_by(StaffUser.email)
-        )
-        if u.role in ("owner", "admin", "agent") and not u.disabled
-    ]
+staff_choices = staff.assignable
 
 
 # --- teams -----------------------------------------------------------------------------------------

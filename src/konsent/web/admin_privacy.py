@@ -13,7 +13,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.domain.retention import DESCRIPTIONS, Category
-from konsent.flows import importer, privacy, privacy_export, retention, staff, tenants, transparency
+from konsent.flows.organisation import staff, tenants
+from konsent.flows.privacy import export as privacy_export
+from konsent.flows.privacy import importer, retention, transparency
+from konsent.flows.privacy import rights as privacy
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, templates
 

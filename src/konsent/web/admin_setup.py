@@ -7,8 +7,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import admin_ops, channel_setup, proof
-from konsent.store.chain import AUDIT, CONSENT
+from konsent.flows import admin_ops
+from konsent.flows.audit import AUDIT, CONSENT
+from konsent.flows.organisation import channel_setup
+from konsent.flows.privacy import proof
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 

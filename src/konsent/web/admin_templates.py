@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from konsent.channels.base import AccountConfig, TemplateFetch
 from konsent.domain.errors import DomainError, InvalidInput
 from konsent.domain.templates import N_, TemplateImportInvalid, TemplateSpec
-from konsent.flows import templates
+from konsent.flows.outbound import templates
+from konsent.flows.outbound.templates import AccountConfig, TemplateFetch
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_inbox_setup import int_id, opt_int
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale

@@ -9,7 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.responses import JSONResponse, Response
 
-from konsent.flows import api_ops, contacts, importer, proof, scope, tenants
+from konsent.flows import api_ops, contacts
+from konsent.flows.inbox import scope
+from konsent.flows.organisation import tenants
+from konsent.flows.privacy import importer, proof
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])

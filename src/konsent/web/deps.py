@@ -13,10 +13,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import staff
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import staff
+from konsent.flows.organisation.staff import StaffUser
 from konsent.i18n import LOCALES, negotiate, pick_locale, translations
-from konsent.store.tables import StaffUser
 
 SESSION_COOKIE = "konsent_session"
 LOCALE_COOKIE = "konsent_lang"

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from konsent.flows import public_ops, simulator, simulator_phones, texts
+from konsent.flows import public_ops, texts
+from konsent.flows.inbound import simulator, simulator_phones
 from konsent.i18n import pick_locale, t
 from konsent.web import ratelimit
 from konsent.web.deps import get_ctx, render, request_locale
@@ -312,7 +313,7 @@ def demo_privacy(request: Request) -> Response:
 
 # --- the simulator phone ------------------------------------------------------------------------
 
-# The browser's secret: the phones it makes are its own (flows.simulator_phones).
+# The browser's secret: the phones it makes are its own (flows.inbound.simulator_phones).
 SIM_COOKIE = "konsent_sim"
 MAX_PAGE_KEY = 80
 

@@ -1,7 +1,7 @@
 """Agent scope on every route: one app-wide dependency, driven by the route's path (S3, #13).
 
 Any route whose path names a `contact_id` or a `message_id` is checked here, before its
-own code runs, with `flows.scope.may_see`: a contact outside the caller's teams answers 404
+own code runs, with `flows.inbox.scope.may_see`: a contact outside the caller's teams answers 404
 exactly like another tenant's. A new route with such a parameter is covered without doing
 anything; tests/inbox/test_role_matrix.py fails for a new route until its scope is stated.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from konsent.domain.errors import NotFound
-from konsent.flows import scope
+from konsent.flows.inbox import scope
 from konsent.web.deps import Caller, _bearer, api_caller, get_ctx, session_caller
 
 SCOPED_PARAMS = ("contact_id", "message_id")

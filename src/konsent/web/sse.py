@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from konsent.flows import inbox, live, scope
+from konsent.flows.inbox import listing as inbox
+from konsent.flows.inbox import live, scope
 from konsent.web.admin_common import admin_caller
 from konsent.web.deps import Caller, get_ctx
 

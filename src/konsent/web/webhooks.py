@@ -8,11 +8,10 @@ from starlette.background import BackgroundTask
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from konsent.channels.base import WebhookRequest
 from konsent.domain.errors import NotFound
-from konsent.flows import status_sink
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import acknowledge, receive_webhook
+from konsent.flows.inbound import status_sink
+from konsent.flows.inbound.receive import WebhookRequest, acknowledge, receive_webhook
 from konsent.web.deps import get_ctx
 
 router = APIRouter(tags=["webhooks"])

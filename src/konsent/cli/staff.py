@@ -1,0 +1,89 @@
+"""`konsent tenant / user / token`: tenants, staff users and API tokens (U4, S3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from konsent.cli import common
+from konsent.cli.common import app, console
+
+if TYPE_CHECKING:
+    pass
+
+
+tenant_app = typer.Typer(help="Manage tenants.")
+user_app = typer.Typer(help="Manage staff users.")
+token_app = typer.Typer(help="Manage API tokens.")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: str,
+    name: str,
+    privacy_url: str = typer.Option("", help="The tenant's privacy policy."),
+    locale: str = typer.Option("de", help="Default language of contacts."),
+) -> None:
+    """Create a tenant (a data controller) with its own keys."""
+    from konsent.flows.organisation.tenants import create_tenant
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        t = create_tenant(ctx, s, slug, name, privacy_url=privacy_url, default_locale=locale)
+        console.print(f"tenant {t.slug} created (id {t.id})")
+
+
+@user_app.command("create")
+def user_create(
+    tenant: str,
+    email: str,
+    role: str = typer.Option("admin", help="owner, admin, agent, dpo or viewer"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a staff user."""
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        staff.create_user(s, tenant_by_slug(s, tenant), email, password, role)
+    console.print(f"user {email} created")
+
+
+@user_app.command("password")
+def user_password(
+    tenant: str,
+    email: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Set a staff user's password."""
+    from sqlalchemy import select
+
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.store.tables import StaffUser
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        t = tenant_by_slug(s, tenant)
+        user = s.scalars(
+            select(StaffUser).where(StaffUser.tenant_id == t.id, StaffUser.email == email.lower())
+        ).one()
+        staff.set_password(s, user, password)
+    console.print("password set")
+
+
+@token_app.command("create")
+def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> None:
+    """Create an API token; it is shown once and stored only as a hash."""
+    from konsent.flows.organisation import staff
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role)
+    console.print(token)
