@@ -162,9 +162,10 @@ def test_erasing_a_contact_frees_nothing_for_others_to_read(owner, app, ctx, dem
 def test_konsent_demo_serves_with_the_simulator_and_serve_without(ctx, cli_on_test_db, monkeypatch):  # noqa: F811
     """U1, S8: `konsent demo` turns the simulator on; plain `konsent serve` leaves it off."""
     import konsent.cli as konsent_cli
+    from konsent.cli import run
 
     served: list[bool] = []
-    monkeypatch.setattr(konsent_cli, "_serve", lambda c, *_: served.append(c.settings.simulator_enabled))
+    monkeypatch.setattr(run, "_serve", lambda c, *_: served.append(c.settings.simulator_enabled))
     first = cli_on_test_db.invoke(konsent_cli.app, ["demo"])
     assert first.exit_code == 0, first.output
     get_settings.cache_clear()
