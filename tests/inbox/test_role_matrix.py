@@ -324,8 +324,8 @@ def test_every_agent_route_has_a_scope_rule(app: Any) -> None:
 
 
 def _outsiders(ctx: Konsent, crew: Crew) -> dict[str, int]:
-    """A contact who wrote only to the support team (not Anna's), with a message, and a contact
-    imported without any conversation."""
+    """A contact who wrote only to the support team (not Anna's), with a message; a contact
+    imported without any conversation; one whose conversation no team has yet."""
     from konsent.flows.contacts import get_or_create_contact
     from konsent.store.tables import ChannelAccount, Conversation
 
@@ -336,7 +336,17 @@ def _outsiders(ctx: Konsent, crew: Crew) -> dict[str, int]:
         msg = s.scalars(select(Message.id).where(Message.contact_id == conv.contact_id)).first()
         acc = s.get(ChannelAccount, crew.account_id)
         imported, _, _ = get_or_create_contact(ctx, s, acc, "+491703333333", name="Ina Imported")
-        return {"contact": conv.contact_id, "message": msg, "conversation": conv.id, "imported": imported.id}
+    say(ctx, crew, "+491704444444", "Hallo")  # no team yet, and agents may not see unrouted ones
+    unrouted = conversation_of(ctx, crew, "+491704444444")
+    assert unrouted.team_id is None
+    return {
+        "contact": conv.contact_id,
+        "message": msg,
+        "conversation": conv.id,
+        "imported": imported.id,
+        "unrouted": unrouted.contact_id,
+        "unrouted_conversation": unrouted.id,
+    }
 
 
 def test_agents_reach_no_contact_outside_their_teams_on_any_route(
@@ -345,7 +355,8 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
     """S3: agent Anna (sales) gets 404 for a support-team contact, its message and conversation, and
     for an imported contact without conversation, on every route of SCOPE; lists leave them out.
     An admin reaches the same contact (the rule limits agents, not the routes)."""
-    say(ctx, crew, "+491701111111", "Kaufen")  # Anna's own contact, so her lists are not empty
+    say(ctx, crew, "+491701111111", "Hallo")
+    say(ctx, crew, "+491701111111", "Kaufen")  # routed to sales: Anna's own contact
     out = _outsiders(ctx, crew)
     mismatches = []
     for role in ("anna", "admin"):
@@ -354,7 +365,12 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
         for (method, template), kind in sorted(SCOPE.items()):
             if kind in (NONE, LIST):
                 continue
-            targets = [out["contact"], out["imported"]] if kind in (CONTACT, BODY_CONTACT) else [out[kind]]
+            if kind in (CONTACT, BODY_CONTACT):
+                targets = [out["contact"], out["imported"], out["unrouted"]]
+            elif kind == CONVERSATION:
+                targets = [out["conversation"], out["unrouted_conversation"]]
+            else:
+                targets = [out[kind]]
             for target in targets:
                 values = {"contact_id": target, "message_id": target, "cid": target}
                 path = (template + QUERY.get((method, template), "")).format(**values)
@@ -377,14 +393,19 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
                     mismatches.append(f"{method} {template} as admin for {target}: 404")
     client.cookies.clear()
     sign_in(client, ctx, crew.users["anna"])
-    who, conv = (out["contact"], out["imported"]), out["conversation"]
+    who = (out["contact"], out["imported"], out["unrouted"])
+    convs = (out["conversation"], out["unrouted_conversation"])
     lists = {
         "/api/v1/contacts": lambda r: {c["id"] for c in r.json()} & set(who),
         "/admin/contacts": lambda r: [i for i in who if f'/admin/contacts/{i}"' in r.text],
-        "/admin/inbox": lambda r: f'/admin/inbox/{conv}"' in r.text,
-        "/admin/inbox/rows": lambda r: f'/admin/inbox/{conv}"' in r.text,
-        "/admin/inbox/events?timeout=0&since=0": lambda r: f'"conversation_id": {conv}' in r.text,
+        "/admin/inbox": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],
+        "/admin/inbox/rows": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],
     }
+    own = conversation_of(ctx, crew, "+491701111111").id
+    events = client.get("/admin/inbox/events?timeout=3&since=0").text
+    assert f'"conversation_id": {own}' in events  # the stream does show Anna's own conversation
+    if [c for c in convs if f'"conversation_id": {c}' in events]:
+        mismatches.append("GET /admin/inbox/events as agent streams an outsider's conversation")
     for path, leak in lists.items():
         resp = client.get(path)
         assert resp.status_code == 200, path
