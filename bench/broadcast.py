@@ -6,13 +6,20 @@ process), PostgreSQL (a private schema, dropped afterwards), konsent worker proc
     python -m bench.broadcast                 # full run (about 5-8 minutes)
     python -m bench.broadcast --quick         # small sizes, about a minute
 
-Figures:
-- raw_client_msgs_per_s: aiohttp alone, 50 concurrent requests, blasting the same fake.
+Figures (docs/PERFORMANCE.md says exactly what each includes):
+- raw_client_msgs_per_s / raw_client_2proc_msgs_per_s: aiohttp alone, 50 concurrent requests
+  per process, blasting the same fake from one process / from two processes at once.
 - one_number_msgs_per_s: one worker process, one sender number (rate cap lifted to measure
   the ceiling; pacing itself is checked by the tests), from first to last send.
 - many_numbers_msgs_per_s: two worker processes, four numbers.
-- ratio_to_raw_client: the better konsent figure over the raw client.
-- queue_1m_audience_s: select, consent-check (may_send per contact) and queue the audience.
+- ratio_to_raw_client: like for like: one worker process over the one-process raw client and
+  two worker processes over the two-process raw client; the better of the two.
+- worker_cpu_us_per_msg: during the one-number run, CPU of the worker process plus the
+  PostgreSQL backends serving it, per message sent (bench/cpu.py).
+- queue_1m_audience_s: select, consent-check (may_send per contact) and queue a newsletter
+  whose text names nobody (one body sealed once per batch with the tenant key).
+- queue_1m_personalised_s: the same for a newsletter greeting each contact by name (name
+  opened, text filled and sealed with each contact's own key).
 - worker_rss_mb_<n>: peak RSS of a worker process that queues an n-contact broadcast and then
   sends for up to --rss-send-s seconds.
 """
@@ -64,6 +71,21 @@ async def _raw_client(url: str, seconds: float, concurrency: int = 50) -> float:
         return done / (time.monotonic() - t0)
 
 
+def raw_child(url: str, seconds: float) -> None:
+    """One raw-client process: prints its rate (messages per second) on one line."""
+    print(asyncio.run(_raw_client(url, seconds)), flush=True)
+
+
+def _raw_clients(url: str, seconds: float, procs: int) -> float:
+    """The raw client in `procs` processes at once (as many as the konsent figure it is compared to)."""
+    if procs == 1:
+        return asyncio.run(_raw_client(url, seconds))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "bench.broadcast", "--raw-child", url, "--raw-seconds", str(seconds)]
+    children = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE) for _ in range(procs)]
+    return sum(float(c.communicate(timeout=seconds + 60)[0].decode().strip() or 0) for c in children)
+
+
 def _ctx(db_url: str, data_dir: str):  # type: ignore[no-untyped-def]
     from konsent.app import build
     from konsent.settings import Settings
@@ -113,11 +135,15 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _broadcast(ctx, tenant_id: int, now: bool = True) -> int:  # type: ignore[no-untyped-def]
+SHARED_TEXT = "Neuigkeiten der Woche"
+PERSONAL_TEXT = "Hallo {name|du}, hier sind deine Neuigkeiten der Woche"
+
+
+def _broadcast(ctx, tenant_id: int, now: bool = True, text: str = SHARED_TEXT) -> int:  # type: ignore[no-untyped-def]
     from konsent.flows.outbound import broadcast as bc
 
     with ctx.db.write() as s:
-        b = bc.create_broadcast(ctx, s, tenant_id, name="bench", topic="news", text="Neuigkeiten der Woche")
+        b = bc.create_broadcast(ctx, s, tenant_id, name="bench", topic="news", text=text)
         if now:
             bc.schedule(s, b, None)
         return b.id
@@ -132,7 +158,9 @@ def _state(ctx, tenant_id: int, bid: int) -> str:  # type: ignore[no-untyped-def
 
 def _send_rate(
     ctx, fake: str, db: str, data: str, sent: int, numbers: int, workers: int, cap_s: float
-) -> float:  # type: ignore[no-untyped-def]
+) -> tuple[float, float | None]:  # type: ignore[no-untyped-def]
+    """Messages per second at the fake, and CPU µs per message of the workers plus their backends."""
+    from bench.cpu import CpuMeter
     from bench.seedbulk import seed_bulk, setup_tenant
     from konsent.flows.outbound import broadcast as bc
 
@@ -142,32 +170,43 @@ def _send_rate(
     bc.queue_all(ctx, tenant_id, bid, size=5000)
     base = _stats(fake)["total"]
     procs = _spawn_workers(workers, _worker_env(db, data))
+    meter = CpuMeter(ctx.db.engine, [p.pid for p in procs]) if ctx.db.is_postgres else None
+    cpu = None
     try:
         t0 = None
+        polled = time.monotonic()
         deadline = time.monotonic() + cap_s
         while time.monotonic() < deadline:
             n = _stats(fake)["total"] - base
             if t0 is None and n > 0:
                 t0, n0 = time.monotonic(), n
+                if meter is not None:
+                    meter.start()
             if n >= sent:
                 break
+            if meter is not None and t0 is not None and time.monotonic() - polled > 1.0:
+                meter.poll()
+                polled = time.monotonic()
             time.sleep(0.05)
         n = _stats(fake)["total"] - base
         t1 = time.monotonic()
+        if meter is not None and t0 is not None:
+            cpu = meter.stop()
     finally:
         _stop(procs)
     if t0 is None or t1 <= t0:
-        return 0.0
-    return (n - n0) / (t1 - t0)
+        return 0.0, None
+    per_msg = None if cpu is None or n <= n0 else cpu / (n - n0) * 1e6
+    return (n - n0) / (t1 - t0), per_msg
 
 
-def _queue_time(ctx, fake: str, n: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _queue_time(ctx, fake: str, n: int, text: str = SHARED_TEXT) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from bench.seedbulk import seed_bulk, setup_tenant
     from konsent.flows.outbound import broadcast as bc
 
     tenant_id, accounts = setup_tenant(ctx, fake, accounts=1)
     seed_bulk(ctx, tenant_id, accounts, n)
-    bid = _broadcast(ctx, tenant_id)
+    bid = _broadcast(ctx, tenant_id, text=text)
     t0 = time.monotonic()
     bc.queue_all(ctx, tenant_id, bid, size=5000)
     took = time.monotonic() - t0
@@ -241,11 +280,16 @@ def main() -> None:
     ap.add_argument("--queue-audience", type=int, default=1_000_000)
     ap.add_argument("--rss-sizes", default="10000,100000,1000000")
     ap.add_argument("--rss-send-s", type=float, default=15.0)
-    ap.add_argument("--only", default="send,queue,rss", help="phases to run (comma-separated)")
+    ap.add_argument("--only", default="send,queue,personalised,rss", help="phases to run (comma-separated)")
     ap.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--raw-child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--raw-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker_child:
         worker_child()
+        return
+    if args.raw_child:
+        raw_child(args.raw_child, args.raw_seconds)
         return
     if args.quick:
         args.send, args.queue_audience, args.rss_sizes, args.rss_send_s = 5000, 20_000, "2000,10000", 5.0
@@ -273,23 +317,28 @@ def main() -> None:
             ctx = _ctx(db, data)
             phases = set(args.only.split(","))
             if "send" in phases:
-                # The machine is shared: the raw client runs before and after, and the mean is the ceiling.
-                raw_before = asyncio.run(_raw_client(fake, 5.0))
-                one = _send_rate(ctx, fake, db, data, args.send, numbers=1, workers=1, cap_s=120)
-                many = _send_rate(ctx, fake, db, data, args.send, numbers=4, workers=2, cap_s=120)
-                raw_after = asyncio.run(_raw_client(fake, 5.0))
-                out["raw_client_msgs_per_s"] = round((raw_before + raw_after) / 2)
-                out["raw_client_range"] = [round(raw_before), round(raw_after)]
+                # The machine is shared: the raw client runs before and after, and the mean is the ceiling;
+                # in one process against the one-process konsent figure, in two against the two-process one.
+                raw_before = _raw_clients(fake, 5.0, 1), _raw_clients(fake, 5.0, 2)
+                one, cpu_us = _send_rate(ctx, fake, db, data, args.send, numbers=1, workers=1, cap_s=120)
+                many, _ = _send_rate(ctx, fake, db, data, args.send, numbers=4, workers=2, cap_s=120)
+                raw_after = _raw_clients(fake, 5.0, 1), _raw_clients(fake, 5.0, 2)
+                raw1, raw2 = (raw_before[0] + raw_after[0]) / 2, (raw_before[1] + raw_after[1]) / 2
+                out["raw_client_msgs_per_s"] = round(raw1)
+                out["raw_client_range"] = [round(raw_before[0]), round(raw_after[0])]
+                out["raw_client_2proc_msgs_per_s"] = round(raw2)
                 out["one_number_msgs_per_s"] = round(one)
                 out["many_numbers_msgs_per_s"] = round(many)
-                raw = float(out["raw_client_msgs_per_s"])  # type: ignore[arg-type]
-                out["ratio_to_raw_client"] = round(max(one, many) / raw, 2)
+                out["ratio_to_raw_client"] = round(max(one / raw1, many / raw2), 2)
+                out["worker_cpu_us_per_msg"] = None if cpu_us is None else round(cpu_us)
             queue_tenant = None
+            size_label = f"{args.queue_audience // 1000}k".replace("1000k", "1m")
             if "queue" in phases:
                 took, queue_tenant = _queue_time(ctx, fake, args.queue_audience)
-                out[f"queue_{args.queue_audience // 1000}k_audience_s".replace("1000k", "1m")] = round(
-                    took, 1
-                )
+                out[f"queue_{size_label}_audience_s"] = round(took, 1)
+            if "personalised" in phases:
+                took, _ = _queue_time(ctx, fake, args.queue_audience, text=PERSONAL_TEXT)
+                out[f"queue_{size_label}_personalised_s"] = round(took, 1)
             for size in (int(x) for x in args.rss_sizes.split(",") if "rss" in phases):
                 label = f"{size // 1000}k".replace("1000k", "1m")
                 reuse = queue_tenant if size == args.queue_audience else None

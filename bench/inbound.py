@@ -1,12 +1,17 @@
 """Inbound webhook benchmark: prints ONE JSON line (issue 6, docs/PERFORMANCE.md).
 
-Signed simulator status webhooks (delivered/read for messages konsent sent) are POSTed to
-/webhooks/{route_key} of a `uvicorn` konsent process; each is verified, parsed, deduplicated
-and stored before the 200. The same load generator then hits a bare FastAPI endpoint of the
-same shape in the same kind of process. Everything on 127.0.0.1.
+Phase `webhooks`: signed simulator status webhooks (delivered/read for messages konsent sent)
+are POSTed to /webhooks/{route_key} of a `uvicorn` konsent process; each is verified, parsed,
+deduplicated and stored before the 200. The same load generator then hits a bare raw-ASGI
+endpoint (no framework, like konsent's status fast path) in the same kind of process.
+
+Phase `inbound`: signed customer text messages, half from contacts konsent knows and half from
+new ones, through the same door: verified, stored sealed with the contact's key (a new contact
+gets its key and identity first), keywords checked, then the inbox. Everything on 127.0.0.1.
 
     python -m bench.inbound                  # PostgreSQL (KONSENT_BENCH_DATABASE_URL), 20 s per run
     python -m bench.inbound --sqlite         # the embedded default
+    python -m bench.inbound --only inbound --seconds 10
     python -m bench.inbound --only under_send --under-send-rate 1000
 
 Phase `under_send` (bench/under_send.py): a broadcast sends at a paced rate while the fake
@@ -99,20 +104,23 @@ def _seed(db_url: str, data_dir: str, n: int) -> tuple[str, str, list[str]]:
     return route, secret, pids
 
 
+async def bare_app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """The denominator: raw ASGI, reads the whole body and answers 200 "OK" (no routing, no checks)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"OK"})
+
+
 def serve_child(kind: str, port: int) -> None:
     import uvicorn
 
     if kind == "bare":
-        from fastapi import FastAPI, Request
-        from starlette.responses import PlainTextResponse
-
-        app = FastAPI()
-
-        @app.api_route("/webhooks/{route_key}", methods=["POST"])
-        async def bare(route_key: str, request: Request) -> PlainTextResponse:
-            await request.body()
-            return PlainTextResponse("OK")
-
+        app = bare_app  # type: ignore[assignment]
     else:
         import bench.benchhttp  # noqa: F401 - the accounts of the under-send phase
         from konsent.app import build
@@ -131,7 +139,34 @@ def serve_child(kind: str, port: int) -> None:
     )
 
 
-async def _load(url: str, secret: str, pids: list[str], seconds: float, concurrency: int) -> dict[str, float]:
+def _status_body(pids: list[str], i: int) -> bytes:
+    """Status webhook number i: each message delivered in the first round, read in the second."""
+    status = "delivered" if (i // len(pids)) % 2 == 0 else "read"
+    return json.dumps(
+        {"statuses": [{"id": pids[i % len(pids)], "status": status, "timestamp": time.time()}]}
+    ).encode()
+
+
+KNOWN = 2000  # contacts who wrote before the measured run (the "known" half of the inbound load)
+
+
+def _message_body(run: str, i: int) -> bytes:
+    """Customer text message number i: even ones from a known contact, odd ones from a new one."""
+    phone = f"+4917{(i // 2) % KNOWN:09d}" if i % 2 == 0 else f"+4916{run}{i:07d}"
+    text = "Hallo, habt ihr am Samstag geöffnet?" if i % 3 else "Wo bleibt meine Bestellung 4711?"
+    return json.dumps(
+        {"messages": [{"id": f"simin.{run}.{i}", "from": phone, "text": text, "timestamp": time.time()}]}
+    ).encode()
+
+
+async def _load(
+    url: str,
+    secret: str,
+    pids: list[str],
+    seconds: float,
+    concurrency: int,
+    body_of=None,  # type: ignore[no-untyped-def]
+) -> dict[str, float]:
     import aiohttp
 
     from konsent.channels.simulator import SIGNATURE_HEADER, sign
@@ -145,12 +180,11 @@ async def _load(url: str, secret: str, pids: list[str], seconds: float, concurre
         async def one() -> None:
             nonlocal i, errors
             while time.monotonic() < stop_at:
-                pid = pids[i % len(pids)]
-                status = "delivered" if (i // len(pids)) % 2 == 0 else "read"
+                try:
+                    body = _status_body(pids, i) if body_of is None else body_of(i)
+                except _Done:
+                    return
                 i += 1
-                body = json.dumps(
-                    {"statuses": [{"id": pid, "status": status, "timestamp": time.time()}]}
-                ).encode()
                 t0 = time.perf_counter()
                 async with sess.post(
                     url,
@@ -200,13 +234,54 @@ def _webhooks(db: str, data: str, env: dict[str, str], seconds: float, concurren
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     return {
-        "webhooks_per_s": round(res["per_s"]),
+        "status_webhooks_per_s": round(res["per_s"]),
         "p50_ms": round(res["p50_ms"], 1),
         "p99_ms": round(res["p99_ms"], 1),
         "errors": int(res["errors"]),
         "bare_endpoint_per_s": round(bare["per_s"]),
         "ratio_to_bare_endpoint": round(res["per_s"] / bare["per_s"], 2),
     }
+
+
+def _inbound(db: str, data: str, env: dict[str, str], seconds: float, concurrency: int) -> dict[str, object]:
+    """Customer text messages from known and new contacts, each stored sealed before its 200."""
+    route, secret, _ = _seed(db, data, 1)
+    run = uuid.uuid4().hex[:4].translate(str.maketrans("abcdef", "123456"))
+    url = "http://127.0.0.1:{}/webhooks/" + route
+    proc, port = _run_server("konsent", env)
+    try:
+        # the known half: each of these contacts wrote once before the measured run
+        warm = [json.dumps({"messages": [{"id": f"simin.warm.{run}.{k}", "from": f"+4917{k:09d}",
+                                          "text": "Hallo", "timestamp": time.time()}]}).encode()
+                for k in range(KNOWN)]  # fmt: skip
+        asyncio.run(_load(url.format(port), secret, [], 600, concurrency, body_of=_once(warm)))
+        res = asyncio.run(
+            _load(url.format(port), secret, [], seconds, concurrency, body_of=lambda i: _message_body(run, i))
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    return {
+        "inbound_messages_per_s": round(res["per_s"]),
+        "inbound_p50_ms": round(res["p50_ms"], 1),
+        "inbound_p99_ms": round(res["p99_ms"], 1),
+        "inbound_errors": int(res["errors"]),
+    }
+
+
+class _Done(Exception):
+    pass
+
+
+def _once(bodies: list[bytes]):  # type: ignore[no-untyped-def]
+    """A body source that ends the load when every body was sent once."""
+
+    def body(i: int) -> bytes:
+        if i >= len(bodies):
+            raise _Done
+        return bodies[i]
+
+    return body
 
 
 def main() -> None:
@@ -220,7 +295,7 @@ def main() -> None:
     ap.add_argument("--sqlite", action="store_true", help="use SQLite in a temporary directory")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=50)
-    ap.add_argument("--only", default="webhooks,under_send", help="phases to run (comma-separated)")
+    ap.add_argument("--only", default="webhooks,inbound,under_send", help="phases to run (comma-separated)")
     ap.add_argument("--under-send-rate", type=float, default=1000.0, help="paced sends per second")
     ap.add_argument("--under-send-seconds", type=float, default=15.0, help="length of the broadcast")
     ap.add_argument("--serve", default="", help=argparse.SUPPRESS)
@@ -258,6 +333,8 @@ def main() -> None:
             phases = set(args.only.split(","))
             if "webhooks" in phases:
                 out.update(_webhooks(db, data, env, args.seconds, args.concurrency))
+            if "inbound" in phases:
+                out.update(_inbound(db, data, env, args.seconds, args.concurrency))
             if "under_send" in phases:
                 from bench import under_send
 

@@ -72,6 +72,8 @@ def seed_bulk(
                     "tenant_id": tenant_id,
                     "locale": "de",
                     "wrapped_key": wrap_contact_key(tk.data_key, secret, key, cid),
+                    # a name, as a personalised newsletter greets people by it (sealed like the flows do)
+                    "name_sealed": crypto.seal_text(key, f"Kim {cid}", f"contact:{cid}:name".encode()),
                     "key_version": tk.version,
                     "has_contacted_us": False,
                     "unreachable": False,

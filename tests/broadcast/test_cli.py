@@ -41,11 +41,11 @@ def test_cli_creates_previews_sends_and_reports_a_broadcast(ctx, cli):
 
 
 def test_cli_refuses_impossible_state_changes_with_a_reason(ctx, cli):
-    """Pausing a draft is refused with a message and exit code 1; nothing changes."""
+    """Pausing a draft is refused with one line and exit code 2 (bad input, #12); nothing changes."""
     r = cli.invoke(app, ["broadcast", "create", "demo", "--name", "N", "--topic", "angebote", "--text", "x"])
     assert r.exit_code == 0, r.output
     r = cli.invoke(app, ["broadcast", "pause", "demo", "1"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "cannot be paused" in r.output
     r = cli.invoke(app, ["broadcast", "create", "demo", "--name", "N", "--topic", "nope", "--text", "x"])
-    assert r.exit_code == 1 and "unknown topic" in r.output
+    assert r.exit_code == 2 and "unknown topic" in r.output

@@ -176,7 +176,7 @@ def test_cli_creates_a_media_broadcast_and_refuses_an_http_link(ctx, cli):
 
     args = ["broadcast", "create", "demo", "--name", "Advent", "--topic", "angebote", "--text", "Hi"]
     r = cli.invoke(app, [*args, "--media-url", "http://cdn.example.com/x.jpg", "--media-kind", "image"])
-    assert r.exit_code == 1 and "https://" in r.output
+    assert r.exit_code == 2 and "https://" in r.output
     r = cli.invoke(app, [*args, "--media-url", PHOTO, "--media-kind", "image"])
     assert r.exit_code == 0, r.output
     with ctx.db.read() as s:

@@ -16,20 +16,12 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 
 from konsent.channels.base import WebhookRequest
-from konsent.channels.threema import (
-    TYPE_RECEIPT,
-    TYPE_TEXT,
-    callback_fields,
-    callback_mac,
-    encrypt_message,
-    generate_private_key,
-    public_key_hex,
-    receipt_body,
-)
+from konsent.channels.threema import TYPE_RECEIPT, TYPE_TEXT, generate_private_key, public_key_hex
 from konsent.flows.inbound.receive import receive_webhook
 from konsent.store.tables import Consent, Contact, Message, OutboxRow, WebhookEvent
 from tests.channels import fixtures_telegram as fx
 from tests.conftest import on_postgres
+from tests.fakes import threema_wire as wire
 
 GATEWAY = "*KONSENT"
 SECRET = "fuzz-secret"
@@ -117,17 +109,15 @@ class Cases:
     """Random damaged deliveries for both providers, from one seeded generator."""
 
     def __init__(self, rng: random.Random) -> None:
-        from nacl.public import PrivateKey
-
         self.rng = rng
         self.gateway_private = generate_private_key()
-        self.gateway_public = PrivateKey(bytes.fromhex(self.gateway_private)).public_key
-        self.sender = PrivateKey.generate()
+        self.gateway_public = wire.public_of(bytes.fromhex(self.gateway_private))
+        self.sender_public, self.sender = wire.keypair()
         self.plaintexts = [
             (TYPE_TEXT, b"Hallo STOP"),
             (TYPE_TEXT, b"\xff\xfe bad utf-8"),
-            (TYPE_RECEIPT, receipt_body(0x01, ["0102030405060708"])),
-            (TYPE_RECEIPT, receipt_body(0x02, ["0102030405060708", "1112131415161718"])),
+            (TYPE_RECEIPT, wire.receipt(0x01, ["0102030405060708"])),
+            (TYPE_RECEIPT, wire.receipt(0x02, ["0102030405060708", "1112131415161718"])),
             (TYPE_RECEIPT, b"\x01\x02"),
             (0x17, b"{}"),
         ]
@@ -144,14 +134,14 @@ class Cases:
         if authentic and rng.random() < 0.5:
             j = rng.randrange(len(plain) + 1)
             plain = plain[:j] + bytes([rng.randrange(256)]) + plain[j + 1 :]
-        nonce, box = encrypt_message(self.sender, self.gateway_public, kind, plain)
+        nonce, box = wire.encrypt(kind, plain, self.gateway_public, self.sender)
         message_id = f"{rng.getrandbits(64):016x}"
-        fields = callback_fields(SECRET, SENDER, GATEWAY, message_id, 1_700_000_000, nonce, box)
+        fields = wire.callback(SECRET, SENDER, GATEWAY, message_id, 1_700_000_000, nonce, box)
         if authentic:
             if rng.random() < 0.4:
                 field = rng.choice(["from", "messageId", "date", "nonce", "box"])
                 fields[field] = rng.choice(["", "00", "zz", fields[field][:-2], "ABCDEFGH", "9" * 30])
-                fields["mac"] = callback_mac(SECRET, fields)  # re-signed: the parser must cope
+                fields["mac"] = wire.mac(SECRET, fields)  # re-signed: the parser must cope
         else:
             field = rng.choice([*fields])
             fields[field] = rng.choice(["", "00", fields[field][:-1], fields[field] + "0", "ÄÖ", "*OTHERID"])
@@ -185,11 +175,11 @@ def test_ten_thousand_mutations_never_500_and_never_write_unauthenticated(ctx, d
         {
             "gateway_id": GATEWAY,
             "api_base": "http://127.0.0.1:9",  # unknown senders: the key lookup fails fast
-            "pubkeys": {SENDER: bytes(cases.sender.public_key).hex()},
+            "pubkeys": {SENDER: cases.sender_public.hex()},
         },
         {"api_secret": SECRET, "private_key": cases.gateway_private},
     )
-    assert public_key_hex(cases.gateway_private) == bytes(cases.gateway_public).hex()
+    assert public_key_hex(cases.gateway_private) == cases.gateway_public.hex()
 
     # 1. Through the flow, without valid credentials: 401/403 and nothing written but counters.
     before = _rows(ctx)

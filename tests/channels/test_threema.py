@@ -17,10 +17,10 @@ from konsent.channels.threema import (
     callback_mac,
     generate_private_key,
     public_key_hex,
-    receipt_body,
 )
 from konsent.domain.errors import InvalidInput
 from konsent.domain.events import InboundMessage, StatusUpdate, UnknownEvent
+from tests.fakes import threema_wire as wire
 from tests.fakes.telegram_fake import FaultPlan
 from tests.fakes.threema_fake import ThreemaFake
 
@@ -135,7 +135,7 @@ def test_delivery_receipt_updates_every_listed_message(fake):
     """CH4: 0x80 receipt → a status per message id; 0x01 delivered, 0x02 read."""
     ids = ["0a1b2c3d4e5f6071", "1111111111111111"]
     for code, status in ((0x01, "delivered"), (0x02, "read")):
-        form = fake.callback_form(USER, TYPE_RECEIPT, receipt_body(code, ids))
+        form = fake.callback_form(USER, TYPE_RECEIPT, wire.receipt(code, ids))
         events = ThreemaChannel().parse(account(fake.url), form)
         assert [(e.provider_id, e.status) for e in events if isinstance(e, StatusUpdate)] == [
             (ids[0], status),

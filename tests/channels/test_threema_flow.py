@@ -124,9 +124,9 @@ def test_bad_mac_is_rejected_and_nothing_is_stored(th):
 
 def test_malformed_callback_is_400_and_unknown_type_is_200(th):
     """Bad input: an authentic but unreadable box → 400; a message type konsent ignores → 200."""
-    from konsent.channels.threema import callback_fields
+    from tests.fakes import threema_wire as wire
 
-    fields = callback_fields(
+    fields = wire.callback(
         SECRET, USER, GATEWAY, "0102030405060708", 1_700_000_000, b"\x00" * 24, b"\x01" * 40
     )
     r = httpx.post(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from konsent.channels import meta
@@ -462,8 +464,10 @@ def test_rate_limited_reply_is_snoozed_then_delivered_once(ctx, client, fake):
     drain(ctx)
     assert fake.accepted == [] and out_messages(ctx)[0].status in ("queued", "retrying")
     fake.faults = Faults()
-    time.sleep(1.1)
     drain(ctx)
+    assert fake.accepted == []  # not before Retry-After
+    with time_machine.travel(timedelta(seconds=1.1), tick=True):
+        drain(ctx)
     assert len(fake.accepted) == 1 and out_messages(ctx)[0].status == "sent"
 
 

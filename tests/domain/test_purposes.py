@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from konsent.domain.purposes import (
     ContactSnapshot,
     LegalBasis,
     Purpose,
+    consent_state,
     may_send,
 )
 
@@ -172,3 +174,36 @@ def test_purpose_parse_either_rejects_or_round_trips(value: str) -> None:
         return
     assert str(p) == value
     assert p.is_marketing is value.startswith("newsletter:")
+
+
+@dataclass
+class _Row:
+    has_contacted_us: bool = True
+    erased_at: datetime | None = None
+    wrapped_key: bytes | None = b"key"
+    unreachable: bool = False
+    objected_marketing: bool = False
+
+
+@pytest.mark.parametrize(
+    ("erased_at", "wrapped_key", "erased"),
+    [(None, b"key", False), (NOW, b"key", True), (None, None, True), (NOW, None, True)],
+)
+def test_a_contact_is_erased_when_marked_so_or_when_its_key_is_gone(erased_at, wrapped_key, erased) -> None:
+    """One definition of "erased" (D2): a contact without its key can be neither written to nor read."""
+    snap = ContactSnapshot.of(_Row(erased_at=erased_at, wrapped_key=wrapped_key), {})
+    assert snap.erased is erased
+    assert may_send(snap, Purpose.parse("service"), NOW).reason == ("erased" if erased else "ok")
+
+
+def test_snapshot_of_carries_every_fact_and_the_consents() -> None:
+    consents = {TOPIC: consent_state("active", 2, NOW - timedelta(days=1))}
+    snap = ContactSnapshot.of(
+        _Row(has_contacted_us=False, unreachable=True, objected_marketing=True), consents
+    )
+    assert snap == ContactSnapshot(
+        consents=consents, has_contacted_us=False, erased=False, unreachable=True, objected_to_marketing=True
+    )
+    assert consents[TOPIC] == ConsentState(ConsentStatus.ACTIVE, 2, NOW - timedelta(days=1))
+    with pytest.raises(ValueError):
+        consent_state("maybe", 1, None)

@@ -8,7 +8,9 @@ Basic mode (`/send_simple`): exactly one of to/phone/email, phone numbers and
 e-mail addresses looked up in the fake's directory (none → 404).
 It holds the users' key pairs, so it decrypts what konsent sends (the
 users' inboxes) and sends encrypted, MAC-signed callbacks and delivery
-receipts to konsent's callback URL.
+receipts to konsent's callback URL. Its crypto and framing are its own
+(`threema_wire`, written from threema.md and checked against published
+vectors), so a mistake in konsent's encoder shows instead of being mirrored.
 """
 
 from __future__ import annotations
@@ -22,18 +24,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from nacl.exceptions import CryptoError
-from nacl.public import Box, PrivateKey, PublicKey
 
-from konsent.channels.threema import (
-    TYPE_RECEIPT,
-    TYPE_TEXT,
-    _unpadded,
-    callback_fields,
-    encrypt_message,
-    receipt_body,
-)
+from tests.fakes import threema_wire as wire
 from tests.fakes.telegram_fake import BackgroundServer, FaultPlan
+
+TYPE_TEXT = 0x01  # threema.md §3, message type codes
+TYPE_RECEIPT = 0x80
 
 
 @dataclass
@@ -61,11 +57,11 @@ class ThreemaFake(BackgroundServer):
         self.mode = mode  # "e2e" or "basic": each gateway ID is set up for one of them
         self.phones: dict[str, str] = {}  # E.164 without "+" → Threema ID (Basic-mode lookups)
         self.emails: dict[str, str] = {}
-        self.gateway_public = PublicKey(bytes.fromhex(gateway_public_key))
+        self.gateway_public = bytes.fromhex(gateway_public_key)
         self.credits = credits
         self.faults = faults or FaultPlan()
         self.rate_per_s = rate_per_s
-        self.users: dict[str, PrivateKey] = {}
+        self.users: dict[str, bytes] = {}  # Threema ID → private key
         self.inbox: dict[str, list[Received]] = defaultdict(list)
         self.requests: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
         self.callback_url = ""
@@ -75,8 +71,8 @@ class ThreemaFake(BackgroundServer):
 
     def add_user(self, threema_id: str) -> str:
         """A Threema user with a fresh key pair; returns the public key (hex)."""
-        self.users[threema_id] = PrivateKey.generate()
-        return bytes(self.users[threema_id].public_key).hex()
+        public, self.users[threema_id] = wire.keypair()
+        return public.hex()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1_000_000)
@@ -119,10 +115,10 @@ class ThreemaFake(BackgroundServer):
             return web.Response(status=401)
         threema_id = request.match_info["id"]
         if threema_id == self.gateway_id:
-            return web.Response(text=bytes(self.gateway_public).hex())
+            return web.Response(text=self.gateway_public.hex())
         if threema_id not in self.users:
             return web.Response(status=404)
-        return web.Response(text=bytes(self.users[threema_id].public_key).hex())
+        return web.Response(text=wire.public_of(self.users[threema_id]).hex())
 
     async def _credits(self, request: web.Request) -> web.Response:
         if not self._authorised(request.query):
@@ -152,10 +148,12 @@ class ThreemaFake(BackgroundServer):
         self.credits -= 1
         message_id = secrets.token_hex(8)
         try:
-            kind, body = _unpadded(Box(self.users[to], self.gateway_public).decrypt(box, nonce))
+            kind, body = wire.decrypt(nonce, box, self.gateway_public, self.users[to])
             text = body.decode() if kind == TYPE_TEXT else f"<type {kind:#04x}>"
-        except (CryptoError, ValueError):
-            text = "<undecryptable>"
+        except wire.WireError as exc:  # the user's phone shows nothing readable: the test sees why
+            text = f"<undecryptable: {exc}>"
+        except UnicodeDecodeError:
+            text = "<undecryptable: text is not UTF-8>"
         self.inbox[to].append(Received(message_id, text))
         return web.Response(text=message_id)
 
@@ -192,8 +190,8 @@ class ThreemaFake(BackgroundServer):
     # --- users calling konsent ------------------------------------------------------------------
 
     def callback_form(self, sender: str, kind: int, body: bytes, message_id: str | None = None) -> bytes:
-        nonce, box = encrypt_message(self.users[sender], self.gateway_public, kind, body)
-        fields = callback_fields(
+        nonce, box = wire.encrypt(kind, body, self.gateway_public, self.users[sender])
+        fields = wire.callback(
             self.secret,
             sender,
             self.gateway_id,
@@ -218,7 +216,7 @@ class ThreemaFake(BackgroundServer):
 
     def user_receipt(self, sender: str, message_ids: list[str], status: int) -> list[int]:
         """The user's phone confirms messages: 0x01 received, 0x02 read."""
-        return self.post_callback(self.callback_form(sender, TYPE_RECEIPT, receipt_body(status, message_ids)))
+        return self.post_callback(self.callback_form(sender, TYPE_RECEIPT, wire.receipt(status, message_ids)))
 
     def texts_to(self, threema_id: str) -> list[str]:
         return [r.text for r in self.inbox[threema_id]]

@@ -120,5 +120,5 @@ def test_channels_register_webhook_sets_url_and_secret_at_telegram(ctx, demo, cl
         with ctx.db.write() as s:
             other = tenants.create_tenant(ctx, s, "andere", "Andere GmbH")
         wrong_tenant = cli_on_test_db.invoke(app, ["channels", "register-webhook", "andere", str(account_id)])
-        assert wrong_tenant.exit_code == 1 and "Not found" in wrong_tenant.output
+        assert wrong_tenant.exit_code == 2 and "Not found" in wrong_tenant.output
         assert other.id != demo.tenant_id and len(fake.webhook_calls) == 1

@@ -76,7 +76,7 @@ def test_media_reply_the_channel_cannot_carry_is_refused_and_nothing_queued(ctx:
     with ctx.db.read() as s:
         before = s.scalar(select(func.count()).select_from(Message))
     for text, kw, words in (
-        ("x" * 1025, {"media_url": PHOTO, "media_kind": "image"}, "cannot send this media"),
+        ("x" * 1025, {"media_url": PHOTO, "media_kind": "image"}, "caption is at most 1024"),
         ("Schau", {"media_url": "http://cdn.example.com/x.jpg", "media_kind": "image"}, "https://"),
         ("Schau", {"media_url": PHOTO, "media_kind": "hologram"}, "image, document, video, audio"),
     ):

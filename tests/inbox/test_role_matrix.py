@@ -120,10 +120,43 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): ALL,
     ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): ALL,
     ("POST", "/admin/broadcasts/{broadcast_id}/{action}"): MANAGERS,
+    # company setup (#12): owners and admins set up; everyone may read topics and consent texts
+    ("GET", "/admin/setup"): MANAGERS,
+    ("GET", "/admin/settings"): MANAGERS,
+    ("GET", "/admin/settings/company"): MANAGERS,
+    ("POST", "/admin/settings/company"): MANAGERS,
+    ("GET", "/admin/setup/widget"): MANAGERS,
+    ("GET", "/admin/topics"): MANAGERS,
+    ("POST", "/admin/topics"): MANAGERS,
+    ("POST", "/admin/topics/{slug}"): MANAGERS,
+    ("POST", "/admin/topics/{slug}/{action}"): MANAGERS,
+    ("GET", "/admin/consent-texts"): MANAGERS,
+    ("POST", "/admin/consent-texts"): MANAGERS,
+    ("GET", "/admin/consent-texts/{locale}/diff"): MANAGERS,
+    ("GET", "/admin/consent-texts/{locale}/{version}"): MANAGERS,
+    ("POST", "/admin/reconsent"): MANAGERS,
+    ("GET", "/admin/reconsent/{campaign_id}"): MANAGERS,
+    ("GET", "/api/v1/company"): MANAGERS,
+    ("PUT", "/api/v1/company"): MANAGERS,
+    ("POST", "/api/v1/topics"): MANAGERS,
+    ("GET", "/api/v1/topics/{slug}"): ALL,
+    ("PATCH", "/api/v1/topics/{slug}"): MANAGERS,
+    ("DELETE", "/api/v1/topics/{slug}"): MANAGERS,
+    ("PUT", "/api/v1/topics-order"): MANAGERS,
+    ("GET", "/api/v1/consent-texts/{locale}"): ALL,
+    ("POST", "/api/v1/consent-texts/{locale}"): MANAGERS,
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): ALL,
+    ("GET", "/api/v1/consent-texts/{locale}/{version}"): ALL,
+    ("POST", "/api/v1/reconsent"): MANAGERS,
+    ("GET", "/api/v1/reconsent/{campaign_id}"): MANAGERS,
 }
 
 # Extra request data some routes need to get past input validation to the permission check.
-QUERY = {("GET", "/admin/inbox/events"): "?timeout=0", ("GET", "/admin/privacy/contact"): "?cid={contact_id}"}
+QUERY = {
+    ("GET", "/admin/inbox/events"): "?timeout=0",
+    ("GET", "/admin/privacy/contact"): "?cid={contact_id}",
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): "?from=1&to=2",
+}
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
@@ -133,6 +166,12 @@ JSON_BODY: dict[tuple[str, str], Any] = {
         "channel_account_id": 999999,
         "contacts": [{"address": "+4915100009"}],
     },
+    ("PUT", "/api/v1/company"): {},
+    ("POST", "/api/v1/topics"): {"slug": "matrix", "names": {"de": "Matrix"}},
+    ("PATCH", "/api/v1/topics/{slug}"): {},
+    ("PUT", "/api/v1/topics-order"): {"slugs": []},
+    ("POST", "/api/v1/consent-texts/{locale}"): {"text": "Yes, please."},
+    ("POST", "/api/v1/reconsent"): {"locale": "en"},
 }
 
 
@@ -217,6 +256,9 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "broadcast_id": "999999",
             "action": "pause",
             "account_id": "999999",  # permission is checked before the lookup
+            "slug": "nosuch",  # likewise
+            "version": "1",
+            "campaign_id": "999999",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}

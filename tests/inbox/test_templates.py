@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from konsent.domain.errors import InvalidInput, NotFound, PermissionDenied
 from konsent.domain.events import InboundMessage
-from konsent.domain.templates import TemplateImportInvalid, TemplateInvalid, TemplateSpec, fill
+from konsent.domain.templates import TemplateImportInvalid, TemplateInvalid, TemplateSpec
 from konsent.flows.context import Konsent
 from konsent.flows.inbound.receive import handle_event
 from konsent.flows.inbox import conversation
@@ -308,7 +308,6 @@ def test_the_template_reaches_the_meta_fake_with_name_language_and_parameters(
     with ctx.db.read() as s:
         stored = s.get(Message, msg_id)
         assert stored is not None and stored.status == "sent" and stored.template_version == 1
-    assert fill("Hallo {{1}}, zu {{2}}", ["Erika", "A-1"]) == "Hallo Erika, zu A-1"
 
 
 WABA_ID = "102290129340398"

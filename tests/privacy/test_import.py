@@ -117,7 +117,7 @@ def test_cli_import_prints_report(ctx, demo, tmp_path, monkeypatch):
     assert "rejected" in out.read_text()
     f.write_bytes("address\n+4915100000001\n".encode("utf-16"))
     res = CliRunner().invoke(cli.app, ["import", "demo", str(f)])
-    assert res.exit_code == 1 and "nothing imported" in res.output
+    assert res.exit_code == 2 and "nothing imported" in res.output
 
 
 def test_api_import_takes_evidence_per_contact_and_never_re_adds_an_erased_number(ctx, demo, client):

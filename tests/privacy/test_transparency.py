@@ -18,7 +18,9 @@ def test_notice_names_channels_transfers_purposes_and_retention_in_both_language
         de = transparency.privacy_notice(ctx, s, t, "de")
         en = transparency.privacy_notice(ctx, s, t, "en")
     assert "Demo GmbH" in de and "Art. 6 Abs. 1 lit. a" in de and "Veranstaltungen" in de
-    assert "Simulator" in de and "no transfer" in de  # the adapter's declared safeguard
+    # the adapter's declared safeguard, in the document's language (#12: no English in the German notice)
+    assert "Simulator" in de and "keine Übermittlung" in de and "no transfer" not in de
+    assert "no transfer" in en
     assert "30 Tage" in de and "48 Stunden" in de and "3 Jahre" in de
     assert "Art. 6(1)(a)" in en and "Events" in en and "30 days" in en and "MY DATA" in en
 

@@ -19,7 +19,6 @@ import hmac
 import http.client
 import re
 import secrets
-import struct
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -405,24 +404,3 @@ def _when(value: str) -> datetime:
     if not _MIN_TS <= ts <= _MAX_TS:
         raise ValueError("date out of range")
     return datetime.fromtimestamp(ts, UTC)
-
-
-def callback_fields(
-    api_secret: str, sender: str, gateway_id: str, message_id: str, date: int, nonce: bytes, box: bytes
-) -> dict[str, str]:
-    """The form fields of a callback, MAC included (for the fake and for tests)."""
-    fields = {
-        "from": sender,
-        "to": gateway_id,
-        "messageId": message_id,
-        "date": str(date),
-        "nonce": nonce.hex(),
-        "box": box.hex(),
-    }
-    fields["mac"] = callback_mac(api_secret, fields)
-    return fields
-
-
-def receipt_body(status: int, message_ids: list[str]) -> bytes:
-    """A delivery-receipt body: status ‖ 8-byte message ids."""
-    return struct.pack("B", status) + b"".join(bytes.fromhex(m) for m in message_ids)

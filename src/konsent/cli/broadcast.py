@@ -27,8 +27,7 @@ def _bc_tenant(ctx: Konsent, slug: str) -> int:
 
 
 def _bc_fail(exc: Exception) -> None:
-    console.print(f"[red]{exc}[/red]")
-    raise typer.Exit(1)
+    common.fail(str(exc))  # bad input: one line, exit code 2 (#12)
 
 
 @broadcast_app.command("create")

@@ -36,8 +36,7 @@ def channels_register_webhook(
             tenant_id = tenant_by_slug(s, tenant).id
         outcome = asyncio.run(register_webhook(ctx, tenant_id, "cli", account_id, base_url))
     except DomainError as exc:
-        console.print(f"[red]not registered[/red]: {exc}")
-        raise typer.Exit(1) from exc
+        common.fail(f"not registered: {exc}")  # bad input: one line, exit code 2 (#12)
     if outcome.ok:
         console.print("[green]webhook registered[/green]")
         return

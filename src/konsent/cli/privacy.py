@@ -178,8 +178,7 @@ def import_contacts(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except DomainError as exc:
-        console.print(f"[red]nothing imported[/red]: {exc.as_dict().get('message')}")
-        raise typer.Exit(1) from exc
+        common.fail(f"nothing imported: {exc.as_dict().get('message')}")  # one line, exit code 2 (#12)
     console.print(
         f"consented {rep.count('consented')}, service-only {rep.count('service_only')}, "
         f"rejected {rep.count('rejected')}"

@@ -49,7 +49,7 @@ def serve(
     ),
 ) -> None:
     """Run the web application, with an embedded delivery worker by default."""
-    ctx = common._ctx()
+    ctx = common._ctx(host=host, port=port, links=True)
     s = ctx.settings
     _serve(ctx, host or s.host, port or s.port, s.embedded_worker if worker is None else worker)
 
@@ -63,7 +63,7 @@ def demo(
     """Create the demo tenant "Demo GmbH" (once) and serve konsent with the simulator channel."""
     from konsent.flows.demo import seed_demo
 
-    ctx = common._ctx()
+    ctx = common._ctx(host=host, port=port, links=True)
     ctx.settings.simulator_enabled = True  # the demo is played on the simulator phone (CH1)
     seed = seed_demo(ctx)
     base = ctx.settings.base_url.rstrip("/")

@@ -29,12 +29,38 @@ def tenant_create(
     locale: str = typer.Option("de", help="Default language of contacts."),
 ) -> None:
     """Create a tenant (a data controller) with its own keys."""
+    from konsent.flows.organisation.consent_texts import check_locale
     from konsent.flows.organisation.tenants import create_tenant
 
+    check_locale(locale)
     ctx = common._ctx()
     with ctx.db.write() as s:
         t = create_tenant(ctx, s, slug, name, privacy_url=privacy_url, default_locale=locale)
         console.print(f"tenant {t.slug} created (id {t.id})")
+    base = ctx.settings.base_url.rstrip("/")
+    typer.echo(
+        "Next steps:\n"
+        f"  1. konsent user create {slug} owner@example.com --role owner   (the first owner)\n"
+        f"  2. sign in at {base}/admin/login (organisation: {slug}); the dashboard guides through the\n"
+        "     setup: company and privacy policy, topics, consent texts, first channel, widget.\n"
+        "  Or from here:\n"
+        f'     konsent topic add {slug} news --name-de "Neuigkeiten" --name-en "News"\n'
+        f"     konsent consent-text set {slug} --lang de --file einwilligung-de.txt\n"
+        "  See docs/SETUP.md."
+    )
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List the tenants of this installation."""
+    from sqlalchemy import select
+
+    from konsent.store.tables import Tenant
+
+    ctx = common._ctx()
+    with ctx.db.read() as s:
+        for t in s.scalars(select(Tenant).order_by(Tenant.id)):
+            typer.echo(f"{t.slug}\t{t.name}")
 
 
 @user_app.command("create")
@@ -72,7 +98,9 @@ def user_password(
         t = tenant_by_slug(s, tenant)
         user = s.scalars(
             select(StaffUser).where(StaffUser.tenant_id == t.id, StaffUser.email == email.lower())
-        ).one()
+        ).one_or_none()
+        if user is None:
+            common.fail(f"no user {email} in tenant {tenant}")
         staff.set_password(s, user, password)
     console.print("password set")
 

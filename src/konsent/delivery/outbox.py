@@ -29,7 +29,14 @@ from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome, SendResult
-from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
+from konsent.domain.purposes import (
+    ConsentState,
+    ConsentStatus,
+    ContactSnapshot,
+    Purpose,
+    consent_state,
+    may_send,
+)
 from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
@@ -149,7 +156,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
     if ctx.db.is_postgres:
         q = q.with_for_update(read=True, of=Consent)  # FOR SHARE: a withdrawal in flight must finish first
     for cid, purpose, status, version, changed in s.execute(q):
-        consents[cid][purpose] = ConsentState(ConsentStatus(status), version, changed)
+        consents[cid][purpose] = consent_state(status, version, changed)
     idents = {
         (cid, acc): sealed
         for cid, acc, sealed in s.execute(
@@ -180,13 +187,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
         if contact is None or contact.tenant_id != row.tenant_id or sealed is None:
             refused.append((row.id, row.message_id, "gone: the contact no longer exists"))
             continue
-        snap = ContactSnapshot(
-            consents=consents.get(contact.id, {}),
-            has_contacted_us=contact.has_contacted_us,
-            erased=contact.erased_at is not None or contact.wrapped_key is None,
-            unreachable=contact.unreachable,
-            objected_to_marketing=contact.objected_marketing,
-        )
+        snap = ContactSnapshot.of(contact, consents.get(contact.id, {}))
         parsed = purposes.get(row.purpose)
         if parsed is None:
             parsed = purposes[row.purpose] = Purpose.parse(row.purpose)
@@ -467,16 +468,3 @@ def accounts_with_work(ctx: Konsent, now: datetime) -> list[int]:
             .exists()
         )
         return list(s.scalars(select(ChannelAccount.id).where(due).order_by(ChannelAccount.id)).all())
-
-
-def pending_count(ctx: Konsent, now: datetime | None = None) -> int:
-    """Rows still to be worked on (available, due or not, and running)."""
-    with ctx.db.read() as s:
-        q = (
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(or_(OutboxRow.state == "available", OutboxRow.state == "running"))
-        )
-        if now is not None:
-            q = q.where(or_(OutboxRow.state == "running", OutboxRow.run_at <= now))
-        return int(s.scalar(q) or 0)

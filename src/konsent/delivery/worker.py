@@ -46,7 +46,7 @@ class Worker:
         self.spacing = ContactSpacing()
         self._not_before: dict[int, float] = {}  # outbox id -> monotonic time its contact's slot opens
         s = ctx.settings
-        self.lanes = max(1, lanes or int(getattr(s, "worker_lanes", 3)))
+        self.lanes = max(1, lanes or 3)
         self.batch = batch or s.worker_batch
         self.exclusive = ctx.db.is_postgres if exclusive_accounts is None else exclusive_accounts
         self._sem = asyncio.Semaphore(s.worker_concurrency)

@@ -1,4 +1,8 @@
-"""Domain errors: a stable code and a translatable message a person can act on."""
+"""Domain errors: a stable code and a translatable message a person can act on.
+
+No HTTP here: web/errors.py maps each code to a status and renders the message in the
+reader's language (`message` is an English msgid, `params` fill its placeholders).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ class DomainError(Exception):
 
     code = "domain_error"
     message = "The request could not be carried out."
-    status = 400
 
     def __init__(self, message: str | None = None, **params: Any) -> None:
         self.params = params
@@ -29,13 +32,11 @@ class DomainError(Exception):
 class NotFound(DomainError):
     code = "not_found"
     message = "Not found."
-    status = 404
 
 
 class InvalidInput(DomainError):
     code = "invalid_input"
     message = "{detail}"
-    status = 422
 
 
 class NoLegalBasis(DomainError):
@@ -43,19 +44,16 @@ class NoLegalBasis(DomainError):
 
     code = "no_legal_basis"
     message = "No legal basis for purpose {purpose}: {reason}"
-    status = 409
 
 
 class Conflict(DomainError):
     code = "conflict"
     message = "{detail}"
-    status = 409
 
 
 class PermissionDenied(DomainError):
     code = "forbidden"
     message = "You may not do this."
-    status = 403
 
 
 class WindowClosed(DomainError):
@@ -63,4 +61,3 @@ class WindowClosed(DomainError):
 
     code = "window_closed"
     message = "The {hours}-hour window of this channel is closed: only an approved template may be sent."
-    status = 409

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 SERVICE = "service"
 NEWSLETTER_PREFIX = "newsletter:"
@@ -62,14 +63,6 @@ class Purpose:
         return self.kind == "newsletter"
 
     @property
-    def legal_basis(self) -> LegalBasis:
-        return (
-            LegalBasis.CONSENT
-            if self.is_marketing or self.kind == "data"
-            else LegalBasis.CONTRACT_OR_INTEREST
-        )
-
-    @property
     def is_data(self) -> bool:
         """A consent to store data, which never carries a message."""
         return self.kind == "data"
@@ -89,15 +82,57 @@ class ConsentState:
     changed_at: datetime | None = None
 
 
+_STATUSES = {s.value: s for s in ConsentStatus}
+
+
+def consent_state(status: str, text_version: int, changed_at: datetime | None) -> ConsentState:
+    """A consent row's columns as the state `may_send` judges."""
+    try:
+        return ConsentState(_STATUSES[status], text_version, changed_at)
+    except KeyError:
+        raise ValueError(f"unknown consent status {status!r}") from None
+
+
+class ContactFacts(Protocol):
+    """The columns of a contact a send decision reads (an ORM object or a plain row)."""
+
+    @property
+    def has_contacted_us(self) -> bool: ...
+    @property
+    def erased_at(self) -> datetime | None: ...
+    @property
+    def wrapped_key(self) -> bytes | None: ...
+    @property
+    def unreachable(self) -> bool: ...
+    @property
+    def objected_marketing(self) -> bool: ...
+
+
+def is_erased(contact: ContactFacts) -> bool:
+    """Erased: marked so, or its key is gone; nothing can be sealed for or opened from it (D2)."""
+    return contact.erased_at is not None or contact.wrapped_key is None
+
+
 @dataclass(frozen=True)
 class ContactSnapshot:
-    """What `may_send` needs to know about a contact; built by the store, judged here."""
+    """What `may_send` needs to know about a contact; built by `of`, judged here."""
 
     consents: Mapping[str, ConsentState] = field(default_factory=dict)
     has_contacted_us: bool = False  # an inbound message exists: the contact started a conversation
     erased: bool = False
     unreachable: bool = False
     objected_to_marketing: bool = False
+
+    @classmethod
+    def of(cls, contact: ContactFacts, consents: Mapping[str, ConsentState]) -> ContactSnapshot:
+        """The one way every deciding path builds a snapshot (C5): one meaning of "erased"."""
+        return cls(
+            consents=consents,
+            has_contacted_us=contact.has_contacted_us,
+            erased=is_erased(contact),
+            unreachable=contact.unreachable,
+            objected_to_marketing=contact.objected_marketing,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from konsent.domain.content import TEMPLATE_LANGUAGE, TEMPLATE_NAME
 from konsent.domain.errors import DomainError
 
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
@@ -22,8 +23,8 @@ MAX_BUTTONS = 10
 MAX_BUTTON_TEXT = 25
 MAX_IMPORT = 500
 
-_NAME = re.compile(r"[a-z0-9_]{1,512}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+_NAME = TEMPLATE_NAME  # one pattern for registering and for sending (domain.content)
+_LANGUAGE = TEMPLATE_LANGUAGE
 _VAR = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
 
@@ -48,7 +49,6 @@ class TemplateInvalid(DomainError):
 
     code = "invalid_template"
     message = "{reason}"
-    status = 422
 
 
 class TemplateImportInvalid(DomainError):
@@ -56,7 +56,6 @@ class TemplateImportInvalid(DomainError):
 
     code = "invalid_template_import"
     message = "The import was refused and nothing was stored."
-    status = 422
 
     def __init__(self, problems: list[tuple[int, str, str]]) -> None:
         super().__init__()
@@ -115,16 +114,6 @@ def check(spec: TemplateSpec) -> TemplateSpec:
     if len(clean.buttons) > MAX_BUTTONS or any(len(b) > MAX_BUTTON_TEXT for b in clean.buttons):
         raise TemplateInvalid(reason=BAD_BUTTONS)
     return clean
-
-
-def fill(body: str, values: list[str] | tuple[str, ...]) -> str:
-    """The body as the contact will read it: `{{n}}` replaced by the n-th value."""
-
-    def one(m: re.Match[str]) -> str:
-        i = int(m.group(1)) - 1
-        return values[i] if 0 <= i < len(values) else m.group(0)
-
-    return _VAR.sub(one, body)
 
 
 def _text(value: Any) -> str:

@@ -57,7 +57,9 @@ def send_message(
     p = messaging.parse_purpose(purpose)
     if p.is_marketing and p.topic not in {tp.slug for tp in tenants.topics(s, tenant_id, active_only=False)}:
         # A typo in the topic is bad input (422), not a missing consent (409).
-        raise InvalidInput(detail=f"unknown topic {p.topic!r} in purpose {purpose!r}")
+        raise InvalidInput(
+            "unknown topic {topic} in purpose {purpose}", topic=repr(p.topic), purpose=repr(purpose)
+        )
     registered = None
     if template is not None:
         if text or media_url:

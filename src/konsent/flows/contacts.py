@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.domain.errors import NotFound
-from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot
+from konsent.domain.purposes import ContactSnapshot, consent_state
 from konsent.flows.context import Konsent
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow
@@ -151,15 +151,9 @@ def consent_rows(s: Session, contact: Contact) -> list[ConsentRow]:
 
 def snapshot(s: Session, contact: Contact) -> ContactSnapshot:
     """What `may_send` needs about one contact, read in the caller's transaction."""
-    return ContactSnapshot(
-        consents={
-            r.purpose: ConsentState(ConsentStatus(r.status), r.text_version, r.changed_at)
-            for r in consent_rows(s, contact)
-        },
-        has_contacted_us=contact.has_contacted_us,
-        erased=contact.erased_at is not None,
-        unreachable=contact.unreachable,
-        objected_to_marketing=contact.objected_marketing,
+    return ContactSnapshot.of(
+        contact,
+        {r.purpose: consent_state(r.status, r.text_version, r.changed_at) for r in consent_rows(s, contact)},
     )
 
 

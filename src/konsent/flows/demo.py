@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from konsent.flows.context import Konsent
 from konsent.flows.inbox import bot
-from konsent.flows.organisation import staff, tenants
+from konsent.flows.organisation import company, staff, tenants
 from konsent.store.tables import Tenant
 
 DEMO_SLUG = "demo"
@@ -53,6 +53,17 @@ def seed_demo(ctx: Konsent) -> DemoSeed:
             default_locale="de",
             privacy_url=f"{base}/demo/privacy",
             privacy_version="2026-11",
+        )
+        company.update_company(  # the controller data the privacy notice and Art. 30 record name
+            s,
+            tenant,
+            {
+                "legal_name": "Demo GmbH",
+                "address": "Musterstraße 1, 12345 Musterstadt",
+                "representative": "Erika Mustermann (Geschäftsführerin)",
+                "dpo_contact": "datenschutz@demo.example",
+                "supervisory_authority": "Landesbeauftragte für Datenschutz Musterland (fiktiv)",
+            },
         )
         tenants.add_topic(
             s,

@@ -118,7 +118,9 @@ class Topic(Base):
     slug: Mapped[str] = mapped_column(String(63))
     names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # locale -> name
     descriptions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: archived (widget, new broadcasts)
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # display order
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
@@ -134,6 +136,7 @@ class ConsentText(Base):
     text: Mapped[str] = mapped_column(Text)
     text_hash: Mapped[str] = mapped_column(String(64))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
+    author: Mapped[str] = mapped_column(String(120), default="", server_default="")
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("tenant_id", "locale", "version"),)
 
@@ -694,3 +697,38 @@ class StaffTotp(Base):
     secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_step: Mapped[int] = mapped_column(BigId, default=0)  # refuses a code's reuse
+
+
+class ReconsentCampaign(Base):
+    """Re-consent asked of the contacts whose consent rests on an older text version (C6)."""
+
+    __tablename__ = "reconsent_campaigns"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    consent_text_id: Mapped[int] = mapped_column(BigId, ForeignKey("consent_texts.id"))
+    locale: Mapped[str] = mapped_column(String(8))
+    to_version: Mapped[int] = mapped_column(Integer)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # purposes asked about
+    targeted: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # reason -> count
+    author: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconsentRequest(Base):
+    """One contact's re-consent request: the code they send back to confirm the new text (C6)."""
+
+    __tablename__ = "reconsent_requests"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    campaign_id: Mapped[int] = mapped_column(BigId, ForeignKey("reconsent_campaigns.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # purposes this contact was asked about
+    from_versions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # purpose -> old version
+    message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # sent / confirmed
+    created_at: Mapped[datetime] = _created()
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
 from konsent.flows import admin_ops
+from konsent.flows.organisation import company
 from konsent.i18n import LOCALES
 from konsent.web import admin_contacts, admin_setup, ratelimit
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
@@ -27,6 +28,7 @@ from konsent.web.deps import (
     request_locale,
     session_caller,
 )
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -154,7 +156,9 @@ def password_change(
                 s, caller.tenant_id, caller.user.id, cookie, current[:1024], new[:1024], repeat[:1024]
             )
     except DomainError as exc:
-        return page(request, caller, "admin/password.html", {"error": error_text(request, exc)}, exc.status)
+        return page(
+            request, caller, "admin/password.html", {"error": error_text(request, exc)}, status_of(exc)
+        )
     if wrong:
         _ = gettext_for(request_locale(request))
         return page(request, caller, "admin/password.html", {"error": _(wrong)}, 422)
@@ -175,11 +179,19 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
         board = admin_ops.dashboard(s, caller.tenant_id)
+        tenant = company.get_tenant(s, caller.tenant_id)
+        steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
+        slug = tenant.slug
     return page(
         request,
         caller,
         "admin/dashboard.html",
-        {"board": board, "notice": request.query_params.get("notice")},
+        {
+            "board": board,
+            "notice": request.query_params.get("notice"),
+            "setup_steps": steps,
+            "tenant_slug": slug,
+        },
     )
 
 

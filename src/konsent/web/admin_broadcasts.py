@@ -19,6 +19,7 @@ from konsent.flows.outbound import broadcast as bc
 from konsent.flows.outbound import broadcast_stats, personalise, templates
 from konsent.web.admin_common import REFUSAL_REASONS, add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/admin/broadcasts", include_in_schema=False)
 add_nav("/admin/broadcasts", "Broadcasts", "contacts.read", 30)
@@ -81,7 +82,7 @@ def _segment(
     for key, raw in (("active_within_days", active_days), ("inactive_for_days", inactive_days)):
         if raw.strip():
             if not raw.strip().isdigit():
-                raise InvalidInput(detail=f"{key} must be a whole number of days ≥ 1")
+                raise InvalidInput("{key} must be a whole number of days ≥ 1", key=key)
             seg[key] = int(raw.strip())
     return seg
 
@@ -161,7 +162,7 @@ def broadcast_create(
             request, caller, error_text(request, InvalidInput(detail="unknown channel account")), form, 422
         )
     except DomainError as exc:
-        return _list_page(request, caller, error_text(request, exc), form, exc.status)
+        return _list_page(request, caller, error_text(request, exc), form, status_of(exc))
     return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
 
 
@@ -255,7 +256,7 @@ def broadcast_action(
     except NotFound:
         raise
     except DomainError as exc:
-        return _detail(request, caller, bid, error_text(request, exc), exc.status)
+        return _detail(request, caller, bid, error_text(request, exc), status_of(exc))
     return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
 
 

@@ -21,6 +21,7 @@ from konsent.web.deps import (
     session_caller,
     templates,
 )
+from konsent.web.errors import message_of
 
 # Paths a user with a one-time password may still open before choosing a new one.
 _BEFORE_PASSWORD_CHANGE = ("/admin/password", "/admin/logout", "/admin/lang/")
@@ -110,13 +111,7 @@ def error_text(request: Request, exc: DomainError) -> str:
             purpose=exc.params.get("purpose"),
             reason=reason,
         )
-    if exc.params:
-        params = {k: (_(v) if isinstance(v, str) else v) for k, v in exc.params.items()}
-        try:
-            return _(exc.message, **params)
-        except (KeyError, IndexError):
-            return str(exc)
-    return _(exc.message)
+    return message_of(exc, request_locale(request))
 
 
 def when(value: object) -> str:

@@ -11,6 +11,7 @@ from konsent.flows.inbox import scope
 from konsent.flows.organisation import staff, tenants
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, render
+from konsent.web.errors import status_of
 
 router = APIRouter()
 
@@ -108,7 +109,7 @@ def contact_reply(
             caller,
             cid,
             error=error_text(request, exc),
-            status_code=exc.status,
+            status_code=status_of(exc),
             draft=text[:MAX_TEXT],
             draft_purpose=purpose[:80],
         )
@@ -137,7 +138,7 @@ def contact_withdraw(
         with get_ctx(request).db.write() as s:
             done = api_ops.staff_withdraw(s, caller.tenant_id, caller.actor, cid, purposes)
     except InvalidInput as exc:
-        return _contact_page(request, caller, cid, error=error_text(request, exc), status_code=exc.status)
+        return _contact_page(request, caller, cid, error=error_text(request, exc), status_code=status_of(exc))
     notice = "withdrawn" if done else "nothing_withdrawn"
     return RedirectResponse(f"/admin/contacts/{cid}?notice={notice}", status_code=303)
 

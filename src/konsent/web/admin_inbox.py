@@ -27,6 +27,7 @@ from konsent.web import admin_inbox_setup, admin_templates, sse
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_inbox_setup import int_id, opt_int, staff_choices
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
+from konsent.web.errors import status_of
 
 router = APIRouter(include_in_schema=False)
 router.include_router(sse.router)
@@ -79,7 +80,7 @@ def _list(request: Request, caller: Caller, template: str) -> Response:
             people = staff_choices(s, caller.tenant_id)
     except DomainError as exc:
         return page(
-            request, caller, "admin/inbox/list.html", _empty_list(f, error_text(request, exc)), exc.status
+            request, caller, "admin/inbox/list.html", _empty_list(f, error_text(request, exc)), status_of(exc)
         )
     return page(
         request,
@@ -202,7 +203,7 @@ def _act(request: Request, caller: Caller, cid: int, csrf: str, action: Any, not
         raise
     except DomainError as exc:
         return _conversation(
-            request, caller, cid, "admin/inbox/conversation.html", error_text(request, exc), exc.status
+            request, caller, cid, "admin/inbox/conversation.html", error_text(request, exc), status_of(exc)
         )
     suffix = f"?notice={notice}" if notice else ""
     return RedirectResponse(f"/admin/inbox/{cid}{suffix}", status_code=303)
@@ -254,7 +255,7 @@ def reply_template(
         raise
     except DomainError as exc:
         return _conversation(
-            request, caller, conv, "admin/inbox/conversation.html", error_text(request, exc), exc.status,
+            request, caller, conv, "admin/inbox/conversation.html", error_text(request, exc), status_of(exc),
             chosen_id=tid, values=values,
         )  # fmt: skip
     return RedirectResponse(f"/admin/inbox/{conv}?notice=sent", status_code=303)

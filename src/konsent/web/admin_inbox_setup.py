@@ -11,6 +11,7 @@ from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import staff, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
+from konsent.web.errors import status_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -81,7 +82,7 @@ def team_create(
         with get_ctx(request).db.write() as s:
             teams.create_team(s, caller.tenant_id, slug[:63], name[:200], caller.actor)
     except DomainError as exc:
-        return _teams(request, caller, error_text(request, exc), exc.status)
+        return _teams(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/teams", status_code=303)
 
 
@@ -137,7 +138,7 @@ def canned_save(
         with get_ctx(request).db.write() as s:
             canned.save_canned_reply(s, caller, shortcut[:40], title[:200], body[:4096])
     except DomainError as exc:
-        return _canned(request, caller, error_text(request, exc), exc.status)
+        return _canned(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/canned", status_code=303)
 
 
@@ -203,7 +204,7 @@ def bot_import(
         with get_ctx(request).db.write() as s:
             row = bot.save_flow(s, caller.tenant_id, caller.actor, data)
     except DomainError as exc:
-        return _bot(request, caller, error_text(request, exc), exc.status, definition[:200_000], fmt)
+        return _bot(request, caller, error_text(request, exc), status_of(exc), definition[:200_000], fmt)
     return RedirectResponse(f"/admin/bot/{row.id}", status_code=303)
 
 
@@ -245,7 +246,7 @@ def bot_save(
             caller,
             "admin/inbox/bot_edit.html",
             {"row": row, "text": definition[:200_000], "error": error_text(request, exc)},
-            exc.status,
+            status_of(exc),
         )
     return RedirectResponse(f"/admin/bot/{flow_id}?notice=saved", status_code=303)
 
@@ -333,5 +334,5 @@ def totp_confirm(
             else:
                 totp.confirm(ctx, s, caller.user, code[:12], caller.actor)
     except DomainError as exc:
-        return _totp(request, caller, error_text(request, exc), exc.status)
+        return _totp(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/security/totp", status_code=303)

@@ -19,6 +19,7 @@ from konsent.flows.privacy import importer, retention, transparency
 from konsent.flows.privacy import rights as privacy
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, templates
+from konsent.web.errors import status_of
 
 router = APIRouter(prefix="/admin/privacy", include_in_schema=False)
 add_nav("/admin/privacy", "Privacy", "consent.proof", 70)
@@ -111,7 +112,7 @@ def log_request(
     except ValueError:
         return _overview(request, caller, "The received date is not a date (YYYY-MM-DD).", 422)
     except DomainError as exc:
-        return _overview(request, caller, error_text(request, exc), exc.status)
+        return _overview(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/privacy?notice=logged", status_code=303)
 
 
@@ -129,7 +130,7 @@ def close_request(
         with get_ctx(request).db.write() as s:
             privacy.close_request(s, caller.tenant_id, _int(request_id), caller.actor, state)
     except InvalidInput as exc:
-        return _overview(request, caller, error_text(request, exc), exc.status)
+        return _overview(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/privacy?notice=closed", status_code=303)
 
 
@@ -165,7 +166,7 @@ def _contact_error(request: Request, caller: Caller, cid: int, exc: DomainError)
         caller,
         "admin/privacy/contact.html",
         {"cid": cid, "notice": "", "error": error_text(request, exc)},
-        exc.status,
+        status_of(exc),
     )
 
 
@@ -329,12 +330,12 @@ async def retention_rules(request: Request, caller: Caller = Depends(admin_calle
                 if not raw:
                     continue
                 if not raw.isdigit() or len(raw) > 6:
-                    raise InvalidInput(detail=f"{cat.value}: a whole number, please")
+                    raise InvalidInput("{category}: a whole number, please", category=cat.value)
                 hours = int(raw) * (1 if cat is Category.UNCONFIRMED_OPTINS else 24)
                 if hours != current[cat].hours:
                     retention.set_rule(s, caller.tenant_id, cat.value, hours, caller.actor)
     except InvalidInput as exc:
-        return _retention_page(request, caller, error_text(request, exc), exc.status)
+        return _retention_page(request, caller, error_text(request, exc), status_of(exc))
     return RedirectResponse("/admin/privacy/retention?notice=saved", status_code=303)
 
 
@@ -389,7 +390,7 @@ async def import_upload(
     data = await file.read(MAX_UPLOAD + 1)
     try:
         if len(data) > MAX_UPLOAD:
-            raise InvalidInput(detail=f"file larger than {MAX_UPLOAD} bytes")
+            raise InvalidInput("file larger than {limit} bytes", limit=MAX_UPLOAD)
         rep = importer.import_csv(
             get_ctx(request),
             caller.tenant_id,
@@ -399,7 +400,7 @@ async def import_upload(
             without_evidence=without_evidence,
         )
     except DomainError as exc:
-        return _import_page(request, caller, error=error_text(request, exc), status=exc.status)
+        return _import_page(request, caller, error=error_text(request, exc), status=status_of(exc))
     return _import_page(request, caller, report=rep.as_dict())
 
 

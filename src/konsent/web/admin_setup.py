@@ -13,6 +13,7 @@ from konsent.flows.organisation import channel_setup
 from konsent.flows.privacy import proof
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
+from konsent.web.errors import status_of
 
 router = APIRouter()
 
@@ -97,7 +98,7 @@ async def channel_create(request: Request, caller: Caller = Depends(admin_caller
     try:
         account_id = await run_in_threadpool(run)
     except InvalidInput as exc:
-        message, status = error_text(request, exc), exc.status
+        message, status = error_text(request, exc), status_of(exc)
         # Echo only what is not secret; secrets must be typed again.
         secret_names = {
             f.name for k in admin_ops.channel_kinds() if k.kind == kind for f in k.fields if f.secret
@@ -132,7 +133,7 @@ async def channel_register_webhook(
     try:
         outcome = await channel_setup.register_webhook(ctx, caller.tenant_id, caller.actor, account_id)
     except InvalidInput as exc:
-        message, status = error_text(request, exc), exc.status
+        message, status = error_text(request, exc), status_of(exc)
         return await run_in_threadpool(lambda: _channels(request, caller, error=message, status_code=status))
     hook = {"account_id": account_id, "ok": outcome.ok, "problem": outcome.problem, "detail": outcome.detail}
     return await run_in_threadpool(

@@ -20,6 +20,7 @@ from konsent.flows.outbound.templates import AccountConfig, TemplateFetch
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.admin_inbox_setup import int_id, opt_int
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
+from konsent.web.errors import status_of
 
 router = APIRouter(include_in_schema=False)
 add_nav("/admin/templates", "Templates", templates.READ, 65)
@@ -118,10 +119,15 @@ def _save(
             templates.save_template(ctx, s, caller, acc, spec, template_id=tid)
     except DomainError as exc:
         form = {**spec.__dict__, "buttons": "\n".join(spec.buttons), "account": account}
-        if exc.status == 404 and tid is not None:
+        if status_of(exc) == 404 and tid is not None:
             raise
         return _render(
-            request, caller, edit_id=tid, error=error_text(request, exc), form=form, status_code=exc.status
+            request,
+            caller,
+            edit_id=tid,
+            error=error_text(request, exc),
+            form=form,
+            status_code=status_of(exc),
         )
     return RedirectResponse("/admin/templates?notice=saved", status_code=303)
 
@@ -187,7 +193,7 @@ async def template_sync(
         error = _t(request, exc.message)
         return await run_in_threadpool(_render, request, caller, error=error, problems=lines, status_code=422)
     except DomainError as exc:
-        text, code = error_text(request, exc), exc.status
+        text, code = error_text(request, exc), status_of(exc)
         return await run_in_threadpool(_render, request, caller, error=text, status_code=code)
     notice = f"imported-{result.added}-{result.changed}-{result.unchanged}"
     return RedirectResponse(f"/admin/templates?notice={notice}", status_code=303)
@@ -240,10 +246,15 @@ def _import(request: Request, caller: Caller, acc: int | None, raw: str, form: d
     except TemplateImportInvalid as exc:
         lines = _problem_lines(request, exc)
         return _render(
-            request, caller, error=_t(request, exc.message), problems=lines, form=form, status_code=exc.status
+            request,
+            caller,
+            error=_t(request, exc.message),
+            problems=lines,
+            form=form,
+            status_code=status_of(exc),
         )
     except DomainError as exc:
-        return _render(request, caller, error=error_text(request, exc), form=form, status_code=exc.status)
+        return _render(request, caller, error=error_text(request, exc), form=form, status_code=status_of(exc))
     notice = f"imported-{result.added}-{result.changed}-{result.unchanged}"
     return RedirectResponse(f"/admin/templates?notice={notice}", status_code=303)
 

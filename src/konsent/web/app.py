@@ -16,6 +16,7 @@ from konsent import __version__
 from konsent.domain.errors import DomainError
 from konsent.flows.context import Konsent
 from konsent.web import scope_guard
+from konsent.web.errors import as_json, message_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,14 @@ def create_app(ctx: Konsent) -> FastAPI:
 
         if isinstance(exc, Unauthenticated) and request.url.path.startswith("/admin"):
             return Response(status_code=303, headers={"location": "/admin/login"})
-        if request.url.path.startswith("/admin") and "text/html" in request.headers.get("accept", ""):
-            from konsent.web.deps import render
+        from konsent.web.deps import render, request_locale
 
-            return render(request, "error.html", {"error": exc}, status_code=exc.status)
-        return JSONResponse(exc.as_dict(), status_code=exc.status)
+        status = status_of(exc)
+        if request.url.path.startswith("/admin") and "text/html" in request.headers.get("accept", ""):
+            message = message_of(exc, request_locale(request))
+            return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+        # JSON callers get English unless they ask for German (Accept-Language, ?lang=)
+        return JSONResponse(as_json(exc, request_locale(request, "en")), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -157,6 +161,12 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import admin_broadcasts
 
     app.include_router(admin_broadcasts.router)
+    from konsent.web import admin_company, admin_topics, api_setup, public_try  # company setup (#12)
+
+    app.include_router(admin_company.router)
+    app.include_router(admin_topics.router)
+    app.include_router(api_setup.router)
+    app.include_router(public_try.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)

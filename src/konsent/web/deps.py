@@ -28,13 +28,11 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 class Unauthenticated(DomainError):
     code = "unauthenticated"
     message = "Please sign in."
-    status = 401
 
 
 class CsrfFailed(DomainError):
     code = "csrf_failed"
     message = "The form has expired. Please reload the page and try again."
-    status = 403
 
 
 def get_ctx(request: Request) -> Konsent:

@@ -16,10 +16,11 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
 from konsent.flows import public_ops
-from konsent.flows.privacy import proof_code, selfservice
+from konsent.flows.privacy import contact_locale, proof_code, selfservice
 from konsent.flows.privacy import rights as privacy
 from konsent.web import ratelimit
 from konsent.web.deps import get_ctx, render
+from konsent.web.errors import status_of
 
 router = APIRouter(
     prefix="/privacy", include_in_schema=False, dependencies=[Depends(ratelimit.per_client("privacy"))]
@@ -30,12 +31,31 @@ PROOF_COOKIE = "konsent_privacy"
 _GONE = (NotFound, privacy.LinkGone)
 
 
+def _locale(request: Request) -> str | None:
+    """The contact's language for pages behind their link (U2); an explicit ?lang= still wins."""
+    if request.query_params.get("lang"):
+        return None
+    token = request.path_params.get("token", "")
+    with get_ctx(request).db.read() as s:
+        if request.url.path.startswith("/privacy/export/"):
+            return contact_locale.for_export_link(s, token)
+        return contact_locale.for_portal_link(s, token)
+
+
 def _closed(request: Request, exc: DomainError) -> Response:
-    return render(request, "privacy/closed.html", {"gone": exc.status == 410}, status_code=exc.status)
+    return render(
+        request,
+        "privacy/closed.html",
+        {"gone": status_of(exc) == 410},
+        status_code=status_of(exc),
+        locale=_locale(request),
+    )
 
 
-def _page(request: Request, name: str, context: dict, status: int = 200) -> Response:
-    resp = render(request, name, context, status_code=status)
+def _page(
+    request: Request, name: str, context: dict, status: int = 200, locale: str | None = None
+) -> Response:
+    resp = render(request, name, context, status_code=status, locale=locale or _locale(request))
     resp.headers.update(_NO_STORE)
     return resp
 
@@ -154,6 +174,7 @@ def _act(request: Request, token: str, action: str, name: str = "") -> Response:
     """One proven self-service action; without the proof the visitor is sent back to the code step."""
     ctx = get_ctx(request)
     session = _session(request)
+    locale = _locale(request)  # known only before an erasure
     try:
         with ctx.db.write() as s:
             if action == "export":
@@ -171,7 +192,7 @@ def _act(request: Request, token: str, action: str, name: str = "") -> Response:
         return _closed(request, exc)
     except proof_code.ProofRequired:
         return RedirectResponse(f"/privacy/{token}", status_code=303)
-    return _page(request, "privacy/done.html", {"what": what})
+    return _page(request, "privacy/done.html", {"what": what}, locale=locale)
 
 
 @router.post("/{token}/export")

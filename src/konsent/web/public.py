@@ -22,6 +22,7 @@ from konsent.flows.inbound import simulator, simulator_phones
 from konsent.i18n import pick_locale, t
 from konsent.web import ratelimit
 from konsent.web.deps import get_ctx, render, request_locale
+from konsent.web.errors import as_json, status_of
 
 STATIC = Path(__file__).parent / "static"
 MAX_FIELD = 100
@@ -106,7 +107,9 @@ class _CorsRoute(APIRoute):
             try:
                 response = await handler(request)
             except DomainError as exc:
-                response = JSONResponse(exc.as_dict(), status_code=exc.status)
+                response = JSONResponse(
+                    as_json(exc, request_locale(request, "en")), status_code=status_of(exc)
+                )
             response.headers.update(CORS_HEADERS)
             return response
 
@@ -164,11 +167,7 @@ async def _json_body(
 
 def _translated(locale: str, exc: DomainError) -> JSONResponse:
     """A flow's error with its detail in the visitor's language (details are msgids or translated)."""
-    body = exc.as_dict()
-    detail = exc.params.get("detail")
-    if isinstance(detail, str):
-        body["message"] = t(locale, detail)
-    return JSONResponse(body, status_code=exc.status)
+    return JSONResponse(as_json(exc, locale), status_code=status_of(exc))
 
 
 # --- the widget --------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.inbound import dedupe, status_sink, watermarks
 from konsent.flows.inbox import bot
 from konsent.flows.organisation.tenants import topics
+from konsent.flows.outbound import reconsent
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import (
@@ -333,6 +334,10 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
         return
     code = ev.optin_code or codes.find_code(ev.text)
     if code:
+        again = reconsent.confirm(ctx, s, account, contact, code, ev.at)  # re-consent code (C6)?
+        if again is not None:
+            reply(ctx, s, contact, account, conv, again.reply)
+            return
         result = confirm_opt_in(ctx, s, account, contact, code, ev.at)
         locale = contact.locale or result.locale or locale
         if result.outcome is ConfirmOutcome.CONFIRMED:

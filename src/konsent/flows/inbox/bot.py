@@ -61,7 +61,7 @@ def load_definition(text: str, fmt: str = "yaml") -> dict[str, Any]:
     try:
         data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput(detail=f"the file is not valid {fmt.upper()}") from exc
+        raise InvalidInput("the file is not valid {format}", format=fmt.upper()) from exc
     if not isinstance(data, dict):
         raise InvalidInput(detail="a flow must be a mapping")
     return data
@@ -95,7 +95,7 @@ def save_flow(
     flow = _checked(definition)
     for step in flow.steps.values():
         if step.team and teams.team_by_slug(s, tenant_id, step.team) is None:
-            raise InvalidInput(detail=f"step {step.id}: there is no team {step.team!r}")
+            raise InvalidInput("step {step}: there is no team {team}", step=step.id, team=repr(step.team))
     row = get_flow(s, tenant_id, flow_id) if flow_id else BotFlow(tenant_id=tenant_id)
     row.name = flow.name
     row.definition = json.loads(json.dumps(definition))
@@ -124,12 +124,6 @@ def list_flows(s: Session, tenant_id: int) -> list[BotFlow]:
             select(BotFlow).where(BotFlow.tenant_id == tenant_id).order_by(BotFlow.priority, BotFlow.id)
         )
     )
-
-
-def delete_flow(s: Session, tenant_id: int, actor: str, flow_id: int) -> None:
-    row = get_flow(s, tenant_id, flow_id)
-    row.active = False  # sessions keep their reference; an inactive flow never starts again
-    audit.record(s, tenant_id, actor, "bot.flow_disabled", f"flow:{row.id}")
 
 
 # --- contact fields --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
@@ -244,8 +245,8 @@ def reply(
     at = at or utcnow()
     text = text.strip()
     media_url, media_kind = media_url.strip(), media_kind.strip()
-    if not text and not media_url and not media_kind:
-        raise InvalidInput(detail="the reply is empty")
+    content = OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None)
+    require_valid(content)  # before anything is looked up: a bad reply is 422 wherever it goes
     conv = get_conversation(s, who, conversation_id)
     contact = s.get(Contact, conv.contact_id)
     assert contact is not None
@@ -254,7 +255,7 @@ def reply(
         s,
         contact,
         "service",
-        OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None),
+        content,
         channel_account_id=conv.channel_account_id,
         conversation_id=conv.id,
         author=who.actor,
@@ -291,13 +292,10 @@ def reply_template(
     staff.require(who.role, "messages.send")
     at = at or utcnow()
     template, language = template.strip(), language.strip()
-    if not re.fullmatch(r"[a-z0-9_]{1,512}", template):
-        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
-    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
-        raise InvalidInput(detail="a template language looks like de or en_US")
     params = [p.strip() for p in params]
-    if len(params) > 20 or any(len(p) > 1000 for p in params):
-        raise InvalidInput(detail="at most 20 template variables of up to 1000 characters")
+    require_valid(
+        OutboundContent(template=template, template_language=language, template_params=tuple(params))
+    )
     conv = get_conversation(s, who, conversation_id)
     acc = s.get(ChannelAccount, conv.channel_account_id)
     contact = s.get(Contact, conv.contact_id)

@@ -15,10 +15,12 @@ from konsent.channels.base import AccountConfig
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.domain.ledger import text_hash
 from konsent.flows.context import Konsent
+from konsent.i18n import LOCALES
 from konsent.store.tables import ChannelAccount, ConsentText, Tenant, Topic
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")  # \Z: `$` would accept a trailing newline
-_TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
+TOPIC_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
+_TOPIC = TOPIC_SLUG
 
 
 def create_tenant(ctx: Konsent, s: Session, slug: str, name: str, **fields: Any) -> Tenant:
@@ -26,7 +28,7 @@ def create_tenant(ctx: Konsent, s: Session, slug: str, name: str, **fields: Any)
     if not _SLUG.match(slug):
         raise InvalidInput(detail="tenant slug: 2-63 lower-case letters, digits or dashes")
     if s.scalars(select(Tenant).where(Tenant.slug == slug)).first():
-        raise Conflict(detail=f"a tenant {slug!r} exists already")
+        raise Conflict("a tenant {slug} exists already", slug=repr(slug))
     tenant = Tenant(slug=slug, name=name, settings={}, **fields)
     s.add(tenant)
     s.flush()
@@ -60,11 +62,13 @@ def topics(s: Session, tenant_id: int, active_only: bool = True) -> list[Topic]:
     q = select(Topic).where(Topic.tenant_id == tenant_id)
     if active_only:
         q = q.where(Topic.active.is_(True))
-    return list(s.scalars(q.order_by(Topic.id)).all())
+    return list(s.scalars(q.order_by(Topic.position, Topic.id)).all())
 
 
-def set_consent_text(s: Session, tenant: Tenant, locale: str, text: str) -> ConsentText:
+def set_consent_text(s: Session, tenant: Tenant, locale: str, text: str, author: str = "") -> ConsentText:
     """Publish a new version of the consent text for one locale (C6); old versions stay for proofs."""
+    if locale not in LOCALES:
+        raise InvalidInput(detail="unknown language: use de or en")
     text = text.strip()
     if not text:
         raise InvalidInput(detail="the consent text must not be empty")
@@ -87,6 +91,7 @@ def set_consent_text(s: Session, tenant: Tenant, locale: str, text: str) -> Cons
         text=text,
         text_hash=text_hash(text),
         current=True,
+        author=author[:120],
     )
     s.add(ct)
     s.flush()

@@ -27,8 +27,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.domain.media import MAX_CAPTION, media_problem
 from konsent.domain.purposes import ConsentStatus, Purpose
 from konsent.flows import audit
 from konsent.flows.context import Konsent
@@ -73,15 +73,17 @@ def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
     segment = dict(segment or {})
     for key, value in segment.items():
         if key not in SEGMENT_KEYS:
-            raise InvalidInput(detail=f"unknown segment filter {key!r}; use: " + ", ".join(SEGMENT_KEYS))
+            raise InvalidInput(
+                "unknown segment filter {key}; use: {offered}", key=repr(key), offered=", ".join(SEGMENT_KEYS)
+            )
         if key.endswith("_days") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise InvalidInput(detail=f"{key} must be a whole number of days ≥ 1")
+            raise InvalidInput("{key} must be a whole number of days ≥ 1", key=key)
         if key == "locale" and (not isinstance(value, str) or not re.fullmatch(r"[a-z]{2}", value)):
             raise InvalidInput(detail="locale must be a two-letter language code")
         if key == "has_contacted_us" and not isinstance(value, bool):
             raise InvalidInput(detail="has_contacted_us must be true or false")
         if key in ("label", "has_field") and (not isinstance(value, str) or not 0 < len(value.strip()) <= 63):
-            raise InvalidInput(detail=f"{key} must be a name of at most 63 characters")
+            raise InvalidInput("{key} must be a name of at most 63 characters", key=key)
     return {k: v.strip() if isinstance(v, str) else v for k, v in segment.items()}
 
 
@@ -113,37 +115,31 @@ def create_broadcast(
     if not name or len(name) > 200:
         raise InvalidInput(detail="a broadcast needs a name of at most 200 characters")
     if topic not in {t.slug for t in topics(s, tenant_id)}:
-        raise InvalidInput(detail=f"unknown topic {topic!r}")
+        raise InvalidInput("unknown topic {topic}", topic=repr(topic))
     text = text.strip()
     template = (template or "").strip() or None
     params = [str(p) for p in (template_params or [])]
     media_url = (media_url or "").strip() or None
     media_kind = (media_kind or "").strip() or None
     media_filename = (media_filename or "").strip() or None
-    problem = media_problem(media_url, media_kind, media_filename)
-    if problem:
-        raise InvalidInput(detail=problem)
-    if not text and template is None and media_url is None:
-        raise InvalidInput(detail="a broadcast needs a text, media or a template")
-    if len(text) > 4096:
-        raise InvalidInput(detail="the text is longer than 4096 characters")
-    if media_url is not None and len(text) > MAX_CAPTION:
-        raise InvalidInput(detail="a caption is at most 1024 characters long")
-    if template is not None and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
-        raise InvalidInput(detail="a template name has lower-case letters, digits and underscores")
     language = (template_language or "").strip() or None
-    if template is not None and (language is None or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language)):
-        raise InvalidInput(detail="a template language looks like de or en_US")
+    content = OutboundContent(
+        text=text,
+        template=template,
+        template_language=language,
+        template_params=tuple(params),
+        media_url=media_url,
+        media_kind=media_kind,
+        media_filename=media_filename,
+    )
+    require_valid(content)  # the rules every sending path shares (M3, CH3)
     personalise.check_variables(s, tenant_id, [text], "the text")
     personalise.check_variables(s, tenant_id, params, "a template variable")
     if min_text_version < 0:
         raise InvalidInput(detail="the minimum consent-text version cannot be negative")
     if channel_account_id is not None:
         acc = get_account(s, tenant_id, channel_account_id)
-        if template is not None and not ctx.adapter(acc.kind).capabilities.templates:
-            raise InvalidInput(detail="this channel has no message templates")
-        if media_kind is not None and not ctx.adapter(acc.kind).capabilities.can_send_media(media_kind, text):
-            raise InvalidInput(detail="this channel cannot send this media with this caption")
+        require_valid(content, ctx.adapter(acc.kind).capabilities)
     if template is not None and language is not None:
         # Only a template the registry holds as approved, with exactly its variables (M3, CH3).
         templates.require_approved_for_broadcast(s, tenant_id, channel_account_id, template, language, params)
@@ -289,7 +285,7 @@ def _transition(s: Session, b: Broadcast, action: str, actor: str, **details: An
 def schedule(s: Session, b: Broadcast, at: datetime | None, actor: str = "") -> Broadcast:
     """Send at `at`, or now when `at` is None; the scheduler starts queuing when due (M3)."""
     if b.state not in ("draft", "scheduled"):
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be scheduled")
+        raise Conflict("a broadcast in state {state} cannot be scheduled", state=b.state)
     now = utcnow()
     if at is not None and at.tzinfo is None:
         raise InvalidInput(detail="the send time needs a time zone")
@@ -305,7 +301,7 @@ def schedule(s: Session, b: Broadcast, at: datetime | None, actor: str = "") -> 
 def pause(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Stop handing this broadcast's messages to workers; survives restarts (M3)."""
     if b.state not in ACTIVE:
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be paused")
+        raise Conflict("a broadcast in state {state} cannot be paused", state=b.state)
     b.state = "paused"
     _set_rows(s, b, "available", "paused")
     _transition(s, b, "pause", actor)
@@ -315,7 +311,7 @@ def pause(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
 def resume(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Continue where the broadcast stopped: scheduled, queuing or sending."""
     if b.state != "paused":
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be resumed")
+        raise Conflict("a broadcast in state {state} cannot be resumed", state=b.state)
     if b.started_at is None:
         b.state = "scheduled"
     else:
@@ -328,7 +324,7 @@ def resume(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
 def cancel(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     """Cancel every message not yet handed to the provider; what went out stays recorded (M3)."""
     if b.state in FINAL:
-        raise Conflict(detail=f"a broadcast in state {b.state!r} cannot be cancelled")
+        raise Conflict("a broadcast in state {state} cannot be cancelled", state=b.state)
     now = utcnow()
     b.state, b.finished_at = "cancelled", now
     ids = (
@@ -581,7 +577,7 @@ def act(
 ) -> Broadcast:
     """One state change as its own transaction, under the broadcast's row lock (web and CLI)."""
     if action not in ACTIONS:
-        raise InvalidInput(detail=f"unknown action {action!r}")
+        raise InvalidInput("unknown action {action}", action=repr(action))
     with ctx.db.write() as s:
         b = get_broadcast(s, tenant_id, broadcast_id, lock=True)
         if action == "send":

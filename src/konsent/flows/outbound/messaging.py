@@ -13,9 +13,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
+from konsent.domain.content import problems, require_valid
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
-from konsent.domain.media import media_problem
-from konsent.domain.purposes import ConsentState, ConsentStatus, ContactSnapshot, Purpose, may_send
+from konsent.domain.purposes import ConsentState, ContactSnapshot, Purpose, consent_state, may_send
 from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
 from konsent.flows.privacy.redaction import has_secret, redact
@@ -60,11 +60,7 @@ def enqueue_message(
     """Queue one message after `may_send` allowed it; raise NoLegalBasis otherwise (C5)."""
     at = at or utcnow()
     p = parse_purpose(purpose)
-    problem = media_problem(content.media_url, content.media_kind, content.media_filename)
-    if problem:  # bad input is 422 before any question of legal basis
-        raise InvalidInput(detail=problem)
-    if not content.has_body:
-        raise InvalidInput(detail="a message needs text, media or a template")
+    require_valid(content)  # bad input is 422 before any question of legal basis
     decision = may_send(snapshot(s, contact), p, at, min_text_version)
     if not decision:
         raise NoLegalBasis(purpose=str(p), reason=decision.detail, reason_code=decision.reason)
@@ -72,10 +68,7 @@ def enqueue_message(
     account = s.get(ChannelAccount, ident.channel_account_id)
     assert account is not None and account.tenant_id == contact.tenant_id
     caps = ctx.adapter(account.kind).capabilities
-    if len(content.text) > caps.max_text_len:
-        raise InvalidInput(detail=f"text longer than {caps.max_text_len} characters for this channel")
-    if content.media_url and not caps.can_send_media(content.media_kind or "", content.text):
-        raise InvalidInput(detail="this channel cannot send this media with this caption")
+    require_valid(content, caps)
     if caps.service_window_hours is not None and content.template is None:
         last = ident.last_inbound_at
         if last is None or at - last > timedelta(hours=caps.service_window_hours):
@@ -188,7 +181,7 @@ def enqueue_many(
             among(Consent.contact_id, ids, postgres=ctx.db.is_postgres, superset_ok=True),
         )
     ):
-        consents[cid][cpurpose] = ConsentState(_STATUSES[status], version, changed)
+        consents[cid][cpurpose] = consent_state(status, version, changed)
     idents: dict[tuple[int, int], datetime | None] = {}
     for cid, acc_id, last in s.execute(
         select(
@@ -214,16 +207,11 @@ def enqueue_many(
     messages: list[dict[str, Any]] = []
     kept: list[Draft] = []
     bodies: dict[int, str] = {}  # one JSON per distinct content object, sealed per contact
+    verdicts: dict[tuple[int, int], str] = {}  # (content, capabilities) -> first problem's code or ""
     for d in drafts:
         c = d.contact
         assert c.tenant_id == tenant_id, "one batch, one tenant"
-        snap = ContactSnapshot(
-            consents=consents.get(c.id, {}),
-            has_contacted_us=c.has_contacted_us,
-            erased=c.erased_at is not None or c.wrapped_key is None,
-            unreachable=c.unreachable,
-            objected_to_marketing=c.objected_marketing,
-        )
+        snap = ContactSnapshot.of(c, consents.get(c.id, {}))
         decision = may_send(snap, p, at, min_text_version)
         if not decision:
             out.skipped[c.id] = decision.reason
@@ -242,17 +230,12 @@ def enqueue_many(
                     out.skipped[c.id] = "window_closed"
                     continue
                 content = d.fallback
-        if content.template is not None and not caps.templates:
-            out.skipped[c.id] = "no_templates"
-            continue
-        if content.media_url and not caps.can_send_media(content.media_kind or "", content.text):
-            out.skipped[c.id] = "no_media"
-            continue
-        if not content.has_body:
-            out.skipped[c.id] = "empty"
-            continue
-        if len(content.text) > caps.max_text_len:
-            out.skipped[c.id] = "too_long"
+        verdict = verdicts.get((id(content), id(caps)))
+        if verdict is None:  # one check per distinct content and channel, not per contact
+            bad = problems(content, caps)
+            verdict = verdicts[(id(content), id(caps))] = bad[0].code if bad else ""
+        if verdict:
+            out.skipped[c.id] = verdict
             continue
         body = bodies.get(id(content))
         if body is None:
@@ -315,9 +298,6 @@ def enqueue_many(
         )
     out.queued = {d.contact.id: mid for d, mid in zip(kept, msg_ids, strict=True)}
     return out
-
-
-_STATUSES = {s.value: s for s in ConsentStatus}
 
 
 def _shared_body(

@@ -45,7 +45,12 @@ def check_variables(s: Session, tenant_id: int, values: Sequence[str], where: st
     missing = [v for v in unknown if v not in known]
     if missing:
         offered = ", ".join("{" + v + "}" for v in (*BUILTIN, *sorted(known)))
-        raise InvalidInput(detail=f"unknown variable {{{missing[0]}}} in {where}; use one of: {offered}")
+        raise InvalidInput(
+            "unknown variable {variable} in {where}; use one of: {offered}",
+            variable="{" + missing[0] + "}",
+            where=where,
+            offered=offered,
+        )
 
 
 def render(value: str, fields: dict[str, str]) -> str:

@@ -92,12 +92,12 @@ class _Row:
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM) only; anything else is a clear error, not mojibake."""
     if len(data) > MAX_BYTES:
-        raise InvalidInput(detail=f"file larger than {MAX_BYTES} bytes")
+        raise InvalidInput("file larger than {limit} bytes", limit=MAX_BYTES)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
-            detail=f"the file is not UTF-8 (byte {exc.start}); save it as 'CSV UTF-8' and try again"
+            "the file is not UTF-8 (byte {byte}); save it as 'CSV UTF-8' and try again", byte=exc.start
         ) from exc
 
 
@@ -136,8 +136,10 @@ def validate(
     unknown = [c for c in header if c not in (*REQUIRED, *EVIDENCE, *OPTIONAL)]
     if missing or unknown:
         raise InvalidInput(
-            detail=f"columns: missing {missing or '-'}, unknown {unknown or '-'}; "
-            f"expected {', '.join((*REQUIRED, *EVIDENCE, *OPTIONAL))}"
+            "columns: missing {missing}, unknown {unknown}; expected {expected}",
+            missing=", ".join(missing) or "-",
+            unknown=", ".join(unknown) or "-",
+            expected=", ".join((*REQUIRED, *EVIDENCE, *OPTIONAL)),
         )
     reader.fieldnames = header
     try:
@@ -150,7 +152,7 @@ def validate(
             default_topics=default_topics,
         )
     except csv.Error as exc:
-        raise InvalidInput(detail=f"line {reader.line_num}: {exc}") from exc
+        raise InvalidInput("line {line}: {problem}", line=reader.line_num, problem=str(exc)) from exc
 
 
 def validate_records(
@@ -176,7 +178,7 @@ def validate_records(
     now = utcnow()
     for line, raw in records:
         if len(rows) + len(report.rows) >= MAX_ROWS:
-            raise InvalidInput(detail=f"more than {MAX_ROWS} rows; split the file")
+            raise InvalidInput("more than {limit} rows; split the file", limit=MAX_ROWS)
 
         def reject(msgid: str, line: int = line, **params: str) -> None:
             report.rows.append(RowResult(line, "rejected", msgid, params))
@@ -298,7 +300,7 @@ def import_records(
     """The same checks and the same single transaction for contacts sent through the API (C7)."""
     unknown = sorted({k for r in records for k in r} - {*REQUIRED, *EVIDENCE, *OPTIONAL})
     if unknown:
-        raise InvalidInput(detail=f"unknown fields: {', '.join(unknown)}")
+        raise InvalidInput("unknown fields: {fields}", fields=", ".join(unknown))
     return _import(
         ctx,
         tenant_id,

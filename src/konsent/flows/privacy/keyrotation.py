@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from konsent.flows import audit
 from konsent.flows.context import Konsent
-from konsent.store.tables import ChannelAccount, Contact, Tenant, TenantKey
+from konsent.store.tables import ChannelAccount, Contact, TenantKey
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,6 @@ def rotate_master(ctx: Konsent, actor: str = "system:cli") -> int:
     ctx.keys.forget()
     log.info("master key rotation: %s tenant key rows re-wrapped", len(rows))
     return len(rows)
-
-
-def rotate_all(ctx: Konsent, actor: str = "system:cli") -> list[RotationReport]:
-    with ctx.db.read() as s:
-        ids = list(s.scalars(select(Tenant.id).order_by(Tenant.id)).all())
-    return [rotate_tenant(ctx, tid, actor=actor) for tid in ids]
 
 
 def sweep_keystore(ctx: Konsent, min_age: timedelta = timedelta(hours=1)) -> int:

@@ -41,13 +41,11 @@ CODE_MESSAGE = N_(
 class ProofRequired(DomainError):
     code = "proof_required"
     message = "Please confirm with the code we sent to your messenger first."
-    status = 403
 
 
 class ProofRefused(DomainError):
     code = "proof_refused"
     message = "The code is wrong or has expired."
-    status = 403
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def set_rule(s: Session, tenant_id: int, category: str, hours: int, actor: str) 
     try:
         cat = Category(category)
     except ValueError as exc:
-        raise InvalidInput(detail=f"unknown retention category {category!r}") from exc
+        raise InvalidInput("unknown retention category {category}", category=repr(category)) from exc
     reason = validate_hours(cat, hours)
     if reason:
         raise InvalidInput(detail=reason)
@@ -409,12 +409,6 @@ def run_retention(
         audit.record(s, tenant_id, actor, "retention.run", f"run:{run_id}", dry_run=dry_run, counts=counts)
     log.info("retention run %s tenant %s dry_run=%s counts=%s", run_id, tenant_id, dry_run, counts)
     return RunReport(run_id, tenant_id, dry_run, counts)
-
-
-def run_all(ctx: Konsent, *, dry_run: bool = False, actor: str = "system:retention") -> list[RunReport]:
-    with ctx.db.read() as s:
-        ids = list(s.scalars(select(Tenant.id).order_by(Tenant.id)).all())
-    return [run_retention(ctx, tid, dry_run=dry_run, actor=actor) for tid in ids]
 
 
 def run_if_due(ctx: Konsent, now: datetime | None = None) -> int:

@@ -50,13 +50,11 @@ STATES = ("open", "confirming", "done", "rejected")
 class LinkGone(DomainError):
     code = "gone"
     message = "This link has expired or was already used."
-    status = 410
 
 
 class Suppressed(DomainError):
     code = "suppressed"
     message = "This address withdrew or was erased; it can only come back by a fresh opt-in."
-    status = 409
 
 
 def token_digest(token: str) -> str:
@@ -117,9 +115,9 @@ def log_request(
 ) -> PrivacyRequest:
     """Record a data-subject request; it is due one month after receipt (D5, Art. 12(3))."""
     if kind not in KINDS:
-        raise InvalidInput(detail=f"kind must be one of {', '.join(KINDS)}")
+        raise InvalidInput("kind must be one of {kinds}", kinds=", ".join(KINDS))
     if channel not in CHANNELS:
-        raise InvalidInput(detail=f"channel must be one of {', '.join(CHANNELS)}")
+        raise InvalidInput("channel must be one of {channels}", channels=", ".join(CHANNELS))
     if len(note) > 500:
         raise InvalidInput(detail="note: at most 500 characters")
     received = received_at or utcnow()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from konsent.domain.retention import Category
 from konsent.flows.context import Konsent
-from konsent.flows.organisation import tenants
+from konsent.flows.organisation import company, tenants
 from konsent.flows.privacy import retention
 from konsent.flows.texts import N_
 from konsent.i18n import t
@@ -41,15 +41,18 @@ class ChannelFact:
     safeguard: str
 
 
-def facts(ctx: Konsent, s: Session, tenant: Tenant) -> dict[str, Any]:
-    """What both documents are made of, read from the live configuration."""
+def facts(ctx: Konsent, s: Session, tenant: Tenant, locale: str = "en") -> dict[str, Any]:
+    """What both documents are made of, read from the live configuration, in `locale`."""
     chans = []
     for acc in tenants.channel_accounts(s, tenant.id):
         adapter = ctx.adapter(acc.kind)
         caps = adapter.capabilities
-        chans.append(ChannelFact(acc.name, adapter.label, caps.processing_region, caps.safeguard))
+        region = t(locale, caps.processing_region) if caps.processing_region else ""
+        safeguard = t(locale, caps.safeguard) if caps.safeguard else ""
+        chans.append(ChannelFact(acc.name, adapter.label, region, safeguard))
     return {
         "tenant": tenant,
+        "controller": company.controller(tenant),
         "channels": chans,
         "topics": [
             (tp.slug, tp.names.get("de") or tp.slug, tp.names.get("en") or tp.slug)
@@ -91,18 +94,20 @@ _RET_LABEL = {
 
 def privacy_notice(ctx: Konsent, s: Session, tenant: Tenant, locale: str) -> str:
     """A Markdown block for the tenant's privacy policy (T1)."""
-    f = facts(ctx, s, tenant)
+    f = facts(ctx, s, tenant, locale)
     de = locale == "de"
     lines = [
         "## Messenger-Kommunikation" if de else "## Messenger communication",
         "",
+        _controller_sentence(tenant, f["controller"], de),
+        "",
         (
-            f"Verantwortlich ist {tenant.name}. Wenn Sie uns über einen Messenger schreiben oder unseren "
+            "Wenn Sie uns über einen Messenger schreiben oder unseren "
             "Newsletter per Messenger abonnieren, verarbeiten wir Ihre Telefonnummer bzw. Kennung beim "
             "Messenger, Ihren Profilnamen, Ihre Nachrichten und deren Zustellstatus. Die Daten werden "
             "verschlüsselt in unserer eigenen Datenbank gespeichert (Software: konsent)."
             if de
-            else f"The controller is {tenant.name}. When you write to us through a messenger or subscribe "
+            else "When you write to us through a messenger or subscribe "
             "to our newsletter by messenger, we process your phone number or messenger id, your profile "
             "name, your messages and their delivery status. The data is stored encrypted in our own "
             "database (software: konsent)."
@@ -161,14 +166,51 @@ def privacy_notice(ctx: Konsent, s: Session, tenant: Tenant, locale: str) -> str
     return "\n".join(lines) + "\n"
 
 
+def _controller_sentence(tenant: Tenant, ctrl: dict[str, str], de: bool) -> str:
+    """Who is responsible, and how to reach them (Art. 13(1)(a), (b) GDPR), from the setup."""
+    name = ctrl["legal_name"] or tenant.name
+    who = ", ".join(x for x in (name, ctrl["address"]) if x)
+    parts = [f"Verantwortlich ist {who}." if de else f"The controller is {who}."]
+    if ctrl["representative"]:
+        parts.append(
+            f"Vertreten durch {ctrl['representative']}."
+            if de
+            else f"Represented by {ctrl['representative']}."
+        )
+    if ctrl["dpo_contact"]:
+        parts.append(
+            f"Unsere Datenschutzbeauftragte bzw. unseren Datenschutzbeauftragten erreichen Sie unter "
+            f"{ctrl['dpo_contact']}."
+            if de
+            else f"Our data-protection officer can be reached at {ctrl['dpo_contact']}."
+        )
+    if ctrl["supervisory_authority"]:
+        parts.append(
+            f"Zuständige Aufsichtsbehörde: {ctrl['supervisory_authority']}."
+            if de
+            else f"Competent supervisory authority: {ctrl['supervisory_authority']}."
+        )
+    return " ".join(parts)
+
+
 def art30_record(ctx: Konsent, s: Session, tenant: Tenant, locale: str = "de") -> str:
     """The record of processing activities for messenger communication, as Markdown (T2)."""
-    f = facts(ctx, s, tenant)
+    f = facts(ctx, s, tenant, locale)
     de = locale == "de"
+    ctrl = f["controller"]
     topics_de = ", ".join(n for _, n, _ in f["topics"]) or "-"
     topics_en = ", ".join(n for _, _, n in f["topics"]) or "-"
     rows = [
-        ("Verantwortlicher" if de else "Controller", tenant.name),
+        (
+            "Verantwortlicher" if de else "Controller",
+            ", ".join(x for x in (ctrl["legal_name"] or tenant.name, ctrl["address"]) if x),
+        ),
+        ("Vertreten durch" if de else "Represented by", ctrl["representative"] or "-"),
+        ("Datenschutzbeauftragte(r)" if de else "Data-protection officer", ctrl["dpo_contact"] or "-"),
+        (
+            "Zuständige Aufsichtsbehörde" if de else "Supervisory authority",
+            ctrl["supervisory_authority"] or "-",
+        ),
         (
             "Bezeichnung der Verarbeitung" if de else "Processing activity",
             "Messenger-Kundenkommunikation und Newsletter"
