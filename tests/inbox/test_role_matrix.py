@@ -307,6 +307,10 @@ NONE = "none"  # no contact data at all
 
 SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/topics"): NONE,
+    ("GET", "/api/v1/topics/{slug}"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}/{version}"): NONE,
     ("GET", "/api/v1/channels"): NONE,
     ("GET", "/api/v1/contacts"): LIST,
     ("GET", "/api/v1/contacts/{contact_id}"): CONTACT,
