@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         False, description="Serve the simulator phone pages (`konsent demo` turns this on)."
     )
     log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
+    allow_private_urls: bool = Field(
+        False, description="Allow http:// and private or loopback outbound URLs (tests, in-house CRMs)."
+    )
+    webhook_timeout_seconds: float = Field(10.0, description="Seconds an outgoing webhook may answer in.")
+    api_rate_limit: str = Field(
+        "600/minute", description="Requests one API token may make, in `limits` notation (429 beyond)."
+    )
+    api_rate_limit_storage: str = Field(
+        "memory://", description="Where rate-limit counters live (`limits` storage URI, e.g. redis://)."
+    )
 
 
 @lru_cache

@@ -18,14 +18,14 @@ PKG = SRC / "konsent"
 
 # flows sub-packages, bottom to top; a module may import flows modules of its own layer or below
 FLOWS_LAYERS: list[set[str]] = [
-    {"context", "audit", "contacts", "texts"},
+    {"context", "audit", "contacts", "texts", "webhooks", "idempotency"},
     {"organisation"},
     {"consent"},
     {"privacy"},
     {"outbound"},
     {"inbox"},
     {"inbound"},
-    {"admin_ops", "api_ops", "public_ops", "demo"},
+    {"admin_ops", "api_ops", "public_ops", "demo", "api_coverage"},
 ]
 WEB_MAY_IMPORT = ("konsent.web", "konsent.flows", "konsent.app", "konsent.domain", "konsent.i18n",
                   "konsent.settings", "konsent.logs")  # fmt: skip

@@ -24,6 +24,7 @@ INBOX = frozenset({"owner", "admin", "agent"})
 PERSONAL = frozenset({"owner", "admin", "agent", "dpo"})
 PROOF = frozenset({"owner", "admin", "dpo"})
 STATS = frozenset({"owner", "admin", "viewer"})
+TEMPLATES_READ = frozenset({"owner", "admin", "agent"})  # inbox.use
 
 # (method, path) -> roles allowed, or PUBLIC
 MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
@@ -41,6 +42,45 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/messages/{message_id}/media"): PERSONAL,
     ("GET", "/api/v1/ledger/verify"): PROOF,
+    # contacts and opt-ins for connected systems (M4)
+    ("POST", "/api/v1/contacts"): MANAGERS,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): INBOX,
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): PROOF,
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): ALL,
+    ("POST", "/api/v1/optins"): INBOX,
+    ("GET", "/api/v1/conversations"): INBOX,
+    ("GET", "/api/v1/conversations/{conversation_id}"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): INBOX,
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): INBOX,
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): INBOX,
+    ("GET", "/api/v1/broadcasts"): ALL,
+    ("POST", "/api/v1/broadcasts"): MANAGERS,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}"): ALL,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): MANAGERS,
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): MANAGERS,
+    ("GET", "/api/v1/templates"): TEMPLATES_READ,
+    ("GET", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests"): PROOF,
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): PROOF,
+    ("GET", "/api/v1/audit/verify"): PROOF,
+    # outgoing webhooks (M4): managers only
+    ("GET", "/api/v1/webhook-event-types"): ALL,
+    ("GET", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): MANAGERS,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): MANAGERS,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"): MANAGERS,
+    ("GET", "/admin/webhooks"): MANAGERS,
+    ("POST", "/admin/webhooks"): MANAGERS,
+    ("GET", "/admin/webhooks/{endpoint_id}"): MANAGERS,
+    ("POST", "/admin/webhooks/{endpoint_id}/{action}"): MANAGERS,
     ("GET", "/admin/login"): PUBLIC,
     ("POST", "/admin/login"): PUBLIC,
     ("POST", "/admin/logout"): ALL,
@@ -160,6 +200,24 @@ QUERY = {
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): {},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"active": True},
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): {"text": "Hallo"},
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): {},
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): {"state": "pending"},
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"text": "n"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): {"labels": ["x"]},
+    ("POST", "/api/v1/broadcasts"): {"name": "x", "topic": "angebote", "text": "hi"},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/schedule"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/pause"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/resume"): {},
+    ("POST", "/api/v1/broadcasts/{broadcast_id}/cancel"): {},
+    ("POST", "/api/v1/privacy-requests"): {"kind": "access", "channel": "email"},
+    ("POST", "/api/v1/privacy-requests/{request_id}/complete"): {},
+    ("POST", "/api/v1/contacts"): {"channel_account_id": 999999, "address": "+4915100008"},
+    ("PATCH", "/api/v1/contacts/{contact_id}"): {"locale": "en"},
+    ("POST", "/api/v1/contacts/{contact_id}/erase"): {},
+    ("POST", "/api/v1/optins"): {"topics": ["angebote"], "channel_account_id": 999999},
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {
@@ -259,6 +317,9 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "slug": "nosuch",  # likewise
             "version": "1",
             "campaign_id": "999999",
+            "endpoint_id": "999999",  # permission is checked before the lookup
+            "conversation_id": str(conv.id),
+            "delivery_id": "999999",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}
@@ -307,6 +368,20 @@ NONE = "none"  # no contact data at all
 
 SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/topics"): NONE,
+    ("GET", "/api/v1/broadcasts"): NONE,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}"): NONE,
+    ("GET", "/api/v1/templates"): NONE,
+    ("GET", "/api/v1/webhook-event-types"): NONE,
+    ("POST", "/api/v1/optins"): NONE,  # starts a pending opt-in from a shop: no existing contact
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): CONTACT,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): CONTACT,
+    ("GET", "/api/v1/conversations"): LIST,
+    ("GET", "/api/v1/conversations/{conversation_id}"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): CONVERSATION,
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): CONVERSATION,
     ("GET", "/api/v1/topics/{slug}"): NONE,
     ("GET", "/api/v1/consent-texts/{locale}"): NONE,
     ("GET", "/api/v1/consent-texts/{locale}/diff"): NONE,
@@ -418,10 +493,15 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
             else:
                 targets = [out[kind]]
             for target in targets:
-                values = {"contact_id": target, "message_id": target, "cid": target}
+                values = {
+                    "contact_id": target,
+                    "message_id": target,
+                    "cid": target,
+                    "conversation_id": target,
+                }
                 path = (template + QUERY.get((method, template), "")).format(**values)
                 kwargs: dict[str, Any] = {"follow_redirects": True, "headers": {CSRF_HEADER: csrf}}
-                if kind == BODY_CONTACT or (method == "POST" and template.startswith("/api/")):
+                if kind == BODY_CONTACT or (method != "GET" and template.startswith("/api/")):
                     body = dict(JSON_BODY.get((method, template), {}))
                     kwargs["json"] = {k: (target if v == "{contact_id}" else v) for k, v in body.items()}
                 elif method == "POST":
@@ -443,6 +523,7 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
     convs = (out["conversation"], out["unrouted_conversation"])
     lists = {
         "/api/v1/contacts": lambda r: {c["id"] for c in r.json()} & set(who),
+        "/api/v1/conversations": lambda r: {c["id"] for c in r.json()} & set(convs),
         "/admin/contacts": lambda r: [i for i in who if f'/admin/contacts/{i}"' in r.text],
         "/admin/inbox": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],
         "/admin/inbox/rows": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],

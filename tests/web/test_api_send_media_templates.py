@@ -173,7 +173,7 @@ def test_bad_media_or_template_fields_are_422_and_store_nothing(ctx, client, dem
     )
     assert r.status_code == 422, r.text
     if field:
-        assert field in {e["field"].split(".")[0] for e in r.json()["errors"]}, r.json()
+        assert field in {e["field"].split(".")[0] for e in r.json()["detail"]}, r.json()
     assert _stored(ctx) == before
 
 

@@ -106,12 +106,17 @@ def user_password(
 
 
 @token_app.command("create")
-def token_create(tenant: str, name: str, role: str = typer.Option("admin")) -> None:
+def token_create(
+    tenant: str,
+    name: str,
+    role: str = typer.Option("admin"),
+    scope: list[str] | None = typer.Option(None, help="e.g. contacts:read; repeat; none = all the role may."),
+) -> None:
     """Create an API token; it is shown once and stored only as a hash."""
     from konsent.flows.organisation import staff
     from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = common._ctx()
     with ctx.db.write() as s:
-        token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role)
+        token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role, scope or None)
     console.print(token)

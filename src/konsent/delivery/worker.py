@@ -241,6 +241,9 @@ class Worker:
         """Loop until `stop` is set."""
         log.info("worker %s started", self.id)
         lanes = [asyncio.create_task(self._lane(stop)) for _ in range(self.lanes)]
+        from konsent.delivery import webhooks_out  # outgoing webhooks (M4): their own loop
+
+        lanes.append(asyncio.create_task(webhooks_out.run(self.ctx, stop)))
         try:
             while not stop.is_set():
                 try:

@@ -13,6 +13,7 @@ from konsent import crypto
 from konsent.domain.errors import NotFound
 from konsent.domain.purposes import ContactSnapshot, consent_state
 from konsent.flows.context import Konsent
+from konsent.flows.webhooks.events import emit
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity
 from konsent.store.types import utcnow
 
@@ -94,6 +95,9 @@ def get_or_create_contact(
     )
     s.add(ident)
     s.flush()
+    emit(
+        s, contact.tenant_id, "contact.created", {"contact_id": contact.id, "channel_account_id": account.id}
+    )
     return contact, ident, True
 
 

@@ -60,7 +60,7 @@ def seed_demo(ctx: Konsent) -> DemoSeed:
             {
                 "legal_name": "Demo GmbH",
                 "address": "Musterstraße 1, 12345 Musterstadt",
-                "representative": "Erika Mustermann (Geschäftsführerin)",
+                "representative": "Marta Beispiel (Geschäftsführerin)",
                 "dpo_contact": "datenschutz@demo.example",
                 "supervisory_authority": "Landesbeauftragte für Datenschutz Musterland (fiktiv)",
             },

@@ -107,6 +107,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="admin")
+    # None: everything the role may do; else "area:read" / "area:write" entries (M4)
+    scopes: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -732,3 +734,66 @@ class ReconsentRequest(Base):
     status: Mapped[str] = mapped_column(String(16))  # sent / confirmed
     created_at: Mapped[datetime] = _created()
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST sent with an `Idempotency-Key` (M4); unique per token, so a retry,
+    even a concurrent one, finds it instead of creating or sending again. Kept 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    actor: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # method, path and body hash
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "actor", "key", name="uq_idempotency_key"),
+        Index("ix_idempotency_created", "created_at"),
+    )
+
+
+class WebhookEndpoint(Base):
+    """A tenant's system that receives signed events (M4); the secret sealed with the tenant key."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[Any] = mapped_column(JSON)  # list of event types; ["*"] for all
+    include_personal: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str] = mapped_column(String(300), default="")
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written in the transaction of the action that caused it, sent at
+    least once by the worker with leases and backoff (M4). Holds ids, never personal data."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    endpoint_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[Any] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending running done failed
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    run_at: Mapped[datetime] = _created()
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_claim", "state", "run_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )

@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from konsent.flows import api_ops, contacts
+from konsent.flows import api_coverage, api_ops, contacts
 from konsent.flows.inbox import scope
 from konsent.flows.organisation import tenants
 from konsent.flows.privacy import importer, proof
+from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -141,22 +142,26 @@ def list_channels(request: Request, caller: Caller = Depends(api_caller)) -> lis
         return out
 
 
-@router.get("/contacts")
+@router.get("/contacts", responses={200: {"headers": PAGE_HEADERS}})
 def list_contacts(
     request: Request,
     limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, description="Contacts to skip."),
+    cursor: str | None = Query(
+        None, max_length=100, description="From `X-Next-Cursor` of the previous page."
+    ),
+    topic: str | None = Query(None, max_length=80, description="Only contacts with active consent to it."),
+    address: str | None = Query(None, max_length=500, description="Only the contact with this number or id."),
     caller: Caller = Depends(api_caller),
-) -> list[dict[str, Any]]:
+) -> Response:
+    """Contacts, newest first, without personal data; cursor pagination."""
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
-        return [
-            contacts.describe(ctx, s, c, personal=False)
-            for c in contacts.list_contacts(
-                s, caller.tenant_id, limit, offset, scope.contact_filter(s, caller)
-            )
-        ]
+        only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
+        rows = api_coverage.contacts_page(
+            ctx, s, caller.tenant_id, limit, decode_cursor(cursor), topic, address, only=only
+        )
+        return page(request, [contacts.describe(ctx, s, c, personal=False) for c in rows], limit)
 
 
 @router.get("/contacts/{contact_id}")
@@ -182,22 +187,29 @@ def contact_messages(
 @router.post(
     "/contacts/import",
     responses={404: {"description": "No such channel account for this tenant."}},
+    openapi_extra=IDEMPOTENT,
 )
-def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+def import_contacts(body: ImportIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
     """Add existing contacts; consent only with evidence, suppressed numbers never re-added (C7).
 
     All accepted contacts go in at once or none do; the answer gives an outcome and a reason per contact.
     """
     caller.require("settings.manage")
-    rep = importer.import_records(
-        get_ctx(request),
-        caller.tenant_id,
-        body.channel_account_id,
-        [c.as_record() for c in body.contacts],
-        actor=caller.actor,
-        without_evidence=body.without_evidence,
-    )
-    return rep.as_dict()
+    records = [c.as_record() for c in body.contacts]
+
+    def run(s: Any) -> dict[str, Any]:
+        rep = importer.import_records(
+            get_ctx(request),
+            caller.tenant_id,
+            body.channel_account_id,
+            records,
+            actor=caller.actor,
+            without_evidence=body.without_evidence,
+            session=s,
+        )
+        return rep.as_dict()
+
+    return write_once(request, caller, body, 200, run)
 
 
 @router.post("/contacts/{contact_id}/withdraw")
@@ -223,7 +235,7 @@ def contact_proof(
     )
 
 
-@router.get("/contacts/{contact_id}/proof.html")
+@router.get("/contacts/{contact_id}/proof.html", response_class=HTMLResponse)
 def contact_proof_html(
     contact_id: ContactId, request: Request, caller: Caller = Depends(api_caller)
 ) -> Response:
@@ -241,14 +253,16 @@ def contact_proof_html(
         409: {"description": "Refused: the purpose has no legal basis for this contact; the body says why."},
         404: {"description": "No such contact or channel account for this tenant."},
     },
+    openapi_extra=IDEMPOTENT,
 )
-def send_message(
-    body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)
-) -> dict[str, Any]:
-    """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5)."""
+def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends(api_caller)) -> Response:
+    """Queue a message. Refused with 409 and the reason unless its purpose has a legal basis (C5).
+
+    With an `Idempotency-Key`, a retry returns the first answer and queues nothing again."""
     caller.require("messages.send")
     ctx = get_ctx(request)
-    with ctx.db.write() as s:
+
+    def run(s: Any) -> dict[str, Any]:
         scope.require_contact(s, caller, body.contact_id)  # agents: only contacts of their teams
         t = body.template
         msg = api_ops.send_message(
@@ -265,6 +279,8 @@ def send_message(
             template=api_ops.TemplateRef(t.name, t.language, tuple(t.params)) if t else None,
         )
         return api_ops.describe_message(ctx, s, msg, with_body=False)
+
+    return write_once(request, caller, body, 202, run)
 
 
 @router.get("/messages/{message_id}")

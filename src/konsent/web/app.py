@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,9 +36,9 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
-                    scope, receive, send
-                )
+                await JSONResponse(
+                    {"code": "too_large", "message": "Request body too large.", "detail": None}, 413
+                )(scope, receive, send)
                 return
         seen = 0
         started = refused = False
@@ -58,9 +60,9 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 if not started:
-                    await JSONResponse({"code": "too_large", "message": "Request body too large."}, 413)(
-                        scope, receive, send
-                    )
+                    await JSONResponse(
+                        {"code": "too_large", "message": "Request body too large.", "detail": None}, 413
+                    )(scope, receive, send)
                 refused = True
                 return {"type": "http.disconnect"}
             return message
@@ -110,7 +112,7 @@ def create_app(ctx: Konsent) -> FastAPI:
         version=__version__,
         description="REST API of konsent. Every message names its purpose; sends without a legal basis "
         "are refused with 409 and the reason.",
-        docs_url="/api/docs",
+        docs_url=None,  # served offline by api_conventions.install
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
         # Agents reach only contacts in their teams, on every route naming one (S3, web/scope_guard.py).
@@ -130,8 +132,9 @@ def create_app(ctx: Konsent) -> FastAPI:
         if request.url.path.startswith("/admin") and "text/html" in request.headers.get("accept", ""):
             message = message_of(exc, request_locale(request))
             return render(request, "error.html", {"status": status, "message": message}, status_code=status)
-        # JSON callers get English unless they ask for German (Accept-Language, ?lang=)
-        return JSONResponse(as_json(exc, request_locale(request, "en")), status_code=status)
+        # one error body {code, message, detail} (M4); JSON callers get English unless they ask for German
+        body = {"detail": None, **as_json(exc, request_locale(request, "en"))}
+        return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -140,13 +143,24 @@ def create_app(ctx: Konsent) -> FastAPI:
             for e in exc.errors()
         ]
         return JSONResponse(
-            {"code": "invalid_input", "message": "The request is not valid.", "errors": errors}, 422
+            {"code": "invalid_input", "message": "The request is not valid.", "detail": errors}, 422
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        body = {"code": f"http_{exc.status_code}", "message": str(exc.detail), "detail": None}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     from konsent.web import admin, api, public, webhooks
 
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    from konsent.web import api_conventions, api_routes
+
+    api_routes.include(app)
+    api_conventions.install(app)
     app.include_router(public.router)
     app.include_router(admin.router)
     from konsent.web import privacy_pages

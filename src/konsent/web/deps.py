@@ -17,6 +17,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffUser
 from konsent.i18n import LOCALES, negotiate, pick_locale, translations
+from konsent.web import api_guard
 
 SESSION_COOKIE = "konsent_session"
 LOCALE_COOKIE = "konsent_lang"
@@ -57,6 +58,7 @@ class Caller:
     actor: str  # for the audit log: "user:12" or "token:3"
     user: StaffUser | None = None
     csrf_token: str = ""
+    scopes: list[str] | None = None  # an API token's scopes; None: all its role may do
 
     def require(self, permission: str) -> None:
         staff.require(self.role, permission)
@@ -91,7 +93,10 @@ def api_caller(request: Request) -> Caller:
             row = staff.token_tenant(s, token)
             if row is None:
                 raise Unauthenticated()
-            return Caller(row.tenant_id, row.role, f"token:{row.id}")
+            by_token = Caller(row.tenant_id, row.role, f"token:{row.id}", scopes=row.scopes)
+        api_guard.limiter_for(request.app.state, ctx.settings).hit(row.id)
+        api_guard.check_scope(by_token.scopes, request.method, request.url.path)
+        return by_token
     caller = session_caller(request)
     if caller is None:
         raise Unauthenticated()

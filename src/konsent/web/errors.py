@@ -11,6 +11,8 @@ from konsent.i18n import t
 STATUS_BY_CODE: dict[str, int] = {
     "domain_error": 400,
     "invalid_input": 422,
+    "idempotency_key_reused": 422,
+    "rate_limited": 429,
     "invalid_template": 422,
     "invalid_template_import": 422,
     "unauthenticated": 401,

@@ -9,6 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.domain.purposes import ConsentStatus, Purpose
+from konsent.domain.webhooks import consent_source
+from konsent.flows.webhooks.events import emit
 from konsent.store.chain import append_ledger
 from konsent.store.tables import Consent, Contact, Message, OutboxRow
 
@@ -39,6 +41,25 @@ def grant_consent(
     row.channel_account_id = channel_account_id
     row.changed_at = at
     append_ledger(s, contact.tenant_id, contact.id, str(purpose), "granted", evidence)
+    emit(
+        s,
+        contact.tenant_id,
+        "consent.granted",
+        {
+            "contact_id": contact.id,
+            "purpose": str(purpose),
+            "source": _grant_source(evidence),
+            "text_version": text_version,
+            "channel_account_id": channel_account_id,
+        },
+    )
+
+
+def _grant_source(evidence: dict[str, Any]) -> str:
+    """The door a consent came through, for webhook receivers: widget, import, api, bot, ..."""
+    if evidence.get("method") == "import":
+        return "api" if str(evidence.get("imported_by", "")).startswith("token:") else "import"
+    return consent_source(str(evidence.get("source") or evidence.get("method") or ""))
 
 
 def withdraw(
@@ -80,6 +101,8 @@ def withdraw(
             "withdrawn",
             {"source": source, "channel": channel, "withdrawn_at": at},
         )
+        data = {"contact_id": contact.id, "purpose": row.purpose, "source": consent_source(source)}
+        emit(s, contact.tenant_id, "consent.withdrawn", {**data, "channel": channel})
     return sorted(r.purpose for r in rows)
 
 

@@ -17,6 +17,7 @@ from konsent.flows import texts
 from konsent.flows.consent.grants import grant_consent
 from konsent.flows.context import Konsent
 from konsent.flows.organisation.tenants import account_config, current_consent_text, get_account, topics
+from konsent.flows.webhooks.events import emit
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import ChannelAccount, ConsentText, Contact, OptInRequest, Tenant
 from konsent.store.types import utcnow
@@ -169,5 +170,13 @@ def confirm_opt_in(
 
 def expire_opt_ins(s: Session, now: datetime) -> int:
     """Delete opt-in requests past their expiry, confirmed or not (C2, L1)."""
+    unconfirmed = s.execute(
+        select(OptInRequest.id, OptInRequest.tenant_id, OptInRequest.topics, OptInRequest.channel_account_id)
+        .where(OptInRequest.expires_at < now, OptInRequest.confirmed_at.is_(None))
+        .limit(1000)
+    ).all()
+    for req_id, tenant_id, slugs, account_id in unconfirmed:
+        data = {"optin_id": req_id, "topics": list(slugs or []), "channel_account_id": account_id}
+        emit(s, tenant_id, "optin.expired", data, at=now)
     result = s.execute(delete(OptInRequest).where(OptInRequest.expires_at < now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

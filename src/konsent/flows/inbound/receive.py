@@ -36,6 +36,7 @@ from konsent.flows.inbox import bot
 from konsent.flows.organisation.tenants import topics
 from konsent.flows.outbound import reconsent
 from konsent.flows.outbound.messaging import enqueue_message
+from konsent.flows.webhooks.events import emit, emit_status
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import (
     ChannelAccount,
@@ -269,29 +270,40 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.last_activity_at = ev.at
     ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
     conv = _conversation(s, contact, account, ev.at)
-    s.add(
-        Message(
-            tenant_id=account.tenant_id,
-            conversation_id=conv.id,
-            contact_id=contact.id,
-            channel_account_id=account.id,
-            direction="in",
-            body_sealed=seal_for_contact(
-                ctx,
-                s,
-                contact,
-                "message",
-                json.dumps(
-                    {"text": ev.text, "payload": ev.payload, "kind": ev.kind, "media_ref": ev.media_ref}
-                ),
-            ),
-            provider_id=ev.provider_id,
-            status="received",
-            created_at=ev.at,
-            updated_at=ev.at,
-        )
+    received = Message(
+        tenant_id=account.tenant_id,
+        conversation_id=conv.id,
+        contact_id=contact.id,
+        channel_account_id=account.id,
+        direction="in",
+        body_sealed=seal_for_contact(
+            ctx,
+            s,
+            contact,
+            "message",
+            json.dumps({"text": ev.text, "payload": ev.payload, "kind": ev.kind, "media_ref": ev.media_ref}),
+        ),
+        provider_id=ev.provider_id,
+        status="received",
+        created_at=ev.at,
+        updated_at=ev.at,
     )
+    s.add(received)
     s.flush()
+    emit(
+        s,
+        account.tenant_id,
+        "message.received",
+        {
+            "contact_id": contact.id,
+            "conversation_id": conv.id,
+            "message_id": received.id,
+            "channel_account_id": account.id,
+            "direction": "in",
+            "kind": ev.kind,
+        },
+        at=ev.at,
+    )
     locale = contact.locale or tenant.default_locale
     topic_list = topics(s, tenant.id)
     names = {tp.slug: tp.names.values() for tp in topic_list}
@@ -415,6 +427,7 @@ def on_status(s: Session, account: ChannelAccount, ev: StatusUpdate) -> None:
     ).one_or_none()
     if msg is None or msg.tenant_id != account.tenant_id:
         return
+    before = msg.status
     if ev.status == "failed":
         if msg.status not in ("delivered", "read"):
             msg.status = "failed"
@@ -422,6 +435,8 @@ def on_status(s: Session, account: ChannelAccount, ev: StatusUpdate) -> None:
     elif _STATUS_RANK.get(ev.status, -1) > _STATUS_RANK.get(msg.status, -1):
         msg.status = ev.status
     msg.updated_at = max(msg.updated_at, ev.at)
+    if msg.status != before:
+        emit_status(s, msg.tenant_id, msg.id, msg.status, msg.status_reason)
 
 
 def _identity_contact(

@@ -33,6 +33,7 @@ from konsent.flows.inbound.status_sink import (
     mark_stale,
     split_fresh,
 )
+from konsent.flows.webhooks import events as webhook_events
 from konsent.store.types import utcnow
 
 _CHECK = "SELECT id, active, secrets_sealed, settings FROM channel_accounts WHERE id = ANY(%s)"
@@ -145,12 +146,29 @@ def _lock_fresh(
     return split_fresh(batch, fresh), locked
 
 
+def _emit(conn: Any, changed: list[tuple[int, int, str, str]]) -> None:
+    """message.status webhook rows in the same commit (M4)."""
+    tenants = sorted({c[0] for c in changed})
+    sql = webhook_events.ENDPOINTS_SQL.format(true="true", marks=", ".join(["%s"] * len(tenants)))
+    rows = webhook_events.status_rows(changed, conn.execute(sql, tenants).fetchall(), utcnow())
+    if rows:
+        cols = webhook_events.INSERT_COLUMNS
+        marks = ", ".join(["%s"] * len(cols))
+        with conn.cursor() as cur:
+            cur.executemany(
+                webhook_events.INSERT_SQL.format(marks=marks),
+                [tuple(r[c] for c in cols) for r in rows],
+            )
+
+
 def _write(conn: Any, todo: list[tuple[_Item, StatusUpdate]], locked: _Locked) -> None:
     """Steps 4-5: the status rules applied in arrival order, written back, committed."""
     changed, early = fold(todo, locked)
     if changed:
         cols = ("id", "status", "status_reason", "updated_at")
         conn.execute(_UPDATE, [[getattr(m, c) for m in changed] for c in cols])
+        tenant_of = {state.id: tenant for tenant, state in locked.values()}
+        _emit(conn, [(tenant_of[m.id], m.id, m.status, m.status_reason) for m in changed])
     if early:
         conn.execute(_EARLY, [[row[c] for row in early] for c in _EARLY_COLUMNS])
     conn.commit()

@@ -33,6 +33,7 @@ from konsent.flows.inbound.status_sink import (
     mark_stale,
     split_fresh,
 )
+from konsent.flows.webhooks import events as webhook_events
 from konsent.store.tables import Message
 from konsent.store.types import utcnow
 
@@ -50,6 +51,10 @@ _EARLY = (
     "INSERT INTO early_statuses (tenant_id, channel_account_id, provider_id, status, reason, at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _marks(n: int) -> str:
@@ -118,6 +123,17 @@ class Writer:
                 messages[(account_id, str(pid))] = (tenant, state)
         return split_fresh(batch, fresh), messages
 
+    def _emit(self, cur: Any, changed: list[tuple[int, int, str, str]]) -> None:
+        """message.status webhook rows in the same commit (M4)."""
+        tenants = sorted({c[0] for c in changed})
+        cur.execute(webhook_events.ENDPOINTS_SQL.format(true=1, marks=_marks(len(tenants))), tenants)
+        rows = webhook_events.status_rows(changed, cur.fetchall(), utcnow())
+        if rows:
+            cols = webhook_events.INSERT_COLUMNS
+            sql = webhook_events.INSERT_SQL.format(marks=_marks(len(cols)))
+            conv = {"run_at": self._to_db, "created_at": self._to_db}
+            cur.executemany(sql, [tuple(conv.get(c, _same)(r[c]) for c in cols) for r in rows])
+
     def _write(self, cur: Any, todo: list[tuple[_Item, StatusUpdate]], messages: dict[Any, Any]) -> None:
         """Step 4: the status rules applied in arrival order, written back."""
         changed, early = fold(todo, messages)
@@ -125,6 +141,8 @@ class Writer:
             cur.executemany(
                 _UPDATE, [(m.status, m.status_reason, self._to_db(m.updated_at), m.id) for m in changed]
             )
+            tenant_of = {state.id: tenant for tenant, state in messages.values()}
+            self._emit(cur, [(tenant_of[m.id], m.id, m.status, m.status_reason) for m in changed])
         if early:
             cur.executemany(
                 _EARLY,

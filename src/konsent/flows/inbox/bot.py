@@ -32,6 +32,7 @@ from konsent.flows.inbox import listing as inbox
 from konsent.flows.inbox import live
 from konsent.flows.organisation import staff, teams
 from konsent.flows.outbound.messaging import enqueue_message
+from konsent.flows.webhooks.events import emit_closed
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     BotFlow,
@@ -357,6 +358,8 @@ def _carry_out(
         session.state = result.finished
         session.step = ""
         if result.finished == "done":
+            if conv.state != "closed":
+                emit_closed(s, conv, by="bot")
             conv.state = "closed"
             conv.closed_at = at
         live.record(s, conv.tenant_id, conv.id, f"bot_{result.finished}")

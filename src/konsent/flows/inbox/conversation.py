@@ -25,6 +25,7 @@ from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
 from konsent.flows.outbound import templates
 from konsent.flows.outbound.messaging import enqueue_message
+from konsent.flows.webhooks.events import emit, emit_closed
 from konsent.store.tables import (
     BotSession,
     ChannelAccount,
@@ -358,6 +359,17 @@ def assign(
         raise InvalidInput(detail="unknown team")
     bump(s, conv, expected_version, assignee_id=assignee_id, team_id=team_id)
     live.record(s, who.tenant_id, conv.id, "assigned")
+    emit(
+        s,
+        who.tenant_id,
+        "conversation.assigned",
+        {
+            "conversation_id": conv.id,
+            "contact_id": conv.contact_id,
+            "assignee_id": assignee_id,
+            "team_id": team_id,
+        },
+    )
     audit.record(
         s, who.tenant_id, who.actor, "conversation.assign", f"conversation:{conv.id}",
         assignee_id=assignee_id, team_id=team_id, version=conv.version,
@@ -391,8 +403,11 @@ def set_state(
         ).first()
         if newer is not None:
             raise Conflict(detail="this contact has a newer open conversation")
+    was = conv.state
     bump(s, conv, expected_version, state=state, closed_at=at if state == "closed" else None)
     live.record(s, who.tenant_id, conv.id, "state")
+    if state == "closed" and was != "closed":
+        emit_closed(s, conv, by=who.actor)
     audit.record(s, who.tenant_id, who.actor, "conversation.state", f"conversation:{conv.id}", state=state)
     return conv
 

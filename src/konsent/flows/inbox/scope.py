@@ -68,13 +68,32 @@ def message_contact(s: Session, tenant_id: int, message_id: int) -> int | None:
     ).first()
 
 
+def _live(s: Session, tenant_id: int, contact_id: int) -> bool:
+    """A contact of this tenant that is not erased: only for such a one is there anything to hide
+    (for others the route gives its own answer, e.g. 404, or 403 for a role without the right)."""
+    if not 0 < contact_id < 2**63:
+        return False
+    return (
+        s.scalars(
+            select(Contact.id).where(
+                Contact.tenant_id == tenant_id, Contact.id == contact_id, Contact.erased_at.is_(None)
+            )
+        ).first()
+        is not None
+    )
+
+
 def may_see(
     s: Session, who: StaffMember, contact_id: int | None = None, message_id: int | None = None
 ) -> bool:
     """The guard's question: may this caller reach this contact / this message's contact?"""
     if sees_every_contact(who):
         return True
-    if contact_id is not None and not contact_in_scope(s, who, contact_id):
+    if (
+        contact_id is not None
+        and _live(s, who.tenant_id, contact_id)
+        and not contact_in_scope(s, who, contact_id)
+    ):
         return False
     if message_id is not None:
         owner = message_contact(s, who.tenant_id, message_id)

@@ -226,11 +226,28 @@ def end_session(s: Session, cookie: str) -> None:
     s.execute(delete(StaffSession).where(StaffSession.id == _digest(cookie)))
 
 
-def create_api_token(s: Session, tenant: Tenant, name: str, role: str = "admin") -> str:
-    """A new API token for this tenant; only its hash is stored, the clear value is shown once."""
+def create_api_token(
+    s: Session, tenant: Tenant, name: str, role: str = "admin", scopes: list[str] | None = None
+) -> str:
+    """A new API token for this tenant; only its hash is stored, the clear value is shown once.
+
+    `scopes` (`<area>:read|write`) narrow it below its role; None leaves it all the role may do (M4).
+    """
     Role(role)
+    if scopes is not None:
+        bad = [x for x in scopes if x.partition(":")[2] not in ("read", "write")]
+        if bad:
+            raise InvalidInput("scopes look like contacts:read or contacts:write, not {scope}", scope=bad[0])
     token = "ks_" + secrets.token_urlsafe(32)
-    s.add(ApiToken(tenant_id=tenant.id, name=name, token_hash=_digest(token), role=role))
+    s.add(
+        ApiToken(
+            tenant_id=tenant.id,
+            name=name,
+            token_hash=_digest(token),
+            role=role,
+            scopes=sorted(set(scopes)) if scopes is not None else None,
+        )
+    )
     return token
 
 

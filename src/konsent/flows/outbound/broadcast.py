@@ -35,6 +35,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.organisation.tenants import get_account, topics
 from konsent.flows.outbound import broadcast_stats, personalise, templates
 from konsent.flows.outbound.messaging import Draft, enqueue_many
+from konsent.flows.webhooks.events import emit
 from konsent.store.tables import (
     Broadcast,
     Consent,
@@ -560,13 +561,17 @@ def finish_sent(ctx: Konsent, now: datetime) -> int:
             .where(OutboxRow.broadcast_id == Broadcast.id, OutboxRow.state.in_(("available", "running")))
             .exists()
         )
-        res = s.execute(
+        done = s.execute(
             update(Broadcast)
             .where(Broadcast.state == "sending", ~open_rows)
             .values(state="done", finished_at=now)
+            .returning(Broadcast.id, Broadcast.tenant_id)
             .execution_options(synchronize_session=False)
-        )
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        ).all()
+        for broadcast_id, tenant_id in done:
+            data = {"broadcast_id": broadcast_id, "state": "done", "finished_at": now.isoformat()}
+            emit(s, tenant_id, "broadcast.finished", data, at=now)
+        return len(done)
 
 
 ACTIONS = ("send", "pause", "resume", "cancel")

@@ -7,6 +7,7 @@ are rejected, as the caller chooses; every row gets a reason in the report.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable
@@ -108,6 +109,14 @@ def _normalize(address: str, kind_is_phone: bool) -> str:
     if not phonenumbers.is_valid_number(num):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_address(ctx: Konsent, account: ChannelAccount, address: str) -> str:
+    """An address as the importer stores it (E.164 for phone channels); ValueError if it is none."""
+    try:
+        return _normalize(address, ctx.adapter(account.kind).capabilities.address_is_phone)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a valid phone number") from exc
 
 
 def _parse_time(value: str) -> datetime:
@@ -296,8 +305,10 @@ def import_records(
     *,
     actor: str,
     without_evidence: str = "service_only",
+    session: Session | None = None,
 ) -> ImportReport:
-    """The same checks and the same single transaction for contacts sent through the API (C7)."""
+    """The same checks and the same single transaction for contacts sent through the API (C7);
+    in `session` when given (the API's idempotency key commits with it)."""
     unknown = sorted({k for r in records for k in r} - {*REQUIRED, *EVIDENCE, *OPTIONAL})
     if unknown:
         raise InvalidInput("unknown fields: {fields}", fields=", ".join(unknown))
@@ -310,6 +321,7 @@ def import_records(
         ),
         actor=actor,
         via="api",
+        session=session,
     )
 
 
@@ -322,8 +334,9 @@ def _import(
     actor: str,
     via: str,
     progress: Callable[[int, int], None] | None = None,
+    session: Session | None = None,
 ) -> ImportReport:
-    with ctx.db.write() as s:
+    with contextlib.nullcontext(session) if session is not None else ctx.db.write() as s:
         account = get_account(s, tenant_id, account_id)
         rows, report = check(s, account)
         for i, row in enumerate(rows):

@@ -23,6 +23,7 @@ from konsent.flows import audit
 from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import address_of, get_contact, identities
 from konsent.flows.context import Konsent
+from konsent.flows.webhooks.events import emit
 from konsent.store.chain import append_ledger
 from konsent.store.tables import (
     AuditEntry,
@@ -135,6 +136,10 @@ def log_request(
     )
     s.add(req)
     s.flush()
+    data = {"privacy_request_id": req.id, "kind": kind, "channel": channel, "contact_id": contact_id}
+    emit(s, tenant_id, "privacy_request.opened", {**data, "due_at": req.due_at.isoformat()}, at=received)
+    if state != "open":
+        emit(s, tenant_id, "privacy_request.completed", {**data, "state": state}, at=received)
     return req
 
 
@@ -150,6 +155,8 @@ def close_request(s: Session, tenant_id: int, request_id: int, actor: str, state
         raise InvalidInput(detail="state must be done or rejected")
     req = get_request(s, tenant_id, request_id)
     req.state, req.handled_by, req.completed_at = state, actor, utcnow()
+    data = {"privacy_request_id": req.id, "kind": req.kind, "contact_id": req.contact_id, "state": state}
+    emit(s, tenant_id, "privacy_request.completed", data)
     audit.record(s, tenant_id, actor, "privacy.request.close", f"request:{req.id}", state=state)
 
 
@@ -289,6 +296,7 @@ def erase_contact(
     contact.last_activity_at = None
     contact.erased_at = at
     s.add(ErasureNote(tenant_id=tid, erased_at=at, source=source[:40]))
+    emit(s, tid, "contact.erased", {"contact_id": contact.id, "source": source.split(":", 1)[0]}, at=at)
     audit.record(s, tid, actor, "contact.erase", f"contact:{contact.id}", source=source, messages=n_messages)
     log.info("contact %s of tenant %s erased via %s", contact.id, tid, source)
     return ErasureResult(contact.id, n_messages)

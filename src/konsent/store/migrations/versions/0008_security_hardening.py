@@ -3,7 +3,7 @@ privacy_proofs: a code sent to the contact's messenger before a self-service act
 messages.secret_sealed: the unredacted body of a message that carries such a link or code (D1, #13)
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0012
 """
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

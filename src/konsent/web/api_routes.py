@@ -1,0 +1,15 @@
+"""The REST API's routers beyond web/api.py, included in one place (M4)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include(app: FastAPI) -> None:
+    from konsent.web import admin_webhooks, api_campaigns, api_contacts, api_inbox, api_webhooks
+
+    app.include_router(api_contacts.router)
+    app.include_router(api_campaigns.router)
+    app.include_router(api_inbox.router)
+    app.include_router(api_webhooks.router)
+    app.include_router(admin_webhooks.router)
