@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,22 @@ class Settings(BaseSettings):
     )
     api_rate_limit_storage: str = Field(
         "memory://", description="Where rate-limit counters live (`limits` storage URI, e.g. redis://)."
+    )
+    smtp_host: str = Field(
+        "", description="SMTP server for staff invitations and reset links; empty: links are only shown."
+    )
+    smtp_port: int = Field(587, description="Port of the SMTP server.")
+    smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("", description="Sender address of konsent's e-mails, e.g. konsent@example.com.")
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS (turn off only for a local relay)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as JSON objects, one per line (still redacted)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics from other hosts; without it only localhost may scrape."
     )
 
 

@@ -25,7 +25,7 @@ FLOWS_LAYERS: list[set[str]] = [
     {"outbound"},
     {"inbox"},
     {"inbound"},
-    {"admin_ops", "api_ops", "public_ops", "demo", "api_coverage"},
+    {"admin_ops", "api_ops", "public_ops", "demo", "api_coverage", "operations"},
 ]
 WEB_MAY_IMPORT = ("konsent.web", "konsent.flows", "konsent.app", "konsent.domain", "konsent.i18n",
                   "konsent.settings", "konsent.logs")  # fmt: skip

@@ -384,6 +384,7 @@ ID_ROUTES = {
     "/api/v1/contacts/{contact_id}",
     "/api/v1/contacts/{contact_id}/messages",
     "/api/v1/contacts/{contact_id}/withdraw",
+    "/api/v1/contacts/{contact_id}/name",
     "/api/v1/contacts/{contact_id}/proof",
     "/api/v1/contacts/{contact_id}/proof.html",
     "/api/v1/messages/{message_id}",
@@ -487,7 +488,15 @@ def test_other_tenants_ids_are_404_with_a_staff_session(ctx, app, client, two_te
 
 
 # Admin routes taking a channel account id (the admin pages are not in the OpenAPI document).
-ADMIN_ACCOUNT_ROUTES = {("POST", "/admin/channels/{account_id}/webhook")}
+ADMIN_ACCOUNT_ROUTES = {
+    ("POST", "/admin/channels/{account_id}/webhook"),
+    ("POST", "/admin/channels/{account_id}/{action}"),  # edit, disable, enable, delete (#12)
+}
+# What the owner gets for their own account: the simulator has nothing to register; switching off works.
+OWN_ACCOUNT_STATUS = {
+    "/admin/channels/{account_id}/webhook": 422,
+    "/admin/channels/{account_id}/{action}": 303,
+}
 
 
 def test_other_tenants_account_ids_are_404_on_admin_routes(ctx, app, client, two_tenants, demo):
@@ -500,10 +509,10 @@ def test_other_tenants_account_ids_are_404_on_admin_routes(ctx, app, client, two
     assert found == ADMIN_ACCOUNT_ROUTES, "add new admin routes with an account id to ADMIN_ACCOUNT_ROUTES"
     csrf = as_role(ctx, client, "owner")
     for _method, path in sorted(ADMIN_ACCOUNT_ROUTES):
-        mine = path.format(account_id=two_tenants["a"]["channel_account_id"])
+        mine = path.format(account_id=two_tenants["a"]["channel_account_id"], action="disable")
         own = client.post(mine, data={"csrf_token": csrf}, follow_redirects=False)
-        assert own.status_code == 422, (path, own.status_code)  # A's simulator: nothing to register
-        theirs = path.format(account_id=two_tenants["b"]["channel_account_id"])
+        assert own.status_code == OWN_ACCOUNT_STATUS[path], (path, own.status_code)
+        theirs = path.format(account_id=two_tenants["b"]["channel_account_id"], action="disable")
         other = client.post(theirs, data={"csrf_token": csrf}, follow_redirects=False)
         assert other.status_code == 404, (path, other.status_code)
         assert "B GmbH" not in other.text

@@ -35,6 +35,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/contacts/{contact_id}"): ALL,
     ("GET", "/api/v1/contacts/{contact_id}/messages"): PERSONAL,
     ("POST", "/api/v1/contacts/{contact_id}/withdraw"): INBOX,
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): PERSONAL,
     ("POST", "/api/v1/contacts/import"): MANAGERS,
     ("GET", "/api/v1/contacts/{contact_id}/proof"): PROOF,
     ("GET", "/api/v1/contacts/{contact_id}/proof.html"): PROOF,
@@ -100,6 +101,19 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels"): MANAGERS,
     ("POST", "/admin/channels/{account_id}/webhook"): MANAGERS,
+    ("POST", "/admin/channels/{account_id}/{action}"): MANAGERS,
+    ("POST", "/admin/contacts/{contact_id}/name"): PERSONAL,
+    ("GET", "/admin/staff"): MANAGERS,
+    ("POST", "/admin/staff/invite"): MANAGERS,
+    ("POST", "/admin/staff/{user_id}/{action}"): MANAGERS,
+    ("POST", "/admin/staff-settings"): MANAGERS,
+    ("GET", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens"): MANAGERS,
+    ("POST", "/admin/tokens/{token_id}/revoke"): MANAGERS,
+    ("GET", "/admin/me"): ALL,
+    ("POST", "/admin/me"): ALL,
+    ("GET", "/admin/invite/{token}"): PUBLIC,  # the one-time link is the credential
+    ("POST", "/admin/invite/{token}"): PUBLIC,
     ("GET", "/admin/inbox/events"): INBOX,
     ("GET", "/admin/inbox"): INBOX,
     ("GET", "/admin/inbox/rows"): INBOX,
@@ -218,6 +232,7 @@ JSON_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/contacts/{contact_id}/erase"): {},
     ("POST", "/api/v1/optins"): {"topics": ["angebote"], "channel_account_id": 999999},
     ("POST", "/api/v1/webhook-endpoints"): {"url": "https://crm.example.com/h", "events": ["optin.expired"]},
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): {"name": "Erika M."},
     ("POST", "/api/v1/messages"): {"contact_id": "{contact_id}", "purpose": "service", "text": "Hallo"},
     # an unknown account: allowed roles get 404 after the permission check
     ("POST", "/api/v1/contacts/import"): {
@@ -320,6 +335,9 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "endpoint_id": "999999",  # permission is checked before the lookup
             "conversation_id": str(conv.id),
             "delivery_id": "999999",
+            "user_id": "999999",
+            "token_id": "999999",
+            "token": "not-a-link",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}
@@ -374,6 +392,10 @@ SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/webhook-event-types"): NONE,
     ("POST", "/api/v1/optins"): NONE,  # starts a pending opt-in from a shop: no existing contact
     ("GET", "/api/v1/contacts/{contact_id}/consents"): CONTACT,
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/name"): CONTACT,
+    ("GET", "/admin/me"): NONE,  # the staff member's own profile
+    ("POST", "/admin/me"): NONE,
     ("PATCH", "/api/v1/contacts/{contact_id}"): CONTACT,
     ("GET", "/api/v1/conversations"): LIST,
     ("GET", "/api/v1/conversations/{conversation_id}"): CONVERSATION,

@@ -167,6 +167,9 @@ class SetupField:
     secret: bool = False  # sealed with the tenant key, never shown again
     help: str = ""
     required: bool = True
+    # a value the provider would refuse is refused before saving (U5): full match, case-insensitive
+    pattern: str = ""
+    pattern_hint: str = ""  # English msgid saying what is expected
 
 
 class ChannelAdapter:

@@ -186,7 +186,15 @@ class TelegramChannel(ChannelAdapter):
         ),
     )
     setup_fields = (
-        SetupField("bot_username", "Bot username", help="The @name BotFather gave your bot, without the @."),
+        SetupField(
+            "bot_username",
+            "Bot username",
+            help="The @name BotFather gave your bot, without the @.",
+            pattern=r"[A-Za-z][A-Za-z0-9_]{3,30}bot",
+            pattern_hint=(
+                "5 to 32 letters, digits or _, starting with a letter and ending in bot, e.g. kaffee_bot"
+            ),
+        ),
         SetupField("bot_token", "Bot token", secret=True, help="From BotFather: /newbot or /token."),
         SetupField(
             "secret_token",

@@ -216,7 +216,11 @@ class ThreemaChannel(ChannelAdapter):
     )
     setup_fields = (
         SetupField(
-            "gateway_id", "Gateway ID", help="Your end-to-end Threema ID, 8 characters starting with *."
+            "gateway_id",
+            "Gateway ID",
+            help="Your end-to-end Threema ID, 8 characters starting with *.",
+            pattern=r"\*[A-Z0-9]{7}",
+            pattern_hint="8 characters starting with *, e.g. *KONSENT",
         ),
         SetupField("api_secret", "API secret", secret=True, help="From the Threema Gateway admin page."),
         SetupField(

@@ -372,8 +372,20 @@ class WhatsAppCloudChannel(_WhatsAppBase):
     kind = "whatsapp"
     label = "WhatsApp (Cloud API)"
     setup_fields = (
-        SetupField("phone_number_id", "Phone number ID", help="WhatsApp Manager → API Setup"),
-        SetupField("display_phone_number", "Phone number (international, digits)", help="e.g. 4930123456"),
+        SetupField(
+            "phone_number_id",
+            "Phone number ID",
+            help="WhatsApp Manager → API Setup",
+            pattern=r"\d{5,30}",
+            pattern_hint="digits only, as shown in WhatsApp Manager",
+        ),
+        SetupField(
+            "display_phone_number",
+            "Phone number (international, digits)",
+            help="e.g. 4930123456",
+            pattern=r"\+?\d{6,15}",
+            pattern_hint="6 to 15 digits with the country code, e.g. 4930123456",
+        ),
         SetupField("access_token", "Access token (system user)", secret=True),
         SetupField("app_secret", "App secret", secret=True, help="App Dashboard → Settings → Basic"),
         SetupField("verify_token", "Verify token", secret=True, help="Any random string; enter it at Meta"),

@@ -56,7 +56,7 @@ def _ctx(
     settings = get_settings()
     if links:
         settings = settings.model_copy(update={"base_url": link_base(settings, host, port)})
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return build(settings, run_migrations=migrate)
 
 

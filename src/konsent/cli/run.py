@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -10,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from konsent import __version__
 from konsent.cli import common
 from konsent.cli.common import app, console
+from konsent.logs import STARTUP_FORMAT
 
 if TYPE_CHECKING:
     from konsent.flows.context import Konsent
@@ -33,6 +36,8 @@ def _serve(ctx: Konsent, host: str, port: int, worker: bool) -> None:
     stop = None
     if worker:
         _, stop = run_in_thread(ctx)
+    fmt = ctx.settings.log_format
+    logging.getLogger("konsent").info(STARTUP_FORMAT, __version__, "http", host, port, worker, fmt)
     try:
         uvicorn.run(create_app(ctx), host=host, port=port, log_config=None, access_log=False)
     finally:
@@ -85,24 +90,38 @@ def demo(
 
 
 @app.command()
-def worker(processes: int = typer.Option(1, help="Worker processes to start.")) -> None:
+def worker(
+    processes: int = typer.Option(1, help="Worker processes to start."),
+    metrics_port: int = typer.Option(
+        0, help="Serve this worker's /metrics on 127.0.0.1 at this port (the next ones for more processes)."
+    ),
+) -> None:
     """Run delivery workers without the web application (PostgreSQL scale-out)."""
     if processes > 1:
         import multiprocessing
 
-        procs = [multiprocessing.Process(target=_run_worker) for _ in range(processes)]
+        procs = [
+            multiprocessing.Process(target=_run_worker, args=(metrics_port + i if metrics_port else 0,))
+            for i in range(processes)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         return
-    _run_worker()
+    _run_worker(metrics_port)
 
 
-def _run_worker() -> None:
+def _run_worker(metrics_port: int = 0) -> None:
     from konsent.delivery.worker import Worker
 
     ctx = common._ctx(migrate=False)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from konsent.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -105,18 +105,93 @@ def user_password(
     console.print("password set")
 
 
-@token_app.command("create")
-def token_create(
+@user_app.command("invite")
+def user_invite(
     tenant: str,
-    name: str,
-    role: str = typer.Option("admin"),
-    scope: list[str] | None = typer.Option(None, help="e.g. contacts:read; repeat; none = all the role may."),
+    email: str,
+    role: str = typer.Option("agent", help="owner, admin, agent, dpo or viewer"),
+    name: str = typer.Option("", help="The person's name."),
 ) -> None:
-    """Create an API token; it is shown once and stored only as a hash."""
-    from konsent.flows.organisation import staff
+    """Invite a staff member: prints a one-time link (72 hours) to choose a password (S3)."""
+    from konsent.flows.organisation import staff_admin
     from konsent.flows.organisation.tenants import tenant_by_slug
 
     ctx = common._ctx()
     with ctx.db.write() as s:
-        token = staff.create_api_token(s, tenant_by_slug(s, tenant), name, role, scope or None)
+        link = staff_admin.invite(s, tenant_by_slug(s, tenant).id, "cli", "owner", email, role, name=name)
+    typer.echo(f"{ctx.settings.base_url.rstrip('/')}/admin/invite/{link.token}")
+
+
+@user_app.command("deactivate")
+def user_deactivate(tenant: str, email: str) -> None:
+    """Switch a staff member off: their sessions and API tokens end at once (S3)."""
+    from sqlalchemy import select
+
+    from konsent.domain.errors import NotFound
+    from konsent.flows.organisation import staff_admin
+    from konsent.flows.organisation.tenants import tenant_by_slug
+    from konsent.store.tables import StaffUser
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        t = tenant_by_slug(s, tenant)
+        uid = s.scalars(
+            select(StaffUser.id).where(StaffUser.tenant_id == t.id, StaffUser.email == email.strip().lower())
+        ).one_or_none()
+        if uid is None:
+            raise NotFound(message="No such staff member.")
+        revoked = staff_admin.deactivate(s, t.id, "cli", "owner", uid)
+    typer.echo(f"{email} deactivated; sessions ended, {revoked} API token(s) revoked")
+
+
+@token_app.command("create")
+def token_create(
+    tenant: str,
+    name: str,
+    role: str = typer.Option("admin", help="owner, admin, agent, dpo or viewer"),
+    expires_days: int = typer.Option(None, help="Expire after this many days (default: never)."),
+    scope: list[str] | None = typer.Option(None, help="e.g. contacts:read; repeat; none = all the role may."),
+) -> None:
+    """Create an API token; it is shown once and stored only as a hash."""
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        t = tenant_by_slug(s, tenant)
+        token = api_tokens.create(s, t.id, "cli", "owner", name, role, expires_days, scopes=scope or None)
     console.print(token)
+
+
+@token_app.command("list")
+def token_list(tenant: str) -> None:
+    """The tenant's API tokens with role, expiry, last use and state (never their values)."""
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = common._ctx()
+    with ctx.db.read() as s:
+        rows = api_tokens.listing(s, tenant_by_slug(s, tenant).id)
+
+    def day(v: object) -> str:
+        return v.strftime("%Y-%m-%d %H:%M UTC") if hasattr(v, "strftime") else "-"
+
+    for r in rows:
+        typer.echo(
+            f"{r.id}\t{r.name}\t{r.role}\t{r.state}\texpires {day(r.expires_at) if r.expires_at else 'never'}"
+            f"\tlast used {day(r.last_used_at)}"
+        )
+    if not rows:
+        typer.echo("no API tokens")
+
+
+@token_app.command("revoke")
+def token_revoke(tenant: str, token_id: int) -> None:
+    """Revoke a token by its id (see `konsent token list`); it stops working at once."""
+    from konsent.flows.organisation import api_tokens
+    from konsent.flows.organisation.tenants import tenant_by_slug
+
+    ctx = common._ctx()
+    with ctx.db.write() as s:
+        api_tokens.revoke(s, tenant_by_slug(s, tenant).id, "cli", token_id)
+    typer.echo(f"token {token_id} revoked")

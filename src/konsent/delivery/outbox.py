@@ -41,6 +41,7 @@ from konsent.flows.consent import grants as consent_flow
 from konsent.flows.contacts import SHARED, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_early
+from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import account_config
 from konsent.store.sql import among
 from konsent.store.tables import (
@@ -181,6 +182,8 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
     shared: dict[bytes, OutboundContent] = {}
     jobs: list[Job] = []
     refused: list[tuple[int, int, str]] = []
+    switched_off: set[int] = set()
+    held: list[int] = []
     for row in rows:
         contact = contacts.get(row.contact_id)
         sealed = idents.get((row.contact_id, row.channel_account_id))
@@ -198,7 +201,12 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
         if row.channel_account_id not in accounts:
             acc = s.get(ChannelAccount, row.channel_account_id)
             assert acc is not None
+            if not acc.active:
+                switched_off.add(acc.id)
             accounts[row.channel_account_id] = account_config(ctx, s, acc)
+        if row.channel_account_id in switched_off:
+            held.append(row.id)  # switched off: kept for when it is switched on again (U5)
+            continue
         try:
             key = ctx.keys.contact_key(s, cast(Contact, contact))
             address = crypto.open_text(key, sealed, f"contact:{contact.id}:address".encode())
@@ -228,7 +236,18 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
         )
     if refused:
         _refuse(s, refused, now)
+    if held:
+        # back to waiting without spending an attempt; switching the account on releases them
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(held))
+            .values(state=HELD, attempt=OutboxRow.attempt - 1, lease_until=None, locked_by=None)
+            .execution_options(synchronize_session=False)
+        )
     return jobs
+
+
+HELD = "held"  # the channel account is switched off; the row waits for it (U5)
 
 
 def _refuse(s: Session, refused: list[tuple[int, int, str]], now: datetime) -> None:
@@ -264,6 +283,14 @@ def complete(ctx: Konsent, results: Sequence[tuple[Job, SendResult | None]], now
     with ctx.db.write() as s:
         if sent:
             _complete_sent(ctx, s, sent, now)
+            channel_health.note_sent(s, (j.account.id for j, _ in sent), now)
+        failures: dict[int, tuple[int, str]] = {}
+        for job, res in other:
+            if res is not None and res.outcome is not SendOutcome.RETRY_AFTER:  # a rate limit is no failure
+                n, _ = failures.get(job.account.id, (0, ""))
+                failures[job.account.id] = (n + 1, f"{res.error_code or res.outcome.value}: {res.error_text}")
+        if failures:
+            channel_health.note_failures(s, failures, now)
         if dropped:
             _refuse(s, [(j.outbox_id, j.message_id, WITHDRAWN_BEFORE_SEND) for j in dropped], now)
         for job, res in other:

@@ -16,11 +16,13 @@ import socket
 import threading
 import time
 
+from konsent import metrics
 from konsent.channels.base import SendOutcome, SendResult
 from konsent.delivery import outbox
 from konsent.delivery.outbox import Job
 from konsent.delivery.pacing import AccountLocks, ContactSpacing, Pacer, account_rate
 from konsent.flows.context import Konsent
+from konsent.flows.operations import heartbeat
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class Worker:
         self._inflight: dict[int, int] = {}
         self._rebalancing = threading.Lock()
         self._lock_conn_mutex = threading.Lock()
+        self._started = utcnow()
+        self._last_beat = -heartbeat.BEAT_EVERY_S
 
     # ------------------------------------------------------------ sending
 
@@ -75,14 +79,21 @@ class Worker:
         async with self._sem:
             # Pacing inside the concurrency slot: nothing waits between its token and the wire,
             # so a Retry-After that blocks the account stops every later request.
+            waited = time.perf_counter()
             await self.pacer.acquire(job.account.id, rate)
+            started = time.perf_counter()
+            if started - waited > 0.001:
+                metrics.PACING_WAIT.labels(job.account.kind).observe(started - waited)
+            latency: float | None = None
             try:
                 res = await adapter.send(job.account, job.address, job.content)
+                latency = time.perf_counter() - started
             except Exception as exc:  # an adapter bug must not kill the worker
                 log.exception("channel %s send failed", job.account.kind)
                 res = SendResult(
                     SendOutcome.TRANSIENT, error_code="adapter_error", error_text=type(exc).__name__
                 )
+        metrics.send_finished(job.account.kind, res.outcome.value, latency)
         if res.outcome is SendOutcome.RETRY_AFTER:
             self.pacer.block(job.account.id, res.retry_after_s or 1.0)
         return job, res
@@ -194,6 +205,12 @@ class Worker:
         from konsent.flows.outbound import broadcast
 
         now = time.monotonic()
+        if now - self._last_beat >= heartbeat.BEAT_EVERY_S:  # every worker, scheduler or not (U6)
+            self._last_beat = now
+            try:
+                heartbeat.beat(self.ctx, self.id, self._started, utcnow())
+            except Exception:
+                log.exception("worker heartbeat failed")
         if self.ctx.db.is_postgres and not self._scheduler:
             self._scheduler = self._lock_conn().try_scheduler()
             if not self._scheduler:
@@ -222,7 +239,10 @@ class Worker:
             try:
                 retention.run_if_due(self.ctx)
             except Exception:
+                metrics.RETENTION_RUNS.labels("failed").inc()
                 log.exception("retention run failed")
+            else:
+                metrics.RETENTION_RUNS.labels("ok").inc()
 
         self._retention_thread = threading.Thread(target=target, name="konsent-retention", daemon=True)
         self._retention_thread.start()
@@ -254,6 +274,10 @@ class Worker:
             await asyncio.gather(*lanes)
         finally:
             self.close()
+            try:
+                await asyncio.to_thread(heartbeat.forget, self.ctx, self.id)
+            except Exception:
+                log.warning("worker %s could not remove its heartbeat", self.id)
         log.info("worker %s stopped", self.id)
 
     async def drain(self, timeout: float = 10.0) -> int:

@@ -7,7 +7,6 @@ the web layer only checks permissions and renders.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from konsent import channels
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows import api_ops, audit, contacts
 from konsent.flows.context import Konsent
-from konsent.flows.organisation import staff, tenants, totp, trusted_devices
+from konsent.flows.organisation import channel_admin, channel_health, staff, tenants, totp, trusted_devices
 from konsent.flows.privacy import proof
 from konsent.store.tables import (
     ChannelAccount,
@@ -74,6 +73,7 @@ def sign_in(
     )
     if user is None:
         return None
+    user.last_login_at = now or utcnow()
     new = staff.start_session(s, user, ctx.settings.session_ttl_hours)
     audit.record(s, tenant.id, f"user:{user.id}", "staff.login", f"user:{user.id}")
     return SignedIn(new.cookie, user.must_change_password, trusted_devices.new_device_cookie(ctx, s, user))
@@ -173,7 +173,7 @@ def dashboard(s: Session, tenant_id: int, now: datetime | None = None) -> Dashbo
     queued = s.scalar(
         select(func.count())
         .select_from(OutboxRow)
-        .where(OutboxRow.tenant_id == tenant_id, OutboxRow.state.in_(("available", "running")))
+        .where(OutboxRow.tenant_id == tenant_id, OutboxRow.state.in_(("available", "running", "held")))
     )
     by_topic = [
         (t.slug, dict(t.names), int(active.get(f"newsletter:{t.slug}", 0)))
@@ -325,6 +325,11 @@ class ChannelView:
     secrets_set: list[tuple[str, bool]]  # (field label msgid, a value is stored) — never the value
     registers_webhook: bool = False  # konsent can register the webhook URL at the provider itself
     receives_inbound: bool = True  # False: the provider posts nothing, there is no URL to configure
+    active: bool = True
+    health: channel_health.Health | None = None
+    fields: list[Any] = field(default_factory=list)  # what the edit form offers
+    values: dict[str, str] = field(default_factory=dict)  # current non-secret values for the form
+    deletable: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,8 +356,9 @@ def channel_kinds() -> list[ChannelKind]:
 def channel_views(ctx: Konsent, s: Session, tenant_id: int) -> list[ChannelView]:
     """The tenant's channel accounts with webhook URL and where the provider processes data (S7)."""
     base = ctx.settings.base_url.rstrip("/")
+    now = utcnow()
     out = []
-    for acc in tenants.channel_accounts(s, tenant_id):
+    for acc in channel_admin.all_accounts(s, tenant_id):
         try:
             cls = channels.adapter_class(acc.kind)
         except KeyError:
@@ -373,6 +379,11 @@ def channel_views(ctx: Konsent, s: Session, tenant_id: int) -> list[ChannelView]
                 [(f.label, bool(cfg.secrets.get(f.name))) for f in cls.setup_fields if f.secret],
                 cls.registers_webhook,
                 cls.capabilities.receives_inbound,
+                acc.active,
+                channel_health.health(s, acc, now),
+                channel_admin.editable_fields(acc.kind),
+                {"provider_ref": acc.provider_ref, **{k: str(v) for k, v in acc.settings.items()}},
+                not channel_admin.in_use(s, acc),
             )
         )
     return out
@@ -385,32 +396,11 @@ def add_channel_account(
     ctx: Konsent, s: Session, tenant_id: int, actor: str, kind: str, name: str, values: dict[str, str]
 ) -> ChannelAccount:
     """Connect a new channel account from the admin form; secret fields are sealed (S1, S7)."""
-    try:
-        cls = channels.adapter_class(kind)
-    except KeyError:
-        raise InvalidInput(detail="Unknown channel kind.") from None
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput(detail="Give the account a name (at most 200 characters).")
-    settings: dict[str, Any] = {}
-    secrets_: dict[str, str] = {}
-    provider_ref = ""
-    for f in cls.setup_fields:
-        value = (values.get(f.name) or "").strip()
-        if len(value) > MAX_FIELD:
-            raise InvalidInput("{field}: the value is too long.", field=f.label)
-        if not value and f.secret and not f.required:
-            value = secrets.token_urlsafe(24)  # e.g. a signing secret konsent itself uses
-        if not value:
-            if f.required:
-                raise InvalidInput("{field}: this field is required.", field=f.label)
-            continue
-        if f.secret:
-            secrets_[f.name] = value
-        elif f.name == "provider_ref":
-            provider_ref = value
-        else:
-            settings[f.name] = value
+    # every field is checked before anything is saved: a value the provider would refuse never lands
+    provider_ref, settings, secrets_ = channel_admin.clean_new(kind, values)
     tenant = s.get(Tenant, tenant_id)
     assert tenant is not None
     acc = tenants.create_channel_account(

@@ -76,13 +76,16 @@ def get_or_create_contact(
             ident.user_id_index = ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id)
         if locale and not contact.locale:
             contact.locale = locale
+        if name and contact.name_sealed is None and contact.wrapped_key is not None:
+            # the provider's profile name, until staff set one (U5); sealed like every name
+            contact.name_sealed = seal_for_contact(ctx, s, contact, "name", name[:200])
         return contact, ident, False
     contact = Contact(tenant_id=account.tenant_id, locale=locale, last_activity_at=utcnow())
     s.add(contact)
     s.flush()
     key = ctx.keys.new_contact_key(s, contact)
     if name:
-        contact.name_sealed = crypto.seal_text(key, name, _aad(contact.id, "name"))
+        contact.name_sealed = crypto.seal_text(key, name[:200], _aad(contact.id, "name"))
     ident = ContactIdentity(
         tenant_id=account.tenant_id,
         contact_id=contact.id,

@@ -86,6 +86,8 @@ class StaffUser(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: the tenant's
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("tenant_id", "email"),)
 
@@ -111,6 +113,26 @@ class ApiToken(Base):
     scopes: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # who made it; ends with them
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_api_tokens_user", "tenant_id", "user_id"),)
+
+
+class StaffInvite(Base):
+    """A one-time link to choose a password: an invitation or a reset (S3); only its hash is kept."""
+
+    __tablename__ = "staff_invites"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # invite / reset
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Topic(Base):
@@ -155,6 +177,12 @@ class ChannelAccount(Base):
     secrets_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
+    # health (U5): written at most about once a minute on success, on every failure
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")  # provider code: text
+    failing_sends: Mapped[int] = mapped_column(Integer, default=0)  # failed attempts since a success
 
 
 class Contact(Base):
@@ -797,3 +825,12 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_claim", "state", "run_at"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
     )
+
+
+class WorkerHeartbeat(Base):
+    """A delivery worker's last sign of life (U6); installation-wide, so no tenant and nothing personal."""
+
+    __tablename__ = "worker_heartbeats"
+    worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

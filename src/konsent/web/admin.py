@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
 from konsent.flows import admin_ops
-from konsent.flows.organisation import company
+from konsent.flows.organisation import channel_health, company, staff
 from konsent.i18n import LOCALES
-from konsent.web import admin_contacts, admin_setup, ratelimit
+from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff, ratelimit
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
 from konsent.web.deps import (
     LOCALE_COOKIE,
@@ -182,6 +183,11 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
         tenant = company.get_tenant(s, caller.tenant_id)
         steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
         slug = tenant.slug
+        channels = (
+            channel_health.summary(s, caller.tenant_id, datetime.now(UTC))
+            if caller_can(caller, "settings.manage")
+            else []
+        )
     return page(
         request,
         caller,
@@ -191,8 +197,13 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
             "notice": request.query_params.get("notice"),
             "setup_steps": steps,
             "tenant_slug": slug,
+            "channels": channels,
         },
     )
+
+
+def caller_can(caller: Caller, permission: str) -> bool:
+    return staff.allowed(caller.role, permission)
 
 
 @router.get("/")
@@ -202,3 +213,5 @@ def dashboard_slash() -> Response:
 
 router.include_router(admin_contacts.router)
 router.include_router(admin_setup.router)
+router.include_router(admin_channel_edit.router)  # after admin_setup: its /channels/{id}/webhook wins
+router.include_router(admin_staff.router)

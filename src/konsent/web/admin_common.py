@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
+from jinja2 import pass_context
 from starlette.responses import Response
 
 from konsent.domain.errors import DomainError, NoLegalBasis
-from konsent.flows.organisation import staff
+from konsent.flows.organisation import localtime, names, staff, staff_admin
 from konsent.web.deps import (
     Caller,
     Unauthenticated,
+    get_ctx,
     gettext_for,
     render,
     request_locale,
@@ -25,6 +27,8 @@ from konsent.web.errors import message_of
 
 # Paths a user with a one-time password may still open before choosing a new one.
 _BEFORE_PASSWORD_CHANGE = ("/admin/password", "/admin/logout", "/admin/lang/")
+# ... and, where the role requires a second factor, before setting one up (S3).
+_BEFORE_SECOND_FACTOR = ("/admin/security/totp", "/admin/logout", "/admin/lang/", "/admin/password")
 
 
 def admin_caller(request: Request) -> Caller:
@@ -38,6 +42,10 @@ def admin_caller(request: Request) -> Caller:
         and not request.url.path.startswith(_BEFORE_PASSWORD_CHANGE)
     ):
         raise HTTPException(status_code=303, headers={"location": "/admin/password"})
+    if caller.user is not None and not request.url.path.startswith(_BEFORE_SECOND_FACTOR):
+        with get_ctx(request).db.read() as s:
+            if staff_admin.must_set_up_2fa(s, caller.user):
+                raise HTTPException(status_code=303, headers={"location": "/admin/security/totp"})
     return caller
 
 
@@ -77,14 +85,49 @@ def page(
         except (KeyError, ValueError):  # unknown permission or role: deny
             return False
 
+    labels = _LazyLabels(request, caller)
     base = {
         "me": caller,
         "csrf_token": caller.csrf_token if caller else "",
         "can": can,
         "path": request.url.path,
         "nav": [item for item in NAV if can(item.permission)],
+        "tz": _zone(request, caller),
+        "topic_label": labels.topic,
+        "actor_label": labels.actor,
     }
     return render(request, name, {**base, **context}, status_code=status_code)
+
+
+def _zone(request: Request, caller: Caller | None) -> str:
+    """The zone this page shows times in: the staff member's own, else the organisation's (U5)."""
+    if caller is None:
+        return "UTC"
+    with get_ctx(request).db.read() as s:
+        return localtime.zone_for(s, caller.tenant_id, caller.user)
+
+
+class _LazyLabels:
+    """Topic and staff names for the page, read only if the page asks for one (U5)."""
+
+    def __init__(self, request: Request, caller: Caller | None) -> None:
+        self._request, self._caller = request, caller
+        self._labels: names.Labels | None = None
+
+    def _load(self) -> names.Labels:
+        if self._labels is None:
+            if self._caller is None:
+                self._labels = names.Labels()
+            else:
+                with get_ctx(self._request).db.read() as s:
+                    self._labels = names.load_labels(s, self._caller.tenant_id)
+        return self._labels
+
+    def topic(self, purpose: object) -> str:
+        return self._load().topic(str(purpose), request_locale(self._request))
+
+    def actor(self, actor: object) -> str:
+        return self._load().actor(str(actor))
 
 
 # Reasons `may_send` gives, as msgids the admin translates (C5).
@@ -114,17 +157,20 @@ def error_text(request: Request, exc: DomainError) -> str:
     return message_of(exc, request_locale(request))
 
 
-def when(value: object) -> str:
-    """A time as the admin reads it: UTC, to the second."""
+@pass_context
+def when(context: Any, value: object) -> str:
+    """A time as the admin reads it: in the page's zone (`tz`, else UTC), with the zone shown (U5)."""
     if not isinstance(value, datetime | str) or not value:  # also Jinja's Undefined
         return "—"
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            at = datetime.fromisoformat(value)
         except ValueError:
             return value
-        return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    else:
+        at = value
+    zone = context.get("tz") if context is not None else None
+    return localtime.show(at, zone if isinstance(zone, str) and zone else "UTC")
 
 
 def safe_next(value: str | None) -> str:

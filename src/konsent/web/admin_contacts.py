@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
 from konsent.flows import admin_ops, api_ops
 from konsent.flows.inbox import scope
-from konsent.flows.organisation import staff, tenants
+from konsent.flows.organisation import names, staff, tenants
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, render
 from konsent.web.errors import status_of
@@ -29,18 +29,32 @@ def _contact_id(raw: str) -> int:
 
 @router.get("/contacts")
 def contact_list(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    """Contacts with their consent states; no names or numbers, so no audit entry."""
+    """Contacts with their consent states; display names only for roles that see personal data,
+    then with one audit entry for the page (S4, U5)."""
     caller.require("contacts.read")
     raw = request.query_params.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
-    with get_ctx(request).db.read() as s:
+    ctx = get_ctx(request)
+    personal = staff.allowed(caller.role, "contacts.personal")
+    with ctx.db.write() if personal else ctx.db.read() as s:
         only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
         rows = admin_ops.contact_list(s, caller.tenant_id, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE, only)
+        display = (
+            names.names_for_list(ctx, s, caller.tenant_id, caller.actor, [r.id for r in rows[:PAGE_SIZE]])
+            if personal
+            else {}
+        )
     return page(
         request,
         caller,
         "admin/contacts.html",
-        {"rows": rows[:PAGE_SIZE], "page_no": number, "has_next": len(rows) > PAGE_SIZE},
+        {
+            "rows": rows[:PAGE_SIZE],
+            "page_no": number,
+            "has_next": len(rows) > PAGE_SIZE,
+            "display": display,
+            "personal": personal,
+        },
     )
 
 

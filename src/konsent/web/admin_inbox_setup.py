@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from konsent.domain.errors import DomainError, NotFound
 from konsent.flows.inbox import bot, canned, stats
 from konsent.flows.inbox import listing as inbox
-from konsent.flows.organisation import staff, teams, totp
+from konsent.flows.organisation import staff, staff_admin, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
 from konsent.web.errors import status_of
@@ -313,7 +313,14 @@ def _totp(request: Request, caller: Caller, error: str = "", status_code: int = 
     ctx = get_ctx(request)
     with ctx.db.write() as s:
         state = totp.enrolment(ctx, s, caller.user)
-    return page(request, caller, "admin/inbox/totp.html", {"t": state, "error": error}, status_code)
+        required = staff_admin.must_set_up_2fa(s, caller.user)
+    return page(
+        request,
+        caller,
+        "admin/inbox/totp.html",
+        {"t": state, "error": error, "required": required},
+        status_code,
+    )
 
 
 @router.post("/security/totp")

@@ -43,10 +43,10 @@ async def ledger_verify(request: Request, caller: Caller = Depends(admin_caller)
 
 @router.get("/channels")
 def channels_page(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
-    return _channels(request, caller)
+    return render_channels(request, caller)
 
 
-def _channels(
+def render_channels(
     request: Request,
     caller: Caller,
     *,
@@ -55,7 +55,9 @@ def _channels(
     open_kind: str = "",
     values: dict[str, str] | None = None,
     hook: dict[str, object] | None = None,
+    edit_id: int | None = None,
 ) -> Response:
+    """The channel page; `edit_id` opens that account's edit form (after a refused change)."""
     caller.require("settings.manage")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
@@ -73,6 +75,8 @@ def _channels(
             "values": values or {},
             "created": int(created) if created.isdigit() and len(created) < 18 else None,
             "hook": hook,
+            "edit_id": edit_id,
+            "done": request.query_params.get("done", "")[:20],
         },
         status_code,
     )
@@ -106,7 +110,7 @@ async def channel_create(request: Request, caller: Caller = Depends(admin_caller
         echo = {k: v[:2000] for k, v in values.items() if k not in secret_names}
         echo["name"] = name[:200]
         return await run_in_threadpool(
-            lambda: _channels(
+            lambda: render_channels(
                 request,
                 caller,
                 error=message,
@@ -134,8 +138,12 @@ async def channel_register_webhook(
         outcome = await channel_setup.register_webhook(ctx, caller.tenant_id, caller.actor, account_id)
     except InvalidInput as exc:
         message, status = error_text(request, exc), status_of(exc)
-        return await run_in_threadpool(lambda: _channels(request, caller, error=message, status_code=status))
+        return await run_in_threadpool(
+            lambda: render_channels(request, caller, error=message, status_code=status)
+        )
     hook = {"account_id": account_id, "ok": outcome.ok, "problem": outcome.problem, "detail": outcome.detail}
     return await run_in_threadpool(
-        lambda: _channels(request, caller, hook=hook, status_code=_HOOK_STATUS.get(outcome.problem, 502))
+        lambda: render_channels(
+            request, caller, hook=hook, status_code=_HOOK_STATUS.get(outcome.problem, 502)
+        )
     )

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from konsent.flows import api_coverage, api_ops, contacts
 from konsent.flows.inbox import scope
-from konsent.flows.organisation import tenants
+from konsent.flows.organisation import names, tenants
 from konsent.flows.privacy import importer, proof
 from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
@@ -220,6 +220,25 @@ def withdraw(
     with get_ctx(request).db.write() as s:
         done = api_ops.staff_withdraw(s, caller.tenant_id, caller.actor, contact_id, body.purposes)
     return {"withdrawn": done}
+
+
+class DisplayNameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=200, description="The contact's display name; empty clears it.")
+
+
+@router.put("/contacts/{contact_id}/name")
+def set_contact_name(
+    contact_id: ContactId, body: DisplayNameIn, request: Request, caller: Caller = Depends(api_caller)
+) -> dict[str, Any]:
+    """Correct or clear a contact's display name (by default their messenger profile name); sealed
+    at rest and audited (U5, S1, S4)."""
+    caller.require("contacts.personal")
+    ctx = get_ctx(request)
+    with ctx.db.write() as s:
+        names.set_display_name(ctx, s, caller.tenant_id, caller.actor, contact_id, body.name)
+    return {"id": contact_id, "name": " ".join(body.name.split())}
 
 
 @router.get("/contacts/{contact_id}/proof")

@@ -181,6 +181,9 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.include_router(admin_topics.router)
     app.include_router(api_setup.router)
     app.include_router(public_try.router)
+    from konsent.web import ops
+
+    app.include_router(ops.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(SecurityHeaders)

@@ -117,7 +117,7 @@ def cancel_queued(s: Session, contact: Contact, purposes: list[str], reason: str
                 OutboxRow.tenant_id == contact.tenant_id,
                 OutboxRow.contact_id == contact.id,
                 OutboxRow.purpose.in_(purposes),
-                OutboxRow.state == "available",
+                OutboxRow.state.in_(("available", "held")),  # held: its channel is switched off
             )
             .values(state="cancelled", finished_at=at, last_error=reason)
             .returning(OutboxRow.message_id)

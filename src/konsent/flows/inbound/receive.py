@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from konsent import metrics
 from konsent.channels.base import AccountConfig, OutboundContent, WebhookRejected, WebhookRequest
 from konsent.domain import optin as codes
-from konsent.domain.errors import DomainError, WindowClosed
+from konsent.domain.errors import DomainError, NotFound, WindowClosed
 from konsent.domain.events import (
     Event,
     InboundMessage,
@@ -33,6 +34,7 @@ from konsent.flows.contacts import find_identity, get_or_create_contact, seal_fo
 from konsent.flows.context import Konsent
 from konsent.flows.inbound import dedupe, status_sink, watermarks
 from konsent.flows.inbox import bot
+from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import topics
 from konsent.flows.outbound import reconsent
 from konsent.flows.outbound.messaging import enqueue_message
@@ -82,24 +84,32 @@ def receive_webhook(
         fast = status_sink.try_fast_path(ctx, route_key, request)
         if fast is not None:
             return WebhookResult(200, "OK", *fast)
-    account, cfg = status_sink.account_for_route(ctx, route_key)
+    try:
+        account, cfg = status_sink.account_for_route(ctx, route_key)
+    except NotFound:
+        metrics.webhook_rejected("unknown", "unknown_route")
+        raise
     adapter = ctx.adapter(account.kind)
     if request.method == "GET":
         challenge = adapter.handshake(cfg, request)
         if challenge is None:
+            metrics.webhook_rejected(account.kind, "handshake")
             bump_counter(ctx, f"webhook_rejected:{account.kind}")
             return WebhookResult(403, "Forbidden")
         return WebhookResult(200, challenge)
     try:
         adapter.verify(cfg, request)
     except WebhookRejected as exc:
+        metrics.webhook_rejected(account.kind, "signature")
         bump_counter(ctx, f"webhook_rejected:{account.kind}")
         return WebhookResult(exc.status, {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Rejected"))
     try:
         events = adapter.parse(cfg, request.body)
     except (ValueError, KeyError, TypeError):
+        metrics.webhook_rejected(account.kind, "malformed")
         bump_counter(ctx, f"webhook_malformed:{account.kind}")
         return WebhookResult(400, "malformed payload")
+    metrics.webhook_received(account.kind)
     if events and all(isinstance(ev, StatusUpdate) for ev in events):
         # Fast path: statuses of many requests share one durable transaction (CH4, bench/inbound.py).
         stored = status_sink.sink(ctx).submit(
@@ -269,6 +279,7 @@ def on_message(ctx: Konsent, s: Session, account: ChannelAccount, ev: InboundMes
     contact.unreachable = False
     contact.last_activity_at = ev.at
     ident.last_inbound_at = max(ident.last_inbound_at or ev.at, ev.at)
+    channel_health.note_inbound(s, account.id, ev.at)
     conv = _conversation(s, contact, account, ev.at)
     received = Message(
         tenant_id=account.tenant_id,

@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
+from konsent import metrics
 from konsent.channels.base import AccountConfig, WebhookRejected, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.flows.context import Konsent
@@ -106,7 +107,10 @@ def try_fast_path(ctx: Konsent, route_key: str, request: WebhookRequest) -> tupl
     if found is None:
         return None
     known, statuses = found
-    return sink(ctx).submit(known.account_id, known.tenant_id, statuses, expect=known)
+    stored = sink(ctx).submit(known.account_id, known.tenant_id, statuses, expect=known)
+    if stored is not None:
+        metrics.webhook_received(known.kind)
+    return stored
 
 
 # Verifying and parsing run on the event loop in the async path: only for small bodies.
@@ -123,7 +127,10 @@ async def try_fast_path_async(
     if found is None:
         return None
     known, statuses = found
-    return await sink(ctx).submit_async(known.account_id, known.tenant_id, statuses, expect=known)
+    stored = await sink(ctx).submit_async(known.account_id, known.tenant_id, statuses, expect=known)
+    if stored is not None:
+        metrics.webhook_received(known.kind)
+    return stored
 
 
 def _fast_statuses(

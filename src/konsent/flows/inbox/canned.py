@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent.domain.errors import InvalidInput, NotFound
+from konsent.domain.fill import fill
 from konsent.flows.contacts import contact_name
 from konsent.flows.context import Konsent
 from konsent.flows.inbox.listing import get_conversation
@@ -63,8 +64,9 @@ def delete_canned_reply(s: Session, who: StaffMember, reply_id: int) -> None:
 
 
 def fill_variables(body: str, variables: dict[str, str]) -> str:
-    """Replace {name}, {agent}, {company}; unknown variables stay visible for the agent to fix."""
-    return _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), body)
+    """Replace {name}, {agent}, {company}; unknown variables stay visible for the agent to fix;
+    an empty value leaves no gap ("Hallo," never "Hallo ,")."""
+    return fill(body, _VAR, lambda m: variables.get(m.group(1)))
 
 
 def canned_for(ctx: Konsent, s: Session, who: StaffMember, conversation_id: int) -> list[dict[str, str]]:

@@ -227,7 +227,15 @@ def end_session(s: Session, cookie: str) -> None:
 
 
 def create_api_token(
-    s: Session, tenant: Tenant, name: str, role: str = "admin", scopes: list[str] | None = None
+    s: Session,
+    tenant: Tenant,
+    name: str,
+    role: str = "admin",
+    scopes: list[str] | None = None,
+    *,
+    user_id: int | None = None,
+    created_by: str = "",
+    expires_at: datetime | None = None,
 ) -> str:
     """A new API token for this tenant; only its hash is stored, the clear value is shown once.
 
@@ -246,15 +254,27 @@ def create_api_token(
             token_hash=_digest(token),
             role=role,
             scopes=sorted(set(scopes)) if scopes is not None else None,
+            user_id=user_id,
+            created_by=created_by,
+            expires_at=expires_at,
         )
     )
     return token
 
 
 def token_tenant(s: Session, token: str) -> ApiToken | None:
+    """The token's row if it may be used now: not revoked, not expired, its maker still active (S3)."""
     row = s.scalars(select(ApiToken).where(ApiToken.token_hash == _digest(token))).one_or_none()
-    if row is not None:
-        row.last_used_at = utcnow()
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    if row.user_id is not None:
+        maker = s.get(StaffUser, row.user_id)
+        if maker is None or maker.disabled or maker.tenant_id != row.tenant_id:
+            return None
+    row.last_used_at = now
     return row
 
 

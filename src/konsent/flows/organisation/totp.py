@@ -40,6 +40,12 @@ def _secret(ctx: Konsent, s: Session, row: StaffTotp, user: StaffUser) -> str:
     return ctx.keys.open_for_tenant(s, user.tenant_id, row.secret_sealed, _aad(user))
 
 
+def is_active(s: Session, user: StaffUser) -> bool:
+    """Whether this staff member signs in with a second factor (2FA required per role, S3)."""
+    row = s.get(StaffTotp, user.id)
+    return row is not None and row.confirmed_at is not None
+
+
 def enrolment(ctx: Konsent, s: Session, user: StaffUser) -> Enrolment:
     """The state of the second factor; starts a new, unconfirmed secret when there is none."""
     row = s.get(StaffTotp, user.id)

@@ -331,7 +331,8 @@ def cancel(s: Session, b: Broadcast, actor: str = "") -> Broadcast:
     ids = (
         s.execute(
             update(OutboxRow)
-            .where(OutboxRow.broadcast_id == b.id, OutboxRow.state.in_(("available", "paused")))
+            # "held": waiting for its switched-off channel account (#12)
+            .where(OutboxRow.broadcast_id == b.id, OutboxRow.state.in_(("available", "paused", "held")))
             .values(state="cancelled", finished_at=now, last_error="broadcast cancelled")
             .returning(OutboxRow.message_id)
         )
@@ -558,7 +559,10 @@ def finish_sent(ctx: Konsent, now: datetime) -> int:
     with ctx.db.write() as s:
         open_rows = (
             select(OutboxRow.id)
-            .where(OutboxRow.broadcast_id == Broadcast.id, OutboxRow.state.in_(("available", "running")))
+            .where(
+                OutboxRow.broadcast_id == Broadcast.id,
+                OutboxRow.state.in_(("available", "running", "held")),  # held: its channel is off (#12)
+            )
             .exists()
         )
         done = s.execute(

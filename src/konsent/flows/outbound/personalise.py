@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.domain.errors import InvalidInput
+from konsent.domain.fill import fill
 from konsent.flows.contacts import contact_name, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.store.tables import ContactField
@@ -54,8 +55,9 @@ def check_variables(s: Session, tenant_id: int, values: Sequence[str], where: st
 
 
 def render(value: str, fields: dict[str, str]) -> str:
-    """Fill `{name}` or `{name|fallback}` from the contact's fields."""
-    return _VAR.sub(lambda m: fields.get(m.group(1)) or (m.group(2) or ""), value)
+    """Fill `{name}` or `{name|fallback}` from the contact's fields; no value leaves no gap
+    ("Hallo," never "Hallo ,")."""
+    return fill(value, _VAR, lambda m: fields.get(m.group(1)) or (m.group(2) or ""))
 
 
 def load_fields(

@@ -2,7 +2,7 @@
 their deliveries (M4, issue 15)
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0012"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
