@@ -75,6 +75,14 @@ def settings(tmp_path: Path) -> Settings:
         master_key=MASTER_KEY,
         base_url="http://testserver",
         worker_poll_seconds=0.01,
+        # Every test client is one address ("testclient"): tests that sign in many times must not
+        # meet the production rate limits; tests of the limits set their own (tests/web/test_rate_limits.py).
+        rate_limit_signin="10000/minute",
+        rate_limit_signin_account="10000/minute",
+        rate_limit_optin="10000/minute",
+        rate_limit_simulator="10000/minute",
+        rate_limit_simulator_read="10000/minute",
+        rate_limit_privacy="10000/minute",
     )
 
 

@@ -20,6 +20,21 @@ def sim_account(ctx: Konsent, tenant_id: int | None = None) -> ChannelAccount:
         return next(a for a in tenants.channel_accounts(s, tid) if a.kind == "simulator")
 
 
+def sim_page_key(ctx: Konsent) -> str:
+    """The key in the demo simulator's links (flows.inbound.simulator_phones)."""
+    from konsent.flows.inbound import simulator_phones
+
+    return simulator_phones.open_page(ctx, None).key
+
+
+def agents_see_unrouted(ctx: Konsent) -> None:
+    """Let the demo's agents see conversations no team has (an agent sees only contacts with a
+    conversation it may open: flows.inbox.scope)."""
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        tenant.settings = {**tenant.settings, "agents_see_unrouted": True}
+
+
 def request_code(ctx: Konsent, topics: list[str], locale: str = "de") -> optin.PendingOptIn:
     with ctx.db.write() as s:
         t = tenants.tenant_by_slug(s, "demo")

@@ -59,6 +59,27 @@ class Settings(BaseSettings):
     export_ttl_days: int = Field(
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."
     )
+    rate_limit_signin: str = Field(
+        "10/minute;60/hour", description="Sign-in attempts per client address (429 above; `limits` syntax)."
+    )
+    rate_limit_signin_account: str = Field(
+        "20/minute;100/hour",
+        description="Sign-in attempts per account from browsers not yet trusted by it (429 above).",
+    )
+    rate_limit_optin: str = Field("20/minute;200/hour", description="Widget opt-ins per client address.")
+    rate_limit_simulator: str = Field(
+        "30/minute;300/hour", description="Simulator sends and read receipts per client address."
+    )
+    rate_limit_simulator_read: str = Field(
+        "120/minute", description="Simulator page loads and mailbox polls per client address."
+    )
+    rate_limit_privacy: str = Field(
+        "30/minute;200/hour", description="Requests to the contact's self-service privacy pages per client."
+    )
+    simulator_enabled: bool = Field(
+        False, description="Serve the simulator phone pages (`konsent demo` turns this on)."
+    )
+    log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
     allow_private_urls: bool = Field(
         False,
         description="Let outbound calls (channel adapters, outgoing webhooks) reach http:// and private,"
@@ -74,7 +95,6 @@ class Settings(BaseSettings):
         description="Honour the API base URL stored on a channel account (older versions let tenant"
         " admins set it); off: only KONSENT_PROVIDER_BASE_URLS and the documented hosts.",
     )
-    log_level: str = Field("INFO", description="Application log level; personal data is always redacted.")
     webhook_timeout_seconds: float = Field(10.0, description="Seconds an outgoing webhook may answer in.")
     api_rate_limit: str = Field(
         "600/minute", description="Requests one API token may make, in `limits` notation (429 beyond)."

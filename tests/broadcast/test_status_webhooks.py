@@ -182,7 +182,7 @@ def test_status_webhooks_survive_a_database_restart_of_the_kept_connection(ctx, 
     assert simulator.phone_ack(ctx, acc, [pid], "read").status == 200  # the provider retries: a duplicate
     with ctx.db.read() as s:
         keys = s.scalars(select(WebhookEvent.dedupe_key).where(WebhookEvent.kind == "StatusUpdate")).all()
-    assert sorted(keys) == [f"st:{pid}:delivered", f"st:{pid}:read"]
+    assert len(keys) == 2 and all(k.startswith("st:") and pid not in k for k in keys)  # keyed hashes
     assert status_sink.sink(ctx)._writer._idle[0].driver_connection.info.backend_pid != backend
 
 

@@ -8,6 +8,7 @@ from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import AuditEntry, Message
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)
+from tests.helpers import agents_see_unrouted
 
 USER = "4915112345678"
 PICTURE = b"\xff\xd8\xff\xe0 a small jpeg"
@@ -25,6 +26,7 @@ def test_picture_is_stored_as_reference_and_streamed_on_demand(ctx, client, fake
     with ctx.db.read() as s:
         msg = s.scalars(select(Message).where(Message.direction == "in")).one()
         assert PICTURE not in msg.body_sealed  # only the sealed reference is stored, never the bytes
+    agents_see_unrouted(ctx)  # agent tokens: unrouted contacts only so (flows.inbox.scope)
     auth = {"authorization": f"Bearer {_token(ctx)}"}
     listed = client.get(f"/api/v1/contacts/{msg.contact_id}/messages", headers=auth).json()
     assert listed[0]["has_media"] is True and listed[0]["text"] == "Kaputt"

@@ -39,6 +39,7 @@ def live_server(ctx) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
 
     port = _free_port()
     ctx.settings.base_url = f"http://127.0.0.1:{port}"
+    ctx.settings.simulator_enabled = True  # as `konsent demo` runs it
     seed = seed_demo(ctx)
     assert seed.admin_password
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_config=None))

@@ -41,6 +41,7 @@ def empty_server(ctx, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
 
     port = _free_port()
     ctx.settings.base_url = f"http://127.0.0.1:{port}"
+    ctx.settings.simulator_enabled = True  # the server below runs on this ctx, not on the environment
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     for key, value in {

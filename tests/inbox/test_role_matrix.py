@@ -374,3 +374,192 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             if allowed != (role in expected):
                 mismatches.append(f"{method} {template} as {role}: got {resp.status_code}")
     assert mismatches == []
+
+
+# --- agent scope (S3, #13 finding 4) ---------------------------------------------------------------
+# For every route an agent may use: how it reaches contacts. A new route an agent may use fails
+# test_every_agent_route_has_a_scope_rule until it has a line here.
+CONTACT = "contact"  # the path names a contact: out of the agent's teams → 404
+MESSAGE = "message"  # the path names a message: its contact out of the agent's teams → 404
+BODY_CONTACT = "body-contact"  # the JSON body names a contact → 404
+CONVERSATION = "conversation"  # the path names a conversation: another team's → 404 (flows.inbox)
+LIST = "list"  # lists contacts or conversations: another team's never appear
+NONE = "none"  # no contact data at all
+
+SCOPE: dict[tuple[str, str], str] = {
+    ("GET", "/api/v1/topics"): NONE,
+    ("GET", "/api/v1/broadcasts"): NONE,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}"): NONE,
+    ("GET", "/api/v1/templates"): NONE,
+    ("GET", "/api/v1/webhook-event-types"): NONE,
+    ("POST", "/api/v1/optins"): NONE,  # starts a pending opt-in from a shop: no existing contact
+    ("GET", "/api/v1/contacts/{contact_id}/consents"): CONTACT,
+    ("PUT", "/api/v1/contacts/{contact_id}/name"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/name"): CONTACT,
+    ("GET", "/admin/me"): NONE,  # the staff member's own profile
+    ("POST", "/admin/me"): NONE,
+    ("PATCH", "/api/v1/contacts/{contact_id}"): CONTACT,
+    ("GET", "/api/v1/conversations"): LIST,
+    ("GET", "/api/v1/conversations/{conversation_id}"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): CONVERSATION,
+    ("POST", "/api/v1/conversations/{conversation_id}/state"): CONVERSATION,
+    ("PUT", "/api/v1/conversations/{conversation_id}/labels"): CONVERSATION,
+    ("GET", "/api/v1/topics/{slug}"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}/diff"): NONE,
+    ("GET", "/api/v1/consent-texts/{locale}/{version}"): NONE,
+    ("GET", "/api/v1/channels"): NONE,
+    ("GET", "/api/v1/contacts"): LIST,
+    ("GET", "/api/v1/contacts/{contact_id}"): CONTACT,
+    ("GET", "/api/v1/contacts/{contact_id}/messages"): CONTACT,
+    ("POST", "/api/v1/contacts/{contact_id}/withdraw"): CONTACT,
+    ("POST", "/api/v1/messages"): BODY_CONTACT,
+    ("GET", "/api/v1/messages/{message_id}"): MESSAGE,
+    ("GET", "/api/v1/messages/{message_id}/media"): MESSAGE,
+    ("POST", "/admin/logout"): NONE,
+    ("GET", "/admin/password"): NONE,
+    ("POST", "/admin/password"): NONE,
+    ("GET", "/admin"): NONE,
+    ("GET", "/admin/contacts"): LIST,
+    ("GET", "/admin/contacts/{contact_id}"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/reply"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/withdraw"): CONTACT,
+    ("GET", "/admin/inbox/events"): LIST,
+    ("GET", "/admin/inbox"): LIST,
+    ("GET", "/admin/inbox/rows"): LIST,
+    ("GET", "/admin/inbox/{cid}"): CONVERSATION,
+    ("GET", "/admin/inbox/{cid}/thread"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/reply"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/template"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/assign"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/state"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/snooze"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/note"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/labels"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/takeover"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/withdraw-data"): CONVERSATION,
+    ("GET", "/admin/templates"): NONE,
+    ("GET", "/admin/templates/{template_id}"): NONE,
+    ("GET", "/admin/security/totp"): NONE,
+    ("POST", "/admin/security/totp"): NONE,
+    ("GET", "/admin/privacy/contact"): CONTACT,  # a redirect to the contact's rights page, checked there
+    ("GET", "/admin/privacy/contacts/{contact_id}"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/export"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/erase"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/rectify"): CONTACT,
+    ("POST", "/admin/privacy/contacts/{contact_id}/object"): CONTACT,
+    ("GET", "/admin/broadcasts"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): NONE,
+    ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): NONE,
+}
+
+
+def _agent_routes(app: Any) -> set[tuple[str, str]]:
+    return {r for r in app_routes(app) if MATRIX.get(r) != PUBLIC and "agent" in MATRIX.get(r, frozenset())}
+
+
+def test_every_agent_route_has_a_scope_rule(app: Any) -> None:
+    """S3: each route an agent may use says how it is limited to the agent's teams."""
+    routes = _agent_routes(app)
+    assert not sorted(routes - set(SCOPE)), f"add these routes to SCOPE in {__file__}"
+    assert not sorted(set(SCOPE) - routes), "these SCOPE entries are not agent routes any more"
+
+
+def _outsiders(ctx: Konsent, crew: Crew) -> dict[str, int]:
+    """A contact who wrote only to the support team (not Anna's), with a message; a contact
+    imported without any conversation; one whose conversation no team has yet."""
+    from konsent.flows.contacts import get_or_create_contact
+    from konsent.store.tables import ChannelAccount, Conversation
+
+    say(ctx, crew, "+491702222222", "Mein Drucker ist kaputt", name="Otto Outside")
+    conv = conversation_of(ctx, crew, "+491702222222")
+    with ctx.db.write() as s:
+        s.get(Conversation, conv.id).team_id = crew.support
+        msg = s.scalars(select(Message.id).where(Message.contact_id == conv.contact_id)).first()
+        acc = s.get(ChannelAccount, crew.account_id)
+        imported, _, _ = get_or_create_contact(ctx, s, acc, "+491703333333", name="Ina Imported")
+    say(ctx, crew, "+491704444444", "Hallo")  # no team yet, and agents may not see unrouted ones
+    unrouted = conversation_of(ctx, crew, "+491704444444")
+    assert unrouted.team_id is None
+    return {
+        "contact": conv.contact_id,
+        "message": msg,
+        "conversation": conv.id,
+        "imported": imported.id,
+        "unrouted": unrouted.contact_id,
+        "unrouted_conversation": unrouted.id,
+    }
+
+
+def test_agents_reach_no_contact_outside_their_teams_on_any_route(
+    ctx: Konsent, crew: Crew, app: Any, client: Any
+):
+    """S3: agent Anna (sales) gets 404 for a support-team contact, its message and conversation, and
+    for an imported contact without conversation, on every route of SCOPE; lists leave them out.
+    An admin reaches the same contact (the rule limits agents, not the routes)."""
+    say(ctx, crew, "+491701111111", "Hallo")
+    say(ctx, crew, "+491701111111", "Kaufen")  # routed to sales: Anna's own contact
+    out = _outsiders(ctx, crew)
+    mismatches = []
+    for role in ("anna", "admin"):
+        client.cookies.clear()
+        csrf = sign_in(client, ctx, crew.users[role])
+        for (method, template), kind in sorted(SCOPE.items()):
+            if kind in (NONE, LIST):
+                continue
+            if kind in (CONTACT, BODY_CONTACT):
+                targets = [out["contact"], out["imported"], out["unrouted"]]
+            elif kind == CONVERSATION:
+                targets = [out["conversation"], out["unrouted_conversation"]]
+            else:
+                targets = [out[kind]]
+            for target in targets:
+                values = {
+                    "contact_id": target,
+                    "message_id": target,
+                    "cid": target,
+                    "conversation_id": target,
+                }
+                path = (template + QUERY.get((method, template), "")).format(**values)
+                kwargs: dict[str, Any] = {"follow_redirects": True, "headers": {CSRF_HEADER: csrf}}
+                if kind == BODY_CONTACT or (method != "GET" and template.startswith("/api/")):
+                    body = dict(JSON_BODY.get((method, template), {}))
+                    kwargs["json"] = {k: (target if v == "{contact_id}" else v) for k, v in body.items()}
+                elif method == "POST":
+                    kwargs["data"] = {"csrf_token": csrf}
+                resp = client.request(method, path, **kwargs)
+                hidden = resp.status_code == 404
+                if role == "anna" and not hidden:
+                    mismatches.append(f"{method} {template} as agent for {target}: {resp.status_code}")
+                no_media = template.endswith("/media")  # 404 "no attachment" for a text message
+                if (
+                    role == "admin"
+                    and hidden
+                    and not (kind == CONVERSATION or target == out["imported"] or no_media)
+                ):
+                    mismatches.append(f"{method} {template} as admin for {target}: 404")
+    client.cookies.clear()
+    sign_in(client, ctx, crew.users["anna"])
+    who = (out["contact"], out["imported"], out["unrouted"])
+    convs = (out["conversation"], out["unrouted_conversation"])
+    lists = {
+        "/api/v1/contacts": lambda r: {c["id"] for c in r.json()} & set(who),
+        "/api/v1/conversations": lambda r: {c["id"] for c in r.json()} & set(convs),
+        "/admin/contacts": lambda r: [i for i in who if f'/admin/contacts/{i}"' in r.text],
+        "/admin/inbox": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],
+        "/admin/inbox/rows": lambda r: [c for c in convs if f'/admin/inbox/{c}"' in r.text],
+    }
+    own = conversation_of(ctx, crew, "+491701111111").id
+    events = client.get("/admin/inbox/events?timeout=3&since=0").text
+    assert f'"conversation_id": {own}' in events  # the stream does show Anna's own conversation
+    if [c for c in convs if f'"conversation_id": {c}' in events]:
+        mismatches.append("GET /admin/inbox/events as agent streams an outsider's conversation")
+    for path, leak in lists.items():
+        resp = client.get(path)
+        assert resp.status_code == 200, path
+        if leak(resp):
+            mismatches.append(f"GET {path} as agent lists an outsider")
+    assert mismatches == []

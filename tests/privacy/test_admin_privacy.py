@@ -12,6 +12,7 @@ from sqlalchemy import select
 from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Contact, PrivacyRequest, RetentionRule
 from konsent.store.types import utcnow
+from tests.helpers import agents_see_unrouted
 from tests.privacy.util import NAME, PHONE, subscribed_contact
 from tests.web.test_admin_auth import as_role
 
@@ -62,6 +63,7 @@ def test_staff_export_rectify_object_erase_are_audited(ctx, demo, client):
     """D1-D4, S4: each staff action on personal data writes an audit entry; erasure needs confirmation."""
     cid = subscribed_contact(ctx)
     token = as_role(ctx, client, "agent")
+    agents_see_unrouted(ctx)  # the contact's conversation has no team yet
     assert client.get(f"/admin/privacy/contacts/{cid}", headers=EN).status_code == 200
     r = client.post(f"/admin/privacy/contacts/{cid}/export", data={"csrf_token": token})
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from konsent.flows.privacy import export as privacy_export
 from konsent.store.tables import AuditEntry, PrivacyExport, PrivacyRequest
 from tests.helpers import phone_texts
-from tests.privacy.util import NAME, PHONE, SECRET_TEXT, say, subscribed_contact
+from tests.privacy.util import NAME, PHONE, SECRET_TEXT, prove, say, subscribed_contact
 
 LINK = re.compile(r"http://testserver(/privacy/export/[A-Za-z0-9_-]+)")
 
@@ -29,6 +29,7 @@ def test_keyword_gives_one_time_link_to_zip_with_json_and_html(ctx, demo, client
     """D1: the ZIP holds profile, consents with proof, conversations, messages and statuses."""
     subscribed_contact(ctx)
     path = _export_link(ctx)
+    prove(ctx, client, path)
     page = client.get(path)
     assert (page.status_code == 200 and "Download" in page.text) or "herunterladen" in page.text
     assert page.headers["cache-control"] == "no-store"
@@ -59,6 +60,7 @@ def test_reused_forged_and_expired_links_reveal_nothing(ctx, demo, client):
     """D1 bad input: reused → 410, forged → 404, expired → 410, all with the same neutral page."""
     subscribed_contact(ctx)
     path = _export_link(ctx)
+    prove(ctx, client, path)
     assert client.post(path).status_code == 200
     reused = client.post(path)
     assert reused.status_code == 410 and "application/zip" not in reused.headers["content-type"]
@@ -67,6 +69,7 @@ def test_reused_forged_and_expired_links_reveal_nothing(ctx, demo, client):
     assert forged.status_code == 404 and NAME not in forged.text and PHONE not in forged.text
     assert client.post("/privacy/export/" + "A" * 43).status_code == 404
     path2 = _export_link(ctx)
+    prove(ctx, client, path2)
     with ctx.db.write() as s:
         for row in s.scalars(select(PrivacyExport).where(PrivacyExport.downloaded_at.is_(None))):
             row.expires_at = row.created_at - timedelta(seconds=1)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from konsent.store.tables import Consent, Contact, PrivacyRequest
 from tests.helpers import phone_texts
-from tests.privacy.util import PHONE, say, subscribed_contact
+from tests.privacy.util import PHONE, prove, say, subscribed_contact
 
 PORTAL = re.compile(r"http://testserver(/privacy/[A-Za-z0-9_-]{20,})")
 
@@ -22,10 +22,16 @@ def _portal(ctx) -> str:
     return found.group(1)
 
 
+def _proven_portal(ctx, client) -> str:  # type: ignore[no-untyped-def]
+    path = _portal(ctx)
+    prove(ctx, client, path)
+    return path
+
+
 def test_erasure_on_the_page_needs_the_confirmation_box(ctx, demo, client):
     """D2: without the ticked box nothing is erased; with it, everything is, and the link is used up."""
     cid = subscribed_contact(ctx)
-    path = _portal(ctx)
+    path = _proven_portal(ctx, client)
     assert client.get(path).status_code == 200
     assert client.post(path + "/erase", data={}).status_code == 422
     with ctx.db.read() as s:
@@ -43,7 +49,7 @@ def test_erasure_on_the_page_needs_the_confirmation_box(ctx, demo, client):
 def test_objection_on_the_page_withdraws_every_topic(ctx, demo, client):
     """D4: one click withdraws every marketing purpose and sets the objection."""
     cid = subscribed_contact(ctx)
-    path = _portal(ctx)
+    path = _proven_portal(ctx, client)
     assert client.post(path + "/object").status_code == 200
     with ctx.db.read() as s:
         assert s.get(Contact, cid).objected_marketing is True
@@ -53,7 +59,7 @@ def test_objection_on_the_page_withdraws_every_topic(ctx, demo, client):
 def test_portal_export_downloads_once(ctx, demo, client):
     """D1: the self-service page hands out the ZIP; the link then is used up."""
     subscribed_contact(ctx)
-    path = _portal(ctx)
+    path = _proven_portal(ctx, client)
     first = client.post(path + "/export")
     assert first.status_code == 200 and first.headers["content-type"] == "application/zip"
     assert client.post(path + "/export").status_code == 410
@@ -72,7 +78,7 @@ def test_contact_corrects_own_name_on_the_page(ctx, demo, client):
     from konsent.store.tables import AuditEntry
 
     cid = subscribed_contact(ctx)
-    path = _portal(ctx)
+    path = _proven_portal(ctx, client)
     assert client.post(path + "/rectify", data={"name": ""}).status_code == 422
     assert client.post(path + "/rectify", data={"name": "Erika Beispiel"}).status_code == 200
     with ctx.db.read() as s:

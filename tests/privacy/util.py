@@ -38,3 +38,16 @@ def contact_id_of(ctx: Konsent) -> int:
 
 def last_text(ctx: Konsent, phone: str = PHONE) -> str:
     return phone_texts(ctx, phone)[-1]
+
+
+def prove(ctx: Konsent, client, path: str, phone: str = PHONE) -> None:  # type: ignore[no-untyped-def]
+    """Do what the contact does before any self-service action: ask for the code on the page, read
+    it on the phone, type it in (flows.privacy.proof_code)."""
+    import re
+
+    assert client.post(path + "/code").status_code == 200
+    drain(ctx)
+    code = re.findall(r"\bPR\d{6}\b", last_text(ctx, phone))[-1]
+    resp = client.post(path + "/verify", data={"code": code}, follow_redirects=False)
+    assert resp.status_code == 303, resp.text
+    assert client.cookies.get("konsent_privacy")

@@ -12,7 +12,7 @@ from konsent.flows.inbound import simulator
 from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import AuditEntry, Contact, LedgerEntry, Message, OutboxRow
 from tests.conftest import drain
-from tests.helpers import phone_texts, request_code, sim_account, subscribe
+from tests.helpers import agents_see_unrouted, phone_texts, request_code, sim_account, subscribe
 from tests.web.test_admin_auth import PASSWORD, as_role, login
 
 PHONE = "+4915112345678"
@@ -53,7 +53,9 @@ def test_contact_page_shows_consent_state_and_full_ledger(ctx, demo, client):
 def test_viewing_a_contact_page_writes_an_audit_entry(ctx, demo, client):
     """S4 / invariant 3: every staff view of personal data is in the hash-chained audit log."""
     cid = subscribed(ctx)
-    as_role(ctx, client, "agent")
+    as_role(
+        ctx, client, "dpo"
+    )  # (an agent sees only contacts of their teams: tests/inbox/test_role_matrix.py)
     client.get(f"/admin/contacts/{cid}")
     with ctx.db.read() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "contact.view")).all()
@@ -97,6 +99,7 @@ def test_service_reply_from_contact_page_reaches_the_phone(ctx, demo, client):
     drain(ctx)
     cid = only_contact(ctx)
     token = as_role(ctx, client, "agent")
+    agents_see_unrouted(ctx)
     page = client.get(f"/admin/contacts/{cid}")
     assert "Hallo, wo ist meine Bestellung?" in page.text
     r = client.post(
@@ -162,6 +165,7 @@ def test_staff_withdrawal_is_recorded_and_shown(ctx, demo, client):
     """C4: staff record a withdrawal made by phone or letter; it lands in the ledger."""
     cid = subscribed(ctx)
     token = as_role(ctx, client, "agent")
+    agents_see_unrouted(ctx)
     r = client.post(
         f"/admin/contacts/{cid}/withdraw",
         data={"purpose": "newsletter:angebote", "csrf_token": token},

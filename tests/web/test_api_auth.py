@@ -9,7 +9,7 @@ from konsent.flows.organisation import staff, tenants
 from konsent.store.tables import ApiToken, Message, StaffUser
 from konsent.web.deps import CSRF_HEADER, SESSION_COOKIE
 from tests.flows.support import api_token, auth, contact_of
-from tests.helpers import subscribe
+from tests.helpers import agents_see_unrouted, subscribe
 
 PHONE = "+4915112345678"
 
@@ -66,6 +66,7 @@ def test_viewer_token_cannot_send_or_see_personal_data(ctx, client, subscriber):
 
 @pytest.mark.parametrize(("role", "status"), [("agent", 202), ("admin", 202), ("owner", 202), ("dpo", 403)])
 def test_roles_that_may_send(ctx, client, subscriber, role, status):
+    agents_see_unrouted(ctx)  # an agent token sends only to contacts it may see (flows.inbox.scope)
     assert _send(client, subscriber, auth(api_token(ctx, role))).status_code == status
 
 

@@ -7,9 +7,22 @@ from sqlalchemy import func, select
 
 from konsent.store.tables import Consent, Contact, Message
 from tests.conftest import drain
-from tests.helpers import sim_account
+from tests.helpers import sim_account, sim_page_key
 
 PHONE = "+49 1555 1234567"
+
+
+@pytest.fixture
+def settings(settings):  # type: ignore[no-untyped-def]
+    settings.simulator_enabled = True  # off unless the operator turns it on (S8)
+    return settings
+
+
+@pytest.fixture
+def key(client, demo, ctx) -> str:  # type: ignore[no-untyped-def]
+    """The demo simulator's page key; opening the page gives the client its browser cookie."""
+    assert client.get("/simulator").status_code == 200
+    return sim_page_key(ctx)
 
 
 def _sign_up(client, ctx, lang: str = "en") -> dict:
@@ -36,20 +49,21 @@ def test_simulator_page_opens_with_the_prefilled_code(client, demo, ctx):
 def test_simulator_page_defaults_to_the_demo_account(client, demo, ctx):
     r = client.get("/simulator", headers={"accept-language": "de"})
     assert r.status_code == 200
-    assert f'"account": {sim_account(ctx).id}' in r.text
+    assert f'"account": "{sim_page_key(ctx)}"' in r.text
     assert "Simulator-Telefon" in r.text
 
 
-def test_simulator_page_for_unknown_account_is_404(client, demo):
+def test_simulator_page_for_unknown_account_is_404(client, demo, ctx):
     assert client.get("/simulator?account=99999").status_code == 404
     assert client.get("/simulator?account=abc").status_code == 404
+    assert client.get(f"/simulator?account={sim_account(ctx).id}").status_code == 404  # no key
 
 
-def test_phone_sends_code_and_receives_confirmation_then_reads_it(client, demo, ctx):
+def test_phone_sends_code_and_receives_confirmation_then_reads_it(client, demo, ctx, key):
     """C2: the code sent from the phone confirms the topic; the confirmation shows up in the inbox,
     and reading it on the phone marks konsent's message as read (the ticks staff see)."""
     pending = _sign_up(client, ctx)
-    acc = sim_account(ctx).id
+    acc = key
     r = client.post(
         "/simulator/api/send",
         json={"account": acc, "phone": PHONE, "text": pending["prefill"], "name": "Alex", "lang": "en"},
@@ -73,7 +87,8 @@ def test_phone_sends_code_and_receives_confirmation_then_reads_it(client, demo, 
     assert later.json()["messages"] == []
 
     ack = client.post(
-        "/simulator/api/ack", json={"account": acc, "ids": [msgs[0]["provider_id"]], "status": "read"}
+        "/simulator/api/ack",
+        json={"account": acc, "phone": PHONE, "ids": [msgs[0]["provider_id"]], "status": "read"},
     )
     assert ack.status_code == 200, ack.text
     with ctx.db.read() as s:
@@ -82,9 +97,9 @@ def test_phone_sends_code_and_receives_confirmation_then_reads_it(client, demo, 
         assert out.status == "read"
 
 
-def test_inbox_of_another_number_is_empty(client, demo, ctx):
+def test_inbox_of_another_number_is_empty(client, demo, ctx, key):
     pending = _sign_up(client, ctx)
-    acc = sim_account(ctx).id
+    acc = key
     client.post("/simulator/api/send", json={"account": acc, "phone": PHONE, "text": pending["prefill"]})
     drain(ctx)
     r = client.get("/simulator/api/inbox", params={"account": acc, "phone": "+49 1555 7654321"})
@@ -102,9 +117,11 @@ def test_inbox_of_another_number_is_empty(client, demo, ctx):
     ],
     ids=["bad-phone", "long-phone", "empty-text", "long-text", "long-name"],
 )
-def test_bad_phone_input_is_refused_with_a_message_and_nothing_received(client, demo, ctx, change, message):
+def test_bad_phone_input_is_refused_with_a_message_and_nothing_received(
+    client, demo, ctx, key, change, message
+):
     """Bad input on the phone page: 422 with a translated message; konsent receives nothing."""
-    body = {"account": sim_account(ctx).id, "phone": PHONE, "text": "Hallo", "lang": "de", **change}
+    body = {"account": key, "phone": PHONE, "text": "Hallo", "lang": "de", **change}
     r = client.post("/simulator/api/send", json=body)
     assert r.status_code == 422, r.text
     assert message in r.json()["message"]
@@ -114,34 +131,32 @@ def test_bad_phone_input_is_refused_with_a_message_and_nothing_received(client, 
 
 
 def test_send_to_unknown_account_is_404(client, demo):
-    r = client.post("/simulator/api/send", json={"account": 99999, "phone": PHONE, "text": "Hallo"})
+    r = client.post("/simulator/api/send", json={"account": "99999", "phone": PHONE, "text": "Hallo"})
     assert r.status_code == 404
 
 
-def test_inbox_with_bad_phone_is_422(client, demo, ctx):
-    r = client.get(
-        "/simulator/api/inbox", params={"account": sim_account(ctx).id, "phone": "nope", "lang": "en"}
-    )
+def test_inbox_with_bad_phone_is_422(client, demo, ctx, key):
+    r = client.get("/simulator/api/inbox", params={"account": key, "phone": "nope", "lang": "en"})
     assert r.status_code == 422
     assert r.json()["message"].startswith("Please enter a valid phone number")
 
 
-def test_ack_with_bad_status_is_422(client, demo, ctx):
+def test_ack_with_bad_status_is_422(client, demo, ctx, key):
     r = client.post(
         "/simulator/api/ack",
-        json={"account": sim_account(ctx).id, "ids": ["sim.x"], "status": "deleted", "lang": "en"},
+        json={"account": key, "phone": PHONE, "ids": ["sim.x"], "status": "deleted", "lang": "en"},
     )
     assert r.status_code == 422
 
 
-def test_a_media_broadcast_reaches_the_simulated_phone_as_a_link_with_its_caption(client, demo, ctx):
+def test_a_media_broadcast_reaches_the_simulated_phone_as_a_link_with_its_caption(client, demo, ctx, key):
     """M3, CH3: the demo can try media broadcasts: the simulator takes media by link like the real
     channels, and the phone page gets the link, its kind and the caption (it never loads the file)."""
     from konsent.flows.outbound import broadcast as bc
     from konsent.flows.outbound import broadcast_stats
 
     pending = _sign_up(client, ctx)
-    acc = sim_account(ctx).id
+    acc = key
     r = client.post("/simulator/api/send", json={"account": acc, "phone": PHONE, "text": pending["prefill"]})
     assert r.status_code == 200, r.text
     drain(ctx)  # the confirmation

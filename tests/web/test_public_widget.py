@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from konsent.flows.demo import CONSENT_TEXT
 from konsent.store.tables import OptInRequest, OutboxRow
-from tests.helpers import sim_account
+from tests.helpers import sim_account, sim_page_key
 
 CONFIG = "/api/public/v1/widget/demo/config"
 OPTIN = "/api/public/v1/widget/demo/optin"
@@ -95,7 +95,7 @@ def test_optin_returns_deep_link_and_qr_and_sends_nothing(client, demo, ctx):
     body = r.json()
     assert r.headers["access-control-allow-origin"] == "*"
     assert body["code"].startswith("KS") and len(body["code"]) == 12
-    assert body["deep_link"].startswith(f"http://testserver/simulator?account={acc}&text=")
+    assert body["deep_link"].startswith(f"http://testserver/simulator?account={sim_page_key(ctx)}&text=")
     assert body["code"] in body["prefill"]
     assert body["qr_svg"].startswith("<svg") and "<path" in body["qr_svg"]
     assert body["expires_at"]

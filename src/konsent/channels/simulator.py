@@ -45,6 +45,18 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def page_key(account: AccountConfig) -> str:
+    """The key that opens this account's phone page: `<id>.<MAC>`; "" without a signing secret.
+
+    Account ids are small numbers anyone can count through; the MAC makes a simulator link
+    unguessable, so a page reveals a tenant only to whom the tenant gave the link (S2, S8)."""
+    secret = account.secrets.get("webhook_secret", "")
+    if not secret:
+        return ""
+    mac = hmac.new(secret.encode(), f"simulator-page:{account.id}".encode(), hashlib.sha256).hexdigest()
+    return f"{account.id}.{mac[:32]}"
+
+
 def _ts(value: object) -> datetime:
     try:
         return datetime.fromtimestamp(float(str(value)[:32]), UTC)
@@ -127,4 +139,4 @@ class SimulatorChannel(ChannelAdapter):
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
         base = str(account.settings.get("base_url", "")).rstrip("/")
-        return f"{base}/simulator?" + urlencode({"account": account.id, "text": prefill})
+        return f"{base}/simulator?" + urlencode({"account": page_key(account), "text": prefill})

@@ -69,6 +69,7 @@ def demo(
     from konsent.flows.demo import seed_demo
 
     ctx = common._ctx(host=host, port=port, links=True)
+    ctx.settings.simulator_enabled = True  # the demo is played on the simulator phone (CH1)
     seed = seed_demo(ctx)
     base = ctx.settings.base_url.rstrip("/")
     if seed.created:

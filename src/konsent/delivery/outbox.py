@@ -171,7 +171,8 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
     }
     bodies = dict(
         s.execute(
-            select(Message.id, Message.body_sealed).where(
+            # the clear text of a message whose stored body is redacted (flows.privacy.redaction)
+            select(Message.id, func.coalesce(Message.secret_sealed, Message.body_sealed)).where(
                 _among(ctx, Message.id, [r.message_id for r in rows])
             )
         )
@@ -406,6 +407,7 @@ def _complete_sent(ctx: Konsent, s: Session, sent: list[tuple[Job, SendResult]],
         .where(m.id == bindparam("mid"))
         .values(
             provider_id=bindparam("pid"),
+            secret_sealed=None,  # sent: the clear link or code is not kept (flows.privacy.redaction)
             status=case((or_(m.status == "queued", m.status == "retrying"), "sent"), else_=m.status),
             updated_at=now,
         ),

@@ -19,7 +19,7 @@ from konsent.domain import received
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows import api_ops, audit, contacts
 from konsent.flows.context import Konsent
-from konsent.flows.organisation import channel_admin, channel_health, staff, tenants, totp
+from konsent.flows.organisation import channel_admin, channel_health, staff, tenants, totp, trusted_devices
 from konsent.flows.privacy import proof
 from konsent.store.tables import (
     ChannelAccount,
@@ -42,6 +42,7 @@ from konsent.store.types import utcnow
 class SignedIn:
     cookie: str
     must_change_password: bool
+    device_cookie: str = ""  # marks this browser as trusted by the user (flows.organisation.trusted_devices)
 
 
 def sign_in(
@@ -52,22 +53,47 @@ def sign_in(
     password: str,
     now: datetime | None = None,
     totp_code: str = "",
+    device_cookie: str = "",
 ) -> SignedIn | None:
-    """Check tenant, e-mail, password and, where set up, the authenticator code (S3); start a session."""
+    """Check tenant, e-mail, password and, where set up, the authenticator code (S3); start a session.
+
+    A locked account still admits a browser the user signed in with before (`device_cookie`)."""
     try:
         tenant = tenants.tenant_by_slug(s, tenant_slug.strip().lower())
     except NotFound:
         staff.burn_password_check(password)  # an unknown tenant must not answer faster
         return None
     user = staff.authenticate(
-        s, tenant, email, password, now, second_factor=lambda u: totp.verify(ctx, s, u, totp_code, now)
+        s,
+        tenant,
+        email,
+        password,
+        now,
+        second_factor=lambda u: totp.verify(ctx, s, u, totp_code, now),
+        trusted_device=lambda u: bool(device_cookie) and trusted_devices.is_trusted(ctx, s, u, device_cookie),
     )
     if user is None:
         return None
     user.last_login_at = now or utcnow()
     new = staff.start_session(s, user, ctx.settings.session_ttl_hours)
     audit.record(s, tenant.id, f"user:{user.id}", "staff.login", f"user:{user.id}")
-    return SignedIn(new.cookie, user.must_change_password)
+    return SignedIn(new.cookie, user.must_change_password, trusted_devices.new_device_cookie(ctx, s, user))
+
+
+def trusted_browser(ctx: Konsent, tenant_slug: str, email: str, device_cookie: str) -> bool:
+    """Whether this browser signed in to this account before (it then skips the per-account limit)."""
+    if not device_cookie:
+        return False
+    with ctx.db.read() as s:
+        tenant = s.scalars(select(Tenant).where(Tenant.slug == tenant_slug.strip().lower())).one_or_none()
+        if tenant is None:
+            return False
+        user = s.scalars(
+            select(StaffUser).where(
+                StaffUser.tenant_id == tenant.id, StaffUser.email == email.strip().lower()
+            )
+        ).one_or_none()
+        return user is not None and trusted_devices.is_trusted(ctx, s, user, device_cookie)
 
 
 def sign_out(s: Session, cookie: str) -> None:
@@ -176,8 +202,10 @@ class ContactRow:
     withdrawn: list[str]
 
 
-def contact_list(s: Session, tenant_id: int, limit: int = 50, offset: int = 0) -> list[ContactRow]:
-    rows = contacts.list_contacts(s, tenant_id, limit, offset)
+def contact_list(
+    s: Session, tenant_id: int, limit: int = 50, offset: int = 0, only: Any | None = None
+) -> list[ContactRow]:
+    rows = contacts.list_contacts(s, tenant_id, limit, offset, only)
     ids = [c.id for c in rows]
     if not ids:
         return []

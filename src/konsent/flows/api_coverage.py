@@ -27,10 +27,14 @@ def contacts_page(
     before_id: int | None,
     topic: str | None = None,
     address: str | None = None,
+    only: Any | None = None,
 ) -> list[Contact]:
     """A tenant's contacts, newest first, after a cursor; optionally only active subscribers of a
-    topic, or the contact behind an address (found by blind index on every channel, S1)."""
+    topic, or the contact behind an address (found by blind index on every channel, S1); `only` is
+    the caller's scope (flows.inbox.scope)."""
     q = select(Contact).where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
+    if only is not None:
+        q = q.where(only)
     if address:
         ids = []
         for account in tenants.channel_accounts(s, tenant_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -163,17 +164,14 @@ def snapshot(s: Session, contact: Contact) -> ContactSnapshot:
     )
 
 
-def list_contacts(s: Session, tenant_id: int, limit: int = 50, offset: int = 0) -> list[Contact]:
-    """A tenant's contacts, newest first (no erased ones)."""
-    return list(
-        s.scalars(
-            select(Contact)
-            .where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
-            .order_by(Contact.id.desc())
-            .limit(min(limit, 500))
-            .offset(offset)
-        ).all()
-    )
+def list_contacts(
+    s: Session, tenant_id: int, limit: int = 50, offset: int = 0, only: Any | None = None
+) -> list[Contact]:
+    """A tenant's contacts, newest first (no erased ones); `only` is the caller's scope (inbox.scope)."""
+    q = select(Contact).where(Contact.tenant_id == tenant_id, Contact.erased_at.is_(None))
+    if only is not None:
+        q = q.where(only)
+    return list(s.scalars(q.order_by(Contact.id.desc()).limit(min(limit, 500)).offset(offset)).all())
 
 
 def identities(s: Session, contact: Contact) -> list[ContactIdentity]:

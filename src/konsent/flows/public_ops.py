@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.channels.base import OutboundContent
+from konsent.domain.errors import Conflict, InvalidInput, NoLegalBasis, NotFound, WindowClosed
+from konsent.domain.purposes import SERVICE
 from konsent.flows.consent import optin
 from konsent.flows.context import Konsent
 from konsent.flows.organisation import tenants
+from konsent.flows.outbound import messaging
+from konsent.flows.privacy import proof_code, selfservice
 from konsent.i18n import pick_locale, t
 from konsent.store.tables import ChannelAccount, Tenant, Topic
 
@@ -135,26 +137,35 @@ def widget_opt_in(
         )
 
 
-@dataclass(frozen=True)
-class PhoneTarget:
-    """The simulator account a phone page talks to, and whose it is."""
+# --- the contact's self-service pages: the proof code (D1-D4, #13) ---------------------------------
 
-    account_id: int
-    tenant_name: str
+CODE_NOT_SENT = N_(
+    "We cannot send you a code on your messenger right now. Please send INFO to us again for a new link."
+)
 
 
-def simulator_target(ctx: Konsent, account_id: int | None, demo_slug: str = "demo") -> PhoneTarget:
-    """The given simulator account, or the demo tenant's first one (CH1)."""
+def send_proof_code(ctx: Konsent, token: str, export: bool) -> None:
+    """Send a fresh code for this link to the contact's messenger (a service message, stored redacted)."""
+    with ctx.db.write() as s:
+        contact = selfservice.link_contact(s, token, export)
+        fresh = proof_code.new_code(ctx, s, contact, token)
+        tenant = s.get(Tenant, contact.tenant_id)
+        locale = contact.locale or (tenant.default_locale if tenant else "de")
+        text = t(locale, proof_code.CODE_MESSAGE, code=fresh.code, minutes=proof_code.CODE_MINUTES)
+        try:
+            messaging.enqueue_message(ctx, s, contact, SERVICE, OutboundContent(text=text), author="system")
+        except (NoLegalBasis, WindowClosed, NotFound) as exc:
+            raise InvalidInput(detail=CODE_NOT_SENT) from exc
+
+
+def verify_proof_code(ctx: Konsent, token: str, export: bool, code: str) -> str:
+    """The session secret for this link if `code` is right, else "" (the failed try counts)."""
+    with ctx.db.write() as s:
+        contact = selfservice.link_contact(s, token, export)
+        return proof_code.verify_code(ctx, s, contact, token, code[:32])
+
+
+def has_proof(ctx: Konsent, token: str, export: bool, session: str) -> bool:
     with ctx.db.read() as s:
-        if account_id is None:
-            tenant = s.scalars(select(Tenant).where(Tenant.slug == demo_slug)).one_or_none()
-            if tenant is None:
-                raise NotFound()
-            acc = next((a for a in tenants.channel_accounts(s, tenant.id) if a.kind == "simulator"), None)
-        else:
-            acc = s.get(ChannelAccount, account_id)
-        if acc is None or acc.kind != "simulator" or not acc.active:
-            raise NotFound()
-        owner = s.get(Tenant, acc.tenant_id)
-        assert owner is not None
-        return PhoneTarget(acc.id, owner.name)
+        contact = selfservice.link_contact(s, token, export)
+        return proof_code.has_proof(ctx, s, contact, token, session)

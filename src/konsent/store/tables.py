@@ -324,6 +324,10 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # in / out
     purpose: Mapped[str | None] = mapped_column(String(80), nullable=True)
     body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # The unredacted body of an outgoing message that carries a link or code meant for the contact
+    # alone: only the delivery worker reads it, and it is cleared once sent; staff see body_sealed,
+    # where such secrets are replaced (flows.privacy.secrets, #13).
+    secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str] = mapped_column(String(300), default="")
@@ -405,6 +409,19 @@ class SimulatorMail(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class SimulatorPhone(Base):
+    """A simulated phone and the browser that made it: only that browser may act as it (CH1, S8)."""
+
+    __tablename__ = "simulator_phones"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    address_index: Mapped[str] = mapped_column(String(64))
+    browser_hash: Mapped[str] = mapped_column(String(64))  # keyed hash of the browser's secret cookie
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("channel_account_id", "address_index"),)
+
+
 # --- privacy centre (D1-D5, L1, C7) -------------------------------------------------------------
 
 
@@ -476,6 +493,24 @@ class PrivacyLink(Base):
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PrivacyProof(Base):
+    """Proof that whoever opened a self-service link also holds the contact's messenger (D1-D4, #13):
+    a code sent there, then a short browser session; both stored as keyed hashes only."""
+
+    __tablename__ = "privacy_proofs"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)  # token digest of the link
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    codes_sent: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    session_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
 
 
 class RetentionRule(Base):

@@ -17,7 +17,7 @@ from konsent.flows import admin_ops
 from konsent.flows.inbox import charts
 from konsent.flows.organisation import channel_health, company, staff
 from konsent.i18n import LOCALES
-from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff
+from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff, ratelimit
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
 from konsent.web.deps import (
     LOCALE_COOKIE,
@@ -36,6 +36,9 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 # Before a session exists, the login form is protected by a double-submit cookie.
 LOGIN_CSRF_COOKIE = "konsent_login_csrf"
+# A browser the user signed in with: the account's lock-out does not shut it out (S3, #13).
+DEVICE_COOKIE = "konsent_device"
+DEVICE_COOKIE_DAYS = 180
 _MAX = 254
 
 
@@ -89,8 +92,23 @@ def login(
         raise CsrfFailed()
     tenant, email = tenant[:64], email[:_MAX]
     ctx = get_ctx(request)
+    device = request.cookies.get(DEVICE_COOKIE, "")[:200]
+    limits = ratelimit.limiter(request)
+    wait = limits.hit("signin", ratelimit.client_key(request))
+    if wait is None and not admin_ops.trusted_browser(ctx, tenant, email, device):
+        wait = limits.hit("signin-account", ratelimit.account_key(tenant, email))
+    if wait is not None:
+        _ = gettext_for(request_locale(request))
+        msg = _("Too many sign-in attempts. Please wait {seconds} seconds and try again.").format(
+            seconds=wait
+        )
+        resp = _login_page(request, 429, msg, tenant, email)
+        resp.headers["retry-after"] = str(wait)
+        return resp
     with ctx.db.write() as s:
-        done = admin_ops.sign_in(ctx, s, tenant, email, password[:1024], totp_code=totp_code[:16])
+        done = admin_ops.sign_in(
+            ctx, s, tenant, email, password[:1024], totp_code=totp_code[:16], device_cookie=device
+        )
     if done is None:
         _ = gettext_for(request_locale(request))
         msg = _(
@@ -102,6 +120,7 @@ def login(
     resp = RedirectResponse(target, status_code=303)
     ttl = ctx.settings.session_ttl_hours * 3600
     _set_cookie(resp, request, SESSION_COOKIE, done.cookie, ttl)
+    _set_cookie(resp, request, DEVICE_COOKIE, done.device_cookie, DEVICE_COOKIE_DAYS * 86400)
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return resp
 

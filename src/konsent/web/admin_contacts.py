@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
 from konsent.flows import admin_ops, api_ops
+from konsent.flows.inbox import scope
 from konsent.flows.organisation import names, staff, tenants
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, render
@@ -36,7 +37,8 @@ def contact_list(request: Request, caller: Caller = Depends(admin_caller)) -> Re
     ctx = get_ctx(request)
     personal = staff.allowed(caller.role, "contacts.personal")
     with ctx.db.write() if personal else ctx.db.read() as s:
-        rows = admin_ops.contact_list(s, caller.tenant_id, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+        only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
+        rows = admin_ops.contact_list(s, caller.tenant_id, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE, only)
         display = (
             names.names_for_list(ctx, s, caller.tenant_id, caller.actor, [r.id for r in rows[:PAGE_SIZE]])
             if personal

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from konsent.flows import api_coverage, api_ops, contacts
+from konsent.flows.inbox import scope
 from konsent.flows.organisation import names, tenants
 from konsent.flows.privacy import importer, proof
 from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
@@ -156,8 +157,9 @@ def list_contacts(
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
+        only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
         rows = api_coverage.contacts_page(
-            ctx, s, caller.tenant_id, limit, decode_cursor(cursor), topic, address
+            ctx, s, caller.tenant_id, limit, decode_cursor(cursor), topic, address, only=only
         )
         return page(request, [contacts.describe(ctx, s, c, personal=False) for c in rows], limit)
 
@@ -280,6 +282,7 @@ def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends
     ctx = get_ctx(request)
 
     def run(s: Any) -> dict[str, Any]:
+        scope.require_contact(s, caller, body.contact_id)  # agents: only contacts of their teams
         t = body.template
         msg = api_ops.send_message(
             ctx,

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from konsent import __version__
 from konsent.domain.errors import DomainError
 from konsent.flows.context import Konsent
+from konsent.web import scope_guard
 from konsent.web.errors import as_json, message_of, status_of
 from konsent.web.headers import SecurityHeaders
 from konsent.web.hygiene import InputHygiene
@@ -99,6 +100,8 @@ def create_app(ctx: Konsent) -> FastAPI:
         docs_url=None,  # served offline by api_conventions.install
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
+        # Agents reach only contacts in their teams, on every route naming one (S3, web/scope_guard.py).
+        dependencies=[Depends(scope_guard.agent_scope)],
     )
     app.state.ctx = ctx
 

@@ -24,6 +24,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "suppressed": 409,
     "gone": 410,
+    "proof_required": 403,  # a self-service action before the code from the contact's messenger
+    "proof_refused": 403,
 }
 
 

@@ -16,10 +16,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from konsent.domain.errors import DomainError, InvalidInput, NotFound
+from konsent.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from konsent.flows import public_ops, texts
-from konsent.flows.inbound import simulator
+from konsent.flows.inbound import simulator, simulator_phones
 from konsent.i18n import pick_locale, t
+from konsent.web import ratelimit
 from konsent.web.deps import get_ctx, render, request_locale
 from konsent.web.errors import as_json, status_of
 
@@ -50,9 +51,11 @@ TOO_MANY_TOPICS = N_("Please choose at most {max} topics.")
 FIELD_TOO_LONG = N_("The field {field} is too long (at most {max} characters).")
 FIELD_INVALID = N_("The field {field} is missing or not valid.")
 UNKNOWN_TENANT = N_("This sign-up form does not exist.")
+TOO_MANY_SIGNUPS = N_("Too many sign-ups from your connection. Please try again in a few minutes.")
 TEXT_EMPTY = N_("Please type a message.")
 TEXT_TOO_LONG = N_("The message is too long (at most {max} characters).")
 BAD_PHONE = N_("Please enter a valid phone number, for example +49 1555 1234567.")
+NOT_YOUR_PHONE = N_("This number belongs to another simulator phone. Please choose a new number.")
 
 WIDGET_STRINGS = {
     "title": N_("Get our news on your messenger"),
@@ -90,6 +93,7 @@ SIM_STRINGS = {
     "media_document": N_("Document"),
     "media_video": N_("Video"),
     "media_audio": N_("Audio"),
+    "rate_limited": N_("Too many messages at once. Please wait a moment."),
 }
 
 
@@ -226,6 +230,11 @@ class OptInIn(BaseModel):
 async def widget_opt_in(tenant_slug: str, request: Request) -> Response:
     """Create a pending opt-in; answer with the deep link and its QR code. Sends nothing (C2)."""
     locale = request_locale(request)
+    wait = ratelimit.limiter(request).hit("optin", ratelimit.client_key(request))
+    if wait is not None:
+        limited = _invalid(locale, TOO_MANY_SIGNUPS, 429)
+        limited.headers["retry-after"] = str(wait)
+        return limited
     parsed = await _json_body(request, OptInIn, locale, {"channel_account_id": public_ops.CHOOSE_CHANNEL})
     if isinstance(parsed, Response):
         return parsed
@@ -303,39 +312,80 @@ def demo_privacy(request: Request) -> Response:
 
 # --- the simulator phone ------------------------------------------------------------------------
 
+# The browser's secret: the phones it makes are its own (flows.inbound.simulator_phones).
+SIM_COOKIE = "konsent_sim"
+MAX_PAGE_KEY = 80
 
-def _account_param(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 18:
+
+def _sim_closed(request: Request, door: str) -> Response | None:
+    """404 while the operator has not enabled the simulator; 429 over the client's rate (S8)."""
+    if not get_ctx(request).settings.simulator_enabled:
+        return JSONResponse({"code": "not_found", "message": "Not found."}, status_code=404)
+    wait = ratelimit.limiter(request).hit(door, ratelimit.client_key(request))
+    if wait is not None:
+        return JSONResponse(
+            {"code": "rate_limited", "message": t(request_locale(request), SIM_STRINGS["rate_limited"])},
+            status_code=429,
+            headers={"retry-after": str(wait)},
+        )
+    return None
+
+
+def _browser(request: Request) -> str:
+    return request.cookies.get(SIM_COOKIE, "")[:100]
+
+
+async def _page(request: Request, key: str) -> simulator_phones.PhonePage:
+    if len(key) > MAX_PAGE_KEY:
         raise NotFound()
-    return int(value)
+    return await run_in_threadpool(simulator_phones.open_page, get_ctx(request), key)
 
 
 @router.get("/simulator", include_in_schema=False)
-async def simulator_page(request: Request, account: str | None = None, text: str = "") -> Response:
-    """A phone-like page that plays the contact on the simulator channel (CH1)."""
+async def simulator_page(request: Request, account: str = "", text: str = "") -> Response:
+    """A phone-like page that plays the contact on the simulator channel (CH1).
+
+    Opened from a sign-up's deep link (`account` is the page key in it) or, for the demo,
+    without one; the browser gets its secret cookie here."""
+    if not get_ctx(request).settings.simulator_enabled:
+        return render(request, "public/simulator_missing.html", {}, status_code=404)
+    closed = _sim_closed(request, "simulator-read")
+    if closed is not None:
+        return closed
     locale = request_locale(request)
     try:
-        target = await run_in_threadpool(
-            public_ops.simulator_target, get_ctx(request), _account_param(account)
-        )
+        target = await _page(request, account)
     except NotFound:
         return render(request, "public/simulator_missing.html", {}, status_code=404)
     config = {
-        "account": target.account_id,
+        "account": target.key,
         "lang": locale,
         "strings": {key: t(locale, msgid) for key, msgid in SIM_STRINGS.items()},
     }
-    return render(
+    resp = render(
         request,
         "public/simulator.html",
         {"target": target, "sim_config": config, "prefill": text[: simulator.MAX_TEXT]},
     )
+    if not _browser(request):
+        resp.set_cookie(
+            SIM_COOKIE,
+            simulator_phones.new_browser_secret(),
+            max_age=365 * 86400,
+            httponly=True,
+            samesite="strict",
+            secure=get_ctx(request).settings.base_url.startswith("https://"),
+            path="/simulator",
+        )
+    resp.headers["cache-control"] = "no-store"
+    return resp
+
+
+PageKey = Annotated[str, StringConstraints(max_length=MAX_PAGE_KEY)]
 
 
 class SendIn(BaseModel):
-    account: int = Field(ge=1)
+    account: PageKey
     phone: Annotated[str, StringConstraints(max_length=40)]
     text: Annotated[str, StringConstraints(max_length=simulator.MAX_TEXT)] = ""
     name: Short = ""
@@ -344,7 +394,8 @@ class SendIn(BaseModel):
 
 
 class AckIn(BaseModel):
-    account: int = Field(ge=1)
+    account: PageKey
+    phone: Annotated[str, StringConstraints(max_length=40)]
     ids: list[Annotated[str, StringConstraints(max_length=200)]] = Field(max_length=200)
     status: Annotated[str, StringConstraints(max_length=20)] = "read"
     lang: Short = ""
@@ -353,12 +404,19 @@ class AckIn(BaseModel):
 def _sim_error(locale: str, exc: DomainError) -> JSONResponse:
     if isinstance(exc, InvalidInput) and "phone" in str(exc):
         return _invalid(locale, BAD_PHONE)
+    if isinstance(exc, PermissionDenied):
+        return JSONResponse({"code": exc.code, "message": t(locale, NOT_YOUR_PHONE)}, status_code=403)
     return _translated(locale, exc)
 
 
 @router.post("/simulator/api/send", include_in_schema=False)
 async def simulator_send(request: Request) -> Response:
-    """The simulated contact sends a message; konsent receives it as a signed webhook (CH1)."""
+    """The simulated contact sends a message; konsent receives it as a signed webhook (CH1).
+
+    Only as a phone this browser made, or a new number, which then becomes its own (S8)."""
+    closed = _sim_closed(request, "simulator")
+    if closed is not None:
+        return closed
     locale = request_locale(request)
     parsed = await _json_body(request, SendIn, locale, {"text": TEXT_TOO_LONG, "phone": BAD_PHONE})
     if isinstance(parsed, Response):
@@ -366,11 +424,16 @@ async def simulator_send(request: Request) -> Response:
     locale = pick_locale(parsed.lang or locale)
     if not parsed.text.strip() and not parsed.button:
         return _invalid(locale, TEXT_EMPTY)
+    ctx = get_ctx(request)
     try:
+        target = await _page(request, parsed.account)
+        await run_in_threadpool(
+            simulator_phones.claim_phone, ctx, target.account_id, parsed.phone, _browser(request)
+        )
         result = await run_in_threadpool(
             simulator.phone_send,
-            get_ctx(request),
-            parsed.account,
+            ctx,
+            target.account_id,
             parsed.phone,
             parsed.text,
             name=parsed.name or None,
@@ -388,15 +451,24 @@ async def simulator_send(request: Request) -> Response:
 
 @router.get("/simulator/api/inbox", include_in_schema=False)
 async def simulator_inbox(request: Request, account: str = "", phone: str = "", after: int = 0) -> Response:
-    """What konsent sent to this phone, oldest first (CH1)."""
+    """What konsent sent to this phone, oldest first; nothing for a phone of another browser (CH1, S8)."""
+    closed = _sim_closed(request, "simulator-read")
+    if closed is not None:
+        return closed
     locale = request_locale(request)
     if len(phone) > 40:
         return _invalid(locale, BAD_PHONE)
+    ctx = get_ctx(request)
     try:
-        acc_id = _account_param(account)
-        if acc_id is None:
-            raise NotFound()
-        msgs = await run_in_threadpool(simulator.phone_inbox, get_ctx(request), acc_id, phone, max(after, 0))
+        target = await _page(request, account)
+        mine = await run_in_threadpool(
+            simulator_phones.owns_phone, ctx, target.account_id, phone, _browser(request)
+        )
+        msgs = (
+            await run_in_threadpool(simulator.phone_inbox, ctx, target.account_id, phone, max(after, 0))
+            if mine
+            else []
+        )
     except NotFound:
         raise
     except DomainError as exc:
@@ -421,16 +493,32 @@ async def simulator_inbox(request: Request, account: str = "", phone: str = "", 
 
 @router.post("/simulator/api/ack", include_in_schema=False)
 async def simulator_ack(request: Request) -> Response:
-    """The phone shows konsent's messages: report them read, so staff see the ticks (CH1, CH4)."""
+    """The phone shows konsent's messages: report them read, so staff see the ticks (CH1, CH4).
+
+    Only messages sent to this browser's own phone are acknowledged."""
+    closed = _sim_closed(request, "simulator")
+    if closed is not None:
+        return closed
     locale = request_locale(request)
     parsed = await _json_body(request, AckIn, locale)
     if isinstance(parsed, Response):
         return parsed
     locale = pick_locale(parsed.lang or locale)
+    if parsed.status not in ("delivered", "read"):
+        return _translated(locale, InvalidInput(detail="status must be delivered or read"))
+    ctx = get_ctx(request)
     try:
-        await run_in_threadpool(
-            simulator.phone_ack, get_ctx(request), parsed.account, parsed.ids, parsed.status
+        target = await _page(request, parsed.account)
+        ids = await run_in_threadpool(
+            simulator_phones.own_provider_ids,
+            ctx,
+            target.account_id,
+            parsed.phone,
+            _browser(request),
+            parsed.ids,
         )
+        if ids:
+            await run_in_threadpool(simulator.phone_ack, ctx, target.account_id, ids, parsed.status)
     except NotFound:
         raise
     except DomainError as exc:

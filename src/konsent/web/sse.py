@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from konsent.flows.inbox import listing as inbox
-from konsent.flows.inbox import live
+from konsent.flows.inbox import live, scope
 from konsent.web.admin_common import admin_caller
 from konsent.web.deps import Caller, get_ctx
 
@@ -35,12 +35,12 @@ async def inbox_events(request: Request, caller: Caller = Depends(admin_caller))
     """The caller's inbox changes as `text/event-stream` (only conversations they may see)."""
     ctx = get_ctx(request)
 
-    def prepare() -> tuple[set[int] | None, int]:
+    def prepare() -> int:
         with ctx.db.read() as s:
-            teams = inbox.visible_teams(s, caller)  # raises PermissionDenied for other roles
-            return teams, live.last_event_id(s, caller.tenant_id)
+            inbox.visible_teams(s, caller)  # raises PermissionDenied for roles without the inbox
+            return live.last_event_id(s, caller.tenant_id)
 
-    teams, newest = await run_in_threadpool(prepare)
+    newest = await run_in_threadpool(prepare)
     given = request.headers.get("last-event-id") or request.query_params.get("since") or ""
     start = int(given) if given.isdigit() and int(given) <= newest else newest
     raw_limit = request.query_params.get("timeout", "")
@@ -52,9 +52,8 @@ async def inbox_events(request: Request, caller: Caller = Depends(admin_caller))
             events = live.events_after(s, caller.tenant_id, after)
             if not events:
                 return after, []
-            allowed = live.visible_conversations(
-                s, caller.tenant_id, {e.conversation_id for e in events}, teams
-            )
+            # the inbox's own rule (teams, and unrouted ones only where the tenant allows it)
+            allowed = scope.visible_conversation_ids(s, caller, {e.conversation_id for e in events})
             return events[-1].id, [
                 (e.id, e.conversation_id, e.kind) for e in events if e.conversation_id in allowed
             ]

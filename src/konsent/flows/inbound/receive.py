@@ -42,7 +42,7 @@ from konsent.flows.consent import grants as consent_flow
 from konsent.flows.consent.optin import ConfirmOutcome, confirm_opt_in
 from konsent.flows.contacts import find_identity, get_or_create_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.inbound import status_sink, watermarks
+from konsent.flows.inbound import dedupe, status_sink, watermarks
 from konsent.flows.inbox import bot, csat
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import channel_health
@@ -226,7 +226,7 @@ def _apply_event(ctx: Konsent, account_id: int, ev: Event) -> bool:
     with ctx.db.write() as s:
         account = s.get(ChannelAccount, account_id)
         assert account is not None
-        key = _dedupe_key(ev)
+        key = dedupe.hashed_key(dedupe.dedupe_secret(ctx, s, account.tenant_id), _dedupe_key(ev))
         if key:
             seen = s.scalars(
                 select(WebhookEvent.id).where(

@@ -132,7 +132,7 @@ def _lock_fresh(
         if item.stale:
             continue
         for ev in item.events:
-            keys.setdefault((item.account_id, dedupe_key(ev)), item.tenant_id)
+            keys.setdefault((item.account_id, dedupe_key(item, ev)), item.tenant_id)
             pairs.add((item.account_id, ev.provider_id))
     fresh: set[tuple[int, str]] = set()
     rows: list[Any] = []

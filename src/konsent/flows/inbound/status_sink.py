@@ -33,6 +33,7 @@ from konsent.channels.base import AccountConfig, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.domain.inputs import checked_event
 from konsent.flows.context import Konsent
+from konsent.flows.inbound.dedupe import dedupe_secret, hashed_key
 from konsent.flows.inbound.routes import account_by_route
 from konsent.flows.organisation.tenants import account_config
 from konsent.store.tables import ChannelAccount, Message
@@ -164,6 +165,7 @@ class _Item:
     handled: int = 0
     duplicates: int = 0
     error: BaseException | None = None
+    secret: bytes = b""  # the tenant's dedupe key (flows.inbound.dedupe)
 
 
 @dataclass
@@ -190,11 +192,16 @@ class StatusSink:
         default_factory=weakref.WeakKeyDictionary
     )
 
+    def _secret(self, tenant_id: int) -> bytes:
+        """The tenant's dedupe key; the key ring caches it, so this reads the database once."""
+        with self.ctx.db.read() as s:
+            return dedupe_secret(self.ctx, s, tenant_id)
+
     def submit(
         self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
     ) -> tuple[int, int] | None:
         """Store these statuses durably; (handled, duplicates) once committed, None if `expect` is stale."""
-        item = _Item(account_id, tenant_id, events, expect)
+        item = _Item(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
         with self._cond:
             self._pending.append(item)
             while not item.done:
@@ -221,7 +228,7 @@ class StatusSink:
     ) -> tuple[int, int] | None:
         """`submit` for coroutines: requests of one event loop queue up while one batch is written."""
         loop = asyncio.get_running_loop()
-        item = _Item(account_id, tenant_id, events, expect)
+        item = _Item(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
         queue = self._loops.setdefault(loop, _LoopQueue())
         waiter: asyncio.Future[None] = loop.create_future()
         queue.pending.append((item, waiter))
@@ -289,9 +296,9 @@ def sink(ctx: Konsent) -> StatusSink:
         return found
 
 
-def dedupe_key(ev: StatusUpdate) -> str:
-    """The idempotency key of a status event (invariant 6)."""
-    return f"st:{ev.provider_id}:{ev.status}"[:250]
+def dedupe_key(item: _Item, ev: StatusUpdate) -> str:
+    """The idempotency key of a status event: a keyed hash, no provider id in clear (invariant 6, D2)."""
+    return hashed_key(item.secret, f"st:{ev.provider_id}:{ev.status}")
 
 
 def early_row(item: _Item, ev: StatusUpdate, reason: str) -> dict[str, object]:
@@ -316,7 +323,7 @@ def split_fresh(
     for item in batch:
         handled = dups = 0
         for ev in [] if item.stale else item.events:
-            k = (item.account_id, dedupe_key(ev))
+            k = (item.account_id, dedupe_key(item, ev))
             if k in fresh:
                 fresh.discard(k)  # a second copy in the same batch is a duplicate
                 handled += 1

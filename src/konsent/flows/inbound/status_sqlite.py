@@ -109,7 +109,7 @@ class Writer:
             if item.stale:
                 continue
             for ev in item.events:
-                key = dedupe_key(ev)
+                key = dedupe_key(item, ev)
                 cur.execute(_DEDUPE, (item.tenant_id, item.account_id, key, now))
                 if cur.rowcount == 1:
                     fresh.add((item.account_id, key))

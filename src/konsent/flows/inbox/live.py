@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
-from konsent.store.tables import Conversation, InboxEvent, Message
+from konsent.store.tables import InboxEvent, Message
 from konsent.store.types import utcnow
 
 _PENDING = "konsent_live_tenants"
@@ -95,18 +95,6 @@ def last_event_id(s: Session, tenant_id: int) -> int:
         s.scalar(select(func.coalesce(func.max(InboxEvent.id), 0)).where(InboxEvent.tenant_id == tenant_id))
         or 0
     )
-
-
-def visible_conversations(s: Session, tenant_id: int, ids: set[int], teams: set[int] | None) -> set[int]:
-    """Which of these conversations an agent limited to `teams` may see (None: all)."""
-    if teams is None or not ids:
-        return ids
-    rows = s.execute(
-        select(Conversation.id, Conversation.team_id).where(
-            Conversation.tenant_id == tenant_id, Conversation.id.in_(ids)
-        )
-    ).tuples()
-    return {cid for cid, team in rows if team is None or team in teams}
 
 
 # Messages are written by several flows (inbound, replies, bot, delivery status); one listener

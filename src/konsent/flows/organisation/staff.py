@@ -13,7 +13,7 @@ from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from konsent.domain.errors import Conflict, InvalidInput, PermissionDenied
@@ -38,6 +38,8 @@ class Role(enum.StrEnum):
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "contacts.read": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO, Role.VIEWER}),
     "contacts.personal": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO}),
+    # every contact of the tenant; agents see only contacts with a conversation in their teams
+    "contacts.all_teams": frozenset({Role.OWNER, Role.ADMIN, Role.DPO, Role.VIEWER}),
     "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT}),
     "consent.proof": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "ledger.verify": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
@@ -104,12 +106,37 @@ def burn_password_check(password: str) -> None:
         _hasher.verify(_DUMMY_HASH, password)
 
 
-def count_failure(user: StaffUser, now: datetime) -> None:
-    """One more failed sign-in; the fifth in a row locks the account for a while (throttling)."""
-    user.failed_logins += 1
-    if user.failed_logins >= MAX_FAILURES:
-        user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-        user.failed_logins = 0
+def count_failure(s: Session, user_id: int, now: datetime) -> None:
+    """One more failed sign-in, counted in one atomic UPDATE (no lost updates under parallel
+    requests on either database); the fifth in a row locks the account for a while."""
+    bumped = StaffUser.failed_logins + 1
+    s.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user_id)
+        .values(
+            failed_logins=case((bumped >= MAX_FAILURES, 0), else_=bumped),
+            locked_until=case(
+                (bumped >= MAX_FAILURES, now + timedelta(minutes=LOCK_MINUTES)), else_=StaffUser.locked_until
+            ),
+        ),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def clear_failures_unless_locked(s: Session, user_id: int, now: datetime) -> bool:
+    """Reset the failure count after a right password, in one statement that also checks the
+    lock: False if a parallel failure locked the account meanwhile (the sign-in is refused)."""
+    done = s.execute(
+        update(StaffUser)
+        .where(
+            StaffUser.id == user_id,
+            or_(StaffUser.locked_until.is_(None), StaffUser.locked_until <= now),
+        )
+        .values(failed_logins=0, locked_until=None)
+        .returning(StaffUser.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    return done is not None
 
 
 def authenticate(
@@ -119,9 +146,16 @@ def authenticate(
     password: str,
     now: datetime | None = None,
     second_factor: Callable[[StaffUser], bool] | None = None,
+    trusted_device: Callable[[StaffUser], bool] | None = None,
 ) -> StaffUser | None:
     """Check a password and, if given, a second factor; after repeated failures of either the
-    account is locked for a while (throttling)."""
+    account is locked for a while (throttling, S3).
+
+    The lock holds for every browser except those the user signed in with before
+    (`trusted_device`): someone who only knows the e-mail address can lock out strangers,
+    never the user at their own browser. Failures from a trusted browser do not count
+    towards the lock; the per-client rate limit bounds them.
+    """
     now = now or utcnow()
     user = s.scalars(
         select(StaffUser).where(StaffUser.tenant_id == tenant.id, StaffUser.email == email.strip().lower())
@@ -129,18 +163,22 @@ def authenticate(
     if user is None or user.disabled:
         burn_password_check(password)  # same cost whether or not the user exists
         return None
-    if user.locked_until and user.locked_until > now:
+    trusted = trusted_device is not None and trusted_device(user)
+    if not trusted and user.locked_until and user.locked_until > now:
+        burn_password_check(password)
         return None
     try:
         _hasher.verify(user.password_hash, password)
     except VerificationError:
-        count_failure(user, now)
+        if not trusted:
+            count_failure(s, user.id, now)
         return None
     if second_factor is not None and not second_factor(user):
-        count_failure(user, now)
+        if not trusted:
+            count_failure(s, user.id, now)
         return None
-    user.failed_logins = 0
-    user.locked_until = None
+    if not trusted and not clear_failures_unless_locked(s, user.id, now):
+        return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user

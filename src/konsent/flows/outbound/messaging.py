@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -18,6 +18,7 @@ from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowCl
 from konsent.domain.purposes import ConsentState, ContactSnapshot, Purpose, consent_state, may_send
 from konsent.flows.contacts import seal_for_contact, seal_shared, snapshot
 from konsent.flows.context import Konsent
+from konsent.flows.privacy.redaction import has_secret, redact
 from konsent.store.sql import among
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity, Message, OutboxRow
 from konsent.store.types import utcnow
@@ -72,6 +73,8 @@ def enqueue_message(
         last = ident.last_inbound_at
         if last is None or at - last > timedelta(hours=caps.service_window_hours):
             raise WindowClosed(hours=caps.service_window_hours)
+    # A link or code meant for the contact alone is stored redacted; the clear text only for delivery.
+    shown = replace(content, text=redact(content.text)) if has_secret(content.text) else content
     msg = Message(
         tenant_id=contact.tenant_id,
         conversation_id=conversation_id,
@@ -79,7 +82,12 @@ def enqueue_message(
         channel_account_id=account.id,
         direction="out",
         purpose=str(p),
-        body_sealed=seal_for_contact(ctx, s, contact, "message", json.dumps(content.as_dict())),
+        body_sealed=seal_for_contact(ctx, s, contact, "message", json.dumps(shown.as_dict())),
+        secret_sealed=(
+            seal_for_contact(ctx, s, contact, "message", json.dumps(content.as_dict()))
+            if shown is not content
+            else None
+        ),
         status="queued",
         author=author,
         created_at=at,

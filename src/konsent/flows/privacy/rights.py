@@ -35,6 +35,8 @@ from konsent.store.tables import (
     Message,
     OutboxRow,
     PrivacyRequest,
+    SimulatorMail,
+    SimulatorPhone,
     SuppressionEntry,
 )
 from konsent.store.types import utcnow
@@ -225,6 +227,20 @@ class ErasureResult:
     already: bool = False
 
 
+def forget_simulator_phone(ctx: Konsent, s: Session, tenant_id: int, account_id: int, address: str) -> None:
+    """The simulator's mailbox and browser binding of an erased phone go with it (D2, #13)."""
+    idx = ctx.keys.index(s, tenant_id, "sim-mail", address)
+    for table in (SimulatorMail, SimulatorPhone):
+        s.execute(
+            delete(table).where(
+                table.tenant_id == tenant_id,
+                table.channel_account_id == account_id,
+                table.address_index == idx,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+
+
 def erase_contact(
     ctx: Konsent,
     s: Session,
@@ -246,7 +262,9 @@ def erase_contact(
         return ErasureResult(contact.id, 0, already=True)
     for ident in identities(s, contact):
         with contextlib.suppress(crypto.DecryptionError):
-            suppress(ctx, s, tid, address_of(ctx, s, contact, ident), "erased")
+            address = address_of(ctx, s, contact, ident)
+            suppress(ctx, s, tid, address, "erased")
+            forget_simulator_phone(ctx, s, tid, ident.channel_account_id, address)
     # Lock the outbox rows first (the order a worker's claim takes them), then remove them all.
     s.scalars(
         select(OutboxRow.id)

@@ -13,7 +13,7 @@ from konsent.domain.errors import NotFound
 from konsent.domain.keywords import Intent, KeywordMatch, normalize
 from konsent.flows.context import Konsent
 from konsent.flows.privacy import export as privacy_export
-from konsent.flows.privacy import transparency
+from konsent.flows.privacy import proof_code, transparency
 from konsent.flows.privacy.rights import (
     LinkGone,
     erase_contact,
@@ -28,7 +28,7 @@ from konsent.store.tables import Contact, PrivacyLink, PrivacyRequest, Tenant
 from konsent.store.types import utcnow
 
 CONFIRM_HOURS = 24
-PORTAL_LINK_DAYS = 7
+PORTAL_LINK_HOURS = 24  # short: the link is also useless without the code (proof_code)
 _CONFIRM_PHRASES = ("löschen ja", "loeschen ja", "delete yes", "ja löschen", "yes delete")
 
 # What konsent says to the contact (German in locales/de/LC_MESSAGES/privacy.po).
@@ -58,7 +58,7 @@ def new_portal_link(ctx: Konsent, s: Session, contact: Contact, at: datetime | N
             contact_id=contact.id,
             token_hash=token_digest(token),
             created_at=at,
-            expires_at=at + timedelta(days=PORTAL_LINK_DAYS),
+            expires_at=at + timedelta(hours=PORTAL_LINK_HOURS),
         )
     )
     return f"{ctx.settings.base_url.rstrip('/')}/privacy/{token}"
@@ -86,24 +86,36 @@ def use_portal_link(s: Session, token: str, at: datetime | None = None) -> None:
     )
 
 
-def portal_erase(ctx: Konsent, s: Session, token: str) -> None:
-    """The contact erases themselves from the self-service page, after confirming (D2)."""
+# Who acted: the holder of the link who also proved, with a code sent there, to hold the contact's
+# messenger (proof_code); the request log says so.
+BY_CONTACT = "contact (code via messenger)"
+
+
+def _proven(ctx: Konsent, s: Session, token: str, session: str) -> Contact:
     contact = portal_contact(s, token, lock=True)
+    proof_code.require_proof(ctx, s, contact, token, session)
+    return contact
+
+
+def portal_erase(ctx: Konsent, s: Session, token: str, session: str) -> None:
+    """The contact erases themselves from the self-service page, after confirming (D2); the link
+    works once."""
+    contact = _proven(ctx, s, token, session)
     use_portal_link(s, token)
-    req = log_request(s, contact.tenant_id, "erasure", "portal", contact_id=contact.id, handled_by="contact")
+    req = log_request(s, contact.tenant_id, "erasure", "portal", contact_id=contact.id, handled_by=BY_CONTACT)
     erase_contact(ctx, s, contact, source="portal", actor="contact")
     req.state, req.completed_at = "done", utcnow()
 
 
-def portal_rectify(ctx: Konsent, s: Session, token: str, name: str) -> None:
+def portal_rectify(ctx: Konsent, s: Session, token: str, name: str, session: str) -> None:
     """The contact corrects the name we hold (D3); the link is then used up."""
-    contact = portal_contact(s, token, lock=True)
+    contact = _proven(ctx, s, token, session)
     rectify_contact(ctx, s, contact.tenant_id, "contact", contact.id, name=name, channel="portal")
     use_portal_link(s, token)
 
 
-def portal_object(ctx: Konsent, s: Session, token: str) -> list[str]:
-    contact = portal_contact(s, token, lock=True)
+def portal_object(ctx: Konsent, s: Session, token: str, session: str) -> list[str]:
+    contact = _proven(ctx, s, token, session)
     return object_to_marketing(ctx, s, contact.tenant_id, "contact", contact.id, channel="portal")
 
 
@@ -170,11 +182,29 @@ def on_keyword(
     return None
 
 
-def portal_export(ctx: Konsent, s: Session, token: str) -> bytes:
+def portal_export(ctx: Konsent, s: Session, token: str, session: str) -> bytes:
     """The contact downloads their export from the self-service page; the link is then used up."""
-    contact = portal_contact(s, token, lock=True)
+    contact = _proven(ctx, s, token, session)
     use_portal_link(s, token)
     log_request(
-        s, contact.tenant_id, "access", "portal", contact_id=contact.id, handled_by="contact", state="done"
+        s, contact.tenant_id, "access", "portal", contact_id=contact.id, handled_by=BY_CONTACT, state="done"
     )
     return privacy_export.build_zip(privacy_export.export_data(ctx, s, contact))
+
+
+def link_contact(s: Session, token: str, export: bool) -> Contact:
+    """The contact behind a portal or export link (404 unknown, 410 used or expired)."""
+    if not export:
+        return portal_contact(s, token)
+    row = privacy_export.check_export_link(s, token)
+    contact = s.get(Contact, row.contact_id)
+    if contact is None or contact.erased_at is not None:
+        raise LinkGone()
+    return contact
+
+
+def export_download(ctx: Konsent, s: Session, token: str, session: str) -> bytes:
+    """The single-use export link of a DATEN answer, after the code proof (D1)."""
+    contact = link_contact(s, token, export=True)
+    proof_code.require_proof(ctx, s, contact, token, session)
+    return privacy_export.download_export(ctx, s, token)

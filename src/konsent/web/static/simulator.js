@@ -1,5 +1,7 @@
 /* konsent simulator phone (CH1): plays a contact on the simulator channel.
- * The phone's number, name and chat log live in this browser's localStorage only.
+ * The phone's number, name and chat log live in this browser's localStorage only; the server
+ * lets this browser act only as the phones it made (an HttpOnly cookie), so cfg.account is the
+ * page key from the link, not a bare account number.
  */
 (function () {
   "use strict";
@@ -184,7 +186,8 @@
   function flushAcks() {
     if (!pendingAcks.length || document.visibilityState === "hidden") return;
     var ids = pendingAcks.splice(0, 200);
-    post("/simulator/api/ack", { account: cfg.account, ids: ids, status: "read", lang: cfg.lang }).catch(function () {
+    var body = { account: cfg.account, phone: phoneIn.value, ids: ids, status: "read", lang: cfg.lang };
+    post("/simulator/api/ack", body).catch(function () {
       pendingAcks = ids.concat(pendingAcks); // try again with the next poll
     });
   }

@@ -2,7 +2,7 @@
 our opaque reference, to reconcile a send of unknown outcome instead of resending it (#14, M3, CH4)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import konsent.store.types
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
