@@ -64,7 +64,7 @@ def test_agent_sees_simulator_message_live_replies_and_phone_gets_it(ctx, live_s
     agent = browser_page
     _sign_in(agent, live_server.url, "anna@demo.example")
     agent.goto(f"{live_server.url}/admin/inbox")
-    agent.wait_for_function("document.documentElement.getAttribute('data-live') === 'open'")
+    agent.locator("html[data-live='open']").wait_for(state="attached")  # no eval under the CSP
     agent.evaluate("window.__notReloaded = true")
 
     phone = agent.context.new_page()
@@ -92,7 +92,7 @@ def test_agent_sees_simulator_message_live_replies_and_phone_gets_it(ctx, live_s
 
     phone.locator("#sim-messages .sim-msg.in", has_text="Hallo! Wie kann ich helfen?").wait_for()
     # The phone's next message shows up in the open conversation live.
-    agent.wait_for_function("document.documentElement.getAttribute('data-live') === 'open'")
+    agent.locator("html[data-live='open']").wait_for(state="attached")  # no eval under the CSP
     agent.evaluate("window.__notReloaded = true")
     _phone_says(phone, "Ich suche ein Angebot")
     agent.locator("#thread .msg.in", has_text="Ich suche ein Angebot").wait_for()

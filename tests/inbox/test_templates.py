@@ -286,7 +286,9 @@ def test_the_template_reaches_the_meta_fake_with_name_language_and_parameters(
         )
         msg_id = msg.id
     drain(ctx)
-    sent = [a["body"] for a in fake.accepted if a["body"].get("type") == "template"]
+    sent = [dict(a["body"]) for a in fake.accepted if a["body"].get("type") == "template"]
+    refs = [body.pop("biz_opaque_callback_data", "") for body in sent]  # the echo reference (#14)
+    assert all(ref.startswith("ko1-") for ref in refs)
     assert sent == [
         {
             "messaging_product": "whatsapp",
