@@ -35,3 +35,12 @@ def test_a_retry_row_asks_the_provider_for_its_wait_with_the_rows_default() -> N
     result = classify(THREEMA_ERRORS, Answer(429, error_code="429"), lambda d: asked.append(d) or d)
     assert (result.outcome, result.retry_after_s, asked) == (SendOutcome.RETRY_AFTER, 10.0, [10.0])
     assert result.error_text == "rate limit reached"
+
+
+def test_whatsapps_per_user_marketing_limit_is_never_retried_and_blames_nobody() -> None:
+    """131049 (#16 item 5): even when Meta marks the answer transient or answers 5xx, the message
+    is failed once, not retried, and the contact is neither unreachable nor opted out."""
+    for status, flags in ((400, frozenset()), (500, frozenset({"is_transient"}))):
+        result = classify(GRAPH_ERRORS, Answer(status=status, code=131049, flags=flags, error_code="131049"))
+        assert result.outcome is SendOutcome.PERMANENT
+        assert result.error_code == "131049"

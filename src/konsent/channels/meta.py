@@ -32,6 +32,10 @@ WINDOW_CODES = {131047}
 WINDOW_SUBCODES = {2018278, 2534022, 2018065, 1545041}
 UNREACHABLE_CODES = {131026, 551}
 OPT_OUT_CODES = {131050}
+# 131049: Meta held a marketing message back to protect the user's experience (per-user marketing
+# limit). Retrying does not help and the contact did nothing wrong: failed, never retried, the
+# contact stays reachable and subscribed.
+NOT_RETRIED_CODES = {131049}
 TRANSIENT_CODES = {1, 2, 1200, 131000, 131016, 131057, 135000}
 
 
@@ -169,6 +173,7 @@ GRAPH_ERRORS: Table = (
     Row(SendOutcome.WINDOW_CLOSED, codes=codes(10, 200, 551, None), subcodes=frozenset(WINDOW_SUBCODES)),
     Row(SendOutcome.UNREACHABLE, codes=codes(*UNREACHABLE_CODES)),
     Row(SendOutcome.MARKETING_OPT_OUT, codes=codes(*OPT_OUT_CODES)),
+    Row(SendOutcome.PERMANENT, codes=codes(*NOT_RETRIED_CODES)),  # before the transient rows
     Row(SendOutcome.TRANSIENT, codes=codes(*TRANSIENT_CODES)),
     Row(SendOutcome.TRANSIENT, min_status=500),
     Row(SendOutcome.TRANSIENT, flag="is_transient"),
