@@ -201,8 +201,10 @@ def test_staff_admin_lists_members_with_their_zone(ctx, demo):
 
 def test_the_rest_api_sets_and_clears_the_display_name(ctx, demo, client):
     from tests.flows.support import api_token, auth
+    from tests.helpers import agents_see_unrouted
 
     _write(ctx, "Hallo", name=NAME)
+    agents_see_unrouted(ctx)  # an agent names only contacts it may see (flows.inbox.scope)
     contact = contact_of(ctx, PHONE)
     token = api_token(ctx, "agent")
     r = client.put(f"/api/v1/contacts/{contact.id}/name", json={"name": "Zacharias Q."}, headers=auth(token))
