@@ -140,7 +140,7 @@ def consent_text_show(tenant: str, version: int, lang: str = typer.Option("de", 
 
     ctx = common._ctx()
     with ctx.db.read() as s:
-        print(consent_texts.get_version(s, tenants.tenant_by_slug(s, tenant).id, lang, version).text)
+        typer.echo(consent_texts.get_version(s, tenants.tenant_by_slug(s, tenant).id, lang, version).text)
 
 
 @consent_text_app.command("diff")
@@ -150,4 +150,4 @@ def consent_text_diff(tenant: str, old: int, new: int, lang: str = typer.Option(
 
     ctx = common._ctx()
     with ctx.db.read() as s:
-        print(consent_texts.unified_diff(s, tenants.tenant_by_slug(s, tenant).id, lang, old, new))
+        typer.echo(consent_texts.unified_diff(s, tenants.tenant_by_slug(s, tenant).id, lang, old, new))
