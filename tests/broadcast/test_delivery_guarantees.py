@@ -176,6 +176,9 @@ def _spawn(ctx: Konsent, extra: dict[str, str] | None = None) -> subprocess.Pope
         "KONSENT_LEASE_SECONDS": "2",
         "KONSENT_WORKER_POLL_SECONDS": "0.05",
         "KONSENT_LOG_LEVEL": "WARNING",
+        # the fakes listen on 127.0.0.1 at the accounts' base URLs: the operator allows that for tests
+        "KONSENT_ALLOW_PRIVATE_URLS": "true",
+        "KONSENT_ALLOW_ACCOUNT_BASE_URLS": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         **(extra or {}),
     }

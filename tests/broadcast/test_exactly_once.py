@@ -60,6 +60,9 @@ def spawn(ctx: Konsent, **extra: str) -> subprocess.Popen[bytes]:
         "KONSENT_ECHO_GRACE_SECONDS": "2",
         "KONSENT_WORKER_POLL_SECONDS": "0.05",
         "KONSENT_LOG_LEVEL": "WARNING",
+        # the fakes listen on 127.0.0.1 at the accounts' base URLs: the operator allows that for tests
+        "KONSENT_ALLOW_PRIVATE_URLS": "true",
+        "KONSENT_ALLOW_ACCOUNT_BASE_URLS": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         **extra,
     }
