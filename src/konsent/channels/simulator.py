@@ -87,6 +87,10 @@ class SimulatorChannel(ChannelAdapter):
 
     def __init__(self, mailbox_factory: Callable[[], Mailbox] | None = None) -> None:
         self._mailbox_factory = mailbox_factory
+        # One delivery at a time per phone, in the order the worker hands them over, so a bot's
+        # greeting and its question arrive in that order (the other adapters keep order by their
+        # per-contact spacing); different phones still go in parallel.
+        self._per_phone: dict[tuple[int, str], tuple[asyncio.Lock, list[int]]] = {}
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         secret = account.secrets.get("webhook_secret", "")
@@ -133,8 +137,19 @@ class SimulatorChannel(ChannelAdapter):
             return SendResult(
                 SendOutcome.PERMANENT, error_code="no_mailbox", error_text="simulator not wired"
             )
-        # The mailbox writes to the database: in a thread, so the worker's event loop keeps sending.
-        provider_id = await asyncio.to_thread(self._mailbox_factory().deliver, account.id, address, content)
+        key = (account.id, address)
+        lock, users = self._per_phone.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                # The mailbox writes to the database: in a thread, so the worker's loop keeps sending.
+                provider_id = await asyncio.to_thread(
+                    self._mailbox_factory().deliver, account.id, address, content
+                )
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._per_phone[key]  # nobody waits: no lock outlives its event loop
         return SendResult(SendOutcome.SENT, provider_id=provider_id)
 
     def deep_link(self, account: AccountConfig, code: str, prefill: str) -> str:
