@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from konsent.domain.purposes import ConsentStatus
+from konsent.flows.inbox.stats import as_date
 from konsent.store.tables import Consent, LedgerEntry
 from konsent.store.types import utcnow
 
@@ -66,14 +67,6 @@ def _week_of(s: Session) -> ColumnElement[object]:
     return func.date(LedgerEntry.created_at, "weekday 0", "-6 days")
 
 
-def _as_date(value: object) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def dashboard_charts(s: Session, tenant_id: int, weeks: int = 52, now: datetime | None = None) -> Charts:
     """The last `weeks` weeks of consent changes, and every topic's subscribers at each week's end."""
     now = now or utcnow()
@@ -102,7 +95,7 @@ def dashboard_charts(s: Session, tenant_id: int, weeks: int = 52, now: datetime 
     outs: dict[date, int] = defaultdict(int)
     deltas: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     for wk, purpose, action, n in rows:
-        d = _as_date(wk)
+        d = as_date(wk)
         if action in OPT_IN:
             ins[d] += n
             deltas[purpose][d] += n

@@ -68,7 +68,8 @@ def set_works_council(s: Session, who: StaffMember, on: bool) -> None:
     )
 
 
-def _as_date(value: object) -> date:
+def as_date(value: object) -> date:
+    """A day from what the database returns for a date expression (date, datetime or ISO text)."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -90,7 +91,7 @@ def inbox_stats(s: Session, who: StaffMember, days: int = 30, now: datetime | No
         .where(Conversation.tenant_id == tid, Conversation.started_at >= since)
         .group_by(day_col)
     ).tuples():
-        per_day[_as_date(day)] = int(n)
+        per_day[as_date(day)] = int(n)
     first = since.date()
     series = [(first + timedelta(days=i), per_day.get(first + timedelta(days=i), 0)) for i in range(days + 1)]
 
