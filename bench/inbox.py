@@ -16,6 +16,11 @@ Figures:
   subscriptions table and both charts over 52 weeks) with --ledger consent-ledger entries spread over
   the last year (grants and withdrawals on two topics); goal <= 500.
 - dashboard_charts_query_ceiling_ms: the two aggregate queries of the charts alone, same run.
+- segment_preview_1m_s: the size preview of a segment over a topic of --segment-contacts contacts
+  (1,000,000 by default; seeded with generate_series); goal <= 5. See bench/segments.py.
+- contact_search_100k_p95_ms: 95th percentile of the contact list page searched by name fragment,
+  number, label and attribute in a tenant of --contacts named contacts; goal <= 300
+  (bench/contact_search.py says what is seeded and measured).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import httpx
 from sqlalchemy import insert, text
 
 from bench.ports import free_port
+from bench.segments import bench_segment_preview
 from konsent import crypto
 from konsent.app import assemble
 from konsent.channels.simulator import SIGNATURE_HEADER, sign
@@ -328,6 +334,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="conversations in the tenant")
     parser.add_argument("--samples", type=int, default=20, help="measurements per figure")
     parser.add_argument("--ledger", type=int, default=200_000, help="ledger entries over the year")
+    parser.add_argument(
+        "--segment-contacts", type=int, default=1_000_000, help="contacts of the segment preview"
+    )
+    parser.add_argument("--contacts", type=int, default=100_000, help="named contacts for the search figure")
     args = parser.parse_args()
     url = os.environ.get("KONSENT_BENCH_DATABASE_URL", DEFAULT_URL)
     schema = f"bench_inbox_{uuid.uuid4().hex[:8]}"
@@ -362,6 +372,12 @@ def main() -> None:
         live = bench_live(ctx, account_id, cookie, args.samples)
         _seed_ledger(ctx, tenant_id, args.ledger)
         dash_ms, charts_ms = bench_dashboard(ctx, tenant_id, cookie, args.samples)
+        segment_figures = bench_segment_preview(ctx, args.segment_contacts)
+        from bench import contact_search
+
+        search = contact_search.bench(
+            ctx, contact_search.seed(ctx, args.contacts)[1], args.samples, args.contacts
+        )
         print(
             json.dumps(
                 {
@@ -375,10 +391,14 @@ def main() -> None:
                     "dashboard_year_ms": dash_ms,
                     "dashboard_charts_query_ceiling_ms": charts_ms,
                     "dashboard_ledger_entries": args.ledger,
+                    **segment_figures,
+                    **search,
                     "goals": {
                         "inbox_list_100k_ms": 200,
                         "live_update_median_ms": 500,
                         "dashboard_year_ms": 500,
+                        "segment_preview_1m_s": 5,
+                        "contact_search_100k_p95_ms": 300,
                     },
                     "database": "postgresql",
                     "seed_s": seed_s,

@@ -14,6 +14,13 @@ Figures: peak_sends_per_s (goal ≥ 1,900), peak_status_lag_s (all statuses appl
 send; ≤ 2), peak_inbound_p99_ms (≤ 100), peak_inbox_p99_ms (≤ 200), peak_worker_rss_mb (≤ 200),
 peak_duplicates (0; contacts the fake saw twice).
 
+Where the two cores go: `peak_cpu_s` is the CPU seconds (user + system, from /proc) each process
+used from the first send at the fake until every status was applied: the web process, the worker, the
+PostgreSQL backends serving each of them, the fake provider (which also posts the status
+webhooks) and this process (customers and the agent); `peak_cpu_wall_s` is that span, so
+`sum / wall` is the cores in use. With BENCH_PROFILE_DIR=<dir>, the web and the worker process run
+under cProfile and leave `web.prof` and `worker.prof` there (their event loop's thread).
+
     python -m bench.peak                      # 15 s of sending at 2,000/s
     python -m bench.peak --seconds 5          # shorter
 """
@@ -100,9 +107,14 @@ async def _side_load(
             body = json.dumps({"messages": [msg]}).encode()
             headers = {SIGNATURE_HEADER: sign(setup["sim_secret"], body), "content-type": "application/json"}
             t0 = time.perf_counter()
-            async with http.post(f"{base}/webhooks/{setup['sim_route']}", data=body, headers=headers) as r:
-                await r.read()
-                errors += r.status != 200
+            try:
+                url = f"{base}/webhooks/{setup['sim_route']}"
+                async with http.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    errors += r.status != 200
+            except aiohttp.ClientError:
+                errors += 1  # e.g. still on its way when the run ends and the server stops
+                return
             inbound_ms.append((time.perf_counter() - t0) * 1000)
 
         async def agent() -> None:
@@ -144,6 +156,42 @@ def _wait_for_worker(ctx: Any, timeout: float) -> None:
         time.sleep(0.2)
 
 
+class _CpuAccount:
+    """CPU seconds per named process and per the PostgreSQL backends serving it (bench/cpu.py)."""
+
+    def __init__(self, engine: Any, procs: dict[str, int]) -> None:
+        self.engine, self.procs = engine, procs
+        self.first: dict[tuple[str, int], float] = {}
+        self.last: dict[tuple[str, int], float] = {}
+        self.t0 = self.t1 = time.monotonic()
+
+    def _sample(self) -> dict[tuple[str, int], float]:
+        from bench.cpu import backend_pids, cpu_s
+
+        keys: list[tuple[str, int]] = [(name, pid) for name, pid in self.procs.items()]
+        with self.engine.connect() as conn:
+            for name, pid in self.procs.items():
+                if name in ("web", "worker"):
+                    keys += [(f"postgres_{name}", b) for b in backend_pids(conn, pid)]
+        return {k: c for k in keys if (c := cpu_s(k[1])) is not None}
+
+    def start(self) -> None:
+        self.first = self._sample()
+        self.last = dict(self.first)
+        self.t0 = time.monotonic()
+
+    def poll(self) -> None:
+        self.last.update(self._sample())
+        self.t1 = time.monotonic()
+
+    def result(self) -> dict[str, float]:
+        """CPU seconds per name since `start` (a backend first seen later counts whole)."""
+        out: dict[str, float] = {}
+        for (name, pid), c in self.last.items():
+            out[name] = out.get(name, 0.0) + c - self.first.get((name, pid), 0.0)
+        return {k: round(v, 2) for k, v in sorted(out.items())}
+
+
 def _fake_stats(url: str) -> dict[str, Any]:
     import urllib.request
 
@@ -165,7 +213,21 @@ def run(
     fake = f"http://127.0.0.1:{fake_port}"
     n = int(rate * seconds)
     setup = _setup(ctx, fake, rate, n)
-    server, port = _run_server("konsent", env)
+    prof_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if prof_dir:  # the web process under cProfile (written when it stops)
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cProfile", "-o", str(Path(prof_dir) / "web.prof"), "-m", "bench.inbound",
+             "--serve", "konsent", "--port", str(port)],
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_port(port, timeout=120)  # a shared machine under load starts slowly
+        except RuntimeError:
+            server.kill()
+            raise
+    else:
+        server, port = _run_server("konsent", env)
     base = f"http://127.0.0.1:{port}"
     routes = ",".join(f"{a}={base}/webhooks/{r}" for a, r in setup["routes"].items())
     fake_proc = subprocess.Popen(
@@ -184,21 +246,36 @@ def run(
     outbox_states: dict[str, int] = {}
     statuses: dict[str, int] = {}
     early = 0
+    cpu: _CpuAccount | None = None
     try:
         wait_port(fake_port)
         side_thread.start()
         time.sleep(1.0)  # the side load runs before the broadcast starts, and all through it
         _broadcast(ctx, setup["tenant_id"])  # scheduled now: the worker queues and sends it
-        workers = _spawn_workers(
-            1, {**env, "KONSENT_WORKER_BATCH": "500", "KONSENT_WORKER_CONCURRENCY": "100"}
-        )
-        deadline = time.monotonic() + seconds * 4 + 30
+        worker_env = {**env, "KONSENT_WORKER_BATCH": "500", "KONSENT_WORKER_CONCURRENCY": "100"}
+        if prof_dir:
+            worker_env["BENCH_PROFILE_WORKER"] = str(Path(prof_dir) / "worker.prof")
+        workers = _spawn_workers(1, worker_env)
+        procs = {"web": server.pid, "worker": workers[0].pid, "fake_provider": fake_proc.pid}
+        cpu = _CpuAccount(ctx.db.engine, {**procs, "bench": os.getpid()})
+        # The deadline runs from the first send: queuing the audience before it is not what is measured
+        # (and takes long on a shared machine under load).
+        started = time.monotonic() + 600
         st = _fake_stats(fake)
+        while st["total"] == 0 and time.monotonic() < started:
+            time.sleep(0.2)
+            st = _fake_stats(fake)
+        cpu.start()  # from the first send on
+        polled = time.monotonic()
+        deadline = time.monotonic() + seconds * 4 + 30
         while time.monotonic() < deadline:
             st = _fake_stats(fake)
             if st["total"] >= n:
                 break
             rss = max(rss, _peak_rss_mb(workers[0].pid))
+            if time.monotonic() - polled > 1.0:
+                cpu.poll()
+                polled = time.monotonic()
             time.sleep(0.5)
         while time.monotonic() < deadline:  # every status applied: "read" on every message sent
             with ctx.db.read() as s:
@@ -213,7 +290,11 @@ def run(
             if read >= st["total"]:
                 lag = time.monotonic() - st["last_at"]  # one machine: the fake's monotonic clock is ours
                 break
+            if time.monotonic() - polled > 1.0:
+                cpu.poll()
+                polled = time.monotonic()
             time.sleep(0.1)
+        cpu.poll()
         rss = max(rss, _peak_rss_mb(workers[0].pid))
         st = _fake_stats(fake)
         with ctx.db.read() as s:
@@ -239,9 +320,15 @@ def run(
     finally:
         stop.set()
         side_thread.join(30)
+        if prof_dir:  # SIGINT: cProfile writes on the KeyboardInterrupt (SIGTERM ends it unwritten)
+            for proc in (*workers, server):
+                proc.send_signal(signal.SIGINT)
+            for proc in (*workers, server):
+                proc.wait(120)
         _stop(workers)
         for proc in (server, fake_proc):
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in (server, fake_proc):
             proc.wait(20)
     ctx.db.dispose()
@@ -266,6 +353,8 @@ def run(
         "peak_outbox_states": outbox_states,
         "peak_message_statuses": statuses,
         "peak_early_statuses": early,
+        "peak_cpu_s": cpu.result() if cpu else None,
+        "peak_cpu_wall_s": round(cpu.t1 - cpu.t0, 2) if cpu else None,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -12,8 +13,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
-    """Until something listens on `port`; RuntimeError after `timeout` seconds."""
+def wait_port(port: int, timeout: float | None = None) -> None:
+    """Until something listens on `port`; RuntimeError after `timeout` seconds (default 30, or
+    BENCH_PORT_WAIT_S: a machine busy with other jobs starts a konsent process more slowly)."""
+    timeout = timeout if timeout is not None else float(os.environ.get("BENCH_PORT_WAIT_S", "30"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

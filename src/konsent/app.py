@@ -10,12 +10,12 @@ from typing import Any
 from konsent import crypto
 from konsent.flows.context import Konsent
 from konsent.flows.inbound.simulator import StoreMailbox
-from konsent.flows.inbound.status_pg import Connections
-from konsent.flows.inbound.status_sqlite import Writer
 from konsent.settings import Settings, get_settings
 from konsent.store.db import Database, database_url, make_engine, migrate
 from konsent.store.keys import KeyRing
 from konsent.store.keystore import KeyStore, keystore_url
+from konsent.store.status_pg import Connections
+from konsent.store.status_sqlite import Writer
 
 
 def _adapter_deps(ctx: Konsent, kind: str) -> dict[str, Any]:

@@ -55,6 +55,30 @@ class Settings(BaseSettings):
     max_attempts: int = Field(8, description="Attempts before an outbox row is discarded with its reason.")
     embedded_worker: bool = Field(True, description="`konsent serve` also runs a delivery worker in-process.")
     max_body_bytes: int = Field(1_000_000, description="Largest accepted request body (413 above).")
+    web_threads: int = Field(
+        40,
+        ge=1,
+        le=1000,
+        description="Threads of one web process for its synchronous handlers (anyio's default: 40). "
+        "Fewer cut the p99 of customer messages under load; see docs/OPERATIONS.md, Sizing.",
+    )
+    upload_max_bytes: int = Field(
+        10_000_000, description="Largest file an agent may attach to a reply in the inbox (413 above)."
+    )
+    upload_mime_types: str = Field(
+        "image/jpeg,image/png,image/webp,image/gif,application/pdf,text/plain,text/csv,video/mp4,"
+        "video/3gpp,audio/mpeg,audio/ogg,audio/aac,audio/mp4,"
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+        "application/msword,application/vnd.ms-excel",
+        description="Comma-separated MIME types agents may attach (415 for others); HTML, SVG and"
+        " scripts are never shown inline, even when listed here.",
+    )
+    upload_link_seconds: int = Field(
+        6 * 3600,
+        description="Lifetime of the signed link a provider fetches an agent's attachment from; a reply"
+        " still queued after it fails with the provider's download error.",
+    )
     default_locale: str = Field("de", description="Locale for contacts whose language is unknown.")
     export_ttl_days: int = Field(
         30, description="Data exports not downloaded are deleted after this many days (D1, L1)."

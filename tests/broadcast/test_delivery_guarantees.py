@@ -1,7 +1,8 @@
 """Delivery guarantees against a fake provider over real HTTP on 127.0.0.1 (M3, C4, CH3, invariants 1, 2, 6).
 
 Sizes are small for CI; scale them up with KONSENT_GUARANTEE_CONTACTS (the issue's
-figure is 100000) and KONSENT_GUARANTEE_KILLS.
+figure is 100000), KONSENT_GUARANTEE_KILLS and KONSENT_GUARANTEE_SLACK_S (seconds a kill run may take
+beyond three times its sending time).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.conftest import MASTER_KEY, on_postgres
 
 CONTACTS = int(os.environ.get("KONSENT_GUARANTEE_CONTACTS", "0"))
 KILLS = int(os.environ.get("KONSENT_GUARANTEE_KILLS", "5"))
+SLACK_S = float(os.environ.get("KONSENT_GUARANTEE_SLACK_S", "60"))  # more on a busy or slow machine
 pg_only = pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL: set KONSENT_TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -256,7 +258,7 @@ def test_kill_9_during_a_broadcast_every_consented_contact_gets_exactly_one_mess
         marks = [1, *sorted(rnd.uniform(0.15, 0.85) * n for _ in range(KILLS - 2)), 0.95 * n]
         extra = {"KONSENT_ECHO_GRACE_SECONDS": "2"}
         proc = _spawn(ctx, extra)
-        deadline = time.monotonic() + 60 + 3 * n / 800
+        deadline = time.monotonic() + SLACK_S + 3 * n / 800
         last = 0
         try:
             for mark in marks:

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = int(os.environ.get("KONSENT_GUARANTEE_CONTACTS", "0"))
 KILLS = int(os.environ.get("KONSENT_GUARANTEE_KILLS", "5"))
 RATE = float(os.environ.get("KONSENT_GUARANTEE_RATE", "300"))
+SLACK_S = float(os.environ.get("KONSENT_GUARANTEE_SLACK_S", "60"))  # more on a busy shared machine
 CONCURRENCY = 64  # the worker's default KONSENT_WORKER_CONCURRENCY
 
 
@@ -153,7 +154,7 @@ def run_with_kills(ctx: Konsent, provider: Provider, workers: int, n: int) -> di
     # spread over the sending, the last in the tail; each once the restarted worker sends again.
     marks = [1, *sorted(rnd.uniform(0.15, 0.85) * n for _ in range(KILLS - 2)), 0.95 * n]
     committed: dict[int, float] = {}
-    deadline = time.monotonic() + 60 + 3 * n / RATE
+    deadline = time.monotonic() + SLACK_S + 3 * n / RATE
     last = 0
     try:
         for i, mark in enumerate(marks):
@@ -229,7 +230,7 @@ def check(result: dict[str, object], echoes: bool) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "workers"),
-    [("whatsapp", 1), ("messenger", 1), ("simulator", 1), ("telegram", 1), ("whatsapp", 2), ("telegram", 2)],
+    [(kind, workers) for workers in (1, 2) for kind in ("whatsapp", "messenger", "simulator", "telegram")],
 )
 def test_killed_five_times_mid_broadcast_nobody_gets_it_twice_and_nothing_after_a_stop(ctx, kind, workers):
     """SIGKILL five times over queuing, sending and the tail, with STOPs meanwhile: 0 duplicates and

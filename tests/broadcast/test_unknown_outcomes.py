@@ -39,7 +39,7 @@ def _broadcast_claimed(ctx: Konsent, kind: str, n: int = 3) -> tuple[int, int, l
 
 def _mark(ctx: Konsent, jobs: list[outbox.Job]) -> None:
     with ctx.db.write() as s:
-        assert outbox.mark_sending(ctx, s, jobs, utcnow(), 1) == {j.outbox_id for j in jobs}
+        assert outbox.mark_sending(ctx, s, jobs, utcnow(), 1) == {(j.outbox_id, j.attempt) for j in jobs}
 
 
 def _rows(ctx: Konsent, bid: int) -> dict[int, tuple[str, int, str, str, str | None]]:

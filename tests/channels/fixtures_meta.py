@@ -1112,6 +1112,39 @@ WA_USER_PREFERENCE_STOP["entry"][0]["changes"][0]["value"]["user_preferences"][0
 )
 
 
+# Per-message pricing (since July 2025): a free service reply inside the window, as Meta reports it
+# (whatsapp-cloud.md §4.5: `pricing.type` free_customer_service, category service, not billable).
+WA_STATUS_DELIVERED_FREE_SERVICE: Any = copy.deepcopy(WA_STATUS_SENT)
+WA_STATUS_DELIVERED_FREE_SERVICE["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+    status="delivered",
+    recipient_id="4915112345678",
+    pricing={
+        "billable": False,
+        "pricing_model": "PMP",
+        "type": "free_customer_service",
+        "category": "service",
+    },
+)
+WA_STATUS_DELIVERED_FREE_SERVICE["entry"][0]["changes"][0]["value"]["statuses"][0].pop("conversation")
+
+# Messenger marketing messages turned off / on by the person (messaging_optins, type
+# notification_messages, notification_messages_status STOP_NOTIFICATIONS / RESUME_NOTIFICATIONS).
+MS_ITEM_OPTIN_STOP: Any = {
+    "sender": {"id": "<PSID>"},
+    "recipient": {"id": "<PAGE_ID>"},
+    "timestamp": 1458692752478,
+    "optin": {
+        "type": "notification_messages",
+        "payload": "newsletter",
+        "notification_messages_token": "<NOTIFICATION_MESSAGES_TOKEN>",
+        "notification_messages_status": "STOP_NOTIFICATIONS",
+    },
+}
+MS_ITEM_OPTIN_RESUME: Any = copy.deepcopy(MS_ITEM_OPTIN_STOP)
+MS_ITEM_OPTIN_RESUME["timestamp"] = 1458692799999
+MS_ITEM_OPTIN_RESUME["optin"]["notification_messages_status"] = "RESUME_NOTIFICATIONS"
+
+
 def page_envelope(*items: dict[str, Any], page_id: str = "<PAGE_ID>", obj: str = "page") -> dict[str, Any]:
     """Wrap `messaging[]` items in the documented envelope (messenger-instagram.md §2)."""
     return {
@@ -1140,6 +1173,7 @@ WHATSAPP_WEBHOOKS: dict[str, Any] = {
     "system_error": WA_SYSTEM_ERROR,
     "preference_resume": WA_USER_PREFERENCE_RESUME,
     "preference_stop": WA_USER_PREFERENCE_STOP,
+    "status_delivered_free_service": WA_STATUS_DELIVERED_FREE_SERVICE,
 }
 DIALOG360_WEBHOOKS: dict[str, Any] = {**WHATSAPP_WEBHOOKS, "d360_status_delivered": D360_STATUS_DELIVERED}
 MESSENGER_WEBHOOKS: dict[str, Any] = {
@@ -1149,6 +1183,8 @@ MESSENGER_WEBHOOKS: dict[str, Any] = {
     "read": page_envelope(MS_ITEM_READ),
     "referral_existing": page_envelope(MS_ITEM_REFERRAL_EXISTING),
     "referral_get_started": page_envelope(MS_ITEM_REFERRAL_GET_STARTED),
+    "optin_stop": page_envelope(MS_ITEM_OPTIN_STOP),
+    "optin_resume": page_envelope(MS_ITEM_OPTIN_RESUME),
 }
 INSTAGRAM_WEBHOOKS: dict[str, Any] = {
     "message": IG_MESSAGE,

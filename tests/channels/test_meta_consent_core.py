@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from konsent.flows import api_ops
+from konsent.flows import message_desk
 from konsent.store.tables import Consent, Message
 from tests.channels import fixtures_meta as fx
 from tests.channels.fixtures_meta import fake  # noqa: F401  (pytest fixture)
@@ -62,7 +62,7 @@ def test_service_reply_reaches_the_provider_and_its_statuses_end_at_read(ctx, cl
     fake.status_flow = ("sent", "delivered", "read")
     with ctx.db.write() as s:
         contact_id = s.scalars(select(Message.contact_id).where(Message.direction == "in")).one()
-        msg_id = api_ops.send_message(
+        msg_id = message_desk.send_message(
             ctx, s, conn.tenant_id, "staff:1", contact_id, "service", "Ja, 9-14 Uhr."
         ).id
     drain(ctx)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 
 from konsent.channels.base import SendOutcome
+from konsent.channels.messenger import MESSENGER_ERRORS
 from konsent.channels.meta import GRAPH_ERRORS, HTTP_ERRORS
 from konsent.channels.outcomes import Answer, Row, classify
 from konsent.channels.telegram import TELEGRAM_ERRORS
 from konsent.channels.threema import THREEMA_ERRORS
 
-TABLES = {"graph": GRAPH_ERRORS, "http": HTTP_ERRORS, "telegram": TELEGRAM_ERRORS, "threema": THREEMA_ERRORS}
+TABLES = {
+    "graph": GRAPH_ERRORS,
+    "http": HTTP_ERRORS,
+    "messenger": MESSENGER_ERRORS,
+    "telegram": TELEGRAM_ERRORS,
+    "threema": THREEMA_ERRORS,
+}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -26,8 +33,9 @@ def test_the_first_matching_row_decides() -> None:
     """A 429 that also names an unreachable code is rate limiting: order is part of the table."""
     assert classify(GRAPH_ERRORS, Answer(429, code=131026)).outcome is SendOutcome.RETRY_AFTER
     assert classify(GRAPH_ERRORS, Answer(400, code=131026)).outcome is SendOutcome.UNREACHABLE
-    assert classify(GRAPH_ERRORS, Answer(400, code=551, subcode=2018278)).outcome is SendOutcome.WINDOW_CLOSED
-    assert classify(GRAPH_ERRORS, Answer(400, code=551)).outcome is SendOutcome.UNREACHABLE
+    closed = classify(MESSENGER_ERRORS, Answer(400, code=551, subcode=1545041))
+    assert closed.outcome is SendOutcome.WINDOW_CLOSED
+    assert classify(MESSENGER_ERRORS, Answer(400, code=551)).outcome is SendOutcome.UNREACHABLE
 
 
 def test_a_retry_row_asks_the_provider_for_its_wait_with_the_rows_default() -> None:

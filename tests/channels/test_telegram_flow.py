@@ -110,14 +110,14 @@ def test_stop_withdraws_and_confirms_withdrawal(tg):
 
 def test_service_reply_reaches_the_chat(tg):
     """CH1: a contact writes, staff answers on purpose `service` without any newsletter consent."""
-    from konsent.flows import api_ops
+    from konsent.flows import message_desk
 
     assert tg.fake.user_sends(CHAT, "/start") == [200]
     assert tg.fake.user_sends(CHAT, "Habt ihr Samstag offen?") == [200]
     with tg.ctx.db.write() as s:
         tenant = tenants.tenant_by_slug(s, "demo")
         c = s.scalars(select(Contact)).one()
-        api_ops.send_message(tg.ctx, s, tenant.id, "staff:1", c.id, "service", "Ja, 9-14 Uhr.")
+        message_desk.send_message(tg.ctx, s, tenant.id, "staff:1", c.id, "service", "Ja, 9-14 Uhr.")
     drain(tg.ctx)
     assert "Ja, 9-14 Uhr." in tg.fake.texts_to(CHAT)
     with tg.ctx.db.read() as s:
@@ -131,11 +131,11 @@ def test_send_to_blocked_bot_marks_contact_unreachable(tg):
     tg.fake.started.add(CHAT)
     tg.fake.blocked.add(CHAT)
     with tg.ctx.db.write() as s:
-        from konsent.flows import api_ops
+        from konsent.flows import message_desk
 
         tenant = tenants.tenant_by_slug(s, "demo")
         c = s.scalars(select(Contact)).one()
-        api_ops.send_message(tg.ctx, s, tenant.id, "staff:1", c.id, "service", "Antwort")
+        message_desk.send_message(tg.ctx, s, tenant.id, "staff:1", c.id, "service", "Antwort")
     drain(tg.ctx)
     assert contact(tg.ctx).unreachable
     with tg.ctx.db.read() as s:
@@ -168,6 +168,10 @@ def test_blocking_the_bot_withdraws_marketing_in_the_ledger_and_unblocking_grant
         )
     tg.fake.deliver(tg.fake.member_update(CHAT, "member"))
     assert consents(tg.ctx) == {"newsletter:angebote": "withdrawn"}
+    with tg.ctx.db.read() as s:  # the unblock is in the proof as what it is: an event, not a consent
+        resume = s.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert resume is not None and resume.payload["source"] == "provider_unblock"
+        assert resume.payload["grants_consent"] is False and resume.action != "granted"
 
 
 def test_flood_429_snoozes_without_spending_an_attempt_then_sends(tg):

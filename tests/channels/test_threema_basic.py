@@ -13,7 +13,7 @@ from konsent.channels.base import AccountConfig, OutboundContent, SendOutcome
 from konsent.channels.threema import generate_private_key, public_key_hex
 from konsent.channels.threema_basic import ThreemaBasicChannel, recipient_field
 from konsent.domain.errors import InvalidInput
-from konsent.flows import public_ops
+from konsent.flows import widget
 from konsent.flows.consent import optin
 from konsent.flows.organisation import tenants
 from konsent.flows.outbound.messaging import enqueue_message
@@ -121,7 +121,7 @@ def test_basic_account_offers_no_opt_in_refuses_callbacks_and_sends_on_consent(c
             optin.request_opt_in(
                 ctx, s, tenant, channel_account_id=account_id, topic_slugs=["angebote"], locale="de"
             )
-    offered = public_ops.widget_config(ctx, "demo", "en").channels
+    offered = widget.widget_config(ctx, "demo", "en").channels
     assert offered and account_id not in {c.id for c in offered}
     r = client.post(f"/webhooks/{route_key}", content=b"from=ECHOECHO&to=*KONSBAS",
                     headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip

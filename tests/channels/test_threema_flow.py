@@ -141,7 +141,7 @@ def test_malformed_callback_is_400_and_a_location_is_200_and_kept_for_staff(th):
 def test_service_reply_reaches_the_phone_encrypted_and_is_tracked(th):
     """CH1, CH4: the contact writes, staff answers on purpose `service` (no newsletter consent needed);
     the phone decrypts it and the read receipt moves it to read."""
-    from konsent.flows import api_ops
+    from konsent.flows import message_desk
 
     assert th.fake.user_sends(USER, "Habt ihr Samstag offen?") == [200]
     drain(th.ctx)
@@ -149,7 +149,9 @@ def test_service_reply_reaches_the_phone_encrypted_and_is_tracked(th):
     with th.ctx.db.write() as s:
         tenant = tenants.tenant_by_slug(s, "demo")
         contact_id = s.scalars(select(Message.contact_id).where(Message.direction == "in")).one()
-        msg = api_ops.send_message(th.ctx, s, tenant.id, "staff:1", contact_id, "service", "Ja, 9-14 Uhr.")
+        msg = message_desk.send_message(
+            th.ctx, s, tenant.id, "staff:1", contact_id, "service", "Ja, 9-14 Uhr."
+        )
         msg_id = msg.id
     drain(th.ctx)
     assert th.fake.texts_to(USER)[before:] == ["Ja, 9-14 Uhr."]

@@ -284,12 +284,7 @@ def test_connection_refused_is_transient_nothing_went_out(ctx):
         (400, {"error": {"code": 131056, "message": "pair rate limit"}}, SendOutcome.RETRY_AFTER),
         (429, {"error": {"code": 80007, "message": "WABA rate limit"}}, SendOutcome.RETRY_AFTER),
         (429, None, SendOutcome.RETRY_AFTER),
-        (
-            400,
-            {"error": {"code": 10, "error_subcode": 2018278, "message": "outside window"}},
-            SendOutcome.WINDOW_CLOSED,
-        ),
-        (400, {"error": {"code": 551, "message": "not available"}}, SendOutcome.UNREACHABLE),
+        # Messenger's 10/2018278 and 551 are in Messenger's own table now (test_error_tables_documented.py)
         (400, {"error": {"code": 131000, "message": "Something went wrong"}}, SendOutcome.TRANSIENT),
         (503, {"error": {"code": 131016, "message": "Service unavailable"}}, SendOutcome.TRANSIENT),
         (502, None, SendOutcome.TRANSIENT),

@@ -79,6 +79,10 @@ class _Plain:
     media_url: str | None = None
     media_kind: str | None = None
     media_filename: str | None = None
+    buttons: tuple[()] = ()  # reply buttons, a list, a link button (domain.interactive)
+    rows: tuple[()] = ()
+    list_button: str = ""
+    link: None = None
 
 
 def test_rules_read_fields_not_a_class():

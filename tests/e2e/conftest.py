@@ -45,13 +45,14 @@ def live_server(ctx) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    _, stop_worker = run_in_thread(ctx)
+    worker_thread, stop_worker = run_in_thread(ctx)
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "live server did not start"
     yield LiveServer(f"http://127.0.0.1:{port}", seed.admin_email, seed.admin_password)
     stop_worker.set()
+    worker_thread.join(timeout=30)  # done before the test's database goes away
     server.should_exit = True
     thread.join(timeout=10)
 

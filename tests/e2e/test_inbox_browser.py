@@ -74,10 +74,10 @@ def test_agent_sees_simulator_message_live_replies_and_phone_gets_it(ctx, live_s
     # Unrouted conversations stay hidden from agents by default (S3): the demo bot routes this one
     # to Anna's team once the contact picks the concern.
     phone.locator("#sim-messages .sim-msg.in", has_text="Worum geht es?").wait_for()
-    assert agent.locator("#inbox-rows tr[data-conversation]").count() == 0
+    assert agent.locator("#inbox-rows li[data-conversation]").count() == 0
     phone.locator("#sim-messages button", has_text="Kaufen").last.click()
 
-    row = agent.locator("#inbox-rows tr[data-conversation]")
+    row = agent.locator("#inbox-rows li[data-conversation]")
     row.first.wait_for()
     assert agent.evaluate("window.__notReloaded === true"), "the list must update without a reload"
     assert agent.locator("#live-notice").is_visible()
@@ -137,7 +137,7 @@ def test_agent_of_team_a_cannot_open_team_b_conversation(ctx, live_server, brows
     page = browser_page
     _sign_in(page, live_server.url, "anna@demo.example")
     page.goto(f"{live_server.url}/admin/inbox?state=all")
-    assert page.locator(f"#inbox-rows tr[data-conversation='{conv.id}']").count() == 0
+    assert page.locator(f"#inbox-rows li[data-conversation='{conv.id}']").count() == 0
     response = page.goto(f"{live_server.url}/admin/inbox/{conv.id}")
     assert response is not None and response.status == 404
     assert "Erika" not in page.content()

@@ -96,6 +96,7 @@ class Phone:
     d360_key: str | None = None
     callback_url: str | None = None
     d360_headers: dict[str, str] = field(default_factory=dict)
+    marketing_messages: bool = False  # onboarded to the Marketing Messages API (/marketing_messages)
 
 
 @dataclass
@@ -117,6 +118,9 @@ class Delivery:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+WA_DISPLAY_DEFAULT = "15550783881"  # the business number in `context.from` of a reply
 
 
 def meta_signature(secret: str, body: bytes) -> str:
@@ -167,7 +171,11 @@ class MetaFake:
         self._held: list[tuple[str, Delivery]] = []
         self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime type)
         self.wabas: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # WABA id → (token, templates)
-        self.accepted: list[dict[str, Any]] = []  # every valid send body, in order
+        self.accepted: list[dict[str, Any]] = []  # every valid send body, in order (with its endpoint)
+        # Template name → Meta's pricing category, for the `pricing` block of status webhooks
+        # (per-message pricing since July 2025, whatsapp-cloud.md §4.5); unknown templates: utility
+        self.template_categories: dict[str, str] = {}
+        self.pricing = True  # statuses carry `pricing` on sent and delivered/read, as Meta's do
         self.outgoing: list[Delivery] = []
         self.max_lifetime_s = max_lifetime_s
         self._lock = threading.Lock()
@@ -225,6 +233,7 @@ class MetaFake:
         app.router.add_post("/d360/messages", self._d360_send)
         app.router.add_route("*", "/d360/v1/configs/webhook", self._d360_webhook_config)
         app.router.add_post(r"/{version:v\d+\.\d+}/{node}/messages", self._graph_send)
+        app.router.add_post(r"/{version:v\d+\.\d+}/{node}/marketing_messages", self._marketing_send)
         app.router.add_get(r"/{version:v\d+\.\d+}/{node}/message_templates", self._message_templates)
         app.router.add_get(r"/{version:v\d+\.\d+}/{media_id:\d+}", self._media_info)
         app.router.add_get(r"/d360/{media_id:\d+}", self._media_info)
@@ -305,6 +314,35 @@ class MetaFake:
         contact = {"profile": {"name": "Test User"}, "wa_id": wa_id}
         return self._wa_webhook(phone_id, {"contacts": [contact], "messages": [message]})
 
+    def user_taps(self, phone_id: str, wa_id: str, sent_id: str, choice_id: str) -> Delivery:
+        """The user taps a reply button or a list row of a message we accepted (whatsapp-cloud.md §4.2):
+        `interactive.button_reply` / `list_reply` with the id and title WhatsApp shows, and `context.id`."""
+        [sent] = [a["body"] for a in self.accepted if a["id"] == sent_id]
+        inter = sent["interactive"]
+        if inter["type"] == "button":
+            [reply] = [b["reply"] for b in inter["action"]["buttons"] if b["reply"]["id"] == choice_id]
+            kind, picked = "button_reply", {"id": reply["id"], "title": reply["title"]}
+        else:
+            rows = [r for sec in inter["action"]["sections"] for r in sec["rows"] if r["id"] == choice_id]
+            kind, picked = "list_reply", dict(rows[0])
+        message = {
+            "context": {"from": WA_DISPLAY_DEFAULT, "id": sent_id},
+            "from": wa_id,
+            "id": "wamid." + secrets.token_urlsafe(24),
+            "timestamp": str(int(time.time())),
+            "type": "interactive",
+            "interactive": {"type": kind, kind: picked},
+        }
+        self.window_opened(phone_id, wa_id)
+        contact = {"profile": {"name": "Test User"}, "wa_id": wa_id}
+        return self._wa_webhook(phone_id, {"contacts": [contact], "messages": [message]})
+
+    def user_quick_reply(self, page_id: str, psid: str, title: str, payload: str) -> Delivery:
+        """The user taps a quick reply (messenger-instagram.md §2): the text is its title."""
+        self.window_opened(page_id, psid)
+        msg = {"mid": "m_" + secrets.token_urlsafe(20), "text": title, "quick_reply": {"payload": payload}}
+        return self._page_webhook(page_id, psid, {"message": msg})
+
     def user_preference(self, phone_id: str, wa_id: str, value: str) -> Delivery:
         pref = {
             "wa_id": wa_id,
@@ -318,6 +356,40 @@ class MetaFake:
             {"contacts": [{"wa_id": wa_id}], "user_preferences": [pref]},
             field_name="user_preferences",
         )
+
+    def template_changed(self, phone_id: str, field_name: str, value: dict[str, Any]) -> Delivery:
+        """A WABA-level template webhook (no phone-number metadata), signed for `phone_id`'s app:
+        `template_category_update`, `message_template_quality_update` or
+        `message_template_status_update` with Meta's value object."""
+        phone = self.phones[phone_id]
+        change = {"field": field_name, "value": value}
+        entry = {"id": "102290129340398", "time": int(time.time()), "changes": [change]}
+        body = json.dumps(
+            {"object": "whatsapp_business_account", "entry": [entry]}, separators=(",", ":")
+        ).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-hub-signature-256": meta_signature(phone.app_secret, body),
+        }
+        return self._emit(Delivery(phone_id, headers, body), phone.callback_url)
+
+    def template_recategorised(
+        self, phone_id: str, name: str, language: str, previous: str, new: str
+    ) -> Delivery:
+        """Meta re-categorised an approved template (`template_category_update`)."""
+        value = {
+            "message_template_id": 1003, "message_template_name": name, "message_template_language": language,
+            "previous_category": previous, "new_category": new,
+        }  # fmt: skip
+        return self.template_changed(phone_id, "template_category_update", value)
+
+    def template_quality(self, phone_id: str, name: str, language: str, previous: str, new: str) -> Delivery:
+        """Meta rated a template's quality anew (`message_template_quality_update`)."""
+        value = {
+            "previous_quality_score": previous, "new_quality_score": new, "message_template_id": 1003,
+            "message_template_name": name, "message_template_language": language,
+        }  # fmt: skip
+        return self.template_changed(phone_id, "message_template_quality_update", value)
 
     def window_opened(self, phone_id: str, who: str, at: float | None = None) -> None:
         with self._lock:
@@ -462,6 +534,31 @@ class MetaFake:
         except Exception:  # a konsent that is down: Meta would retry later; the fake just drops it
             pass
 
+    def pricing_of(self, body: dict[str, Any], endpoint: str = "messages") -> dict[str, Any]:
+        """The `pricing` block Meta reports for a send: templates by their category (marketing
+        through /marketing_messages), free-form messages free inside the service window."""
+        if body.get("type") != "template":
+            return {
+                "billable": False,
+                "pricing_model": "PMP",
+                "type": "free_customer_service",
+                "category": "service",
+            }
+        name = str(body.get("template", {}).get("name", ""))
+        default = "marketing" if endpoint == "marketing_messages" else "utility"
+        category = self.template_categories.get(name, default)
+        return {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
+
+    def status_webhook(
+        self, phone_id: str, wamid: str, status: str, recipient: str, pricing: dict[str, Any] | None = None
+    ) -> Delivery:
+        """One real-shaped status webhook (whatsapp-cloud.md §4.5), e.g. with a pricing block."""
+        st: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time()))}
+        st["recipient_id"] = recipient.lstrip("+")
+        if pricing is not None:
+            st["pricing"] = pricing
+        return self._wa_webhook(phone_id, {"statuses": [st]})
+
     def _statuses(
         self,
         phone_id: str,
@@ -469,12 +566,15 @@ class MetaFake:
         to: dict[str, str],
         failed: dict[str, Any] | None,
         opaque: str | None = None,
+        pricing: dict[str, Any] | None = None,
     ) -> None:
         flow: list[str] = ["failed"] if failed else list(self.status_flow)
         if self.shuffle_statuses:
             self.rng.shuffle(flow)
         for status in flow:
             st: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time()))}
+            if pricing is not None and self.pricing and status != "failed":
+                st["pricing"] = pricing  # Meta: with `sent` and with one of delivered/read
             if "to" in to:
                 st["recipient_id"] = to["to"].lstrip("+")
             else:
@@ -536,6 +636,22 @@ class MetaFake:
             status=400,
             error_subcode=33,
         )
+
+    async def _marketing_send(self, request: web.Request) -> web.StreamResponse:
+        """`POST /<PHONE_NUMBER_ID>/marketing_messages`: the Marketing Messages API, templates only,
+        for numbers onboarded to it."""
+        node = request.match_info["node"]
+        phone = self.phones.get(node)
+        if phone is None or phone.d360_key:
+            return graph_error(100, "Unsupported post request.", status=400, error_subcode=33)
+        auth = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(auth.encode(), f"Bearer {phone.token}".encode()):
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token", status=401)
+        if not phone.marketing_messages:
+            return graph_error(
+                131063, "(#131063) Marketing Messages API is not enabled for this WhatsApp Business Account"
+            )
+        return await self._wa_send(request, phone, endpoint="marketing_messages")
 
     async def _message_templates(self, request: web.Request) -> web.StreamResponse:
         """`GET /<WABA_ID>/message_templates`: Bearer token of that WABA, `fields`, cursor paging."""
@@ -662,12 +778,19 @@ class MetaFake:
         except ValueError:
             return None
 
-    async def _wa_send(self, request: web.Request, phone: Phone) -> web.StreamResponse:
+    async def _wa_send(
+        self, request: web.Request, phone: Phone, endpoint: str = "messages"
+    ) -> web.StreamResponse:
         faulty = await self._faults(request)
         if faulty is not None:
             return faulty
         body = await self._read_json(request)
         problem = validate_whatsapp(body, self.templates)
+        if problem is None and endpoint == "marketing_messages" and body.get("type") != "template":
+            problem = (
+                131009,
+                "(#131009) Parameter value is not valid: marketing_messages sends templates only",
+            )
         if problem is not None:
             return graph_error(*problem)
         to = {"to": body["to"]} if "to" in body else {"recipient": body["recipient"]}
@@ -701,8 +824,11 @@ class MetaFake:
         wamid = "wamid." + secrets.token_urlsafe(32)
         with self._lock:
             self.accepted.append(
-                {"phone_id": phone.phone_id, "id": wamid, "body": body, "at": time.monotonic()}
-            )
+                {
+                    "phone_id": phone.phone_id, "id": wamid, "body": body, "at": time.monotonic(),
+                    "endpoint": endpoint,
+                }
+            )  # fmt: skip
             last_in = self._last_inbound.get((phone.phone_id, who))
         failed = None
         if self.enforce_window and body["type"] != "template" and (last_in is None or now - last_in > 86400):
@@ -715,7 +841,14 @@ class MetaFake:
                     "passed since the customer last replied to this number."
                 },
             }
-        self._statuses(phone.phone_id, wamid, to, failed, body.get("biz_opaque_callback_data"))
+        self._statuses(
+            phone.phone_id,
+            wamid,
+            to,
+            failed,
+            body.get("biz_opaque_callback_data"),
+            self.pricing_of(body, endpoint),
+        )
         answer: dict[str, Any] = {"messaging_product": "whatsapp", "messages": [{"id": wamid}]}
         if "to" in body:
             answer["contacts"] = [{"input": body["to"], "wa_id": who}]
@@ -791,26 +924,7 @@ def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tupl
             return 100, "(#100) The parameter text['body'] is required."
         return None
     if mtype == "interactive":
-        inter = body.get("interactive")
-        if not isinstance(inter, dict) or inter.get("type") != "button":
-            return 100, "(#100) Invalid parameter"
-        btext = (inter.get("body") or {}).get("text") if isinstance(inter.get("body"), dict) else None
-        if not isinstance(btext, str) or not 0 < len(btext) <= 1024:
-            return 100, "(#100) The parameter interactive['body']['text'] is required."
-        buttons = (
-            (inter.get("action") or {}).get("buttons") if isinstance(inter.get("action"), dict) else None
-        )
-        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-            return 131009, "(#131009) Parameter value is not valid"
-        for b in buttons:
-            reply = b.get("reply") if isinstance(b, dict) and b.get("type") == "reply" else None
-            if not isinstance(reply, dict) or set(reply) != {"id", "title"}:
-                return 100, "(#100) Invalid parameter"
-            if not (isinstance(reply["id"], str) and 0 < len(reply["id"]) <= 256):
-                return 131009, "(#131009) Parameter value is not valid"
-            if not (isinstance(reply["title"], str) and 0 < len(reply["title"]) <= 20):
-                return 131009, "(#131009) Parameter value is not valid"
-        return None
+        return _validate_wa_interactive(body.get("interactive"))
     if mtype == "template":
         tpl = body.get("template")
         if not isinstance(tpl, dict) or set(tpl) - {"name", "language", "components"}:
@@ -830,6 +944,82 @@ def validate_whatsapp(body: Any, templates: set[tuple[str, str]] | None) -> tupl
                     return 132012, "(#132012) Parameter format does not match format in the created template"
         return None
     return 131051, "(#131051) Message type unknown"
+
+
+INVALID = (131009, "(#131009) Parameter value is not valid")
+
+
+def _text_ok(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
+
+
+def _validate_wa_interactive(inter: Any) -> tuple[int, str] | None:
+    """Reply buttons, list and cta_url as the Cloud API checks them (interactive-reply-buttons-messages,
+    interactive-list-messages, interactive-cta-url-messages): counts, lengths, unique ids."""
+    if not isinstance(inter, dict) or inter.get("type") not in ("button", "list", "cta_url"):
+        return 100, "(#100) Invalid parameter"
+    if set(inter) - {"type", "header", "body", "footer", "action"}:
+        return 100, "(#100) Invalid parameter"
+    btext = (inter.get("body") or {}).get("text") if isinstance(inter.get("body"), dict) else None
+    if not _text_ok(btext, 1024):
+        return 100, "(#100) The parameter interactive['body']['text'] is required."
+    action = inter.get("action")
+    if not isinstance(action, dict):
+        return 100, "(#100) The parameter interactive['action'] is required."
+    if inter["type"] == "button":
+        buttons = action.get("buttons")
+        if set(action) != {"buttons"} or not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return INVALID
+        ids, titles = [], []
+        for b in buttons:
+            reply = b.get("reply") if isinstance(b, dict) and b.get("type") == "reply" else None
+            if not isinstance(reply, dict) or set(reply) != {"id", "title"}:
+                return 100, "(#100) Invalid parameter"
+            if not _text_ok(reply["id"], 256) or not _text_ok(reply["title"], 20):
+                return INVALID
+            ids.append(reply["id"])
+            titles.append(reply["title"])
+        return None if len(set(ids)) == len(ids) and len(set(titles)) == len(titles) else INVALID
+    if inter["type"] == "list":
+        sections = action.get("sections")
+        if set(action) != {"button", "sections"} or not _text_ok(action.get("button"), 20):
+            return INVALID
+        if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+            return INVALID
+        rows: list[Any] = []
+        for sec in sections:
+            if (
+                not isinstance(sec, dict)
+                or not isinstance(sec.get("rows"), list)
+                or set(sec) - {"title", "rows"}
+            ):
+                return 100, "(#100) Invalid parameter"
+            if len(sections) > 1 and not _text_ok(sec.get("title"), 24):
+                return INVALID  # "required if the message has more than one section"
+            rows += sec["rows"]
+        if not 1 <= len(rows) <= 10:
+            return INVALID
+        for r in rows:
+            if not isinstance(r, dict) or set(r) - {"id", "title", "description"}:
+                return 100, "(#100) Invalid parameter"
+            if not _text_ok(r.get("id"), 200) or not _text_ok(r.get("title"), 24):
+                return INVALID
+            if "description" in r and not _text_ok(r["description"], 72):
+                return INVALID
+        return None if len({r["id"] for r in rows}) == len(rows) else INVALID
+    params = action.get("parameters")
+    if (
+        action.get("name") != "cta_url"
+        or not isinstance(params, dict)
+        or set(params) != {"display_text", "url"}
+    ):
+        return 100, "(#100) Invalid parameter"
+    if not _text_ok(params["display_text"], 20):
+        return INVALID
+    url = params["url"]
+    if not (isinstance(url, str) and re.match(r"^https?://[^\s/]+(/\S*)?$", url)):
+        return INVALID
+    return None
 
 
 def _validate_wa_media(mtype: str, media: Any) -> tuple[int, str] | None:
@@ -870,11 +1060,15 @@ def validate_messenger(body: Any) -> tuple[int, str] | None:
     if "attachment" in message:
         if "text" in message:  # a message is a text or an attachment, never both
             return 100, "(#100) Only one of text or attachment can be specified"
+        if isinstance(message["attachment"], dict) and message["attachment"].get("type") == "template":
+            return _validate_button_template(message["attachment"])
         problem = _validate_attachment(message["attachment"])
         if problem is not None:
             return problem
     elif not isinstance(message.get("text"), str) or not 0 < len(message["text"]) <= 2000:
         return 100, "(#100) Param message[text] must be a non-empty UTF-8 encoded string"
+    if len(message.get("quick_replies") or []) > 13:
+        return 100, "(#100) param message[quick_replies] must have at most 13 elements"
     for qr in message.get("quick_replies") or []:
         if (
             not isinstance(qr, dict)
@@ -884,6 +1078,33 @@ def validate_messenger(body: Any) -> tuple[int, str] | None:
             return 100, "(#100) Invalid quick reply"
         if len(qr["title"]) > 20 or not isinstance(qr.get("payload"), str):
             return 100, "(#100) Invalid quick reply"
+    return None
+
+
+def _validate_button_template(att: Any) -> tuple[int, str] | None:
+    """Meta "Button template": text up to 640, 1-3 buttons; web_url (https url, title <= 20) or postback."""
+    payload = att.get("payload")
+    if set(att) != {"type", "payload"} or not isinstance(payload, dict):
+        return 100, "(#100) Invalid attachment"
+    if payload.get("template_type") != "button" or set(payload) - {"template_type", "text", "buttons"}:
+        return 100, "(#100) Invalid template type"
+    if not _text_ok(payload.get("text"), 640):
+        return 100, "(#100) Param text must be at most 640 characters"
+    buttons = payload.get("buttons")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        return 100, "(#100) Param buttons must have 1 to 3 elements"
+    for b in buttons:
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind == "web_url":
+            ok = set(b) <= {"type", "url", "title", "webview_height_ratio"} and _text_ok(b.get("title"), 20)
+            ok = ok and isinstance(b.get("url"), str) and bool(re.match(r"^https?://[^\s/]+", b["url"]))
+        elif kind == "postback":
+            ok = set(b) == {"type", "title", "payload"} and _text_ok(b.get("title"), 20)
+            ok = ok and _text_ok(b.get("payload"), 1000)
+        else:
+            ok = False
+        if not ok:
+            return 100, "(#100) Invalid button"
     return None
 
 

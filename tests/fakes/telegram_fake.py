@@ -570,6 +570,16 @@ def _keyboard(markup: Any) -> tuple[list[dict[str, str]], str]:
                     [],
                     "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
                 )
+            if "url" in b:  # a URL button (InlineKeyboardButton.url): exactly one optional field is used
+                url = b["url"]
+                if (
+                    "callback_data" in b
+                    or not isinstance(url, str)
+                    or not re.match(r"^(https?|tg)://\S+$", url)
+                ):
+                    return [], "BUTTON_URL_INVALID"
+                buttons.append({"text": b["text"], "url": url})
+                continue
             data = b.get("callback_data")
             if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
                 return [], "BUTTON_DATA_INVALID"

@@ -348,6 +348,17 @@ def _more_ids(ctx, tenant_id: int, contact_id: int) -> dict[str, int]:  # type: 
         spare_ep, _ = endpoints.create_endpoint(ctx, s, tenant_id, "test", "https://crm.example.com/s", ["*"])
         req = rights.log_request(s, tenant_id, "access", "email", contact_id=contact_id)
         b = broadcast.create_broadcast(ctx, s, tenant_id, name="N", topic="angebote", text="Hallo")
+        from konsent.flows.outbound import segments
+
+        seg = segments.create_segment(s, tenant_id, "test", "S", {"locale": "de"})
+        spare_seg = segments.create_segment(s, tenant_id, "test", "S2", {"locale": "en"})
+        from konsent.flows.contact_data import attributes, labels
+
+        label = labels.define_label(s, tenant_id, "test", "VIP")
+        spare_label = labels.define_label(s, tenant_id, "test", "Messe")
+        attr = {"type": "text", "purpose": "Zuordnung", "retention": "until_erasure", "name": ""}
+        attribute = attributes.define_attribute(s, tenant_id, "test", key="kundennummer", **attr)
+        spare_attribute = attributes.define_attribute(s, tenant_id, "test", key="stadt", **attr)
         s.flush()
         contacts_ = s.scalars(
             select(Contact.id).where(Contact.tenant_id == tenant_id).order_by(Contact.id)
@@ -357,6 +368,12 @@ def _more_ids(ctx, tenant_id: int, contact_id: int) -> dict[str, int]:  # type: 
                 select(Conversation.id).where(Conversation.contact_id == contact_id)
             ).first(),
             "broadcast_id": b.id,
+            "segment_id": seg.id,
+            "spare_segment_id": spare_seg.id,
+            "label_id": label.id,
+            "spare_label_id": spare_label.id,
+            "attribute_id": attribute.id,
+            "spare_attribute_id": spare_attribute.id,
             "endpoint_id": ep.id,
             "spare_endpoint_id": spare_ep.id,
             "delivery_id": s.scalars(
@@ -405,6 +422,11 @@ def _own_ok(path: str, response) -> bool:  # type: ignore[no-untyped-def]
 
 # bodies that pass validation, so what is checked is whose id it is
 BODIES: dict[str, dict] = {
+    "{segment_id}": {"name": "Umbenannt", "definition": {}},
+    "{label_id}": {"name": "Umbenannt"},
+    "{attribute_id}": {},
+    "data": {},
+    "budget": {"amount": None},
     "withdraw": {"purposes": None},
     "reply": {"text": "Hallo"},
     "notes": {"text": "n"},
@@ -420,6 +442,9 @@ def _call(client, method: str, path: str, ids: dict[str, int], params: list[str]
         ids = {**ids, "contact_id": ids["spare_contact_id"]}
     if method == "DELETE" and "{endpoint_id}" in path:
         ids = {**ids, "endpoint_id": ids["spare_endpoint_id"]}
+    for name in ("segment_id", "label_id", "attribute_id"):  # destructive: on spare ones
+        if method == "DELETE" and "{" + name + "}" in path:
+            ids = {**ids, name: ids["spare_" + name]}
     for p in params:
         url = url.replace("{" + p + "}", str(ids.get(p, ids["contact_id"])))
     body = BODIES.get(path.rsplit("/", 1)[-1], {})
@@ -673,9 +698,10 @@ def test_message_that_lost_a_race_creating_its_contact_is_stored_not_dropped(ctx
     """Invariant 6 cuts both ways: a retry after a constraint race must not be taken for a duplicate."""
     from sqlalchemy.exc import IntegrityError
 
+    from konsent.flows.inbound import messages
     from konsent.flows.inbound import receive as inbound
 
-    real = inbound.get_or_create_contact
+    real = messages.get_or_create_contact
     calls = {"n": 0}
 
     def losing_first(*a, **k):
@@ -684,7 +710,7 @@ def test_message_that_lost_a_race_creating_its_contact_is_stored_not_dropped(ctx
             raise IntegrityError("INSERT INTO contact_identities", {}, Exception("unique violation"))
         return real(*a, **k)
 
-    monkeypatch.setattr(inbound, "get_or_create_contact", losing_first)
+    monkeypatch.setattr(messages, "get_or_create_contact", losing_first)
     acc = sim_account(ctx)
     assert inbound.handle_event(ctx, acc.id, _inbound("simin.race-1", PHONE, "Hallo?")) is True
     assert inbound.handle_event(ctx, acc.id, _inbound("simin.race-1", PHONE, "Hallo?")) is False
@@ -699,7 +725,7 @@ def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, de
     from konsent.flows import contacts
     from konsent.flows.inbound import receive as inbound
 
-    real_find = contacts.find_identity
+    real_find = contacts.identity_and_contact
 
     def slow_find(*a, **k):
         found = real_find(*a, **k)
@@ -707,7 +733,7 @@ def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, de
             time.sleep(0.05)  # widen the window between "no such contact" and creating it
         return found
 
-    monkeypatch.setattr(contacts, "find_identity", slow_find)
+    monkeypatch.setattr(contacts, "identity_and_contact", slow_find)
     acc = sim_account(ctx)
     for round_ in range(4):
         phone = f"+49151000000{round_:02d}"
@@ -741,10 +767,10 @@ def test_two_first_messages_of_a_new_contact_in_parallel_are_both_stored(ctx, de
 def test_ids_no_row_can_have_are_not_found_in_the_flows(ctx, demo, bad):
     """Admin pages and the API share these getters: an absurd id is a 404, never a database error."""
     from konsent.domain.errors import NotFound
-    from konsent.flows import api_ops, contacts
+    from konsent.flows import contacts, message_desk
 
     with ctx.db.read() as s:
-        for get in (contacts.get_contact, api_ops.get_message, tenants.get_account):
+        for get in (contacts.get_contact, message_desk.get_message, tenants.get_account):
             with pytest.raises(NotFound):
                 get(s, demo.tenant_id, bad)
 

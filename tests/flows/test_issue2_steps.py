@@ -13,7 +13,7 @@ from konsent.channels.base import OutboundContent
 from konsent.delivery.worker import Worker
 from konsent.domain.errors import InvalidInput, NoLegalBasis
 from konsent.domain.ledger import text_hash
-from konsent.flows import api_ops, texts
+from konsent.flows import message_desk, texts
 from konsent.flows.consent import optin
 from konsent.flows.demo import CONSENT_TEXT, DEMO_EMAIL, seed_demo
 from konsent.flows.inbound import simulator
@@ -228,7 +228,7 @@ def test_step4_proof_document_shows_state_ledger_texts_and_verification(ctx, dem
     simulator.phone_send(ctx, sim_account(ctx).id, PHONE, "STOP Angebote")
     c = contact_of(ctx, PHONE)
     with ctx.db.write() as s:
-        doc = api_ops.contact_proof(s, c.tenant_id, "user:1", c.id)
+        doc = message_desk.contact_proof(s, c.tenant_id, "user:1", c.id)
     assert doc["controller"]["name"] == "Demo GmbH"
     assert {(r["purpose"], r["status"]) for r in doc["current_state"]} == {
         ("newsletter:angebote", "withdrawn"),
@@ -342,10 +342,12 @@ def test_step6_stranger_opens_a_service_conversation_staff_answer_newsletter_ref
     assert count(ctx, LedgerEntry) == 0
     queued = count(ctx, OutboxRow)
     with ctx.db.write() as s:
-        reply = api_ops.send_message(ctx, s, c.tenant_id, "user:1", c.id, "service", "Sie ist unterwegs.")
+        reply = message_desk.send_message(
+            ctx, s, c.tenant_id, "user:1", c.id, "service", "Sie ist unterwegs."
+        )
         assert reply.conversation_id == conv.id
     with ctx.db.write() as s, pytest.raises(NoLegalBasis) as refused:
-        api_ops.send_message(ctx, s, c.tenant_id, "user:1", c.id, "newsletter:angebote", "20 % Rabatt")
+        message_desk.send_message(ctx, s, c.tenant_id, "user:1", c.id, "newsletter:angebote", "20 % Rabatt")
     assert status_of(refused.value) == 409
     assert refused.value.as_dict()["reason_code"] == "no_consent"
     assert "no consent" in str(refused.value)

@@ -112,3 +112,15 @@ def drain(ctx: Konsent) -> int:
     from konsent.delivery.worker import Worker
 
     return asyncio.run(Worker(ctx, exclusive_accounts=False).drain())
+
+
+def threema_account(ctx: Konsent) -> int:
+    """A Threema account of the demo tenant (a channel without buttons); its id."""
+    from konsent.flows.organisation import tenants
+
+    with ctx.db.write() as s:
+        tenant = tenants.tenant_by_slug(s, "demo")
+        return tenants.create_channel_account(
+            ctx, s, tenant, "threema", "Threema", provider_ref="*KONSENT",
+            secrets_={"api_secret": "x", "private_key": "y"},
+        ).id  # fmt: skip

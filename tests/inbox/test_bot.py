@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import bot, conversation
+from konsent.flows.inbox import bot, bot_flows, conversation
 from konsent.store.tables import BotFlow, BotSession, Contact, ContactField, LedgerEntry
 from tests.helpers import phone_texts
-from tests.inbox.conftest import Crew, conversation_of, drain, say
+from tests.inbox.conftest import Crew, conversation_of, drain, say, threema_account
 
 PHONE = "+491701234567"
 # every bot session opens with this (EU AI Act Art. 50; tests/inbox/test_bot_disclosure.py)
@@ -99,7 +99,7 @@ def test_out_of_hours_reply_and_keyword_trigger(ctx: Konsent, crew: Crew) -> Non
         "steps": [{"id": "a", "type": "end", "text": "offen"}],
     }
     with ctx.db.write() as s:
-        bot.save_flow(s, crew.tenant_id, "user:1", definition, priority=1)
+        bot_flows.save_flow(s, crew.tenant_id, "user:1", definition, priority=1)
     say(ctx, crew, PHONE, "Termin")
     drain(ctx)
     assert phone_texts(ctx, PHONE) == [AUTOMATED + "Gerade geschlossen."]
@@ -109,12 +109,12 @@ def test_out_of_hours_reply_and_keyword_trigger(ctx: Konsent, crew: Crew) -> Non
 def test_flow_export_import_roundtrip_yaml_and_json(ctx: Konsent, crew: Crew) -> None:
     """M2: flows are exported and imported as YAML or JSON, unchanged."""
     with ctx.db.read() as s:
-        row = bot.list_flows(s, crew.tenant_id)[0]
+        row = bot_flows.list_flows(s, crew.tenant_id)[0]
         definition = row.definition
     for fmt in ("yaml", "json"):
-        text = bot.dump_definition(definition, fmt)
-        assert bot.load_definition(text, fmt) == definition
-    assert "Worum geht es?" in bot.dump_definition(definition, "yaml")  # readable, not escaped
+        text = bot_flows.dump_definition(definition, fmt)
+        assert bot_flows.load_definition(text, fmt) == definition
+    assert "Worum geht es?" in bot_flows.dump_definition(definition, "yaml")  # readable, not escaped
 
 
 def test_invalid_flow_import_is_refused_and_nothing_stored(ctx: Konsent, crew: Crew) -> None:
@@ -124,10 +124,10 @@ def test_invalid_flow_import_is_refused_and_nothing_stored(ctx: Konsent, crew: C
     from konsent.domain.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
-        bot.load_definition("steps: [unclosed", "yaml")
+        bot_flows.load_definition("steps: [unclosed", "yaml")
     bad = {"name": "x", "steps": [{"id": "a", "type": "route", "team": "nobody"}]}
     with pytest.raises(InvalidInput, match="no team 'nobody'"), ctx.db.write() as s:
-        bot.save_flow(s, crew.tenant_id, "user:1", bad)
+        bot_flows.save_flow(s, crew.tenant_id, "user:1", bad)
     with ctx.db.read() as s:
         assert len(s.scalars(select(BotFlow)).all()) == 1
 
@@ -167,16 +167,10 @@ def test_channel_without_buttons_gets_numbered_choices_and_number_answers_work(
     from konsent.domain.events import InboundMessage
     from konsent.flows.contacts import open_for_contact
     from konsent.flows.inbound.receive import handle_event
-    from konsent.flows.organisation import tenants
     from konsent.store.tables import Conversation, Message
     from konsent.store.types import utcnow
 
-    with ctx.db.write() as s:
-        tenant = tenants.tenant_by_slug(s, "demo")
-        acc_id = tenants.create_channel_account(
-            ctx, s, tenant, "threema", "Threema", provider_ref="*KONSENT",
-            secrets_={"api_secret": "x", "private_key": "y"},
-        ).id  # fmt: skip
+    acc_id = threema_account(ctx)
     handle_event(ctx, acc_id, InboundMessage("th.1", "ABCD1234", utcnow(), text="Hallo"))
     handle_event(ctx, acc_id, InboundMessage("th.2", "ABCD1234", utcnow(), text="1"))
     with ctx.db.read() as s:
@@ -202,7 +196,7 @@ def test_keyword_flow_does_not_start_where_a_person_already_answers(ctx: Konsent
     with ctx.db.write() as s:
         for flow in s.scalars(select(BotFlow)):
             flow.active = False
-        bot.save_flow(
+        bot_flows.save_flow(
             s, crew.tenant_id, "user:1",
             {"name": "Öffnungszeiten", "trigger": {"type": "keyword", "keywords": ["zeiten"]},
              "steps": [{"id": "a", "type": "end", "text": "Mo-Fr 9-17 Uhr"}]},

@@ -44,3 +44,12 @@ def test_dashboard_draws_both_charts_as_svg_without_script(ctx: Konsent, crew: C
     assert "Opt-ins und Opt-outs pro Woche" in page and "Abonnenten je Thema im Zeitverlauf" in page
     assert page.count("<svg") >= 2 and 'class="bar-in"' in page and "<polyline" in page
     assert "Angebote: 1" in page
+
+
+def test_a_tenant_without_opt_ins_reads_that_instead_of_an_empty_chart(  # type: ignore[no-untyped-def]
+    ctx: Konsent, crew: Crew, client
+) -> None:
+    """A new company's dashboard says there is nothing yet rather than drawing a bare axis."""
+    sign_in(client, ctx, crew.users["owner"])
+    page = client.get("/admin?lang=de").text
+    assert "Keine Opt-ins oder Opt-outs in den letzten" in page and 'class="bar-in"' not in page

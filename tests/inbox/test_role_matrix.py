@@ -120,6 +120,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/inbox/{cid}"): INBOX,
     ("GET", "/admin/inbox/{cid}/thread"): INBOX,
     ("POST", "/admin/inbox/{cid}/reply"): INBOX,
+    ("POST", "/admin/inbox/{cid}/reply-interactive"): INBOX,
     ("POST", "/admin/inbox/{cid}/template"): INBOX,
     ("POST", "/admin/inbox/{cid}/assign"): INBOX,
     ("POST", "/admin/inbox/{cid}/state"): INBOX,
@@ -128,6 +129,9 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/admin/inbox/{cid}/labels"): INBOX,
     ("POST", "/admin/inbox/{cid}/takeover"): INBOX,
     ("POST", "/admin/inbox/{cid}/withdraw-data"): INBOX,
+    ("POST", "/admin/inbox/{cid}/panel"): INBOX,
+    ("POST", "/admin/inbox/{cid}/typing"): INBOX,
+    ("GET", "/admin/inbox/{cid}/files/{file_id}"): INBOX,
     ("GET", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams"): MANAGERS,
     ("POST", "/admin/teams/{tid}/members"): MANAGERS,
@@ -205,6 +209,56 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/consent-texts/{locale}/{version}"): ALL,
     ("POST", "/api/v1/reconsent"): MANAGERS,
     ("GET", "/api/v1/reconsent/{campaign_id}"): MANAGERS,
+    # contact labels, typed attributes, search and export (#17 item 2)
+    ("GET", "/admin/contact-data"): MANAGERS,
+    ("POST", "/admin/contact-data/labels"): MANAGERS,
+    ("POST", "/admin/contact-data/labels/{label_id}"): MANAGERS,
+    ("POST", "/admin/contact-data/attributes"): MANAGERS,
+    ("POST", "/admin/contact-data/attributes/{attribute_id}"): MANAGERS,
+    ("POST", "/admin/contacts/{contact_id}/data"): PERSONAL,
+    ("GET", "/admin/contact-export"): PROOF,
+    ("POST", "/admin/contact-export"): PROOF,
+    ("GET", "/api/v1/contact-labels"): ALL,
+    ("POST", "/api/v1/contact-labels"): MANAGERS,
+    ("PATCH", "/api/v1/contact-labels/{label_id}"): MANAGERS,
+    ("DELETE", "/api/v1/contact-labels/{label_id}"): MANAGERS,
+    ("GET", "/api/v1/contact-attributes"): ALL,
+    ("POST", "/api/v1/contact-attributes"): MANAGERS,
+    ("PATCH", "/api/v1/contact-attributes/{attribute_id}"): MANAGERS,
+    ("DELETE", "/api/v1/contact-attributes/{attribute_id}"): MANAGERS,
+    ("GET", "/api/v1/contacts/{contact_id}/data"): PERSONAL,
+    ("PUT", "/api/v1/contacts/{contact_id}/data"): PERSONAL,
+    ("GET", "/api/v1/contact-search"): PERSONAL,
+    ("GET", "/api/v1/contact-export"): PROOF,
+    # costs and budgets (#16 item 4)
+    ("GET", "/admin/costs"): STATS,
+    ("POST", "/admin/costs/budget"): MANAGERS,
+    ("POST", "/admin/broadcasts/{broadcast_id}/budget"): MANAGERS,
+    ("GET", "/api/v1/costs"): STATS,
+    ("GET", "/api/v1/prices"): STATS,
+    ("PUT", "/api/v1/budget"): MANAGERS,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}/costs"): ALL,
+    ("PUT", "/api/v1/broadcasts/{broadcast_id}/budget"): MANAGERS,
+    # audiences and contact pressure (#17 items 3 and 4)
+    ("GET", "/admin/segments"): ALL,
+    ("POST", "/admin/segments"): MANAGERS,
+    ("POST", "/admin/segments/preview"): ALL,
+    ("GET", "/admin/segments/{segment_id}"): ALL,
+    ("POST", "/admin/segments/{segment_id}"): MANAGERS,
+    ("POST", "/admin/segments/{segment_id}/delete"): MANAGERS,
+    ("GET", "/admin/broadcasts/{broadcast_id}/proof.json"): PROOF,
+    ("GET", "/admin/broadcasts/{broadcast_id}/export.csv"): PROOF,
+    ("GET", "/admin/settings/pressure"): MANAGERS,
+    ("POST", "/admin/settings/pressure"): MANAGERS,
+    ("GET", "/api/v1/segments"): ALL,
+    ("POST", "/api/v1/segments"): MANAGERS,
+    ("POST", "/api/v1/segments/preview"): ALL,
+    ("GET", "/api/v1/segments/{segment_id}"): ALL,
+    ("PUT", "/api/v1/segments/{segment_id}"): MANAGERS,
+    ("DELETE", "/api/v1/segments/{segment_id}"): MANAGERS,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}/proof"): PROOF,
+    ("GET", "/api/v1/contact-pressure"): ALL,
+    ("PUT", "/api/v1/contact-pressure"): MANAGERS,
 }
 
 # Extra request data some routes need to get past input validation to the permission check.
@@ -212,6 +266,7 @@ QUERY = {
     ("GET", "/admin/inbox/events"): "?timeout=0",
     ("GET", "/admin/privacy/contact"): "?cid={contact_id}",
     ("GET", "/api/v1/consent-texts/{locale}/diff"): "?from=1&to=2",
+    ("GET", "/api/v1/contact-export"): "?fields=id",
 }
 FILES = {("POST", "/admin/privacy/import"): {"file": ("contacts.csv", b"phone\n", "text/csv")}}
 JSON_BODY: dict[tuple[str, str], Any] = {
@@ -247,6 +302,22 @@ JSON_BODY: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/topics-order"): {"slugs": []},
     ("POST", "/api/v1/consent-texts/{locale}"): {"text": "Yes, please."},
     ("POST", "/api/v1/reconsent"): {"locale": "en"},
+    ("POST", "/api/v1/contact-labels"): {"name": "Matrix"},
+    ("PATCH", "/api/v1/contact-labels/{label_id}"): {"name": "Matrix 2"},
+    ("POST", "/api/v1/contact-attributes"): {
+        "key": "matrix",
+        "type": "text",
+        "purpose": "Matrix",
+        "retention": "until_erasure",
+    },
+    ("PATCH", "/api/v1/contact-attributes/{attribute_id}"): {},
+    ("PUT", "/api/v1/contacts/{contact_id}/data"): {},
+    ("PUT", "/api/v1/budget"): {"amount": None},
+    ("PUT", "/api/v1/broadcasts/{broadcast_id}/budget"): {"amount": None},
+    ("POST", "/api/v1/segments"): {"name": "matrix", "definition": {}},
+    ("POST", "/api/v1/segments/preview"): {"topic": "angebote"},
+    ("PUT", "/api/v1/segments/{segment_id}"): {"name": "matrix", "definition": {}},
+    ("PUT", "/api/v1/contact-pressure"): {},
 }
 
 
@@ -340,6 +411,10 @@ def test_role_route_matrix(ctx: Konsent, crew: Crew, app: Any, client: Any) -> N
             "user_id": "999999",
             "token_id": "999999",
             "token": "not-a-link",
+            "segment_id": "999999",  # permission is checked before the lookup
+            "file_id": "999999",  # the conversation's scope is checked before the file's lookup
+            "label_id": "999999",  # permission is checked before the lookup
+            "attribute_id": "999999",
         }
         assert s.scalars(select(Message.id)).first() is not None
     who = {"owner": "owner", "admin": "admin", "agent": "anna", "dpo": "dpo", "viewer": "viewer"}
@@ -390,6 +465,14 @@ SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/topics"): NONE,
     ("GET", "/api/v1/broadcasts"): NONE,
     ("GET", "/api/v1/broadcasts/{broadcast_id}"): NONE,
+    # segments: definitions and counts, no contact data for agents (sample names need all teams)
+    ("GET", "/admin/segments"): NONE,
+    ("POST", "/admin/segments/preview"): NONE,
+    ("GET", "/admin/segments/{segment_id}"): NONE,
+    ("GET", "/api/v1/segments"): NONE,
+    ("POST", "/api/v1/segments/preview"): NONE,
+    ("GET", "/api/v1/segments/{segment_id}"): NONE,
+    ("GET", "/api/v1/contact-pressure"): NONE,
     ("GET", "/api/v1/templates"): NONE,
     ("GET", "/api/v1/webhook-event-types"): NONE,
     ("POST", "/api/v1/optins"): NONE,  # starts a pending opt-in from a shop: no existing contact
@@ -432,6 +515,7 @@ SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/admin/inbox/{cid}"): CONVERSATION,
     ("GET", "/admin/inbox/{cid}/thread"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/reply"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/reply-interactive"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/template"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/assign"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/state"): CONVERSATION,
@@ -440,6 +524,9 @@ SCOPE: dict[tuple[str, str], str] = {
     ("POST", "/admin/inbox/{cid}/labels"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/takeover"): CONVERSATION,
     ("POST", "/admin/inbox/{cid}/withdraw-data"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/panel"): CONVERSATION,
+    ("POST", "/admin/inbox/{cid}/typing"): CONVERSATION,
+    ("GET", "/admin/inbox/{cid}/files/{file_id}"): CONVERSATION,
     ("GET", "/admin/templates"): NONE,
     ("GET", "/admin/templates/{template_id}"): NONE,
     ("GET", "/admin/security/totp"): NONE,
@@ -454,6 +541,13 @@ SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/admin/broadcasts/{broadcast_id}"): NONE,
     ("GET", "/admin/broadcasts/{broadcast_id}/progress.json"): NONE,
     ("GET", "/admin/broadcasts/{broadcast_id}/funnel.svg"): NONE,
+    ("GET", "/api/v1/contact-labels"): NONE,  # the tenant's vocabulary, no contact
+    ("GET", "/api/v1/contact-attributes"): NONE,
+    ("GET", "/api/v1/broadcasts/{broadcast_id}/costs"): NONE,
+    ("GET", "/api/v1/contact-search"): LIST,
+    ("GET", "/api/v1/contacts/{contact_id}/data"): CONTACT,
+    ("PUT", "/api/v1/contacts/{contact_id}/data"): CONTACT,
+    ("POST", "/admin/contacts/{contact_id}/data"): CONTACT,
 }
 
 
@@ -522,6 +616,7 @@ def test_agents_reach_no_contact_outside_their_teams_on_any_route(
                     "message_id": target,
                     "cid": target,
                     "conversation_id": target,
+                    "file_id": "1",
                 }
                 path = (template + QUERY.get((method, template), "")).format(**values)
                 kwargs: dict[str, Any] = {"follow_redirects": True, "headers": {CSRF_HEADER: csrf}}

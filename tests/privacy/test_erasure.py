@@ -109,11 +109,11 @@ def test_ledger_and_audit_keep_no_personal_data_after_erasure(ctx, demo):
 
 def test_erasure_cancels_queued_messages(ctx, demo):
     """D2: queued outbox rows go with the contact; nothing is sent afterwards."""
-    from konsent.flows import api_ops
+    from konsent.flows import message_desk
 
     cid = subscribed_contact(ctx)
     with ctx.db.write() as s:
-        api_ops.send_message(ctx, s, demo.tenant_id, "user:1", cid, "newsletter:angebote", "Sale!")
+        message_desk.send_message(ctx, s, demo.tenant_id, "user:1", cid, "newsletter:angebote", "Sale!")
     with ctx.db.read() as s:
         assert _count(s, OutboxRow, contact_id=cid, state="available") == 1
     n_before = len(phone_texts(ctx, PHONE))

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
-from konsent.flows import api_ops
+from konsent.flows import message_desk
 from konsent.flows.contacts import contact_name, get_contact
 from konsent.flows.privacy import rights as privacy
 from konsent.store.tables import AuditEntry, Consent, PrivacyRequest
@@ -47,7 +47,7 @@ def test_objection_withdraws_every_marketing_purpose_and_blocks_new_sends(ctx, d
         assert {c.status for c in s.scalars(select(Consent))} == {"withdrawn"}
         assert s.scalars(select(AuditEntry).where(AuditEntry.action == "contact.object")).one()
     with ctx.db.write() as s, pytest.raises(NoLegalBasis):
-        api_ops.send_message(ctx, s, demo.tenant_id, "user:1", cid, "newsletter:angebote", "Sale")
+        message_desk.send_message(ctx, s, demo.tenant_id, "user:1", cid, "newsletter:angebote", "Sale")
 
 
 def test_request_log_due_in_one_month_and_overdue_warning(ctx, demo):

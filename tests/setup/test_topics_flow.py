@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from konsent.domain.errors import Conflict, InvalidInput
-from konsent.flows import public_ops
+from konsent.flows import widget
 from konsent.flows.consent import optin
 from konsent.flows.organisation import tenants, topics
 from konsent.flows.outbound import broadcast as bc
@@ -83,7 +83,7 @@ def test_an_archived_topic_is_gone_from_the_widget_and_new_broadcasts_but_consen
     cid = subscribe(ctx, co, PHONE, ["bohnen"])
     with ctx.db.write() as s:
         topics.archive_topic(s, co.tenant_id, "bohnen")
-    cfg = public_ops.widget_config(ctx, SLUG, "de")
+    cfg = widget.widget_config(ctx, SLUG, "de")
     assert [t.slug for t in cfg.topics] == ["kurse"]
     with pytest.raises(InvalidInput), ctx.db.write() as s:
         bc.create_broadcast(ctx, s, co.tenant_id, name="x", topic="bohnen", text="Hallo")
@@ -101,7 +101,7 @@ def test_a_restored_topic_is_offered_again(ctx):
     with ctx.db.write() as s:
         topics.archive_topic(s, co.tenant_id, "bohnen")
         topics.restore_topic(s, co.tenant_id, "bohnen")
-    assert {t.slug for t in public_ops.widget_config(ctx, SLUG, "de").topics} == {"bohnen", "kurse"}
+    assert {t.slug for t in widget.widget_config(ctx, SLUG, "de").topics} == {"bohnen", "kurse"}
 
 
 def test_topics_keep_the_order_set_for_them_in_the_widget(ctx):
@@ -109,10 +109,10 @@ def test_topics_keep_the_order_set_for_them_in_the_widget(ctx):
     with ctx.db.write() as s:
         topics.create_topic(s, tenants.tenant_by_slug(s, SLUG), "events", {"de": "Termine"})
         topics.move_topic(s, co.tenant_id, "events", -1)
-    assert [t.slug for t in public_ops.widget_config(ctx, SLUG, "de").topics] == ["bohnen", "events", "kurse"]
+    assert [t.slug for t in widget.widget_config(ctx, SLUG, "de").topics] == ["bohnen", "events", "kurse"]
     with ctx.db.write() as s:
         topics.set_order(s, co.tenant_id, ["kurse", "events", "bohnen"])
-    assert [t.slug for t in public_ops.widget_config(ctx, SLUG, "de").topics] == ["kurse", "events", "bohnen"]
+    assert [t.slug for t in widget.widget_config(ctx, SLUG, "de").topics] == ["kurse", "events", "bohnen"]
 
 
 def test_a_topic_that_consents_refer_to_is_never_deleted(ctx):

@@ -43,6 +43,7 @@ def api_schema(ctx, demo, app):  # type: ignore[no-untyped-def]
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.timeout(1200)  # every operation runs inside this one test: ~4-5 minutes on a busy machine
 @schema.parametrize()
 @settings(
     max_examples=3 if on_postgres() else 5,  # about two minutes on either database

@@ -69,6 +69,10 @@ def test_public_doors_answer_bad_characters_and_shapes_with_a_client_error(
         ("GET", "/api/v1/contacts?offset=9223372036854775808", {}),
         ("GET", "/api/v1/contacts?limit=99999999999999999999", {}),
         ("GET", "/api/v1/contacts/99999999999999999999", {}),
+        # more digits than Python converts (4,300): found by schemathesis on /contact-export
+        ("GET", "/api/v1/contact-export?fields=" + "0" * 5000, {}),
+        ("GET", "/api/v1/contacts?limit=" + "9" * 5000, {}),
+        ("GET", "/api/v1/contacts/" + "1" * 5000, {}),
         ("POST", "/api/v1/contacts/import", {"content": b'{"contacts": [], "topic": "\\ud800"}'}),
         ("POST", "/api/v1/messages", {"json": {"contact_id": 1, "purpose": "service", "text": "a\x00b"}}),
         ("POST", "/api/v1/messages", {"content": DEEP}),
@@ -82,6 +86,14 @@ def test_rest_queries_and_bodies_with_bad_values_are_client_errors(
     if "content" in kwargs:
         headers["content-type"] = "application/json"
     _no_server_error(client.request(method, path, headers=headers, **kwargs))
+
+
+def test_integers_of_thousands_of_digits_are_judged_by_their_value_not_converted() -> None:
+    from konsent.web.hygiene import long_int_out_of_range
+
+    assert long_int_out_of_range("9" * 5000) and long_int_out_of_range("-" + "9" * 5000)
+    assert not long_int_out_of_range("0" * 4990 + "42")  # 42, however it is padded
+    assert long_int_out_of_range("9223372036854775808") and not long_int_out_of_range("9223372036854775807")
 
 
 def test_the_refusal_names_the_problem(client, demo) -> None:  # type: ignore[no-untyped-def]

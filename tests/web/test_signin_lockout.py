@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from konsent.flows import admin_ops
+from konsent.flows.organisation import signin
 from konsent.store.tables import StaffUser
 from tests.web.test_admin_auth import PASSWORD, login, make_user
 
@@ -22,7 +22,7 @@ def _parallel_sign_ins(ctx, passwords: list[str]) -> list[bool]:  # type: ignore
     def attempt(password: str) -> bool:
         start.wait()
         with ctx.db.write() as s:
-            return admin_ops.sign_in(ctx, s, "demo", EMAIL, password) is not None
+            return signin.sign_in(ctx, s, "demo", EMAIL, password) is not None
 
     with ThreadPoolExecutor(len(passwords)) as pool:
         return list(pool.map(attempt, passwords))
@@ -40,7 +40,7 @@ def test_forty_wrong_passwords_in_parallel_lock_the_account(ctx, demo):
     assert not any(_parallel_sign_ins(ctx, ["wrong password!"] * 40))
     assert _locked(ctx)
     with ctx.db.write() as s:
-        assert admin_ops.sign_in(ctx, s, "demo", EMAIL, PASSWORD) is None
+        assert signin.sign_in(ctx, s, "demo", EMAIL, PASSWORD) is None
 
 
 def test_a_burst_with_the_right_password_after_the_threshold_does_not_sign_in(ctx, demo):

@@ -8,7 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from konsent.domain import interactive
 from konsent.domain.events import Event, InboundMessage
+from konsent.domain.interactive import Button, LinkButton, ListRow
+
+__all__ = ["Button", "LinkButton", "ListRow"]  # the interactive parts live in domain, shared by all paths
 
 # How konsent's opaque send references begin (`OutboundContent.ref`): an echo carrying anything else
 # (another app's metadata) is not ours.
@@ -21,8 +25,13 @@ class Capabilities:
 
     service_window_hours: int | None = None  # None: the channel has no customer-service window
     templates: bool = False
-    buttons: bool = False
+    buttons: bool = False  # reply buttons (domain.interactive: at most 3 on any channel)
     max_buttons: int = 0
+    max_list_rows: int = 0  # a list of choices shown natively (0: none; sent as numbered text)
+    max_list_title: int = 0  # the longest row title the channel shows
+    list_descriptions: bool = False  # rows may carry a description
+    link_buttons: bool = False  # a button that opens an https address
+    max_link_text: int = 0  # the longest text above a link button
     max_text_len: int = 4096
     throughput_per_s: float = 50.0  # per channel account
     per_contact_interval_s: float = 0.0  # minimum spacing between two messages to one contact
@@ -37,6 +46,9 @@ class Capabilities:
     # The provider echoes `OutboundContent.ref` back in a webhook (status or message echo), so a send
     # of unknown outcome is reconciled instead of resent (#14).
     echoes_ref: bool = False
+    # The provider charges per message by country and category (WhatsApp's per-message pricing):
+    # such accounts are estimated and count against budgets (CH6, flows.outbound.costs).
+    priced_per_message: bool = False
 
     def can_send_media(self, kind: str, caption: str) -> bool:
         """Whether this channel sends media of `kind` carrying this caption in one message."""
@@ -48,14 +60,8 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
-class Button:
-    id: str
-    title: str
-
-
-@dataclass(frozen=True)
 class OutboundContent:
-    """A message to send: text, optional buttons, or a template with variables.
+    """A message to send: text with optional reply buttons, a list or a link button; or a template.
 
     With `media_url` set it is a media message (`media_kind` one of
     domain.media.MEDIA_KINDS) and `text` is its caption.
@@ -63,15 +69,24 @@ class OutboundContent:
 
     text: str = ""
     buttons: tuple[Button, ...] = ()
+    rows: tuple[ListRow, ...] = ()  # a list message: rows to pick one from ...
+    list_button: str = ""  # ... behind a button with this label
+    link: LinkButton | None = None  # a call-to-action button that opens an https address
     template: str | None = None
     template_language: str | None = None
     template_params: tuple[str, ...] = ()
     media_url: str | None = None
     media_kind: str | None = None
     media_filename: str | None = None  # documents only: the name the recipient sees
+    # The option titles a numbered-text fallback listed, in order: stored so that staff read the
+    # contact's "2" as the option it names (CH5, #17). Only for the inbox: never sent.
+    numbered: tuple[str, ...] = ()
     # An opaque reference of the outbox row (no personal data), set by the worker for each send;
     # channels with `echoes_ref` pass it to the provider, which echoes it back (#14). Never stored.
     ref: str | None = None
+    # The template's category as the registry holds it at claim time (Meta may re-categorise after
+    # approval), set by the worker; WhatsApp routes MARKETING to /marketing_messages. Never stored.
+    template_category: str | None = None
 
     @property
     def has_body(self) -> bool:
@@ -90,10 +105,18 @@ class OutboundContent:
             out.update(
                 media_url=self.media_url, media_kind=self.media_kind, media_filename=self.media_filename
             )
+        if self.rows or self.list_button:
+            out["list_button"] = self.list_button
+            out["rows"] = [{"id": r.id, "title": r.title, "description": r.description} for r in self.rows]
+        if self.link is not None:
+            out["link"] = {"title": self.link.title, "url": self.link.url}
+        if self.numbered:
+            out["numbered"] = list(self.numbered)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OutboundContent:
+        link = data.get("link")
         return cls(
             text=data.get("text", ""),
             buttons=tuple(Button(b["id"], b["title"]) for b in data.get("buttons", [])),
@@ -103,7 +126,43 @@ class OutboundContent:
             media_url=data.get("media_url") or None,
             media_kind=data.get("media_kind") or None,
             media_filename=data.get("media_filename") or None,
+            rows=tuple(
+                ListRow(str(r["id"]), str(r["title"]), str(r.get("description") or ""))
+                for r in data.get("rows") or []
+            ),
+            list_button=str(data.get("list_button") or ""),
+            link=LinkButton(str(link["title"]), str(link["url"])) if isinstance(link, Mapping) else None,
+            numbered=tuple(str(n) for n in data.get("numbered") or ()),
         )
+
+    @property
+    def interactive(self) -> bool:
+        """Reply buttons, a list or a link button."""
+        return bool(self.buttons or self.rows or self.link)
+
+
+def fit(content: OutboundContent, caps: Capabilities) -> OutboundContent:
+    """The content as this channel can show it: interactive parts it lacks become numbered text.
+
+    Declared capabilities decide, never the channel's name (CH5); `problems` has checked the content.
+    """
+    if not content.interactive:
+        return content
+    if content.buttons and caps.buttons and len(content.buttons) <= caps.max_buttons:
+        return content
+    rows = content.rows
+    if (
+        rows
+        and len(rows) <= caps.max_list_rows
+        and all(len(r.title) <= caps.max_list_title for r in rows)
+        and (caps.list_descriptions or not any(r.description for r in rows))
+    ):
+        return content
+    if content.link is not None and caps.link_buttons and len(content.text) <= caps.max_link_text:
+        return content
+    text = interactive.fallback_text(content.text, content.buttons, rows, content.link)
+    offered = tuple(b.title for b in content.buttons) or tuple(r.title for r in rows)
+    return OutboundContent(text=text, ref=content.ref, numbered=offered)
 
 
 class SendOutcome(enum.StrEnum):

@@ -33,7 +33,7 @@ def refusal(content: OutboundContent, caps: Capabilities) -> SendResult | None:
         return SendResult(
             SendOutcome.PERMANENT, error_code="no_media", error_text=f"this channel sends no {kind} media"
         )
-    if content.buttons or content.template:
+    if content.interactive or content.template:
         return SendResult(
             SendOutcome.PERMANENT, error_code="invalid_media", error_text="media goes without buttons"
         )

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from konsent.channels import interactive as out_interactive
 from konsent.channels import media, messenger_kinds, meta, register
 from konsent.channels.base import (
     REF_PREFIX,
@@ -34,19 +35,63 @@ from konsent.channels.base import (
     SetupField,
     WebhookRequest,
 )
+from konsent.channels.outcomes import Row, Table, codes
 from konsent.channels.transport import Provider, Transport, default_transport
-from konsent.domain import optin as codes
-from konsent.domain.events import Event, InboundMessage, StatusUpdate, StatusWatermark, UnknownEvent
+from konsent.domain import optin
+from konsent.domain.events import (
+    Event,
+    InboundMessage,
+    MarketingPreference,
+    StatusUpdate,
+    StatusWatermark,
+    UnknownEvent,
+)
 
 GRAPH_BASE = "https://graph.facebook.com/v21.0"
 MAX_QUICK_REPLIES = 13
+# A list goes out as quick replies (titles up to 20 characters, no descriptions); a link button as a
+# button template with one web_url button (its text up to 640 characters).
+INTERACTIVE: dict[str, Any] = {
+    "max_list_rows": 10,
+    "max_list_title": 20,
+    "list_descriptions": False,
+    "link_buttons": True,
+    "max_link_text": 640,
+}
 REGION = "Meta Platforms Ireland Ltd.; transfers to Meta Platforms Inc., USA"
 SAFEGUARD = "EU-US Data Privacy Framework (Meta is certified) and standard contractual clauses"
 
 
+# The Send API's answers for Messenger and Instagram, first matching row decides
+# (messenger-instagram.md §4, §5); docs/channels/messenger.md lists every code.
+_RETRY = SendOutcome.RETRY_AFTER
+HUMAN_AGENT_WINDOW = (
+    "window closed: after 24 hours only an agent's reply with the HUMAN_AGENT tag, within 7 days"
+)
+MESSENGER_ERRORS: Table = (
+    Row(_RETRY, codes=codes(613), retry_s=60.0),  # too many calls (also 613/2534040, excessive tags 2018338)
+    Row(_RETRY, codes=codes(4), retry_s=60.0),  # application request limit
+    Row(_RETRY, statuses=frozenset({429}), retry_s=1.0),
+    # the 24-hour standard messaging window is closed (Instagram: 2534022; "person not available
+    # right now": 1545041, also under 551 and 200)
+    Row(
+        SendOutcome.WINDOW_CLOSED,
+        codes=codes(10, 200, 551, None),
+        subcodes=frozenset({2018278, 2534022, 2018065, 1545041}),
+        error_text=HUMAN_AGENT_WINDOW,
+    ),
+    Row(SendOutcome.UNREACHABLE, codes=codes(551)),  # the person blocked the Page / is not reachable
+    Row(SendOutcome.PERMANENT, codes=codes(10), subcodes=frozenset({1893063})),  # Page restricted
+    Row(SendOutcome.TRANSIENT, codes=codes(1, 2, 1200)),  # temporary send failure
+    Row(SendOutcome.TRANSIENT, min_status=500),
+    Row(SendOutcome.TRANSIENT, flag="is_transient"),
+    Row(SendOutcome.PERMANENT),  # 100 (bad parameter, retired tags), 190 (token), 200 (permission) …
+)
+
+
 def _code(ref: Any) -> str | None:
     """The konsent opt-in code inside a ref parameter, if it is one."""
-    return codes.find_code(ref) if isinstance(ref, str) else None
+    return optin.find_code(ref) if isinstance(ref, str) else None
 
 
 # A watermark before 2000 or in the future is not one Meta sends; it must not mark anything.
@@ -122,6 +167,10 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
         referral = meta.as_dict(m["referral"], "referral")
         key = "ref:" + meta.digest(account, sender, m.get("timestamp"), referral.get("ref"))
         return InboundMessage(provider_id=key, kind="start", optin_code=_code(referral.get("ref")), **common)
+    if "optin" in m:  # marketing messages: the person stopped or resumed them in Messenger (C4, CH6)
+        pref = _preference(account, sender, page_id, at, m)
+        if pref is not None:
+            return pref
     for key, status in (("delivery", "delivered"), ("read", "read")):
         if key in m:
             receipt = meta.as_dict(m[key], key)
@@ -137,6 +186,25 @@ def _one(account: AccountConfig, obj: str, page_id: str, m: dict[str, Any]) -> E
             return events or UnknownEvent(kind=f"{key}_empty")
     other = next((k for k in m if k not in ("sender", "recipient", "timestamp")), "empty")
     return UnknownEvent(kind=meta.kind_label(obj, other))
+
+
+_PREFERENCES = {"STOP_NOTIFICATIONS": True, "RESUME_NOTIFICATIONS": False}
+
+
+def _preference(
+    account: AccountConfig, sender: str, page_id: str, at: datetime, m: dict[str, Any]
+) -> MarketingPreference | None:
+    """`messaging_optins` of type `notification_messages` with `notification_messages_status`
+    STOP_NOTIFICATIONS / RESUME_NOTIFICATIONS: the person turned the Page's marketing messages off
+    or on again. Off is a withdrawal; on grants nothing (a new opt-in is needed)."""
+    optin = meta.as_dict(m["optin"], "optin")
+    status = str(optin.get("notification_messages_status") or "").upper()
+    if optin.get("type") != "notification_messages" or status not in _PREFERENCES:
+        return None
+    key = "optin:" + meta.digest(account, sender, m.get("timestamp"), status)
+    return MarketingPreference(
+        sender, _PREFERENCES[status], at, provider_id=key, account_ref=page_id, source="provider_unsubscribe"
+    )
 
 
 def parse_messaging(account: AccountConfig, body: bytes, expected_object: str) -> list[Event]:
@@ -166,7 +234,8 @@ def parse_messaging(account: AccountConfig, body: bytes, expected_object: str) -
 
 
 def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
-    """The Send API body: text with optional quick replies, or one attachment; None if inexpressible."""
+    """The Send API body: text with optional quick replies, a link button, or one attachment; None if
+    inexpressible."""
     if content.media_url:
         attachment = media.messenger(content)
         if content.ref:
@@ -174,12 +243,7 @@ def send_body(address: str, content: OutboundContent) -> dict[str, Any] | None:
         return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": attachment}
     if not content.text:
         return None  # WhatsApp templates have no Messenger equivalent
-    message: dict[str, Any] = {"text": content.text}
-    if content.buttons:
-        message["quick_replies"] = [
-            {"content_type": "text", "title": b.title[:20], "payload": b.id[:1000]}
-            for b in content.buttons[:MAX_QUICK_REPLIES]
-        ]
+    message = out_interactive.messenger(content, MAX_QUICK_REPLIES)
     if content.ref:  # comes back in the message echo: reconciles a send of unknown outcome (#14)
         message["metadata"] = content.ref[:1000]
     return {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": message}
@@ -191,7 +255,7 @@ class _MessengerBase(ChannelAdapter):
     provider: ClassVar[Provider]
 
     def __init__(self, transport: Transport | None = None) -> None:
-        self._http = meta.GraphClient(transport or default_transport(), self.provider)
+        self._http = meta.GraphClient(transport or default_transport(), self.provider, MESSENGER_ERRORS)
 
     def verify(self, account: AccountConfig, request: WebhookRequest) -> None:
         meta.verify_signature(account.secrets.get("app_secret", ""), request)
@@ -239,6 +303,7 @@ class MessengerChannel(_MessengerBase):
         templates=False,
         buttons=True,
         max_buttons=MAX_QUICK_REPLIES,
+        **INTERACTIVE,
         max_text_len=2000,
         throughput_per_s=300.0,
         # One message holds a text or an attachment, never both: media goes without caption.
@@ -274,6 +339,7 @@ class InstagramChannel(_MessengerBase):
         templates=False,
         buttons=True,
         max_buttons=MAX_QUICK_REPLIES,
+        **INTERACTIVE,
         max_text_len=1000,
         throughput_per_s=300.0,
         media_kinds=frozenset({"image", "video", "audio"}),  # Instagram's Send API takes no files

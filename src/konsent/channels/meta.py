@@ -26,11 +26,10 @@ MAX_ID_LEN = 200  # messages.provider_id is String(200)
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces, no NUL
 _KIND_RE = re.compile(r"[^A-Za-z0-9_.:-]")
 
-# Graph error codes by their documented meaning (whatsapp-cloud.md §6, messenger-instagram.md §4).
+# WhatsApp's Graph error codes by their documented meaning (whatsapp-cloud.md §6).
 RATE_LIMIT_CODES = {130429: 1.0, 131056: 6.0, 4: 60.0, 80007: 60.0, 613: 60.0}
 WINDOW_CODES = {131047}
-WINDOW_SUBCODES = {2018278, 2534022, 2018065, 1545041}
-UNREACHABLE_CODES = {131026, 551}
+UNREACHABLE_CODES = {131026}
 OPT_OUT_CODES = {131050}
 # 131049: Meta held a marketing message back to protect the user's experience (per-user marketing
 # limit). Retrying does not help and the contact did nothing wrong: failed, never retried, the
@@ -164,13 +163,14 @@ def retry_after(headers: Mapping[str, str], default: float) -> float:
     return max(0.1, min(value, 3600.0))
 
 
-# Graph answers, first matching row decides (whatsapp-cloud.md §6, messenger-instagram.md §4).
+# WhatsApp's Graph answers, first matching row decides (whatsapp-cloud.md §6); Messenger and
+# Instagram have their own table (messenger.MESSENGER_ERRORS). docs/channels/whatsapp.md lists
+# every code of it (tests/channels/test_error_tables_documented.py).
 _RETRY = SendOutcome.RETRY_AFTER
 GRAPH_ERRORS: Table = (
     *(Row(_RETRY, codes=codes(c), retry_s=s) for c, s in RATE_LIMIT_CODES.items()),
     Row(_RETRY, statuses=frozenset({429}), retry_s=1.0),
     Row(SendOutcome.WINDOW_CLOSED, codes=codes(*WINDOW_CODES)),
-    Row(SendOutcome.WINDOW_CLOSED, codes=codes(10, 200, 551, None), subcodes=frozenset(WINDOW_SUBCODES)),
     Row(SendOutcome.UNREACHABLE, codes=codes(*UNREACHABLE_CODES)),
     Row(SendOutcome.MARKETING_OPT_OUT, codes=codes(*OPT_OUT_CODES)),
     Row(SendOutcome.PERMANENT, codes=codes(*NOT_RETRIED_CODES)),  # before the transient rows
@@ -188,8 +188,11 @@ HTTP_ERRORS: Table = (
 )
 
 
-def map_graph_error(status: int, body: Any, headers: Mapping[str, str]) -> SendResult:
-    """Turn a non-2xx Graph (or 360dialog `meta`) answer into an outcome by documented meaning (CH3)."""
+def map_graph_error(
+    status: int, body: Any, headers: Mapping[str, str], table: Table | None = None
+) -> SendResult:
+    """Turn a non-2xx Graph (or 360dialog `meta`) answer into an outcome by documented meaning (CH3);
+    `table` is the channel's own (GRAPH_ERRORS, WhatsApp's, when none is given)."""
 
     def wait(default: float) -> float:
         return retry_after(headers, default)
@@ -206,7 +209,7 @@ def map_graph_error(status: int, body: Any, headers: Mapping[str, str]) -> SendR
         if sub is not None:
             code_s = f"{code_s}/{sub}"
         flags = frozenset({"is_transient"}) if err.get("is_transient") is True else frozenset()
-        return classify(GRAPH_ERRORS, Answer(status, code, sub, flags, code_s, text), wait)
+        return classify(table or GRAPH_ERRORS, Answer(status, code, sub, flags, code_s, text), wait)
     meta = body.get("meta") if isinstance(body, dict) else None
     if isinstance(meta, dict):  # 360dialog gateway envelope, camelCase or snake_case
         text = str(meta.get("developerMessage") or meta.get("developer_message") or "")[:200]
@@ -235,9 +238,10 @@ def graph_provider(
 class GraphClient:
     """The shared transport, bound to one Meta-shaped provider (CH3)."""
 
-    def __init__(self, transport: Transport, provider: Provider) -> None:
+    def __init__(self, transport: Transport, provider: Provider, errors: Table | None = None) -> None:
         self.transport = transport
         self.provider = provider
+        self.errors = errors  # the channel's table of Graph error codes (None: WhatsApp's)
 
     def base(self, account: AccountConfig) -> str:
         return self.transport.base_url(self.provider, account)
@@ -259,7 +263,7 @@ class GraphClient:
             return reply, None
         body = reply.json()
         if reply.status >= 300:
-            return map_graph_error(reply.status, body, reply.headers), None
+            return map_graph_error(reply.status, body, reply.headers, self.errors), None
         return None, body
 
     async def get(

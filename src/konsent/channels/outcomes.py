@@ -75,4 +75,23 @@ def codes(*values: int | None) -> frozenset[int | None]:
     return frozenset(values)
 
 
-__all__ = ["Answer", "Row", "Table", "classify", "codes"]
+def documented_terms(table: Table) -> set[str]:
+    """Every code a table decides on, as its channel's doc must list it (`131049`, `403`, `5xx`,
+    `is_transient`): the docs are checked against the data (#16 item 5)."""
+    out: set[str] = set()
+    every_5xx = set(range(500, 600))
+    for row in table:
+        for values in (row.codes, row.subcodes, row.statuses):
+            found = {v for v in values or () if v is not None}
+            if every_5xx <= found:  # a row naming each server error (Telegram's own error_code)
+                found -= every_5xx
+                out.add("5xx")
+            out.update(str(v) for v in found)
+        if row.min_status is not None:
+            out.add("5xx" if row.min_status == 500 else f">={row.min_status}")
+        if row.flag:
+            out.add(row.flag)
+    return out
+
+
+__all__ = ["Answer", "Row", "Table", "classify", "codes", "documented_terms"]

@@ -72,6 +72,11 @@ class SimulatorChannel(ChannelAdapter):
         service_window_hours=None,
         buttons=True,
         max_buttons=3,
+        max_list_rows=10,  # the phone page shows lists, link buttons and reply buttons like WhatsApp
+        max_list_title=24,
+        list_descriptions=True,
+        link_buttons=True,
+        max_link_text=1024,
         max_text_len=4096,
         throughput_per_s=1000.0,
         processing_region="this installation",

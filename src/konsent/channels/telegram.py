@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from konsent.channels import interactive as out_interactive
 from konsent.channels import media as out_media
 from konsent.channels import register, telegram_kinds
 from konsent.channels.base import (
@@ -189,6 +190,10 @@ class TelegramChannel(ChannelAdapter):
         templates=False,
         buttons=True,
         max_buttons=8,
+        max_list_rows=10,  # a list goes out as one inline-keyboard row per choice, without descriptions
+        max_list_title=64,
+        link_buttons=True,  # an inline-keyboard URL button
+        max_link_text=MAX_TEXT,
         max_text_len=MAX_TEXT,
         throughput_per_s=30.0,
         per_contact_interval_s=1.0,
@@ -359,10 +364,9 @@ class TelegramChannel(ChannelAdapter):
         method, payload = "sendMessage", {"chat_id": int(address), "text": content.text}
         if content.media_url:
             method, payload = out_media.telegram(int(address), content)
-        if content.buttons:
-            payload["reply_markup"] = {
-                "inline_keyboard": [[{"text": b.title, "callback_data": b.id}] for b in content.buttons]
-            }
+        markup = out_interactive.telegram_markup(content)
+        if markup:
+            payload["reply_markup"] = markup
         try:
             url = _method_url(self._transport, account, method)
         except InvalidInput as exc:
@@ -440,8 +444,8 @@ def _content_problem(content: OutboundContent) -> str:
         return f"text longer than {MAX_TEXT} characters"
     if len(content.buttons) > TelegramChannel.capabilities.max_buttons:
         return "too many buttons"
-    for b in content.buttons:
-        if not b.title or not b.id or len(b.id.encode()) > MAX_CALLBACK_DATA:
+    for ident, title in [(b.id, b.title) for b in content.buttons] + [(r.id, r.title) for r in content.rows]:
+        if not title or not ident or len(ident.encode()) > MAX_CALLBACK_DATA:
             return "a button needs a title and an id of 1-64 bytes"
     return ""
 

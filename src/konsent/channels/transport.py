@@ -10,7 +10,11 @@ another), made with a connector whose resolver refuses internal addresses
   when the operator allows it (`KONSENT_ALLOW_ACCOUNT_BASE_URLS`), any host.
 
 The decision is cached per (kind, scheme, host, port), so the send hot path pays one dict
-lookup. Redirects are never followed: a provider answers its API calls directly.
+lookup. Host names are resolved (and their addresses checked, `GuardedResolver`) only when the
+connector opens a new connection: connections are kept alive and reused, and aiohttp caches a
+resolved host for 10 s, so a send pays no DNS lookup and no address check of its own (measured
+in session 5: 100 connections for 3,000 sends at a concurrency of 100). Redirects are never
+followed: a provider answers its API calls directly.
 
 A channel account's own `api_base` setting (set by a tenant admin in older versions) is
 ignored unless the operator allows account base URLs.
@@ -92,6 +96,7 @@ class Transport:
             int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Task[None]]
         ] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}  # parsed once: a send URL repeats for every message of an account
 
     # --- where to -------------------------------------------------------------------------------
 
@@ -146,7 +151,11 @@ class Transport:
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> Reply:
         """One request; raises BlockedUrl (never sent), ResponseTooLarge or aiohttp's errors."""
-        u = URL(url)
+        u = self._urls.get(url)
+        if u is None:
+            if len(self._urls) > 1_000:
+                self._urls.clear()
+            u = self._urls[url] = URL(url)
         problem = self.problem(provider, u)
         if problem:
             raise BlockedUrl(problem)

@@ -42,7 +42,8 @@ def broadcast_create(
     min_text_version: int = typer.Option(
         0, help="Only contacts who consented to this text version or later."
     ),
-    segment: str = typer.Option("{}", help='Segment filters as JSON, e.g. {"locale": "de"}.'),
+    segment: str = typer.Option("{}", help='Segment criteria as JSON, e.g. {"replied_within_days": 30}.'),
+    segment_id: int = typer.Option(None, help="A saved segment (its criteria are copied in)."),
     account: int = typer.Option(
         None, help="Send from this channel account (default: where each subscribed)."
     ),
@@ -72,13 +73,14 @@ def broadcast_create(
                 template_params=list(param),
                 min_text_version=min_text_version,
                 segment=json.loads(segment),
+                segment_id=segment_id,
                 channel_account_id=account,
                 author="cli",
                 media_url=media_url or None,
                 media_kind=media_kind or None,
                 media_filename=media_filename or None,
             )
-            count = bc.preview_count(s, b)
+            count = bc.preview_count(s, b, ctx=ctx)
     except (DomainError, ValueError) as exc:
         _bc_fail(exc)
     console.print(f"broadcast {b.id} created as draft; audience now: [bold]{count}[/bold] contacts")

@@ -14,7 +14,6 @@ Successful sends, the common case, are recorded in bulk.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 from collections import defaultdict
@@ -33,7 +32,6 @@ from konsent.delivery import recovery
 from konsent.delivery.recovery import rescue  # noqa: F401 - where callers have always found it
 from konsent.domain.purposes import (
     ConsentState,
-    ConsentStatus,
     ContactSnapshot,
     Purpose,
     consent_state,
@@ -45,6 +43,7 @@ from konsent.flows.context import Konsent
 from konsent.flows.inbound import status_early
 from konsent.flows.organisation import channel_health
 from konsent.flows.organisation.tenants import account_config
+from konsent.flows.outbound import pressure, template_gate
 from konsent.store.sql import among
 from konsent.store.tables import (
     ChannelAccount,
@@ -206,7 +205,7 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             assert acc is not None
             if not acc.active:
                 switched_off.add(acc.id)
-            accounts[row.channel_account_id] = account_config(ctx, s, acc)
+            accounts[row.channel_account_id] = _account_config(ctx, s, acc)
         if row.channel_account_id in switched_off:
             held.append(row.id)  # switched off: kept for when it is switched on again (U5)
             continue
@@ -237,6 +236,8 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
                 purpose=row.purpose,
             )
         )
+    jobs, late = template_gate.check(s, jobs)  # the template's category now, not when queued (T4)
+    refused += late
     if refused:
         _refuse(s, refused, now)
     if held:
@@ -247,10 +248,31 @@ def _check_and_load(ctx: Konsent, s: Session, rows: Sequence[Any], now: datetime
             .values(state=HELD, attempt=OutboxRow.attempt - 1, lease_until=None, locked_by=None)
             .execution_options(synchronize_session=False)
         )
-    return jobs
+    return _contact_pressure(ctx, s, jobs, now)
+
+
+def _contact_pressure(ctx: Konsent, s: Session, jobs: list[Job], now: datetime) -> list[Job]:
+    """Frequency cap and quiet hours (#17, M5): marketing over the cap is not sent, marketing in the
+    contact's quiet hours goes back to the queue until they end; transactional messages pass."""
+    return pressure.hold_back(ctx, s, jobs, now)
 
 
 HELD = "held"  # the channel account is switched off; the row waits for it (U5)
+
+# An account's secrets unsealed once per process, not once per claimed batch: keyed by the sealed
+# bytes themselves (re-sealed whenever the secrets or the tenant key change) and the settings.
+_ACCOUNTS: dict[tuple[int, str, bytes, str], AccountConfig] = {}
+
+
+def _account_config(ctx: Konsent, s: Session, acc: ChannelAccount) -> AccountConfig:
+    settings = json.dumps([ctx.settings.base_url, acc.settings], sort_keys=True, default=str)
+    key = (acc.id, acc.kind, acc.secrets_sealed or b"", settings)
+    found = _ACCOUNTS.get(key)
+    if found is None:
+        if len(_ACCOUNTS) > 256:
+            _ACCOUNTS.clear()
+        found = _ACCOUNTS[key] = account_config(ctx, s, acc)
+    return found
 
 
 def _refuse(s: Session, refused: list[tuple[int, int, str]], now: datetime) -> None:
@@ -326,8 +348,9 @@ def complete_in(
         _apply(s, row, msg, job, res, now)
 
 
-def lock_current(ctx: Konsent, s: Session, jobs: Sequence[Job]) -> set[int]:
-    """Lock the rows of these jobs whose claim is still current, skipping rows locked by others.
+def lock_current(ctx: Konsent, s: Session, jobs: Sequence[Job]) -> set[tuple[int, int]]:
+    """Lock the rows of these jobs whose claim is still current, skipping rows locked by others;
+    the current claims as (id, attempt): a stale job of the same row is not among them.
 
     A row locked by someone else is most likely in a withdrawal that waits for the consent locks
     of a send guard (its cancelling UPDATE keeps the lock of a row it re-checked and skipped), and
@@ -335,31 +358,33 @@ def lock_current(ctx: Konsent, s: Session, jobs: Sequence[Job]) -> set[int]:
     """
     if not jobs:
         return set()
-    q = select(OutboxRow.id).where(
+    q = select(OutboxRow.id, OutboxRow.attempt).where(
         _fenced(ctx, [(j.outbox_id, j.attempt) for j in jobs]), OutboxRow.state == "running"
     )
     if ctx.db.is_postgres:
         q = q.with_for_update(skip_locked=True)
-    return set(s.scalars(q).all())
+    return {(i, a) for i, a in s.execute(q)}
 
 
-def mark_sending(ctx: Konsent, s: Session, jobs: Sequence[Job], now: datetime, lease_s: float) -> set[int]:
-    """Record that these jobs are about to go on the wire; the ids that may be sent.
+def mark_sending(
+    ctx: Konsent, s: Session, jobs: Sequence[Job], now: datetime, lease_s: float
+) -> set[tuple[int, int]]:
+    """Record that these jobs are about to go on the wire; the (id, attempt) claims that may be sent.
 
     A job whose row was rescued meanwhile (its lease ran out while it waited for its pacing
     slot) is not marked and must not be sent: another worker owns it now. Neither is a job whose
     row is locked by someone else right now (`lock_current`); the lease brings it back unsent.
     """
-    ids = lock_current(ctx, s, jobs)
-    if not ids:
+    current = lock_current(ctx, s, jobs)
+    if not current:
         return set()
     s.execute(
         update(OutboxRow)
-        .where(OutboxRow.id.in_(ids))
+        .where(OutboxRow.id.in_([i for i, _ in current]))
         .values(sending_at=now, lease_until=now + timedelta(seconds=lease_s))
         .execution_options(synchronize_session=False)
     )
-    return ids
+    return current
 
 
 def _unknown(ctx: Konsent, s: Session, row: OutboxRow, msg: Message, job: Job, now: datetime) -> bool:
@@ -389,16 +414,17 @@ def _fenced(ctx: Konsent, pairs: list[tuple[int, int]]) -> Any:
 
 
 def _complete_sent(ctx: Konsent, s: Session, sent: list[tuple[Job, SendResult]], now: datetime) -> None:
-    done = set(
-        s.scalars(
+    done = {
+        (i, a)
+        for i, a in s.execute(
             update(OutboxRow)
             .where(_fenced(ctx, [(j.outbox_id, j.attempt) for j, _ in sent]), OutboxRow.state == "running")
             .values(state="done", finished_at=now, lease_until=None)
-            .returning(OutboxRow.id)
+            .returning(OutboxRow.id, OutboxRow.attempt)
             .execution_options(synchronize_session=False)
-        ).all()
-    )
-    mine = [(j, r) for j, r in sent if j.outbox_id in done]
+        )
+    }
+    mine = [(j, r) for j, r in sent if (j.outbox_id, j.attempt) in done]
     if not mine:
         return
     m = _MESSAGES.c
@@ -413,10 +439,10 @@ def _complete_sent(ctx: Konsent, s: Session, sent: list[tuple[Job, SendResult]],
         ),
         [{"mid": j.message_id, "pid": r.provider_id} for j, r in mine],
     )
-    _apply_early_statuses(s, mine)
+    apply_early_statuses(s, mine)
 
 
-def _apply_early_statuses(s: Session, sent: list[tuple[Job, SendResult]]) -> None:
+def apply_early_statuses(s: Session, sent: list[tuple[Job, SendResult]]) -> None:
     """Status webhooks that overtook this batch's provider ids are applied now (CH4)."""
     by_account: dict[int, dict[str, int]] = defaultdict(dict)
     for j, r in sent:
@@ -461,72 +487,3 @@ def _apply(s: Session, row: OutboxRow, msg: Message, job: Job, res: SendResult, 
         contact.unreachable = True
     elif out is SendOutcome.MARKETING_OPT_OUT:
         consent_flow.withdraw(s, contact, None, source="provider_opt_out", at=now, channel=job.account.kind)
-
-
-CONSENT_CHANGING = SendResult(SendOutcome.RETRY_AFTER, retry_after_s=0.5, error_code="consent_changing")
-
-
-class SendGuard:
-    """Holds the consent rows of a chunk of jobs share-locked while they are on the wire (C4).
-
-    Opened right before the sends: jobs whose consent was withdrawn since the claim are
-    dropped, and a withdrawal that comes in while the chunk is being sent waits (its
-    FOR UPDATE on the consent row) until the sends are done. So once a withdrawal has
-    committed, nothing more goes to the provider for that contact and purpose. On
-    SQLite, without row locks, the check is a fresh read right before the sends.
-    """
-
-    def __init__(self, ctx: Konsent, jobs: Sequence[Job]) -> None:
-        self.conn = ctx.db.engine.connect()
-        self.conn.begin()
-        marketing = [j for j in jobs if j.purpose != "service"]
-        active: set[tuple[int, str]] = set()
-        busy: set[tuple[int, str]] = set()
-        if marketing:
-            q = select(Consent.contact_id, Consent.purpose).where(
-                Consent.contact_id.in_({j.contact_id for j in marketing}),
-                Consent.purpose.in_({j.purpose for j in marketing}),
-                Consent.status == ConsentStatus.ACTIVE.value,
-            )
-            if ctx.db.is_postgres:
-                # SKIP LOCKED: a consent row being changed right now must not deadlock us with a
-                # withdrawal that covers several contacts; its job simply waits for the next round.
-                locked = {
-                    (c, p) for c, p in self.conn.execute(q.with_for_update(read=True, skip_locked=True))
-                }
-                active = {(c, p) for c, p in self.conn.execute(q)}
-                busy = active - locked
-                active = locked
-            else:
-                active = {(c, p) for c, p in self.conn.execute(q)}
-        self.allowed: list[Job] = []
-        self.dropped: list[Job] = []  # consent withdrawn since the claim
-        self.busy: list[Job] = []  # consent row being changed: back to the queue
-        for j in jobs:
-            key = (j.contact_id, j.purpose)
-            if j.purpose == "service" or key in active:
-                self.allowed.append(j)
-            elif key in busy:
-                self.busy.append(j)
-            else:
-                self.dropped.append(j)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.rollback()
-        self.conn.close()
-
-
-def accounts_with_work(ctx: Konsent, now: datetime) -> list[int]:
-    """Channel accounts that have due messages (a small table checked against an index)."""
-    with ctx.db.read() as s:
-        due = (
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.channel_account_id == ChannelAccount.id,
-                OutboxRow.state == "available",
-                OutboxRow.run_at <= now,
-            )
-            .exists()
-        )
-        return list(s.scalars(select(ChannelAccount.id).where(due).order_by(ChannelAccount.id)).all())

@@ -16,13 +16,18 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from konsent.channels.base import SendResult
-from konsent.delivery import outbox
+from sqlalchemy.orm import Session
+
+from konsent.channels.base import SendOutcome, SendResult
+from konsent.delivery import outbox, record_pg
 from konsent.delivery.outbox import Job
 from konsent.flows.context import Konsent
+from konsent.flows.organisation import channel_health
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,9 @@ class Recorder:
         self.commits = 0
         self._tries: dict[int, int] = {}
         self.max_commit_ms = 0.0
+        self._pg = ctx.db.is_postgres
+        self._conn: Any = None  # PostgreSQL: a connection kept by the writer thread (no checkout, no ping)
+        self._noted: dict[int, float] = {}  # account id -> when its success was last noted (health)
         self._thread = threading.Thread(target=self._run, name="konsent-recorder", daemon=True)
         self._thread.start()
 
@@ -125,44 +133,69 @@ class Recorder:
             log.exception("withdrawing after a provider opt-out failed")
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._pending.marks or self._pending.outcomes or self._pending.barriers):
-                    if self._closed:
-                        return
-                    self._cond.wait(0.5)
-                batch, self._pending = self._pending, _Batch()
-            ok = self._write(batch)
-            for w in batch.barriers:
-                _resolve(w, ok)
+        try:
+            while True:
+                with self._cond:
+                    while not (self._pending.marks or self._pending.outcomes or self._pending.barriers):
+                        if self._closed:
+                            return
+                        self._cond.wait(0.5)
+                    batch, self._pending = self._pending, _Batch()
+                ok = self._write(batch)
+                for w in batch.barriers:
+                    _resolve(w, ok)
+        finally:
+            self._drop_conn()
+
+    def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """One unit of work; on PostgreSQL on the writer's kept connection (a broken one is dropped)."""
+        if not self._pg:
+            with self.ctx.db.write() as s:
+                yield s
+            return
+        if self._conn is None:
+            self._conn = self.ctx.db.engine.connect()
+        try:
+            with Session(bind=self._conn, expire_on_commit=False) as s, s.begin():
+                yield s
+        except Exception:
+            self._drop_conn()
+            raise
 
     def _write(self, batch: _Batch) -> bool:
         """One transaction that never waits for a row lock someone else holds (see
         `outbox.lock_current`): outcomes of rows locked elsewhere wait for the next commit."""
         t0 = time.monotonic()
-        mine: set[int] = set()
+        mine: set[tuple[int, int]] = set()
         later: list[tuple[Job, SendResult | None]] = []
         opt_outs: list[tuple[int, str]] = []
         try:
-            with self.ctx.db.write() as s:
+            with self._transaction() as s:
                 now = utcnow()
                 if batch.outcomes:
-                    locked = outbox.lock_current(self.ctx, s, [j for j, _ in batch.outcomes])
-                    todo = [(j, r) for j, r in batch.outcomes if j.outbox_id in locked]
-                    later = [(j, r) for j, r in batch.outcomes if j.outbox_id not in locked]
-                    for j, _ in todo:
-                        self._tries.pop(j.outbox_id, None)
-                    outbox.complete_in(self.ctx, s, todo, now, opt_outs)
+                    later = self._outcomes(s, batch.outcomes, now, opt_outs)
                 if batch.marks:
-                    mine = outbox.mark_sending(self.ctx, s, [j for j, _ in batch.marks], now, self.lease_s)
+                    jobs = [j for j, _ in batch.marks]
+                    if self._pg:
+                        lease_until = now + timedelta(seconds=self.lease_s)
+                        mine = record_pg.mark_sending(s, jobs, now, lease_until)
+                    else:
+                        mine = outbox.mark_sending(self.ctx, s, jobs, now, self.lease_s)
             ok = True
         except Exception:
             # Marks not committed: those jobs are not sent. Outcomes lost: their rows come back
             # through the lease as unknown outcomes (reconciled by echo where there is one).
             log.exception("recording sends failed")
-            mine, ok = set(), False
+            mine, later, ok = set(), [], False
         for job, w in batch.marks:
-            _resolve(w, job.outbox_id in mine)
+            _resolve(w, (job.outbox_id, job.attempt) in mine)
         if later and ok:
             self._retry(later)
         if opt_outs:
@@ -170,3 +203,47 @@ class Recorder:
         self.commits += 1
         self.max_commit_ms = max(self.max_commit_ms, (time.monotonic() - t0) * 1000)
         return ok
+
+    def _outcomes(
+        self,
+        s: Session,
+        outcomes: list[tuple[Job, SendResult | None]],
+        now: datetime,
+        opt_outs: list[tuple[int, str]],
+    ) -> list[tuple[Job, SendResult | None]]:
+        """Record outcomes in the caller's transaction; returns those to try again in the next one."""
+        later: list[tuple[Job, SendResult | None]] = []
+        todo = outcomes
+        if self._pg:  # accepted sends, the common case: one statement (`record_pg`)
+            sent = [(j, r) for j, r in outcomes if r is not None and r.outcome is SendOutcome.SENT]
+            todo = [(j, r) for j, r in outcomes if r is None or r.outcome is not SendOutcome.SENT]
+            if sent:
+                done, early = record_pg.complete_sent(s, sent, now)
+                mine = [(j, r) for j, r in sent if (j.outbox_id, j.attempt) in done]
+                later = [(j, r) for j, r in sent if (j.outbox_id, j.attempt) not in done]
+                for j, _ in mine:
+                    self._tries.pop(j.outbox_id, None)
+                if mine and early:
+                    outbox.apply_early_statuses(s, mine)
+                if mine:
+                    self._note_sent(s, {j.account.id for j, _ in mine}, now)
+        if todo:
+            locked = outbox.lock_current(self.ctx, s, [j for j, _ in todo])
+            later += [(j, r) for j, r in todo if (j.outbox_id, j.attempt) not in locked]
+            todo = [(j, r) for j, r in todo if (j.outbox_id, j.attempt) in locked]
+            for j, r in todo:
+                self._tries.pop(j.outbox_id, None)
+                if r is not None and r.outcome is not SendOutcome.SENT:
+                    self._noted.pop(j.account.id, None)  # a failure streak: the next success is noted
+            outbox.complete_in(self.ctx, s, todo, now, opt_outs)
+        return later
+
+    def _note_sent(self, s: Session, accounts: set[int], now: datetime) -> None:
+        """Channel health's "last sent" (U5), at most once a second per account from this worker:
+        the account row is not locked and rewritten by every group commit."""
+        t = time.monotonic()
+        due = [a for a in accounts if t - self._noted.get(a, -1e9) >= 1.0]
+        if due:
+            channel_health.note_sent(s, due, now)
+            for a in due:
+                self._noted[a] = t

@@ -22,7 +22,6 @@ sending it (a poison row) is given up, with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -53,7 +52,7 @@ OPEN_STATES = ("available", "running", "unconfirmed")  # rows still to be worked
 def reference(ctx: Konsent, outbox_id: int) -> str:
     """The opaque reference of an outbox row sent with its message: a keyed hash, no personal data."""
     key = ctx.keys.derived_key("outbox-ref")
-    return REF_PREFIX + hmac.new(key, f"outbox:{outbox_id}".encode(), hashlib.sha256).hexdigest()[:28]
+    return REF_PREFIX + hmac.digest(key, b"outbox:%d" % outbox_id, "sha256").hex()[:28]  # one C call
 
 
 def echoes(ctx: Konsent, kind: str) -> bool:

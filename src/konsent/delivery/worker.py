@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from konsent import metrics
 from konsent.channels.base import SendOutcome, SendResult
-from konsent.delivery import outbox, recovery
+from konsent.delivery import guard, outbox, recovery
 from konsent.delivery.outbox import Job
 from konsent.delivery.pacing import AccountLocks, ContactSpacing, Pacer, account_rate
 from konsent.delivery.recorder import Recorder
@@ -200,14 +200,14 @@ class Worker:
                     if self.halting():
                         results += [(j, RELEASED) for j in chunk]
                         continue
-                    guard = await asyncio.to_thread(outbox.SendGuard, self.ctx, chunk)
+                    held = await asyncio.to_thread(guard.SendGuard, self.ctx, chunk)
                     try:
                         # each send records its own outcome (`_send`); the rest is recorded here
-                        await asyncio.gather(*(self._send(j) for j in guard.allowed))
+                        await asyncio.gather(*(self._send(j) for j in held.allowed))
                     finally:
-                        await asyncio.to_thread(guard.close)
-                    results += [(j, None) for j in guard.dropped]
-                    results += [(j, outbox.CONSENT_CHANGING) for j in guard.busy]
+                        await asyncio.to_thread(held.close)
+                    results += [(j, None) for j in held.dropped]
+                    results += [(j, guard.CONSENT_CHANGING) for j in held.busy]
                 recorder.record(results)
                 await recorder.flush()
             finally:
@@ -231,7 +231,7 @@ class Worker:
             return  # another lane is at it
         self._last_rebalance = time.monotonic()
         try:
-            busy = outbox.accounts_with_work(self.ctx, utcnow())
+            busy = guard.accounts_with_work(self.ctx, utcnow())
             self._owned = sorted(self._lock_conn().rebalance(busy))
         except Exception:
             log.exception("account lock rebalance failed; sending paused until it works again")

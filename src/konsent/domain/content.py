@@ -1,9 +1,11 @@
 """What an outbound message may contain: one set of rules for every sending path (M1, M3, CH3).
 
 `problems(content)` checks what holds on every channel (a body, the text and caption limits,
-a media link's shape, a template's name, language and variables); `problems(content, caps)`
-adds what the chosen channel declares it can send. The API, the inbox, broadcasts and the
-bulk enqueue all ask here, so the rules cannot drift apart. Standard library only.
+a media link's shape, a template's name, language and variables, reply buttons, lists and link
+buttons by `domain.interactive`); `problems(content, caps)` adds what the chosen channel
+declares it can send (interactive parts it cannot show become text: `channels.base.fit`).
+The API, the inbox, broadcasts and the bulk enqueue all ask here, so the rules cannot drift
+apart. Standard library only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from konsent.domain import interactive
 from konsent.domain.errors import InvalidInput
+from konsent.domain.interactive import Button, LinkButton, ListRow
 from konsent.domain.media import MAX_CAPTION, media_problem
 
 MAX_TEXT = 4096  # no channel takes a longer text
@@ -56,6 +60,14 @@ class Content(Protocol):
     def media_kind(self) -> str | None: ...
     @property
     def media_filename(self) -> str | None: ...
+    @property
+    def buttons(self) -> Sequence[Button]: ...
+    @property
+    def rows(self) -> Sequence[ListRow]: ...
+    @property
+    def list_button(self) -> str: ...
+    @property
+    def link(self) -> LinkButton | None: ...
 
 
 class Capabilities(Protocol):
@@ -99,6 +111,12 @@ def problems(content: Content, capabilities: Capabilities | None = None) -> list
         params = content.template_params
         if len(params) > MAX_TEMPLATE_PARAMS or any(len(p) > MAX_TEMPLATE_PARAM for p in params):
             out.append(Problem("bad_template_params", BAD_TEMPLATE_PARAMS))
+    for issue in interactive.issues(
+        text, content.buttons, content.rows, content.list_button, content.link,
+        has_media=bool(content.media_url), has_template=template is not None,
+    ):  # fmt: skip
+        limit = {"limit": issue.limit} if issue.limit is not None else {}
+        out.append(Problem(issue.code, issue.msgid, limit))
     if capabilities is None:
         return out
     if template is not None and not capabilities.templates:

@@ -61,3 +61,17 @@ class WindowClosed(DomainError):
 
     code = "window_closed"
     message = "The {hours}-hour window of this channel is closed: only an approved template may be sent."
+
+
+class FileTooLarge(DomainError):
+    """An agent's attachment over the installation's size limit (M1)."""
+
+    code = "file_too_large"
+    message = "The file is larger than {limit} MB."
+
+
+class FileTypeRefused(DomainError):
+    """An agent's attachment of a type the installation does not accept (M1)."""
+
+    code = "file_type_refused"
+    message = "Files of this type cannot be attached: {mime}."

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from konsent.domain.costs import Pricing
+
 
 @dataclass(frozen=True)
 class InboundMessage:
@@ -41,6 +43,9 @@ class StatusUpdate:
     address: str | None = None
     account_ref: str | None = None
     ref: str | None = None  # our opaque reference of the send, as the provider echoed it (#14)
+    # what the provider charges the message as (WhatsApp `pricing`), and the recipient's country
+    pricing: Pricing | None = None
+    country: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ class ReachabilityChange:
 
 @dataclass(frozen=True)
 class MarketingPreference:
-    """WhatsApp user_preferences: the contact stopped or resumed marketing messages."""
+    """The contact stopped or resumed marketing on the platform (WhatsApp user_preferences,
+    Messenger/Instagram marketing-message opt-ins); `source` names which (C4, CH6)."""
 
     address: str
     stop: bool
@@ -82,6 +88,7 @@ class MarketingPreference:
     provider_id: str = ""
     user_id: str | None = None
     account_ref: str | None = None
+    source: str = "provider_preference"
 
 
 @dataclass(frozen=True)

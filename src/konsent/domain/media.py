@@ -13,6 +13,7 @@ MEDIA_KINDS = ("image", "document", "video", "audio")
 MAX_MEDIA_URL = 2000  # characters; providers fetch the link themselves, and long ones break
 MAX_FILENAME = 240
 MAX_CAPTION = 1024  # WhatsApp's and Telegram's caption limit; a longer caption fits no channel
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _FILENAME_RE = re.compile(r"^[^\x00-\x1f/\\]{1,240}$")
 
 
@@ -25,7 +26,10 @@ def media_problem(url: str | None, kind: str | None, filename: str | None = None
     if len(url) > MAX_MEDIA_URL:
         return "the media link is longer than 2000 characters"
     parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or any(ch.isspace() for ch in url):
+    # http only on this machine: an installation tried out on 127.0.0.1 serves agents' attachments
+    # to its simulator so (no provider can reach such a link anyway)
+    loopback = parts.scheme == "http" and parts.hostname in LOOPBACK
+    if (parts.scheme != "https" and not loopback) or not parts.hostname or any(ch.isspace() for ch in url):
         return "the media link must be an https:// address"
     if parts.username or parts.password:
         return "the media link must not carry a user name or password"

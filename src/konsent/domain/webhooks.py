@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 SIGNATURE_HEADER = "Konsent-Signature"
@@ -123,3 +126,46 @@ def check_address(host: str, allow_private: bool) -> None:
         addr = addr.ipv4_mapped
     if not addr.is_global or addr.is_multicast:
         raise UrlRefused("private or loopback addresses are not allowed")
+
+
+def status_data(message_id: int, status: str, reason: str) -> dict[str, Any]:
+    """The `data` of a message.status event."""
+    return {"message_id": message_id, "status": status, "status_reason": reason}
+
+
+def status_rows(
+    changed: list[tuple[int, int, str, str]], endpoints: list[tuple[int, int, Any]], at: datetime
+) -> list[dict[str, Any]]:
+    """Delivery rows for the status sink's group commit: one per changed message (tenant, id,
+    status, reason) and endpoint of its tenant that wants message.status (payload as JSON text)."""
+    wanting: dict[int, list[int]] = {}
+    for endpoint_id, tenant_id, events in endpoints:
+        if isinstance(events, str):
+            events = json.loads(events)
+        if wants(list(events or []), "message.status"):
+            wanting.setdefault(tenant_id, []).append(endpoint_id)
+    rows = []
+    for tenant_id, message_id, status, reason in changed:
+        for endpoint_id in wanting.get(tenant_id, []):
+            event_id = "evt_" + uuid.uuid4().hex
+            payload = {
+                "id": event_id,
+                "type": "message.status",
+                "created_at": at.isoformat(),
+                "data": status_data(message_id, status, reason),
+            }
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_type": "message.status",
+                    "payload": json.dumps(payload),
+                    "state": "pending",
+                    "attempt": 0,
+                    "run_at": at,
+                    "last_error": "",
+                    "created_at": at,
+                }
+            )
+    return rows

@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent import crypto
+from konsent.domain import costs
 from konsent.domain.errors import NotFound
 from konsent.domain.purposes import ContactSnapshot, consent_state
+from konsent.flows.contact_data.index import index_name
 from konsent.flows.context import Konsent
 from konsent.flows.webhooks.events import emit
 from konsent.store.tables import ChannelAccount, Consent, Contact, ContactIdentity
@@ -42,18 +44,35 @@ def find_identity(
     user_id: str | None = None,
 ) -> ContactIdentity | None:
     """Look a contact up by address, else by provider user id (WhatsApp BSUID)."""
-    base = select(ContactIdentity).where(
-        ContactIdentity.tenant_id == account.tenant_id,
-        ContactIdentity.channel_account_id == account.id,
+    found = identity_and_contact(ctx, s, account, address, user_id)
+    return found[0] if found is not None else None
+
+
+def identity_and_contact(
+    ctx: Konsent,
+    s: Session,
+    account: ChannelAccount,
+    address: str | None,
+    user_id: str | None = None,
+) -> tuple[ContactIdentity, Contact | None] | None:
+    """`find_identity` with its contact, read in the same statement."""
+    base = (
+        select(ContactIdentity, Contact)
+        .outerjoin(Contact, Contact.id == ContactIdentity.contact_id)
+        .where(
+            ContactIdentity.tenant_id == account.tenant_id,
+            ContactIdentity.channel_account_id == account.id,
+        )
     )
     if address:
         idx = ctx.keys.index(s, account.tenant_id, account.kind, address)
-        hit = s.scalars(base.where(ContactIdentity.address_index == idx)).one_or_none()
+        hit = s.execute(base.where(ContactIdentity.address_index == idx)).one_or_none()
         if hit is not None:
-            return hit
+            return hit[0], hit[1]
     if user_id:
         uidx = ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id)
-        return s.scalars(base.where(ContactIdentity.user_id_index == uidx)).first()
+        found = s.execute(base.where(ContactIdentity.user_id_index == uidx)).first()
+        return (found[0], found[1]) if found is not None else None
     return None
 
 
@@ -66,12 +85,20 @@ def get_or_create_contact(
     user_id: str | None = None,
     name: str | None = None,
     locale: str | None = None,
+    contacted_at: datetime | None = None,
+    window_at: datetime | None = None,
 ) -> tuple[Contact, ContactIdentity, bool]:
-    """The contact behind an address on a channel account, created on first contact."""
-    ident = find_identity(ctx, s, account, address, user_id)
-    if ident is not None:
-        contact = s.get(Contact, ident.contact_id)
+    """The contact behind an address on a channel account, created on first contact.
+
+    A contact created because they wrote to us (`contacted_at`; `window_at` when the message opens
+    a messaging window) is stored so at once, without a second write of the new rows."""
+    found = identity_and_contact(ctx, s, account, address, user_id)
+    if found is not None:
+        ident, contact = found
+        contact = contact or s.get(Contact, ident.contact_id)
         assert contact is not None and contact.tenant_id == account.tenant_id
+        if ident.country is None and (country := costs.country_of(address) or costs.country_of(user_id)):
+            ident.country = country  # identities from before 0018 learn theirs when the contact writes
         if user_id and ident.user_id_index is None:
             ident.user_id_index = ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id)
         if locale and not contact.locale:
@@ -79,13 +106,21 @@ def get_or_create_contact(
         if name and contact.name_sealed is None and contact.wrapped_key is not None:
             # the provider's profile name, until staff set one (U5); sealed like every name
             contact.name_sealed = seal_for_contact(ctx, s, contact, "name", name[:200])
+            index_name(ctx, s, contact, name[:200])
         return contact, ident, False
-    contact = Contact(tenant_id=account.tenant_id, locale=locale, last_activity_at=utcnow())
+    contact = Contact(
+        tenant_id=account.tenant_id,
+        locale=locale,
+        last_activity_at=contacted_at or utcnow(),
+        has_contacted_us=contacted_at is not None,
+        unreachable=False,
+    )
     s.add(contact)
     s.flush()
     key = ctx.keys.new_contact_key(s, contact)
     if name:
         contact.name_sealed = crypto.seal_text(key, name[:200], _aad(contact.id, "name"))
+        index_name(ctx, s, contact, name[:200])
     ident = ContactIdentity(
         tenant_id=account.tenant_id,
         contact_id=contact.id,
@@ -95,6 +130,9 @@ def get_or_create_contact(
         user_id_index=(
             ctx.keys.index(s, account.tenant_id, account.kind + ":uid", user_id) if user_id else None
         ),
+        # the country of a number (or BSUID) for price estimates (CH6); None on other channels
+        country=costs.country_of(address) or costs.country_of(user_id) or None,
+        last_inbound_at=window_at,
     )
     s.add(ident)
     s.flush()

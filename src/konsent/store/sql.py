@@ -24,3 +24,17 @@ def among(col: Any, ids: Iterable[int], *, postgres: bool, superset_ok: bool = F
     if postgres:
         return col == any_(bindparam(None, values, type_=postgresql.ARRAY(BigInteger)))
     return col.in_(values)
+
+
+# message.status webhook rows written by the status writers (`store.status_pg`, `store.status_sqlite`)
+ENDPOINTS_SQL = (
+    "SELECT id, tenant_id, events FROM webhook_endpoints WHERE active = {true} AND tenant_id IN ({marks})"
+)
+INSERT_COLUMNS = (
+    "tenant_id", "endpoint_id", "event_id", "event_type", "payload", "state", "attempt", "run_at",
+    "last_error", "created_at",
+)  # fmt: skip
+INSERT_SQL = (
+    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, state, attempt, "
+    "run_at, last_error, created_at) VALUES ({marks})"
+)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -214,6 +215,9 @@ class ContactIdentity(Base):
     user_id_index: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = _created()
+    # ISO country of a phone number (or BSUID) from its calling code, for price estimates (CH6);
+    # None where unknown (identities older than migration 0018, channels without numbers)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel_account_id", "address_index"),
         Index("ix_identity_user", "tenant_id", "channel_account_id", "user_id_index"),
@@ -311,6 +315,8 @@ class Conversation(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # when an agent last opened it: inbound messages after this are unread (M1, #17)
+    agent_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = (Index("ix_conv_list", "tenant_id", "state", "last_message_at"),)
 
 
@@ -563,7 +569,26 @@ class Broadcast(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paused_reason: Mapped[str] = mapped_column(String(300), default="")  # set when konsent paused it
+    # CH6 costs, in millionths of the price list's currency: the cap (None: none) and what the
+    # messages queued so far are estimated to cost (flows.outbound.budget)
+    budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cost_reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     __table_args__ = (Index("ix_broadcast_due", "state", "scheduled_at"),)
+
+
+class Segment(Base):
+    """A saved audience definition (domain.segments): data, evaluated at send time inside the
+    topic's consent, copied into each broadcast that uses it (M5)."""
+
+    __tablename__ = "segments"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_segment_name"),)
 
 
 class EarlyStatus(Base):
@@ -709,6 +734,26 @@ class TemplateEvent(Base):
     __table_args__ = (Index("ix_template_events_template", "tenant_id", "template_id"),)
 
 
+class InboxAttachment(Base):
+    """A file an agent attached to a reply: name and bytes sealed with the contact's key, so erasing
+    the contact shreds it; served to staff of the conversation's team and, by a short-lived signed
+    link, to the provider that delivers it (M1, S1, #17)."""
+
+    __tablename__ = "inbox_attachments"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
+    conversation_id: Mapped[int] = mapped_column(BigId, index=True)
+    message_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))  # image / document / video / audio
+    mime: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    filename_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    data_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+
+
 class InboxEvent(Base):
     """A change in the inbox, for live updates across processes (SSE poll fallback)."""
 
@@ -718,6 +763,8 @@ class InboxEvent(Base):
     conversation_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = _created()
+    # who is replying in one conversation (flows.inbox.presence) is asked per conversation
+    __table_args__ = (Index("ix_inbox_events_conversation", "tenant_id", "conversation_id"),)
 
 
 class BotFlow(Base):
@@ -879,3 +926,135 @@ class WorkerHeartbeat(Base):
     worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- costs (CH6, #16 item 4) -----------------------------------------------------------------------
+
+
+class MessageCharge(Base):
+    """What the provider said a sent message is charged as (WhatsApp `pricing` in status webhooks).
+
+    One row per message, written with the status that first carried the pricing block. No personal
+    data: `message_ref` is the message's id without a foreign key (and deliberately not named
+    `message_id`), so the anonymous cost record stays when retention or an erasure deletes the
+    message, and the month's figures do not change afterwards.
+    """
+
+    __tablename__ = "message_charges"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    channel_account_id: Mapped[int] = mapped_column(BigId)
+    message_ref: Mapped[int] = mapped_column(BigId)
+    purpose: Mapped[str] = mapped_column(String(80), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")  # ISO 3166 alpha-2, "" unknown
+    category: Mapped[str] = mapped_column(String(32), default="")  # marketing, utility, service …
+    pricing_type: Mapped[str] = mapped_column(String(32), default="")  # regular, free_customer_service …
+    pricing_model: Mapped[str] = mapped_column(String(8), default="")  # PMP (CBP before July 2025)
+    billable: Mapped[bool] = mapped_column(Boolean, default=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC) of the status
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "message_ref", name="uq_message_charge"),
+        Index("ix_message_charges_month", "tenant_id", "month"),
+    )
+
+
+class PriceList(Base):
+    """One imported version of the price table, valid from a date until the next one (CH6)."""
+
+    __tablename__ = "price_lists"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    source: Mapped[str] = mapped_column(String(200), default="")  # the file's name
+    imported_by: Mapped[str] = mapped_column(String(120), default="")
+    imported_at: Mapped[datetime] = _created()
+    __table_args__ = (Index("ix_price_lists_valid", "tenant_id", "valid_from"),)
+
+
+class Price(Base):
+    """The price of one message of a category to a country ("*": every other country) (CH6)."""
+
+    __tablename__ = "prices"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    price_list_id: Mapped[int] = mapped_column(BigId, ForeignKey("price_lists.id", ondelete="CASCADE"))
+    country: Mapped[str] = mapped_column(String(2))
+    category: Mapped[str] = mapped_column(String(32))
+    price_micros: Mapped[int] = mapped_column(BigInteger)  # millionths of the list's currency
+    __table_args__ = (UniqueConstraint("price_list_id", "country", "category", name="uq_price"),)
+
+
+# --- contact labels, typed attributes and search (M5, S1, L1; flows/contact_data) --------------
+
+
+class LabelDefinition(Base):
+    """A label a tenant puts on contacts ("VIP", "Messe 2026"); company vocabulary, not sealed."""
+
+    __tablename__ = "label_definitions"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_label_definitions_name"),)
+
+
+class ContactLabel(Base):
+    """A label on one contact; erasure deletes it with the contact (D2)."""
+
+    __tablename__ = "contact_labels"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    label_id: Mapped[int] = mapped_column(BigId, ForeignKey("label_definitions.id"))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        UniqueConstraint("contact_id", "label_id", name="uq_contact_labels"),
+        Index("ix_contact_labels_label", "tenant_id", "label_id", "contact_id"),
+    )
+
+
+class AttributeDefinition(Base):
+    """A typed custom attribute of a tenant's contacts, with its purpose and retention rule (M5, L1)."""
+
+    __tablename__ = "attribute_definitions"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    key: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))  # text / number / date / choice
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)  # choice only
+    purpose: Mapped[str] = mapped_column(String(300))
+    retention: Mapped[str] = mapped_column(String(24))  # domain.attributes.Retention
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_attribute_definitions_key"),)
+
+
+class ContactAttribute(Base):
+    """One contact's value of an attribute: sealed with the contact's key, found by blind index (S1)."""
+
+    __tablename__ = "contact_attributes"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), index=True)
+    attribute_id: Mapped[int] = mapped_column(BigId, ForeignKey("attribute_definitions.id"))
+    value_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    value_index: Mapped[str] = mapped_column(String(64))  # keyed HMAC of the folded canonical value
+    updated_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        UniqueConstraint("contact_id", "attribute_id", name="uq_contact_attributes"),
+        Index("ix_contact_attributes_value", "tenant_id", "attribute_id", "value_index"),
+        Index("ix_contact_attributes_index", "tenant_id", "value_index"),
+    )
+
+
+class ContactSearchGram(Base):
+    """A keyed trigram of a contact's folded display name: the name search index (S1; docs/PRIVACY.md)."""
+
+    __tablename__ = "contact_search_grams"
+    tenant_id: Mapped[int] = mapped_column(BigId, ForeignKey("tenants.id"), primary_key=True)
+    gram: Mapped[str] = mapped_column(String(16), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), primary_key=True, index=True)

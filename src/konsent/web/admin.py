@@ -13,11 +13,19 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError
-from konsent.flows import admin_ops
+from konsent.flows import dashboard as first_page
 from konsent.flows.inbox import charts
-from konsent.flows.organisation import channel_health, company, staff
+from konsent.flows.organisation import channel_health, company, signin, staff
+from konsent.flows.outbound import cost_views
 from konsent.i18n import LOCALES
-from konsent.web import admin_channel_edit, admin_contacts, admin_setup, admin_staff, ratelimit
+from konsent.web import (
+    admin_channel_edit,
+    admin_contact_data,
+    admin_contacts,
+    admin_setup,
+    admin_staff,
+    ratelimit,
+)
 from konsent.web.admin_common import admin_caller, error_text, page, safe_next
 from konsent.web.deps import (
     LOCALE_COOKIE,
@@ -95,7 +103,7 @@ def login(
     device = request.cookies.get(DEVICE_COOKIE, "")[:200]
     limits = ratelimit.limiter(request)
     wait = limits.hit("signin", ratelimit.client_key(request))
-    if wait is None and not admin_ops.trusted_browser(ctx, tenant, email, device):
+    if wait is None and not signin.trusted_browser(ctx, tenant, email, device):
         wait = limits.hit("signin-account", ratelimit.account_key(tenant, email))
     if wait is not None:
         _ = gettext_for(request_locale(request))
@@ -106,7 +114,7 @@ def login(
         resp.headers["retry-after"] = str(wait)
         return resp
     with ctx.db.write() as s:
-        done = admin_ops.sign_in(
+        done = signin.sign_in(
             ctx, s, tenant, email, password[:1024], totp_code=totp_code[:16], device_cookie=device
         )
     if done is None:
@@ -129,7 +137,7 @@ def login(
 def logout(request: Request, csrf_token: str = Form(""), caller: Caller = Depends(admin_caller)) -> Response:
     check_csrf_form(caller, csrf_token)
     with get_ctx(request).db.write() as s:
-        admin_ops.sign_out(s, request.cookies.get(SESSION_COOKIE, ""))
+        signin.sign_out(s, request.cookies.get(SESSION_COOKIE, ""))
     resp = RedirectResponse("/admin/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -154,7 +162,7 @@ def password_change(
     cookie = request.cookies.get(SESSION_COOKIE, "")
     try:
         with get_ctx(request).db.write() as s:
-            wrong = admin_ops.change_password(
+            wrong = signin.change_password(
                 s, caller.tenant_id, caller.user.id, cookie, current[:1024], new[:1024], repeat[:1024]
             )
     except DomainError as exc:
@@ -180,11 +188,12 @@ def switch_language(locale: str, request: Request) -> Response:
 def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Response:
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
-        board = admin_ops.dashboard(s, caller.tenant_id)
+        board = first_page.dashboard(s, caller.tenant_id)
         drawn = charts.dashboard_charts(s, caller.tenant_id)
         tenant = company.get_tenant(s, caller.tenant_id)
         steps = company.checklist(s, tenant)  # shown until the setup is complete (U5)
         slug = tenant.slug
+        cost_lines, cost_currency = cost_views.month_lines(s, caller.tenant_id)  # CH6
         channels = (
             channel_health.summary(s, caller.tenant_id, datetime.now(UTC))
             if caller_can(caller, "settings.manage")
@@ -206,6 +215,8 @@ def dashboard(request: Request, caller: Caller = Depends(admin_caller)) -> Respo
             "setup_steps": steps,
             "tenant_slug": slug,
             "channels": channels,
+            "cost_lines": cost_lines,
+            "cost_currency": cost_currency,
         },
     )
 
@@ -220,6 +231,7 @@ def dashboard_slash() -> Response:
 
 
 router.include_router(admin_contacts.router)
+router.include_router(admin_contact_data.router)  # labels, attributes, one Save, CSV export (M5)
 router.include_router(admin_setup.router)
 router.include_router(admin_channel_edit.router)  # after admin_setup: its /channels/{id}/webhook wins
 router.include_router(admin_staff.router)

@@ -12,11 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from konsent.domain import interactive
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
+from konsent.domain.segments import explain as explain_segment
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import tenants
 from konsent.flows.outbound import broadcast as bc
-from konsent.flows.outbound import broadcast_stats, personalise, templates
+from konsent.flows.outbound import broadcast_stats, cost_views, personalise, segments, templates
 from konsent.web.admin_common import REFUSAL_REASONS, add_nav, admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx, gettext_for, request_locale
 from konsent.web.errors import status_of
@@ -45,6 +47,7 @@ def _list_page(
         choices = templates.approved_choices(s, caller.tenant_id)
         fields = personalise.field_names(s, caller.tenant_id)
         labels = inbox.label_names(s, caller.tenant_id)
+        saved_segments = segments.list_segments(s, caller.tenant_id)
     return page(
         request,
         caller,
@@ -56,6 +59,7 @@ def _list_page(
             "choices": choices,
             "fields": fields,
             "labels": labels,
+            "segments": saved_segments,
             "error": error,
             "form": form or {},
         },
@@ -104,9 +108,14 @@ def broadcast_create(
     label: str = Form(""),
     has_field: str = Form(""),
     channel_account_id: str = Form(""),
+    segment_id: str = Form(""),
     media_url: str = Form(""),
     media_kind: str = Form(""),
     media_filename: str = Form(""),
+    choice_kind: str = Form(""),
+    button_title: list[str] = Form([]),
+    link_title: str = Form(""),
+    link_url: str = Form(""),
 ) -> Response:
     """Compose a draft; bad input re-shows the form with the reason and stores nothing."""
     check_csrf_form(caller, csrf_token)
@@ -124,10 +133,21 @@ def broadcast_create(
         "label": label,
         "has_field": has_field,
         "channel_account_id": channel_account_id,
+        "segment_id": segment_id,
         "media_url": media_url,
         "media_kind": media_kind,
         "media_filename": media_filename,
+        "choice_kind": choice_kind,
+        "button_title": button_title[:3],
+        "link_title": link_title,
+        "link_url": link_url,
     }
+    choices = interactive.from_form(
+        choice_kind if choice_kind in ("buttons", "link") else "",
+        [t[:100] for t in button_title[:10]],
+        link_title=link_title[:100],
+        link_url=link_url[:4000],
+    )
     ctx = get_ctx(request)
     # The select offers the registry's approved templates as "name|language".
     template_name, _sep, template_language = template.strip()[:600].partition("|")
@@ -137,6 +157,8 @@ def broadcast_create(
         acc = channel_account_id.strip()
         if acc and not acc.isdigit():
             raise InvalidInput(detail="unknown channel account")
+        if segment_id.strip() and not segment_id.strip().isdigit():
+            raise InvalidInput(detail="choose a saved segment or criteria, not both")
         with ctx.db.write() as s:
             b = bc.create_broadcast(
                 ctx,
@@ -151,16 +173,17 @@ def broadcast_create(
                 min_text_version=int(min_text_version.strip()),
                 segment=_segment(locale, active_within_days, inactive_for_days, label, has_field),
                 channel_account_id=int(acc) if acc else None,
+                segment_id=int(segment_id.strip()) if segment_id.strip() else None,
                 author=caller.actor,
                 media_url=media_url[:4000] or None,
                 media_kind=media_kind[:20] or None,
                 media_filename=media_filename[:500] or None,
+                choices=choices,
             )
             bid = b.id
     except NotFound:
-        return _list_page(
-            request, caller, error_text(request, InvalidInput(detail="unknown channel account")), form, 422
-        )
+        what = "unknown segment" if segment_id.strip() else "unknown channel account"
+        return _list_page(request, caller, error_text(request, InvalidInput(detail=what)), form, 422)
     except DomainError as exc:
         return _list_page(request, caller, error_text(request, exc), form, status_of(exc))
     return RedirectResponse(f"/admin/broadcasts/{bid}", status_code=303)
@@ -189,8 +212,10 @@ def _detail(request: Request, caller: Caller, bid: int, error: str = "", status:
     ctx = get_ctx(request)
     with ctx.db.read() as s:
         b = bc.get_broadcast(s, caller.tenant_id, bid)
-        preview = bc.preview_count(s, b) if b.state in ("draft", "scheduled") else None
+        preview = bc.preview_count(s, b, ctx=ctx) if b.state in ("draft", "scheduled") else None
         paused_reason = b.paused_reason if b.state == "paused" else ""
+        cost = cost_views.broadcast_costs(s, b)  # CH6: estimate, budget, a budget pause's reason
+        paused_reason = "" if cost["budget_pause"] else paused_reason
     prog = bc.progress(ctx, caller.tenant_id, bid)
     return page(
         request,
@@ -203,6 +228,9 @@ def _detail(request: Request, caller: Caller, bid: int, error: str = "", status:
             "error": error,
             "funnel": funnel_svg(request, prog["stats"]),
             "reason_label": lambda code: skip_reason(request, code),
+            "explain": explain_segment,
+            "cost": cost,
+            "budget_error": request.query_params.get("budget_error", ""),
         },
         status,
     )

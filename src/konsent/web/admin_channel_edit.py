@@ -90,6 +90,6 @@ async def contact_name(contact_id: str, request: Request, caller: Caller = Depen
     except DomainError as exc:
         message, status = error_text(request, exc), status_of(exc)
         return await run_in_threadpool(
-            lambda: admin_contacts._contact_page(request, caller, cid, error=message, status_code=status)
+            lambda: admin_contacts.contact_page(request, caller, cid, error=message, status_code=status)
         )
     return RedirectResponse(f"/admin/contacts/{cid}", status_code=303)

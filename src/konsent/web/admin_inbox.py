@@ -13,12 +13,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from konsent.domain import interactive, uploads
 from konsent.domain.errors import DomainError, NotFound
 from konsent.flows.context import utcnow
-from konsent.flows.inbox import bot, canned, conversation
+from konsent.flows.inbox import attachments, bot, canned, conversation
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import teams
 from konsent.flows.organisation.tenants import channel_accounts
@@ -37,18 +39,37 @@ router.include_router(admin_templates.router)
 add_nav("/admin/inbox", "Inbox", "inbox.use", 15)
 
 
+STATE_ALIASES = {"resolved": "closed"}  # what a team lead calls it; stored as "closed"
+
+
 def _filters(request: Request) -> inbox.InboxFilter:
+    """The list's filters from the query string: combinable, e.g. `?assignee=me&state=pending&label=vip`."""
     q = request.query_params
     state = q.get("state", "open")
+    state = STATE_ALIASES.get(state, state)
+    team = q.get("team", "")
     return inbox.InboxFilter(
         state=state if state in inbox.STATES else None,
-        team_id=opt_int(q.get("team", "")),
+        team_id=opt_int(team),
+        my_teams=team == "mine",
         assignee=q.get("assignee") or None,
         channel_account_id=opt_int(q.get("channel", "")),
         label=(q.get("label") or "").strip().lower()[:40] or None,
         q=(q.get("q") or "")[:100],
         snoozed=q.get("snoozed") == "1",
     )
+
+
+def _list_query(request: Request) -> dict[str, str]:
+    """The list's own query parameters (no paging), carried from the list into a conversation and back."""
+    keep = ("state", "team", "assignee", "channel", "label", "q", "snoozed")
+    return {k: v[:100] for k, v in request.query_params.items() if k in keep and v}
+
+
+def _href(base: str, params: dict[str, str], **changes: str) -> str:
+    merged = {**params, **changes}
+    merged = {k: v for k, v in merged.items() if v}
+    return base + ("?" + urlencode(merged) if merged else "")
 
 
 # --- inbox -----------------------------------------------------------------------------------------
@@ -66,36 +87,38 @@ def inbox_rows(request: Request, caller: Caller = Depends(admin_caller)) -> Resp
     return _list(request, caller, "admin/inbox/_rows.html")
 
 
+def _list_context(request: Request, caller: Caller, s: Any, current: int | None = None) -> dict[str, Any]:
+    """The list column's data (rows, filters, choices); the names shown are recorded (S4)."""
+    ctx = get_ctx(request)
+    f = _filters(request)
+    result = inbox.list_conversations(ctx, s, caller, f, before=request.query_params.get("before"))
+    inbox.record_list_view(s, caller, result)
+    params = _list_query(request)
+    return {
+        "result": result,
+        "f": f,
+        "teams": teams.list_teams(s, caller.tenant_id),
+        "accounts": channel_accounts(s, caller.tenant_id),
+        "people": staff_choices(s, caller.tenant_id),
+        "labels_in_use": inbox.label_names(s, caller.tenant_id),
+        "list_params": params,
+        "list_qs": urlencode(params),
+        "href": lambda **changes: _href("/admin/inbox", params, **changes),
+        "current_id": current,
+        "next_href": _next_href(request, result.next_cursor),
+    }
+
+
 def _list(request: Request, caller: Caller, template: str) -> Response:
     caller.require("inbox.use")
     ctx = get_ctx(request)
-    f = _filters(request)
-    before = request.query_params.get("before")
     try:
         with ctx.db.write() as s:  # a write: the names shown are recorded in the audit log (S4)
-            result = inbox.list_conversations(ctx, s, caller, f, before=before)
-            inbox.record_list_view(s, caller, result)
-            team_list = teams.list_teams(s, caller.tenant_id)
-            accounts = channel_accounts(s, caller.tenant_id)
-            people = staff_choices(s, caller.tenant_id)
+            data = _list_context(request, caller, s, opt_int(request.query_params.get("current", "")))
     except DomainError as exc:
-        return page(
-            request, caller, "admin/inbox/list.html", _empty_list(f, error_text(request, exc)), status_of(exc)
-        )
-    return page(
-        request,
-        caller,
-        template,
-        {
-            "result": result,
-            "f": f,
-            "teams": team_list,
-            "accounts": accounts,
-            "people": people,
-            "error": "",
-            "next_href": _next_href(request, result.next_cursor),
-        },
-    )
+        empty = _empty_list(request, error_text(request, exc))
+        return page(request, caller, "admin/inbox/list.html", empty, status_of(exc))
+    return page(request, caller, template, {**data, "error": ""})
 
 
 def _next_href(request: Request, cursor: str | None) -> str:
@@ -106,13 +129,20 @@ def _next_href(request: Request, cursor: str | None) -> str:
     return "/admin/inbox?" + urlencode(params)
 
 
-def _empty_list(f: inbox.InboxFilter, error: str) -> dict[str, Any]:
+def _empty_list(request: Request, error: str) -> dict[str, Any]:
+    f = inbox.InboxFilter()
     return {
         "result": inbox.InboxPage([], None, f),
         "f": f,
         "teams": [],
         "accounts": [],
         "people": [],
+        "labels_in_use": [],
+        "list_params": {},
+        "list_qs": "",
+        "href": lambda **changes: _href("/admin/inbox", {}, **changes),
+        "current_id": None,
+        "next_href": "",
         "error": error,
     }
 
@@ -134,10 +164,16 @@ def _conversation(
     with ctx.db.write() as s:  # a write: opening a conversation is recorded in the audit log (S4)
         view = conversation.view_conversation(ctx, s, caller, cid)
         replies = canned.canned_for(ctx, s, caller, cid)
+        listing: dict[str, Any] = {}
+        if template == "admin/inbox/conversation.html":
+            try:
+                listing = _list_context(request, caller, s, cid)
+            except DomainError:
+                listing = _empty_list(request, "")
         team_list = teams.list_teams(s, caller.tenant_id)
         people = staff_choices(s, caller.tenant_id)
         picker = []
-        if view.templates and not view.window_open:
+        if view.composer and view.composer.can_template:
             agent_locale = caller.user.locale if caller.user else ""
             picker = templates.approved_for(
                 s, caller.tenant_id, view.conversation.channel_account_id, [agent_locale, view.locale]
@@ -148,6 +184,7 @@ def _conversation(
         caller,
         template,
         {
+            **listing,
             "v": view,
             "canned": replies,
             "teams": team_list,
@@ -158,9 +195,24 @@ def _conversation(
             "values": values or [],
             "error": error,
             "notice": request.query_params.get("notice", ""),
+            "staff_json": _staff_json(people),
+            "upload_accept": ",".join(
+                sorted(
+                    t
+                    for t in uploads.allowed_types(ctx.settings.upload_mime_types)
+                    if uploads.media_kind(t) in view.media_kinds  # e.g. Instagram takes no documents
+                )
+            ),
+            "upload_max_mb": max(1, round(ctx.settings.upload_max_bytes / 1_000_000)),
         },
         status_code,
     )
+
+
+def _staff_json(people: list[Any]) -> str:
+    """Staff ids and names for the "is replying" notice, safe inside a <script> element."""
+    text = json.dumps({str(p.id): p.name or p.email for p in people}, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _picker_json(picker: list[Any]) -> str:
@@ -205,29 +257,77 @@ def _act(request: Request, caller: Caller, cid: int, csrf: str, action: Any, not
         return _conversation(
             request, caller, cid, "admin/inbox/conversation.html", error_text(request, exc), status_of(exc)
         )
-    suffix = f"?notice={notice}" if notice else ""
-    return RedirectResponse(f"/admin/inbox/{cid}{suffix}", status_code=303)
+    return RedirectResponse(_back(request, cid, notice), status_code=303)
+
+
+def _back(request: Request, cid: int, notice: str = "") -> str:
+    """The conversation again, with the list's filters kept (post/redirect/get)."""
+    return _href(f"/admin/inbox/{cid}", _list_query(request), notice=notice)
 
 
 @router.post("/inbox/{cid}/reply")
-def reply(
+async def reply(
     cid: str,
     request: Request,
     text: str = Form(""),
     media_url: str = Form(""),
     media_kind: str = Form(""),
     csrf_token: str = Form(""),
+    file: UploadFile | None = File(None),
     caller: Caller = Depends(admin_caller),
 ) -> Response:
+    """The composer: text, optionally a file (sealed, sent through the channel's media path) (M1)."""
     conv = int_id(cid)
+    text = text[:4096]
+    upload = None
+    if file is not None and file.filename:
+        limit = get_ctx(request).settings.upload_max_bytes
+        data = await file.read(limit + 1)  # one byte more than allowed is enough to refuse it
+        upload = attachments.Upload(file.filename[:255], file.content_type or "", data)
+
+    def send(ctx: Any, s: Any) -> None:
+        if upload is not None:
+            attachments.reply_with_file(ctx, s, caller, conv, text, upload)
+        else:
+            conversation.reply(
+                ctx, s, caller, conv, text, media_url=media_url[:4000], media_kind=media_kind[:20]
+            )
+
+    return await run_in_threadpool(_act, request, caller, conv, csrf_token, send, "sent")
+
+
+@router.post("/inbox/{cid}/reply-interactive")
+def reply_interactive(
+    cid: str,
+    request: Request,
+    text: str = Form(""),
+    kind: str = Form(""),
+    button_title: list[str] = Form([]),
+    row_title: list[str] = Form([]),
+    row_description: list[str] = Form([]),
+    list_button: str = Form(""),
+    link_title: str = Form(""),
+    link_url: str = Form(""),
+    csrf_token: str = Form(""),
+    caller: Caller = Depends(admin_caller),
+) -> Response:
+    """A reply with reply buttons, a list or a link button (inbox/_composer_interactive.html; CH5)."""
+    conv = int_id(cid)
+    titles = row_title if kind == "list" else button_title
+    choices = interactive.from_form(
+        kind if kind in interactive.KINDS else "",
+        [t[:100] for t in titles[:20]],
+        [d[:200] for d in row_description[:20]],
+        list_button[:100],
+        link_title[:100],
+        link_url[:4000],
+    )
     return _act(
         request,
         caller,
         conv,
         csrf_token,
-        lambda ctx, s: conversation.reply(
-            ctx, s, caller, conv, text[:4096], media_url=media_url[:4000], media_kind=media_kind[:20]
-        ),
+        lambda ctx, s: conversation.reply(ctx, s, caller, conv, text[:4096], choices=choices),
         "sent",
     )
 
@@ -258,7 +358,7 @@ def reply_template(
             request, caller, conv, "admin/inbox/conversation.html", error_text(request, exc), status_of(exc),
             chosen_id=tid, values=values,
         )  # fmt: skip
-    return RedirectResponse(f"/admin/inbox/{conv}?notice=sent", status_code=303)
+    return RedirectResponse(_back(request, conv, "sent"), status_code=303)
 
 
 @router.post("/inbox/{cid}/assign")

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, NotFound
 from konsent.flows.context import utcnow
-from konsent.flows.inbox import bot, canned, csat, disclosure, stats
+from konsent.flows.inbox import bot, bot_flows, canned, csat, disclosure, stats
 from konsent.flows.inbox import listing as inbox
 from konsent.flows.organisation import staff, staff_admin, teams, totp
 from konsent.web.admin_common import add_nav, admin_caller, error_text, page
@@ -174,7 +174,7 @@ def _bot(
     fmt: str = "yaml",
 ) -> Response:
     with get_ctx(request).db.read() as s:
-        rows = bot.list_flows(s, caller.tenant_id)
+        rows = bot_flows.list_flows(s, caller.tenant_id)
         told = disclosure.for_tenant(s, caller.tenant_id)
     return page(
         request,
@@ -185,7 +185,7 @@ def _bot(
             "error": error,
             "draft": draft,
             "fmt": fmt,
-            "example": bot.dump_definition(bot.DEMO_FLOW),
+            "example": bot_flows.dump_definition(bot.DEMO_FLOW),
             "disclosure": told,
         },
         status_code,
@@ -205,9 +205,9 @@ def bot_import(
     check_csrf_form(caller, csrf_token)
     fmt = "json" if fmt == "json" else "yaml"
     try:
-        data = bot.load_definition(definition, fmt)
+        data = bot_flows.load_definition(definition, fmt)
         with get_ctx(request).db.write() as s:
-            row = bot.save_flow(s, caller.tenant_id, caller.actor, data)
+            row = bot_flows.save_flow(s, caller.tenant_id, caller.actor, data)
     except DomainError as exc:
         return _bot(request, caller, error_text(request, exc), status_of(exc), definition[:200_000], fmt)
     return RedirectResponse(f"/admin/bot/{row.id}", status_code=303)
@@ -237,8 +237,8 @@ def bot_disclosure(
 def bot_edit(fid: str, request: Request, caller: Caller = Depends(admin_caller)) -> Response:
     caller.require("bot.manage")
     with get_ctx(request).db.read() as s:
-        row = bot.get_flow(s, caller.tenant_id, int_id(fid))
-        text = bot.dump_definition(row.definition)
+        row = bot_flows.get_flow(s, caller.tenant_id, int_id(fid))
+        text = bot_flows.dump_definition(row.definition)
     return page(request, caller, "admin/inbox/bot_edit.html", {"row": row, "text": text, "error": ""})
 
 
@@ -257,15 +257,15 @@ def bot_save(
     flow_id = int_id(fid)
     ctx = get_ctx(request)
     try:
-        data = bot.load_definition(definition, "yaml")  # JSON is valid YAML too
+        data = bot_flows.load_definition(definition, "yaml")  # JSON is valid YAML too
         with ctx.db.write() as s:
-            bot.save_flow(
+            bot_flows.save_flow(
                 s, caller.tenant_id, caller.actor, data, flow_id=flow_id, active=active == "1",
                 priority=min(opt_int(priority) or 100, 10_000),
             )  # fmt: skip
     except DomainError as exc:
         with ctx.db.read() as s:
-            row = bot.get_flow(s, caller.tenant_id, flow_id)
+            row = bot_flows.get_flow(s, caller.tenant_id, flow_id)
         return page(
             request,
             caller,
@@ -282,8 +282,8 @@ def bot_export(fid: str, request: Request, caller: Caller = Depends(admin_caller
     caller.require("bot.manage")
     fmt = "json" if request.query_params.get("format") == "json" else "yaml"
     with get_ctx(request).db.read() as s:
-        row = bot.get_flow(s, caller.tenant_id, int_id(fid))
-        body = bot.dump_definition(row.definition, fmt)
+        row = bot_flows.get_flow(s, caller.tenant_id, int_id(fid))
+        body = bot_flows.dump_definition(row.definition, fmt)
     media = "application/json" if fmt == "json" else "application/yaml"
     return Response(
         body,

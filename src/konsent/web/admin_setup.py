@@ -7,9 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import InvalidInput
-from konsent.flows import admin_ops
 from konsent.flows.audit import AUDIT, CONSENT
-from konsent.flows.organisation import channel_setup
+from konsent.flows.organisation import channel_setup, channel_views
 from konsent.flows.privacy import proof
 from konsent.web.admin_common import admin_caller, error_text, page
 from konsent.web.deps import Caller, check_csrf_form, get_ctx
@@ -61,7 +60,7 @@ def render_channels(
     caller.require("settings.manage")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
-        accounts = admin_ops.channel_views(ctx, s, caller.tenant_id)
+        accounts = channel_views.channel_views(ctx, s, caller.tenant_id)
     created = request.query_params.get("created", "")
     return page(
         request,
@@ -69,7 +68,7 @@ def render_channels(
         "admin/channels.html",
         {
             "accounts": accounts,
-            "kinds": admin_ops.channel_kinds(),
+            "kinds": channel_views.channel_kinds(),
             "error": error,
             "open_kind": open_kind,
             "values": values or {},
@@ -95,7 +94,7 @@ async def channel_create(request: Request, caller: Caller = Depends(admin_caller
 
     def run() -> int:
         with ctx.db.write() as s:
-            return admin_ops.add_channel_account(
+            return channel_views.add_channel_account(
                 ctx, s, caller.tenant_id, caller.actor, kind, name, values
             ).id
 
@@ -105,7 +104,7 @@ async def channel_create(request: Request, caller: Caller = Depends(admin_caller
         message, status = error_text(request, exc), status_of(exc)
         # Echo only what is not secret; secrets must be typed again.
         secret_names = {
-            f.name for k in admin_ops.channel_kinds() if k.kind == kind for f in k.fields if f.secret
+            f.name for k in channel_views.channel_kinds() if k.kind == kind for f in k.fields if f.secret
         }
         echo = {k: v[:2000] for k, v in values.items() if k not in secret_names}
         echo["name"] = name[:200]

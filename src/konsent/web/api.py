@@ -9,10 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from konsent.flows import api_coverage, api_ops, contacts
+from konsent.flows import contact_directory, contacts, message_desk
 from konsent.flows.inbox import scope
 from konsent.flows.organisation import names, tenants
 from konsent.flows.privacy import importer, proof
+from konsent.web import api_interactive
 from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, decode_cursor, page, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx, render, request_locale
 
@@ -60,6 +61,13 @@ class SendMessageIn(BaseModel):
     channel_account_id: int | None = Field(
         None, ge=1, le=MAX_ID, description="Defaults to the channel the contact used last."
     )
+    buttons: list[api_interactive.ButtonIn] | None = Field(
+        None, max_length=20, description=api_interactive.BUTTONS_DOC
+    )
+    choice_list: api_interactive.ListIn | None = Field(
+        None, alias="list", description=api_interactive.LIST_DOC
+    )
+    link: api_interactive.LinkIn | None = Field(None, description=api_interactive.LINK_DOC)
 
     @field_validator("text")
     @classmethod
@@ -158,7 +166,7 @@ def list_contacts(
     ctx = get_ctx(request)
     with ctx.db.read() as s:
         only = scope.contact_filter(s, caller)  # agents: contacts of their teams only
-        rows = api_coverage.contacts_page(
+        rows = contact_directory.contacts_page(
             ctx, s, caller.tenant_id, limit, decode_cursor(cursor), topic, address, only=only
         )
         return page(request, [contacts.describe(ctx, s, c, personal=False) for c in rows], limit)
@@ -171,7 +179,9 @@ def get_contact(
     caller.require("contacts.read")
     personal = caller.role != "viewer"
     with get_ctx(request).db.write() as s:
-        return api_ops.view_contact(get_ctx(request), s, caller.tenant_id, caller.actor, contact_id, personal)
+        return message_desk.view_contact(
+            get_ctx(request), s, caller.tenant_id, caller.actor, contact_id, personal
+        )
 
 
 @router.get("/contacts/{contact_id}/messages")
@@ -181,7 +191,7 @@ def contact_messages(
     caller.require("contacts.personal")
     ctx = get_ctx(request)
     with ctx.db.write() as s:
-        return api_ops.conversation_messages(ctx, s, caller.tenant_id, caller.actor, contact_id)
+        return message_desk.conversation_messages(ctx, s, caller.tenant_id, caller.actor, contact_id)
 
 
 @router.post(
@@ -218,7 +228,7 @@ def withdraw(
 ) -> dict[str, Any]:
     caller.require("messages.send")
     with get_ctx(request).db.write() as s:
-        done = api_ops.staff_withdraw(s, caller.tenant_id, caller.actor, contact_id, body.purposes)
+        done = message_desk.staff_withdraw(s, caller.tenant_id, caller.actor, contact_id, body.purposes)
     return {"withdrawn": done}
 
 
@@ -248,7 +258,7 @@ def contact_proof(
     """The consent proof as JSON (C3)."""
     caller.require("consent.proof")
     with get_ctx(request).db.write() as s:
-        doc = api_ops.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
+        doc = message_desk.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
     return JSONResponse(
         doc, headers={"content-disposition": f'attachment; filename="consent-proof-{contact_id}.json"'}
     )
@@ -261,7 +271,7 @@ def contact_proof_html(
     """The consent proof as a readable document (C3)."""
     caller.require("consent.proof")
     with get_ctx(request).db.write() as s:
-        doc = api_ops.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
+        doc = message_desk.contact_proof(s, caller.tenant_id, caller.actor, contact_id)
     return render(request, "proof.html", {"doc": doc}, locale=request_locale(request))
 
 
@@ -284,7 +294,7 @@ def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends
     def run(s: Any) -> dict[str, Any]:
         scope.require_contact(s, caller, body.contact_id)  # agents: only contacts of their teams
         t = body.template
-        msg = api_ops.send_message(
+        msg = message_desk.send_message(
             ctx,
             s,
             caller.tenant_id,
@@ -295,9 +305,10 @@ def send_message(body: SendMessageIn, request: Request, caller: Caller = Depends
             body.channel_account_id,
             media_url=body.media_url,
             media_kind=body.media_kind,
-            template=api_ops.TemplateRef(t.name, t.language, tuple(t.params)) if t else None,
+            template=message_desk.TemplateRef(t.name, t.language, tuple(t.params)) if t else None,
+            choices=api_interactive.to_domain(body.buttons, body.choice_list, body.link),
         )
-        return api_ops.describe_message(ctx, s, msg, with_body=False)
+        return message_desk.describe_message(ctx, s, msg, with_body=False)
 
     return write_once(request, caller, body, 202, run)
 
@@ -309,7 +320,9 @@ def get_message(
     caller.require("contacts.read")
     ctx = get_ctx(request)
     with ctx.db.read() as s:
-        return api_ops.describe_message(ctx, s, api_ops.get_message(s, caller.tenant_id, message_id), False)
+        return message_desk.describe_message(
+            ctx, s, message_desk.get_message(s, caller.tenant_id, message_id), False
+        )
 
 
 @router.get("/messages/{message_id}/media", responses={404: {"description": "No attachment"}})
@@ -322,7 +335,7 @@ async def message_media(
 
     def locate() -> tuple[Any, str]:
         with ctx.db.write() as s:
-            return api_ops.media_to_fetch(ctx, s, caller.tenant_id, caller.actor, message_id)
+            return message_desk.media_to_fetch(ctx, s, caller.tenant_id, caller.actor, message_id)
 
     account, ref = await run_in_threadpool(locate)
     got = await ctx.adapter(account.kind).fetch_media(account, ref)

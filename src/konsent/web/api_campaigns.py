@@ -13,9 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from konsent.flows import api_coverage
+from konsent.flows import contact_directory
 from konsent.flows.outbound import broadcast, broadcast_stats, templates
 from konsent.flows.privacy import proof, rights
+from konsent.web import api_interactive
 from konsent.web.api_conventions import IDEMPOTENT, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
@@ -40,6 +41,12 @@ class BroadcastIn(BaseModel):
     channel_account_id: int | None = Field(None, ge=1, le=2**63 - 1)
     media_url: str | None = Field(None, max_length=2000)
     media_kind: Literal["image", "document", "video", "audio"] | None = None
+    segment: dict[str, Any] | None = Field(None, description="Criteria that narrow the audience (M5).")
+    segment_id: int | None = Field(None, ge=1, le=2**63 - 1, description="A saved segment, copied in.")
+    buttons: list[api_interactive.ButtonIn] | None = Field(
+        None, max_length=20, description="Up to 3 reply buttons under the text (CH5); not with `link`."
+    )
+    link: api_interactive.LinkIn | None = Field(None, description=api_interactive.LINK_DOC)
 
 
 class ScheduleIn(BaseModel):
@@ -79,8 +86,10 @@ def create_broadcast(body: BroadcastIn, request: Request, caller: Caller = Depen
     ctx = get_ctx(request)
 
     def run(s: Any) -> dict[str, Any]:
+        fields = body.model_dump(exclude_none=True, exclude={"buttons", "link"})
+        choices = api_interactive.to_domain(body.buttons, None, body.link)
         b = broadcast.create_broadcast(
-            ctx, s, caller.tenant_id, author=caller.actor, **body.model_dump(exclude_none=True)
+            ctx, s, caller.tenant_id, author=caller.actor, choices=choices, **fields
         )
         return broadcast_stats.describe(b)
 
@@ -166,7 +175,7 @@ def open_privacy_request(
 
     def run(s: Any) -> dict[str, Any]:
         if body.contact_id is not None:
-            api_coverage.consents(s, caller.tenant_id, body.contact_id)  # 404 for another tenant's
+            contact_directory.consents(s, caller.tenant_id, body.contact_id)  # 404 for another tenant's
         req = rights.log_request(
             s, caller.tenant_id, body.kind, body.channel, contact_id=body.contact_id, handled_by=caller.actor,
             note=body.note,

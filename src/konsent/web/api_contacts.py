@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from konsent.flows import api_coverage
+from konsent.flows import contact_directory
 from konsent.flows.privacy import rights
 from konsent.web.api_conventions import IDEMPOTENT, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
@@ -96,7 +96,7 @@ def create_contact(body: ContactIn, request: Request, caller: Caller = Depends(a
     }
 
     def run(s: Any) -> dict[str, Any]:
-        return api_coverage.create_contact(
+        return contact_directory.create_contact(
             ctx, s, caller.tenant_id, caller.actor, body.channel_account_id, record
         )
 
@@ -140,7 +140,7 @@ def contact_consents(
     """The contact's consent per purpose: status, text version and when it last changed (C3)."""
     caller.require("contacts.read")
     with get_ctx(request).db.read() as s:
-        return api_coverage.consents(s, caller.tenant_id, contact_id)
+        return contact_directory.consents(s, caller.tenant_id, contact_id)
 
 
 @router.post("/optins", status_code=201, openapi_extra=IDEMPOTENT)
@@ -152,7 +152,7 @@ def start_opt_in(body: OptInStart, request: Request, caller: Caller = Depends(ap
     ctx = get_ctx(request)
 
     def run(s: Any) -> dict[str, Any]:
-        started = api_coverage.start_opt_in(
+        started = contact_directory.start_opt_in(
             ctx,
             s,
             caller.tenant_id,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from konsent.flows import api_coverage, api_ops
+from konsent.flows import contact_directory, message_desk
 from konsent.flows.inbox import conversation, listing
+from konsent.web import api_interactive
 from konsent.web.api_conventions import IDEMPOTENT, PAGE_HEADERS, write_once
 from konsent.web.deps import Caller, api_caller, get_ctx
 
@@ -25,6 +26,13 @@ class ReplyIn(BaseModel):
     text: str = Field("", max_length=4096)
     media_url: str = Field("", max_length=2000, description="An https:// link; the text is its caption.")
     media_kind: Literal["", "image", "document", "video", "audio"] = ""
+    buttons: list[api_interactive.ButtonIn] | None = Field(
+        None, max_length=20, description=api_interactive.BUTTONS_DOC
+    )
+    choice_list: api_interactive.ListIn | None = Field(
+        None, alias="list", description=api_interactive.LIST_DOC
+    )
+    link: api_interactive.LinkIn | None = Field(None, description=api_interactive.LINK_DOC)
 
 
 class AssignIn(BaseModel):
@@ -80,7 +88,7 @@ def list_conversations(
         f = listing.InboxFilter(state=None if state == "all" else state)
         result = listing.list_conversations(ctx, s, caller, f, before=cursor, limit=limit)
         listing.record_list_view(s, caller, result)
-        rows = api_coverage.jsonable(result.rows)
+        rows = contact_directory.jsonable(result.rows)
     headers = {}
     if result.next_cursor:
         url = request.url.include_query_params(cursor=result.next_cursor)
@@ -97,7 +105,7 @@ def get_conversation(
     ctx = get_ctx(request)
     with ctx.db.write() as s:
         view = conversation.view_conversation(ctx, s, caller, conversation_id)
-        out = api_coverage.jsonable({k: v for k, v in vars(view).items() if k != "conversation"})
+        out = contact_directory.jsonable({k: v for k, v in vars(view).items() if k != "conversation"})
         return {**_summary(view.conversation), **out}
 
 
@@ -110,10 +118,12 @@ def reply(
     ctx = get_ctx(request)
 
     def run(s: Any) -> dict[str, Any]:
+        choices = api_interactive.to_domain(body.buttons, body.choice_list, body.link)
         msg = conversation.reply(
-            ctx, s, caller, conversation_id, body.text, media_url=body.media_url, media_kind=body.media_kind
-        )
-        return api_ops.describe_message(ctx, s, msg, with_body=False)
+            ctx, s, caller, conversation_id, body.text, media_url=body.media_url, media_kind=body.media_kind,
+            choices=choices,
+        )  # fmt: skip
+        return message_desk.describe_message(ctx, s, msg, with_body=False)
 
     return write_once(request, caller, body, 202, run)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -29,16 +31,20 @@ log = logging.getLogger(__name__)
 class BodyLimit:
     """Refuse request bodies over the limit with 413 before reading them whole."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: tuple[re.Pattern[str], int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger  # paths that take files (the inbox composer) and their own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        if self.larger is not None and self.larger[0].fullmatch(scope.get("path", "")):
+            limit = max(limit, self.larger[1])
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await JSONResponse(
                     {"code": "too_large", "message": "Request body too large.", "detail": None}, 413
                 )(scope, receive, send)
@@ -61,7 +67,7 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 if not started:
                     await JSONResponse(
                         {"code": "too_large", "message": "Request body too large.", "detail": None}, 413
@@ -138,7 +144,7 @@ def create_app(ctx: Konsent) -> FastAPI:
         body = {"code": f"http_{exc.status_code}", "message": str(exc.detail), "detail": None}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    from konsent.web import admin, api, public, webhooks
+    from konsent.web import admin, api, public, public_simulator, webhooks
 
     app.include_router(webhooks.router)
     app.include_router(api.router)
@@ -147,6 +153,7 @@ def create_app(ctx: Konsent) -> FastAPI:
     api_routes.include(app)
     api_conventions.install(app)
     app.include_router(public.router)
+    app.include_router(public_simulator.router)
     app.include_router(admin.router)
     from konsent.web import privacy_pages
 
@@ -157,9 +164,17 @@ def create_app(ctx: Konsent) -> FastAPI:
     from konsent.web import admin_inbox
 
     app.include_router(admin_inbox.router, prefix="/admin")
-    from konsent.web import admin_broadcasts
+    from konsent.web import admin_inbox_work
 
+    app.include_router(admin_inbox_work.router, prefix="/admin")
+    app.include_router(admin_inbox_work.public_router)
+    from konsent.web import admin_broadcasts, admin_costs
+
+    app.include_router(admin_costs.router)  # before the broadcasts: its /broadcasts/{id}/budget
     app.include_router(admin_broadcasts.router)
+    from konsent.web import admin_audience  # segments and contact pressure (#17)
+
+    app.include_router(admin_audience.router)
     from konsent.web import admin_company, admin_topics, api_setup, public_try  # company setup (#12)
 
     app.include_router(admin_company.router)
@@ -173,9 +188,16 @@ def create_app(ctx: Konsent) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(InputHygiene)
     app.add_middleware(SecurityHeaders, https=ctx.settings.base_url.lower().startswith("https://"))
-    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    # the composer takes a file up to upload_max_bytes; the flow refuses a larger one with its own 413
+    composer = (re.compile(r"/admin/inbox/\d{1,18}/reply"), ctx.settings.upload_max_bytes + 256_000)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, larger=composer)
+
+    threads = ctx.settings.web_threads
 
     async def framework(scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = anyio.to_thread.current_default_thread_limiter()  # one per event loop
+        if limiter.total_tokens != threads:
+            limiter.total_tokens = threads
         await FastAPI.__call__(app, scope, receive, send)
 
     # Status webhooks are the hottest route (several per message sent): answered before routing.

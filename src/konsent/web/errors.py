@@ -15,6 +15,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
     "invalid_template": 422,
     "invalid_template_import": 422,
+    "invalid_price_table": 422,
+    "invalid_budget": 422,
     "unauthenticated": 401,
     "forbidden": 403,
     "csrf_failed": 403,
@@ -26,6 +28,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "gone": 410,
     "proof_required": 403,  # a self-service action before the code from the contact's messenger
     "proof_refused": 403,
+    "file_too_large": 413,
+    "file_type_refused": 415,
 }
 
 

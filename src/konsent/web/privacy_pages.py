@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from konsent.domain.errors import DomainError, InvalidInput, NotFound
-from konsent.flows import public_ops
+from konsent.flows import widget
 from konsent.flows.privacy import contact_locale, proof_code, selfservice
 from konsent.flows.privacy import rights as privacy
 from konsent.web import ratelimit
@@ -72,7 +72,7 @@ async def _show(request: Request, token: str, export: bool, status: int = 200, *
     """The portal or export page: the code step until this browser has proved it, then the actions."""
     ctx = get_ctx(request)
     try:
-        proven = await run_in_threadpool(public_ops.has_proof, ctx, token, export, _session(request))
+        proven = await run_in_threadpool(widget.has_proof, ctx, token, export, _session(request))
     except _GONE as exc:
         return _closed(request, exc)
     context = {"token": token, "proven": proven, "base": _base(export, token), "error": "", "notice": ""}
@@ -82,7 +82,7 @@ async def _show(request: Request, token: str, export: bool, status: int = 200, *
 
 async def _send_code(request: Request, token: str, export: bool) -> Response:
     try:
-        await run_in_threadpool(public_ops.send_proof_code, get_ctx(request), token, export)
+        await run_in_threadpool(widget.send_proof_code, get_ctx(request), token, export)
     except _GONE as exc:
         return _closed(request, exc)
     except proof_code.ProofRefused:
@@ -94,7 +94,7 @@ async def _send_code(request: Request, token: str, export: bool) -> Response:
 
 async def _verify(request: Request, token: str, export: bool, code: str) -> Response:
     try:
-        secret = await run_in_threadpool(public_ops.verify_proof_code, get_ctx(request), token, export, code)
+        secret = await run_in_threadpool(widget.verify_proof_code, get_ctx(request), token, export, code)
     except _GONE as exc:
         return _closed(request, exc)
     if not secret:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from konsent.domain.errors import NotFound
-from konsent.flows import public_ops
+from konsent.flows import widget
 from konsent.web.deps import get_ctx, render, request_locale
 
 router = APIRouter(include_in_schema=False)
@@ -17,7 +17,7 @@ def try_page(tenant_slug: str, request: Request) -> Response:
     """The widget of one tenant on an otherwise empty page; what it shows is public anyway."""
     locale = request_locale(request)
     try:
-        cfg = public_ops.widget_config(get_ctx(request), tenant_slug[:64], locale)
+        cfg = widget.widget_config(get_ctx(request), tenant_slug[:64], locale)
     except NotFound:
         return render(request, "public/try_missing.html", {}, status_code=404)
     return render(

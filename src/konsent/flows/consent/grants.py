@@ -106,6 +106,25 @@ def withdraw(
     return sorted(r.purpose for r in rows)
 
 
+PLATFORM_RESUME = "platform_resume"
+
+
+def record_platform_resume(
+    s: Session, contact: Contact, *, source: str, at: datetime, channel: str = ""
+) -> None:
+    """The contact turned marketing back on in the messenger's own settings: recorded in the
+    ledger as an event, never as consent (C3, C6): every purpose stays as it is, and a new
+    opt-in with its consent text is needed before marketing goes out again."""
+    append_ledger(
+        s,
+        contact.tenant_id,
+        contact.id,
+        "newsletter:*",
+        PLATFORM_RESUME,
+        {"source": source, "channel": channel, "at": at, "grants_consent": False},
+    )
+
+
 def cancel_queued(s: Session, contact: Contact, purposes: list[str], reason: str, at: datetime) -> int:
     """Cancel the contact's not-yet-claimed outbox rows for these purposes; return how many."""
     if not purposes:

@@ -1,8 +1,9 @@
 """Inbound: webhooks in (keywords, opt-in codes, the bot, the inbox) and delivery statuses (CH2, CH4).
 
 Owns: `receive` (verify, parse, store once, dispatch), `routes` (the account behind a webhook URL),
-`status_sink` (group commit of status webhooks, with the writers' rules) and its writers
-`status_pg` / `status_sqlite`, `status_early`, `watermarks`, `simulator` (the simulator's mailbox and
-phone). May import every other flows sub-package; nothing in flows imports it except the top-level
-facades (`admin_ops`, `api_ops`, `public_ops`, `demo`).
+`status_sink` (group commit of status webhooks; its writers are `store.status_pg` /
+`store.status_sqlite`, its rules `domain.status_batch`), `status_early`, `watermarks`, `simulator`
+(the simulator's mailbox and phone). May import every other flows sub-package; nothing in flows
+imports it except the top-level use cases (`dashboard`, `contact_views`, `message_desk`,
+`contact_directory`, `widget`, `demo`).
 """

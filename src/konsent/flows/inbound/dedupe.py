@@ -9,12 +9,14 @@ recognised; without the key nobody can tell which number an event came from.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from konsent.domain.status_batch import hashed_key
 from konsent.flows.context import Konsent
+from konsent.store.tables import WebhookEvent
+
+__all__ = ["claim", "dedupe_secret", "hashed_key"]
 
 
 def dedupe_secret(ctx: Konsent, s: Session, tenant_id: int) -> bytes:
@@ -22,10 +24,17 @@ def dedupe_secret(ctx: Konsent, s: Session, tenant_id: int) -> bytes:
     return ctx.keys.tenant(s, tenant_id).index_key
 
 
-def hashed_key(secret: bytes, raw: str) -> str:
-    """`raw` ("msg:<provider id>", "st:<id>:<status>" …) as "<kind>:<keyed hash>"; "" stays ""."""
-    if not raw:
-        return ""
-    kind = raw.split(":", 1)[0][:20]
-    digest = hmac.new(secret, b"dedupe:" + raw.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return f"{kind}:{digest}"
+def claim(s: Session, tenant_id: int, account_id: int, key: str, kind: str) -> bool:
+    """Record an event's dedupe key; False if it is recorded already (a duplicate), in one statement.
+
+    A concurrent transaction that recorded the same key first makes this one wait for its commit
+    and then count the event as a duplicate (ON CONFLICT DO NOTHING), as a later delivery would.
+    """
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(WebhookEvent)
+        .values(tenant_id=tenant_id, channel_account_id=account_id, dedupe_key=key, kind=kind)
+        .on_conflict_do_nothing(index_elements=["channel_account_id", "dedupe_key"])
+        .returning(WebhookEvent.id)
+    )
+    return s.execute(stmt).first() is not None

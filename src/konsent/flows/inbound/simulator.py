@@ -83,6 +83,7 @@ class PhoneMessage:
     buttons: list[dict[str, str]]
     at: datetime
     media: dict[str, str] | None = None  # {"url", "kind", "filename"} of a media message; text is its caption
+    link: dict[str, str] | None = None  # {"title", "url"} of a link button (CH5)
 
 
 def phone_inbox(ctx: Konsent, account_id: int, phone: str, after_id: int = 0) -> list[PhoneMessage]:
@@ -113,10 +114,13 @@ def phone_inbox(ctx: Konsent, account_id: int, phone: str, after_id: int = 0) ->
                     "kind": str(data.get("media_kind") or ""),
                     "filename": str(data.get("media_filename") or ""),
                 }
+            # A list's rows are tapped like reply buttons on the phone page; a tap answers with the id.
+            buttons = data.get("buttons") or [
+                {"id": w["id"], "title": w["title"]} for w in data.get("rows") or []
+            ]
+            link = data.get("link") if isinstance(data.get("link"), dict) else None
             out.append(
-                PhoneMessage(
-                    r.id, r.provider_id, data.get("text", ""), data.get("buttons", []), r.created_at, media
-                )
+                PhoneMessage(r.id, r.provider_id, data.get("text", ""), buttons, r.created_at, media, link)
             )
         return out
 

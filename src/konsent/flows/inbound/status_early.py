@@ -14,8 +14,9 @@ from typing import cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from konsent.domain.status_batch import StatusState, apply_status
 from konsent.flows.context import Konsent
-from konsent.flows.inbound.status_sink import _State, _write_states, apply_status
+from konsent.flows.inbound.status_sink import _write_states
 from konsent.store.tables import EarlyStatus, Message
 
 
@@ -39,12 +40,12 @@ def apply_early(s: Session, sent: dict[int, dict[str, int]]) -> None:
     found.sort()  # arrival order
     m = cast(Table, Message.__table__).c
     states = {
-        mid: _State(mid, status, reason or "", updated)
+        mid: StatusState(mid, status, reason or "", updated)
         for mid, status, reason, updated in s.execute(
             select(m.id, m.status, m.status_reason, m.updated_at).where(m.id.in_({f[1] for f in found}))
         )
     }
-    changed: dict[int, _State] = {}
+    changed: dict[int, StatusState] = {}
     for _, mid, status, reason, at in found:
         state = states.get(mid)
         if state is not None:

@@ -5,8 +5,8 @@ per event, concurrent requests hand their statuses to a `StatusSink`; one of the
 (the leader) writes everything pending in one transaction — dedupe rows with ON
 CONFLICT DO NOTHING, message updates, early statuses — and every request answers
 200 only after that commit (durable, like the slow path). The transaction itself is
-written by `status_pg` or `status_sqlite`, with the rules kept here (`mark_stale`,
-`split_fresh`, `fold`, `apply_status`).
+written by `store.status_pg` or `store.status_sqlite`, with the rules in `domain.status_batch`
+(`mark_stale`, `split_fresh`, `fold`, `apply_status`), which the writers call.
 
 A status may arrive before the worker recorded the provider id of its message
 (the provider answered the send and the webhook overtook our completion). It is
@@ -22,8 +22,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
@@ -32,30 +31,12 @@ from konsent import metrics
 from konsent.channels.base import AccountConfig, WebhookRequest
 from konsent.domain.events import StatusUpdate
 from konsent.domain.inputs import checked_event
+from konsent.domain.status_batch import StatusItem, StatusState, apply_status
 from konsent.flows.context import Konsent
-from konsent.flows.inbound.dedupe import dedupe_secret, hashed_key
+from konsent.flows.inbound.dedupe import dedupe_secret
 from konsent.flows.inbound.routes import account_by_route
 from konsent.flows.organisation.tenants import account_config
 from konsent.store.tables import ChannelAccount, Message
-
-_STATUS_RANK = {"queued": 0, "retrying": 0, "sent": 1, "delivered": 2, "read": 3}
-
-
-class _HasStatus(Protocol):
-    status: str
-    status_reason: str
-    updated_at: datetime
-
-
-def apply_status(msg: _HasStatus, status: str, reason: str, at: datetime) -> None:
-    """Move a message forward; a late 'delivered' never undoes 'read' (CH4)."""
-    if status == "failed":
-        if msg.status not in ("delivered", "read"):
-            msg.status, msg.status_reason = "failed", reason[:300]
-    elif _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(msg.status, -1):
-        msg.status = status
-    msg.updated_at = max(msg.updated_at, at)
-
 
 # ------------------------------------------------------------------ account configs
 
@@ -77,15 +58,15 @@ def account_for_route(ctx: Konsent, route_key: str) -> tuple[ChannelAccount, Acc
         else:
             cfg = account_config(ctx, s, account)
             configs[account.id] = (account.secrets_sealed, dict(account.settings), cfg)
-    routes: dict[str, _Known] = ctx.known_routes
-    routes[route_key] = _Known(
+    routes: dict[str, KnownAccount] = ctx.known_routes
+    routes[route_key] = KnownAccount(
         account.id, account.tenant_id, account.kind, account.secrets_sealed, dict(account.settings), cfg
     )
     return account, cfg
 
 
 @dataclass(frozen=True)
-class _Known:
+class KnownAccount:
     """An account as last read for a route: enough to verify and parse without the database."""
 
     account_id: int
@@ -136,8 +117,8 @@ async def try_fast_path_async(
 
 def _fast_statuses(
     ctx: Konsent, route_key: str, request: WebhookRequest
-) -> tuple[_Known, list[StatusUpdate]] | None:
-    known: _Known | None = ctx.known_routes.get(route_key)
+) -> tuple[KnownAccount, list[StatusUpdate]] | None:
+    known: KnownAccount | None = ctx.known_routes.get(route_key)
     if known is None or request.method != "POST":
         return None
     adapter = ctx.adapter(known.kind)
@@ -155,24 +136,10 @@ def _fast_statuses(
 
 
 @dataclass
-class _Item:
-    account_id: int
-    tenant_id: int
-    events: Sequence[StatusUpdate]
-    expect: _Known | None = None  # verified against this state of the account: re-checked before storing
-    stale: bool = False
-    done: bool = False
-    handled: int = 0
-    duplicates: int = 0
-    error: BaseException | None = None
-    secret: bytes = b""  # the tenant's dedupe key (flows.inbound.dedupe)
-
-
-@dataclass
 class _LoopQueue:
     """Requests of one event loop waiting for the next group commit."""
 
-    pending: list[tuple[_Item, asyncio.Future[None]]] = field(default_factory=list)
+    pending: list[tuple[StatusItem, asyncio.Future[None]]] = field(default_factory=list)
     # One group commit in flight per event loop: two or three concurrent ones made smaller batches
     # and fewer webhooks per second (PostgreSQL, session 3: 4,730/s with one, 4,270 two, 4,010 three).
     task: asyncio.Task[None] | None = None
@@ -184,10 +151,10 @@ class StatusSink:
 
     ctx: Konsent
     max_batch: int = 500
-    _pending: list[_Item] = field(default_factory=list)
+    _pending: list[StatusItem] = field(default_factory=list)
     _flushing: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _writer: Any = None  # status_pg.Connections or status_sqlite.Writer, made at the first batch
+    _writer: Any = None  # store.status_pg.Connections or store.status_sqlite.Writer, made at the first batch
     _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -198,10 +165,14 @@ class StatusSink:
             return dedupe_secret(self.ctx, s, tenant_id)
 
     def submit(
-        self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
+        self,
+        account_id: int,
+        tenant_id: int,
+        events: Sequence[StatusUpdate],
+        expect: KnownAccount | None = None,
     ) -> tuple[int, int] | None:
         """Store these statuses durably; (handled, duplicates) once committed, None if `expect` is stale."""
-        item = _Item(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
+        item = StatusItem(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
         with self._cond:
             self._pending.append(item)
             while not item.done:
@@ -224,11 +195,15 @@ class StatusSink:
         return item.handled, item.duplicates
 
     async def submit_async(
-        self, account_id: int, tenant_id: int, events: Sequence[StatusUpdate], expect: _Known | None = None
+        self,
+        account_id: int,
+        tenant_id: int,
+        events: Sequence[StatusUpdate],
+        expect: KnownAccount | None = None,
     ) -> tuple[int, int] | None:
         """`submit` for coroutines: requests of one event loop queue up while one batch is written."""
         loop = asyncio.get_running_loop()
-        item = _Item(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
+        item = StatusItem(account_id, tenant_id, events, expect, secret=self._secret(tenant_id))
         queue = self._loops.setdefault(loop, _LoopQueue())
         waiter: asyncio.Future[None] = loop.create_future()
         queue.pending.append((item, waiter))
@@ -272,7 +247,7 @@ class StatusSink:
         if self._writer is not None:
             self._writer.close()
 
-    def _flush(self, batch: list[_Item]) -> None:
+    def _flush(self, batch: list[StatusItem]) -> None:
         try:
             results = self._batch_writer().store(batch)
             for item, (handled, dups) in zip(batch, results, strict=True):
@@ -296,92 +271,7 @@ def sink(ctx: Konsent) -> StatusSink:
         return found
 
 
-def dedupe_key(item: _Item, ev: StatusUpdate) -> str:
-    """The idempotency key of a status event: a keyed hash, no provider id in clear (invariant 6, D2)."""
-    return hashed_key(item.secret, f"st:{ev.provider_id}:{ev.status}")
-
-
-def early_row(item: _Item, ev: StatusUpdate, reason: str) -> dict[str, object]:
-    """An `EarlyStatus` row for a status whose message is not recorded yet."""
-    return {
-        "tenant_id": item.tenant_id,
-        "channel_account_id": item.account_id,
-        "provider_id": ev.provider_id[:200],
-        "status": ev.status[:16],
-        "reason": reason[:300],
-        "at": ev.at,
-        "ref": (ev.ref or None) and ev.ref[:64],
-    }
-
-
-def split_fresh(
-    batch: list[_Item], fresh: set[tuple[int, str]]
-) -> tuple[list[tuple[int, int]], list[tuple[_Item, StatusUpdate]]]:
-    """(handled, duplicates) per request, and the events to apply: those whose dedupe key was new."""
-    todo: list[tuple[_Item, StatusUpdate]] = []
-    results: list[tuple[int, int]] = []
-    for item in batch:
-        handled = dups = 0
-        for ev in [] if item.stale else item.events:
-            k = (item.account_id, dedupe_key(item, ev))
-            if k in fresh:
-                fresh.discard(k)  # a second copy in the same batch is a duplicate
-                handled += 1
-                todo.append((item, ev))
-            else:
-                dups += 1
-        results.append((handled, dups))
-    return results, todo
-
-
-def accounts_to_check(batch: list[_Item]) -> list[int]:
-    """The accounts whose remembered state some request of the batch was verified against."""
-    return sorted({item.account_id for item in batch if item.expect is not None and not item.stale})
-
-
-def mark_stale(batch: list[_Item], accounts: dict[int, tuple[bool, bytes | None, dict[str, object]]]) -> bool:
-    """Mark requests verified against an account state that is gone (inactive, new secrets or
-    settings); `accounts` is (active, sealed secrets, settings) as read now. True if any."""
-    stale = False
-    for item in batch:
-        e = item.expect
-        if e is None or item.stale:
-            continue
-        state = accounts.get(item.account_id)
-        if state is None or not state[0] or state[1] != e.secrets_sealed or state[2] != e.settings:
-            item.stale = stale = True
-    return stale
-
-
-@dataclass
-class _State:
-    """The status columns of one message, changed in memory and written back in one statement."""
-
-    id: int
-    status: str
-    status_reason: str
-    updated_at: datetime
-
-
-def fold(
-    todo: list[tuple[_Item, StatusUpdate]], found: dict[tuple[int, str], tuple[int, _State]]
-) -> tuple[list[_State], list[dict[str, object]]]:
-    """Apply the status rules in arrival order to the messages found by (account, provider id);
-    the changed states, and early-status rows for statuses whose message is not recorded yet."""
-    changed: dict[int, _State] = {}
-    early: list[dict[str, object]] = []
-    for item, ev in todo:
-        hit = found.get((item.account_id, ev.provider_id))
-        reason = f"{ev.error_code or ''} {ev.error_title or ''}".strip()
-        if hit is None:
-            early.append(early_row(item, ev, reason))
-        elif hit[0] == item.tenant_id:  # another tenant's message is never touched
-            apply_status(hit[1], ev.status, reason, ev.at)
-            changed[hit[1].id] = hit[1]
-    return list(changed.values()), early
-
-
-def _write_states(s: Session, states: Iterable[_State]) -> None:
+def _write_states(s: Session, states: Iterable[StatusState]) -> None:
     """Write changed status columns back in one executemany statement."""
     rows = [{"mid": m.id, "st": m.status, "rs": m.status_reason, "up": m.updated_at} for m in states]
     if rows:
@@ -396,7 +286,9 @@ def _write_states(s: Session, states: Iterable[_State]) -> None:
 
 __all__ = [
     "ChannelAccount",
+    "StatusItem",
     "StatusSink",
+    "StatusState",
     "account_for_route",
     "apply_status",
     "sink",

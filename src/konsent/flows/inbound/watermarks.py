@@ -16,9 +16,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from konsent.domain.events import StatusWatermark
+from konsent.domain.status_batch import apply_status
 from konsent.flows.contacts import find_identity
 from konsent.flows.context import Konsent
-from konsent.flows.inbound.status_sink import apply_status
 from konsent.store.tables import ChannelAccount, Message, OutboxRow
 
 # konsent knows two times of a sent message: when it was queued (always before the provider

@@ -10,28 +10,32 @@ is asked (flows.inbound), so they always win over any step.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from datetime import datetime
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent import crypto
 from konsent.channels.base import Button, OutboundContent
 from konsent.domain import flowsteps as fs
+from konsent.domain import interactive
+from konsent.domain.content import problems
 from konsent.domain.disclosure import HANDOVER, wants_human
-from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound
+from konsent.domain.errors import InvalidInput, NoLegalBasis
 from konsent.domain.events import InboundMessage
+from konsent.domain.interactive import LIST_BUTTON
 from konsent.domain.purposes import ConsentStatus, Purpose
-from konsent.flows import audit
 from konsent.flows.consent import grants as consent
 from konsent.flows.contacts import open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.inbox import disclosure, live
 from konsent.flows.inbox import listing as inbox
+from konsent.flows.inbox.bot_flows import (
+    list_flows,
+    save_flow,
+)
 from konsent.flows.organisation import staff, teams
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.flows.webhooks.events import emit_closed
@@ -52,82 +56,6 @@ from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
 BOT_AUTHOR = "bot"
-MAX_IMPORT_BYTES = 200_000
-
-
-# --- flows as data ---------------------------------------------------------------------------------
-
-
-def load_definition(text: str, fmt: str = "yaml") -> dict[str, Any]:
-    """Read a flow from YAML or JSON text (import, M2); raises InvalidInput."""
-    if len(text.encode()) > MAX_IMPORT_BYTES:
-        raise InvalidInput(detail="the flow file is too large")
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput("the file is not valid {format}", format=fmt.upper()) from exc
-    if not isinstance(data, dict):
-        raise InvalidInput(detail="a flow must be a mapping")
-    return data
-
-
-def dump_definition(definition: dict[str, Any], fmt: str = "yaml") -> str:
-    """A flow as YAML or JSON text (export, M2)."""
-    if fmt == "json":
-        return json.dumps(definition, ensure_ascii=False, indent=2)
-    return yaml.safe_dump(definition, allow_unicode=True, sort_keys=False)
-
-
-def _checked(definition: dict[str, Any]) -> fs.Flow:
-    try:
-        return fs.parse_flow(definition)
-    except fs.FlowError as exc:
-        raise InvalidInput(detail=str(exc)) from exc
-
-
-def save_flow(
-    s: Session,
-    tenant_id: int,
-    actor: str,
-    definition: dict[str, Any],
-    *,
-    flow_id: int | None = None,
-    active: bool = True,
-    priority: int = 100,
-) -> BotFlow:
-    """Create or replace a flow after checking it; routes must name existing teams."""
-    flow = _checked(definition)
-    for step in flow.steps.values():
-        if step.team and teams.team_by_slug(s, tenant_id, step.team) is None:
-            raise InvalidInput("step {step}: there is no team {team}", step=step.id, team=repr(step.team))
-    row = get_flow(s, tenant_id, flow_id) if flow_id else BotFlow(tenant_id=tenant_id)
-    row.name = flow.name
-    row.definition = json.loads(json.dumps(definition))
-    row.active = active
-    row.priority = priority
-    row.updated_at = utcnow()
-    if flow_id is None:
-        s.add(row)
-    s.flush()
-    audit.record(s, tenant_id, actor, "bot.flow_saved", f"flow:{row.id}", name=flow.name)
-    return row
-
-
-def get_flow(s: Session, tenant_id: int, flow_id: int) -> BotFlow:
-    row = s.scalars(
-        select(BotFlow).where(BotFlow.tenant_id == tenant_id, BotFlow.id == flow_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound()
-    return row
-
-
-def list_flows(s: Session, tenant_id: int) -> list[BotFlow]:
-    return list(
-        s.scalars(
-            select(BotFlow).where(BotFlow.tenant_id == tenant_id).order_by(BotFlow.priority, BotFlow.id)
-        )
-    )
 
 
 # --- contact fields --------------------------------------------------------------------------------
@@ -236,13 +164,18 @@ def _first_message(s: Session, conv: Conversation) -> bool:
     return len(count) <= 1
 
 
-def _pick_flow(s: Session, tenant_id: int, ev: InboundMessage, first: bool) -> tuple[BotFlow, fs.Flow] | None:
+def _pick_flow(
+    s: Session, tenant_id: int, ev: InboundMessage, conv: Conversation
+) -> tuple[BotFlow, fs.Flow] | None:
+    """The flow this message starts; asks whether it is the first message only if a flow is active."""
     candidates = []
-    for row in s.scalars(
+    rows = s.scalars(
         select(BotFlow)
         .where(BotFlow.tenant_id == tenant_id, BotFlow.active.is_(True))
         .order_by(BotFlow.priority, BotFlow.id)
-    ):
+    ).all()
+    first = _first_message(s, conv) if rows else False
+    for row in rows:
         try:
             flow = fs.parse_flow(row.definition)
         except fs.FlowError:
@@ -270,8 +203,6 @@ def on_inbound(
     tenant = s.get(Tenant, account.tenant_id)
     assert tenant is not None
     locale = contact.locale or tenant.default_locale
-    situation_vars: dict[str, str] = dict(session.vars) if session else {}
-    situation = fs.Situation(locale, _active_consents(s, contact), situation_vars)
     if session is not None:
         if session.state != "running":
             return  # a person has taken over, or the bot finished: the inbox handles it
@@ -288,14 +219,16 @@ def on_inbound(
         if flow is None:
             result = fs.Advance(finished="handover")
         else:
+            situation = fs.Situation(locale, _active_consents(s, contact), dict(session.vars))
             result = fs.advance(flow, session.step, situation, ev.text, ev.payload)
     else:
         if conv.first_response_at is not None or conv.assignee_id is not None:
             return  # a person already handles this conversation: no flow starts in the middle of it
-        picked = _pick_flow(s, account.tenant_id, ev, _first_message(s, conv))
+        picked = _pick_flow(s, account.tenant_id, ev, conv)
         if picked is None:
             return
         row, flow = picked
+        situation = fs.Situation(locale, _active_consents(s, contact), {})
         session = BotSession(
             tenant_id=account.tenant_id, conversation_id=conv.id, flow_id=row.id, step="", state="running",
             vars={}, started_at=ev.at, updated_at=ev.at,
@@ -303,7 +236,7 @@ def on_inbound(
         s.add(session)
         s.flush()
         result = _disclosed(fs.start(flow, situation, ev.at), disclosure.text_for(tenant, locale))
-    _carry_out(ctx, s, account, contact, conv, session, result, ev.at)
+    _carry_out(ctx, s, account, contact, conv, session, result, ev.at, locale)
 
 
 def _disclosed(result: fs.Advance, text: str | None) -> fs.Advance:
@@ -339,6 +272,22 @@ def _say(
         log.info("bot reply refused contact=%s conversation=%s", contact.id, conv.id)
 
 
+def choice_content(action: fs.Send, locale: str) -> OutboundContent:
+    """A bot message in the one content model (CH5, M2): up to 3 short options as reply buttons, up to
+    10 as a list, otherwise numbered text; a channel without them gets numbered text when queued."""
+    if not action.buttons:
+        return OutboundContent(text=action.text)
+    buttons, rows = interactive.choices(action.buttons)
+    content = OutboundContent(
+        text=action.text, buttons=buttons, rows=rows, list_button=t(locale, LIST_BUTTON) if rows else ""
+    )
+    if (buttons or rows) and not problems(content):
+        return content
+    options = [Button(i, title) for i, title in action.buttons]
+    text = interactive.fallback_text(action.text, options, (), None)
+    return OutboundContent(text=text, numbered=tuple(b.title for b in options))
+
+
 def _carry_out(
     ctx: Konsent,
     s: Session,
@@ -348,16 +297,11 @@ def _carry_out(
     session: BotSession,
     result: fs.Advance,
     at: datetime,
+    locale: str,
 ) -> None:
     for action in result.actions:
         if isinstance(action, fs.Send):
-            content = OutboundContent(
-                text=action.text, buttons=tuple(Button(bid, title[:20]) for bid, title in action.buttons)
-            )
-            caps = ctx.adapter(account.kind).capabilities
-            if action.buttons and (not caps.buttons or len(action.buttons) > caps.max_buttons):
-                numbered = "\n".join(f"{i}. {title}" for i, (_, title) in enumerate(action.buttons, 1))
-                content = OutboundContent(text=f"{action.text}\n{numbered}")
+            content = choice_content(action, locale)
             try:
                 enqueue_message(
                     ctx, s, contact, "service", content, channel_account_id=account.id,

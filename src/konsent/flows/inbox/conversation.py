@@ -3,9 +3,8 @@ agents make to it — reply, template, assign, state, snooze, notes, labels (M1,
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,15 +12,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
-from konsent.domain import received as received_kinds
 from konsent.domain.content import require_valid
 from konsent.domain.errors import Conflict, InvalidInput, NotFound
+from konsent.domain.interactive import Interactive
 from konsent.domain.media import MEDIA_KINDS
 from konsent.flows import audit
 from konsent.flows.contacts import consent_rows, contact_name, open_for_contact, seal_for_contact
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import csat, live
+from konsent.flows.inbox import csat, live, people, presence
+from konsent.flows.inbox.composer import ComposerState, composer_state
 from konsent.flows.inbox.listing import STATES, bump, get_conversation, visibility
+from konsent.flows.inbox.thread import ThreadMessage, staff_names, thread_of
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
 from konsent.flows.outbound import templates
@@ -48,20 +49,6 @@ _LABEL = re.compile(r"^[\w][\w -]{0,39}$")
 
 
 @dataclass
-class ThreadMessage:
-    id: int
-    direction: str
-    text: str
-    buttons: list[str]
-    status: str
-    author: str
-    at: datetime
-    has_media: bool = False
-    media_url: str = ""  # outbound media: the company's link, shown to staff
-    received: received_kinds.Received | None = None  # a location, card, reaction, order ... (CH5)
-
-
-@dataclass
 class ConversationView:
     conversation: Conversation
     contact_id: int
@@ -85,6 +72,11 @@ class ConversationView:
     bot_state: str | None
     locale: str = ""  # the contact's language, for ordering the template picker
     media_kinds: tuple[str, ...] = ()  # what an agent may attach on this channel
+    interactive: bool = False  # the channel shows reply buttons (else they go as numbered text)
+    composer: ComposerState | None = None  # what may be sent now, and why not (#17)
+    replying: list[str] = field(default_factory=list)  # other staff typing a reply right now
+    number: str = ""  # the phone number where no name is known
+    initials: str = ""
 
 
 def view_conversation(
@@ -97,35 +89,8 @@ def view_conversation(
     acc = s.get(ChannelAccount, conv.channel_account_id)
     assert contact is not None and acc is not None
     shredded = contact.wrapped_key is None
-    msgs = s.scalars(
-        select(Message)
-        .where(Message.tenant_id == who.tenant_id, Message.conversation_id == conv.id)
-        .order_by(Message.created_at, Message.id)
-        .limit(500)
-    ).all()
-    thread = []
-    names = _staff_names(s, who.tenant_id)
-    by_provider_id: dict[str, str] = {}
-    for m in msgs:
-        body = {} if shredded else json.loads(open_for_contact(ctx, s, contact, "message", m.body_sealed))
-        if m.provider_id:
-            by_provider_id[m.provider_id] = str(body.get("text") or "")
-        content = OutboundContent.from_dict(body)
-        text = content.text or (f"▶ {body['payload']}" if body.get("payload") else "")
-        thread.append(
-            ThreadMessage(
-                m.id,
-                m.direction,
-                text,
-                [b.title for b in content.buttons],
-                m.status,
-                names.get(m.author, m.author),
-                m.created_at,
-                bool(body.get("media_ref")),
-                content.media_url or "",
-                received_kinds.view_of(body, by_provider_id) if m.direction == "in" else None,
-            )
-        )
+    messages = thread_of(ctx, s, conv, contact)
+    names = staff_names(s, who.tenant_id)
     notes = [
         {
             "author": names.get(n.author, n.author),
@@ -160,16 +125,35 @@ def view_conversation(
         closes = last + timedelta(hours=caps.service_window_hours) if last else None
         window_open = closes is not None and closes > now
     bot = s.scalars(select(BotSession).where(BotSession.conversation_id == conv.id)).one_or_none()
+    people.mark_seen(s, conv, now)
+    name = "" if shredded else contact_name(ctx, s, contact)
+    number = (
+        ""
+        if name or shredded
+        else people.numbers_for_unnamed(ctx, s, who.tenant_id, [(contact, acc)]).get((contact.id, acc.id), "")
+    )
     audit.record(
         s, who.tenant_id, who.actor, "conversation.view", f"contact:{contact.id}", conversation=conv.id
     )
     return ConversationView(
         conversation=conv,
         contact_id=contact.id,
-        name="" if shredded else contact_name(ctx, s, contact),
+        name=name,
+        number=number,
+        initials=people.initials(name),
+        composer=composer_state(
+            s,
+            contact,
+            acc,
+            window_open=window_open,
+            window_hours=caps.service_window_hours,
+            templates=caps.templates,
+            at=now,
+        ),
+        replying=presence.replying_now(s, who, conv.id, now),
         channel=acc.name,
         channel_kind=acc.kind,
-        messages=thread,
+        messages=messages,
         notes=notes,
         labels=labels,
         consents=[
@@ -181,6 +165,7 @@ def view_conversation(
         window_closes_at=closes,
         templates=caps.templates,
         media_kinds=tuple(k for k in MEDIA_KINDS if k in caps.media_kinds),
+        interactive=caps.buttons,
         fields=_fields(ctx, s, contact),
         earlier=_earlier(s, who, conv),
         team_id=conv.team_id,
@@ -188,14 +173,6 @@ def view_conversation(
         bot_state=bot.state if bot else None,
         locale=contact.locale or "",
     )
-
-
-def _staff_names(s: Session, tenant_id: int) -> dict[str, str]:
-    """'user:12' -> the staff member's name, for showing who wrote what."""
-    return {
-        f"user:{u.id}": (u.name or u.email)
-        for u in s.scalars(select(StaffUser).where(StaffUser.tenant_id == tenant_id))
-    }
 
 
 def _earlier(s: Session, who: StaffMember, conv: Conversation) -> list[tuple[int, str, datetime, str]]:
@@ -246,13 +223,23 @@ def reply(
     *,
     media_url: str = "",
     media_kind: str = "",
+    choices: Interactive | None = None,
+    media_filename: str = "",
 ) -> Message:
-    """An agent answers, optionally with media by https link; the bot stops (M1, M2)."""
+    """An agent answers, optionally with media by https link or with reply buttons, a list or a link
+    button (numbered text where the channel has none); the bot stops (M1, M2, CH5)."""
     staff.require(who.role, "messages.send")
     at = at or utcnow()
     text = text.strip()
     media_url, media_kind = media_url.strip(), media_kind.strip()
-    content = OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None)
+    parts = (choices or Interactive()).parts()
+    content = OutboundContent(
+        text=text,
+        media_url=media_url or None,
+        media_kind=media_kind or None,
+        media_filename=media_filename or None,
+        **parts,
+    )
     require_valid(content)  # before anything is looked up: a bad reply is 422 wherever it goes
     conv = get_conversation(s, who, conversation_id)
     contact = s.get(Contact, conv.contact_id)
@@ -274,7 +261,7 @@ def reply(
         .values(first_response_at=at)
         .execution_options(synchronize_session=False)
     )
-    bump(s, conv, None, last_message_at=at)
+    bump(s, conv, None, last_message_at=at, agent_seen_at=at)
     s.execute(
         update(BotSession)
         .where(BotSession.conversation_id == conv.id, BotSession.state == "running")

@@ -20,6 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import Button, OutboundContent
+from konsent.domain import interactive
+from konsent.domain.content import problems
 from konsent.domain.errors import DomainError, InvalidInput, WindowClosed
 from konsent.flows import audit
 from konsent.flows.context import Konsent
@@ -28,6 +30,7 @@ from konsent.flows.outbound import templates
 from konsent.flows.outbound.messaging import enqueue_message
 from konsent.i18n import LOCALES, t
 from konsent.store.tables import ChannelAccount, Contact, Conversation, CsatRating, Team, Tenant
+from konsent.store.tenant_settings import merge_settings
 from konsent.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,12 +77,10 @@ def save_settings(s: Session, who: staff.StaffMember, value: Settings) -> None:
     staff.require(who.role, "settings.manage")
     if any(len(q) > 300 for q in value.question.values()):
         raise InvalidInput(detail="the question is too long")
-    tenant = s.get(Tenant, who.tenant_id)
-    assert tenant is not None
     stored: dict[str, object] = {"enabled": value.enabled, "template": value.template.strip()}
     stored["template_language"] = value.template_language.strip()
     stored.update({f"question_{loc}": " ".join(q.split()) for loc, q in value.question.items()})
-    tenant.settings = {**(tenant.settings or {}), KEY: stored}
+    merge_settings(s, who.tenant_id, {KEY: stored})
     audit.record(
         s, who.tenant_id, who.actor, "csat.settings", f"tenant:{who.tenant_id}", enabled=value.enabled
     )
@@ -101,12 +102,11 @@ def ask(ctx: Konsent, s: Session, conv: Conversation, at: datetime | None = None
     buttons = tuple(Button(f"csat:{conv.id}:{score}", t(locale, label)) for score, label in ANSWERS.items())
     account = s.get(ChannelAccount, conv.channel_account_id)
     assert account is not None
-    caps = ctx.adapter(account.kind).capabilities
-    if caps.buttons and caps.max_buttons >= len(buttons):
-        content = OutboundContent(text=question, buttons=buttons)
-    else:  # a readable fallback: the numbers are the answers
-        numbered = "\n".join(f"{i}. {b.title}" for i, b in enumerate(buttons, 1))
-        content = OutboundContent(text=f"{question}\n{numbered}")
+    # Where the channel has no buttons the message goes as numbered text: the numbers are the answers.
+    content = OutboundContent(text=question, buttons=buttons)
+    if problems(content):  # a tenant's question longer than buttons allow: numbered text instead
+        text = interactive.fallback_text(question, buttons, (), None)
+        content = OutboundContent(text=text, numbered=tuple(b.title for b in buttons))
     try:
         _send(ctx, s, contact, conv, content, at)
     except WindowClosed:

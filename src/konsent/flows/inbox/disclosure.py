@@ -13,6 +13,7 @@ from konsent.flows import audit
 from konsent.flows.organisation import staff
 from konsent.i18n import LOCALES, t
 from konsent.store.tables import Tenant
+from konsent.store.tenant_settings import merge_settings
 
 KEY = "bot_disclosure"
 MAX_TEXT = 500
@@ -53,7 +54,5 @@ def save(s: Session, who: staff.StaffMember, enabled: bool, texts: dict[str, str
         if len(value) > MAX_TEXT:
             raise InvalidInput(detail="the disclosure text is too long")
         clean[loc] = value
-    tenant = s.get(Tenant, who.tenant_id)
-    assert tenant is not None
-    tenant.settings = {**(tenant.settings or {}), KEY: {"enabled": enabled, **clean}}
+    merge_settings(s, who.tenant_id, {KEY: {"enabled": enabled, **clean}})
     audit.record(s, who.tenant_id, who.actor, "bot.disclosure", f"tenant:{who.tenant_id}", enabled=enabled)

@@ -22,7 +22,7 @@ from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.flows import audit
 from konsent.flows.contacts import contact_name
 from konsent.flows.context import Konsent
-from konsent.flows.inbox import live
+from konsent.flows.inbox import live, people
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
 from konsent.flows.organisation.teams import team_ids_of
@@ -36,6 +36,7 @@ from konsent.store.tables import (
     Team,
     Tenant,
 )
+from konsent.store.tenant_settings import merge_settings
 from konsent.store.types import utcnow
 
 STATES = ("open", "pending", "closed")
@@ -64,9 +65,7 @@ def _agents_see_unrouted(s: Session, tenant_id: int) -> bool:
 def set_agents_see_unrouted(s: Session, who: StaffMember, on: bool) -> None:
     """Whether agents also see conversations no team has yet (S3); audited."""
     staff.require(who.role, "teams.manage")
-    tenant = s.get(Tenant, who.tenant_id)
-    assert tenant is not None
-    tenant.settings = {**tenant.settings, "agents_see_unrouted": bool(on)}
+    merge_settings(s, who.tenant_id, {"agents_see_unrouted": bool(on)})
     audit.record(
         s, who.tenant_id, who.actor, "settings.agents_see_unrouted", f"tenant:{who.tenant_id}", on=on
     )
@@ -112,6 +111,7 @@ class InboxFilter:
     label: str | None = None
     q: str = ""
     snoozed: bool = False  # show snoozed conversations instead of hiding them
+    my_teams: bool = False  # only the teams the caller is a member of
 
 
 @dataclass
@@ -127,6 +127,9 @@ class InboxRow:
     last_message_at: datetime
     snoozed_until: datetime | None
     version: int
+    unread: int = 0  # the contact's messages since an agent last opened it
+    initials: str = ""
+    number: str = ""  # where no name is known: the phone number, on channels that have one
 
 
 @dataclass
@@ -170,6 +173,10 @@ def list_conversations(
         q = q.where(Conversation.state == f.state)
     if f.team_id is not None:
         q = q.where(Conversation.team_id == f.team_id)
+    if f.my_teams:
+        uid = user_id(who)
+        mine = team_ids_of(s, who.tenant_id, uid) if uid is not None else set()
+        q = q.where(Conversation.team_id.in_(mine) if mine else Conversation.id < 0)
     if f.assignee == "me":
         q = q.where(Conversation.assignee_id == (user_id(who) or -1))
     elif f.assignee == "none":
@@ -308,17 +315,31 @@ def _rows(ctx: Konsent, s: Session, tenant_id: int, convs: list[Conversation]) -
         )
     ):
         labels.setdefault(cl.conversation_id, []).append(cl.label)
+    names = {cid: contact_name(ctx, s, contact) for cid, contact in contacts.items()}
+    numbers = people.numbers_for_unnamed(
+        ctx, s, tenant_id,
+        [
+            (contacts[c.contact_id], accounts[c.channel_account_id])
+            for c in convs
+            if c.contact_id in contacts and c.channel_account_id in accounts and not names.get(c.contact_id)
+        ],
+    )  # fmt: skip
+    unread = people.unread_counts(s, tenant_id, [c.id for c in convs])
     out = []
     for c in convs:
-        contact = contacts.get(c.contact_id)
         acc = accounts.get(c.channel_account_id)
         team = teams.get(c.team_id) if c.team_id else None
         user = users.get(c.assignee_id) if c.assignee_id else None
+        name = names.get(c.contact_id, "")
+        number = "" if name else numbers.get((c.contact_id, c.channel_account_id), "")
         out.append(
             InboxRow(
                 id=c.id,
                 contact_id=c.contact_id,
-                name=(contact_name(ctx, s, contact) if contact else "") or f"#{c.contact_id}",
+                name=name,
+                number=number,
+                initials=people.initials(name),
+                unread=unread.get(c.id, 0),
                 channel=acc.name if acc else "",
                 state=c.state,
                 team=team.name if team else "",
@@ -337,12 +358,14 @@ def bump(s: Session, conv: Conversation, expected_version: int | None, **values:
     q = update(Conversation).where(Conversation.tenant_id == conv.tenant_id, Conversation.id == conv.id)
     if expected_version is not None:
         q = q.where(Conversation.version == expected_version)
+    # RETURNING the row refreshes `conv` in the same statement (no second SELECT)
     res = s.execute(
-        q.values(version=Conversation.version + 1, **values).execution_options(synchronize_session=False)
+        q.values(version=Conversation.version + 1, **values)
+        .returning(Conversation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if not res.rowcount:  # type: ignore[attr-defined]
+    if res.first() is None:
         raise Conflict(detail="someone else changed this conversation; reload and try again")
-    s.refresh(conv)
 
 
 def on_contact_message(s: Session, conv: Conversation) -> None:

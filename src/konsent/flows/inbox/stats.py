@@ -18,6 +18,7 @@ from konsent.flows import audit
 from konsent.flows.organisation import staff
 from konsent.flows.organisation.staff import StaffMember
 from konsent.store.tables import BotSession, Conversation, Message, StaffUser, Team, Tenant
+from konsent.store.tenant_settings import merge_settings
 from konsent.store.types import utcnow
 
 WORKS_COUNCIL = "works_council_mode"
@@ -60,9 +61,7 @@ def works_council(s: Session, tenant_id: int) -> bool:
 def set_works_council(s: Session, who: StaffMember, on: bool) -> None:
     """Switch works-council mode for the caller's tenant (S5)."""
     staff.require(who.role, "settings.manage")
-    tenant = s.get(Tenant, who.tenant_id)
-    assert tenant is not None
-    tenant.settings = {**tenant.settings, WORKS_COUNCIL: bool(on)}
+    merge_settings(s, who.tenant_id, {WORKS_COUNCIL: bool(on)})
     audit.record(
         s, who.tenant_id, who.actor, "settings.works_council", f"tenant:{who.tenant_id}", on=bool(on)
     )

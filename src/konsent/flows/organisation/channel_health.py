@@ -20,8 +20,13 @@ RESOLUTION = timedelta(seconds=60)
 GAVE_UP_WINDOW = timedelta(hours=24)
 
 
-def note_inbound(s: Session, account_id: int, at: datetime) -> None:
-    """A message arrived on this account."""
+def note_inbound(s: Session, account_id: int, at: datetime, known: datetime | None = None) -> None:
+    """A message arrived on this account.
+
+    `known` is the stored time as read earlier in this transaction: if that is recent already, the
+    update could change nothing (the stored time only moves forward) and is not sent."""
+    if known is not None and known >= at - RESOLUTION:
+        return
     s.execute(
         update(ChannelAccount)
         .where(

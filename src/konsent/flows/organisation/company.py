@@ -20,6 +20,7 @@ from konsent.flows import audit
 from konsent.flows.context import Konsent
 from konsent.i18n import LOCALES
 from konsent.store.tables import ChannelAccount, Consent, ConsentText, Tenant, Topic
+from konsent.store.tenant_settings import merge_settings
 
 CONTROLLER_FIELDS = ("legal_name", "address", "representative", "dpo_contact", "supervisory_authority")
 REQUIRED = ("legal_name", "address", "representative", "supervisory_authority")
@@ -116,11 +117,11 @@ def update_company(s: Session, tenant: Tenant, values: dict[str, Any], *, actor:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidInput(detail=BAD_ZONE) from exc
+    tenant = merge_settings(s, tenant.id, {"controller": ctrl, "time_zone": zone})  # re-read, locked
     tenant.name = name
     tenant.privacy_url = url
     tenant.privacy_version = version
     tenant.default_locale = locale
-    tenant.settings = {**(tenant.settings or {}), "controller": ctrl, "time_zone": zone}
     audit.record(s, tenant.id, actor, "company.update", f"tenant:{tenant.id}")
     return company(tenant)
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from konsent.domain.errors import InvalidInput
 from konsent.flows.organisation.tenants import tenant_by_slug
+from konsent.store.tenant_settings import merge_settings
 
 AT_MOST_ONCE = "at_most_once"
 AT_LEAST_ONCE = "at_least_once"
@@ -43,6 +44,5 @@ def set_policy(s: Session, slug: str, kind: str, value: str) -> dict[str, str]:
         raise InvalidInput("kind must be one of {choices}", choices=", ".join(KINDS))
     if value not in POLICIES:
         raise InvalidInput("policy must be one of {choices}", choices=", ".join(POLICIES))
-    tenant = tenant_by_slug(s, slug)
-    tenant.settings = {**(tenant.settings or {}), KEYS[kind]: value}
+    tenant = merge_settings(s, tenant_by_slug(s, slug).id, {KEYS[kind]: value})
     return {k: policy(tenant.settings, "newsletter:x" if k == "newsletter" else "service") for k in KINDS}

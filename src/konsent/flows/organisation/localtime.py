@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from konsent.domain.errors import InvalidInput, NotFound
 from konsent.flows import audit
 from konsent.store.tables import StaffUser, Tenant
+from konsent.store.tenant_settings import merge_settings
 
 DEFAULT_ZONE = "Europe/Berlin"
 
@@ -52,10 +53,7 @@ def zone_for(s: Session, tenant_id: int, user: StaffUser | None = None) -> str:
 def set_tenant_zone(s: Session, tenant_id: int, actor: str, zone: str) -> None:
     """Set the organisation's time zone; audited."""
     zone = check_zone(zone)
-    tenant = s.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound()
-    tenant.settings = {**(tenant.settings or {}), "time_zone": zone}
+    merge_settings(s, tenant_id, {"time_zone": zone})
     audit.record(s, tenant_id, actor, "tenant.time_zone", f"tenant:{tenant_id}", zone=zone)
 
 

@@ -7,7 +7,7 @@ contact's key like every personal field, so erasure shreds it (S1, D2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from konsent import crypto
 from konsent.domain.errors import InvalidInput
 from konsent.flows import audit, contacts
+from konsent.flows.contact_data.index import index_name
 from konsent.flows.context import Konsent
 from konsent.store.tables import ApiToken, Contact, StaffUser, Topic
 
@@ -33,6 +34,7 @@ def set_display_name(
     if contact.wrapped_key is None or contact.erased_at is not None:
         raise InvalidInput(detail="This contact was erased.")
     contact.name_sealed = contacts.seal_for_contact(ctx, s, contact, "name", name) if name else None
+    index_name(ctx, s, contact, name)
     audit.record(s, tenant_id, actor, "contact.edit", f"contact:{contact.id}", field="name")
 
 
@@ -49,15 +51,26 @@ def display_names(ctx: Konsent, s: Session, rows: Sequence[Contact]) -> dict[int
 
 
 def names_for_list(
-    ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_ids: Sequence[int]
+    ctx: Konsent,
+    s: Session,
+    tenant_id: int,
+    actor: str,
+    contact_ids: Sequence[int],
+    known: Mapping[int, str] | None = None,
 ) -> dict[int, str]:
-    """Display names for a list page of contacts; one audit entry for the page (S4)."""
+    """Display names for a list page of contacts; one audit entry for the page (S4). `known`: names
+    the caller already opened in this request (a search confirming its matches), not opened again."""
     if not contact_ids:
         return {}
-    rows = s.scalars(
-        select(Contact).where(Contact.tenant_id == tenant_id, Contact.id.in_(list(contact_ids)))
-    ).all()
-    out = {cid: name for cid, name in display_names(ctx, s, rows).items() if name}
+    known = known or {}
+    todo = [cid for cid in contact_ids if cid not in known]
+    rows = (
+        s.scalars(select(Contact).where(Contact.tenant_id == tenant_id, Contact.id.in_(todo))).all()
+        if todo
+        else []
+    )
+    opened = {**display_names(ctx, s, rows), **{cid: known[cid] for cid in contact_ids if cid in known}}
+    out = {cid: opened[cid] for cid in contact_ids if opened.get(cid)}
     if out:
         audit.record(s, tenant_id, actor, "contact.list_view", "contacts", names=len(out))
     return out

@@ -40,6 +40,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "contacts.personal": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO}),
     # every contact of the tenant; agents see only contacts with a conversation in their teams
     "contacts.all_teams": frozenset({Role.OWNER, Role.ADMIN, Role.DPO, Role.VIEWER}),
+    # labels and attribute values on a contact (M5); the definitions need settings.manage
+    "contacts.edit": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT, Role.DPO}),
+    # CSV export of many contacts at once (M5, S4): never agents or viewers
+    "contacts.export": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.AGENT}),
     "consent.proof": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),
     "ledger.verify": frozenset({Role.OWNER, Role.ADMIN, Role.DPO}),

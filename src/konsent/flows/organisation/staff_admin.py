@@ -19,6 +19,7 @@ from konsent.domain.errors import Conflict, InvalidInput, NotFound
 from konsent.flows import audit
 from konsent.flows.organisation import staff, totp
 from konsent.store.tables import ApiToken, StaffInvite, StaffSession, StaffTotp, StaffUser, Tenant
+from konsent.store.tenant_settings import merge_settings
 from konsent.store.types import utcnow
 
 LINK_TTL_HOURS = 72
@@ -245,9 +246,7 @@ def set_roles_requiring_2fa(s: Session, tenant_id: int, actor: str, roles: list[
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise InvalidInput(detail="Unknown role.")
-    tenant = s.get(Tenant, tenant_id)
-    assert tenant is not None
-    tenant.settings = {**(tenant.settings or {}), "require_2fa": sorted(set(roles))}
+    merge_settings(s, tenant_id, {"require_2fa": sorted(set(roles))})
     audit.record(s, tenant_id, actor, "tenant.require_2fa", f"tenant:{tenant_id}", roles=sorted(set(roles)))
 
 

@@ -17,33 +17,26 @@ worker claims the message (delivery.outbox).
 
 from __future__ import annotations
 
-import re
 from collections import Counter as Tally
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from konsent.channels.base import OutboundContent
-from konsent.domain.content import require_valid
-from konsent.domain.errors import Conflict, InvalidInput, NotFound
-from konsent.domain.purposes import ConsentStatus, Purpose
+from konsent.domain.errors import Conflict, InvalidInput
 from konsent.flows import audit
 from konsent.flows.context import Konsent
-from konsent.flows.organisation.tenants import get_account, topics
-from konsent.flows.outbound import broadcast_stats, personalise, templates
+from konsent.flows.outbound import broadcast_compose, broadcast_stats, budget, personalise, segments
 from konsent.flows.outbound.messaging import Draft, enqueue_many
 from konsent.flows.webhooks.events import emit
 from konsent.store.tables import (
     Broadcast,
     Consent,
     Contact,
-    ContactField,
     ContactIdentity,
-    Conversation,
-    ConversationLabel,
     Message,
     OutboxRow,
 )
@@ -52,227 +45,26 @@ from konsent.store.types import utcnow
 STATES = ("draft", "scheduled", "queuing", "sending", "paused", "cancelled", "done")
 ACTIVE = ("scheduled", "queuing", "sending")
 FINAL = ("cancelled", "done")
-SEGMENT_KEYS = (
-    "active_within_days",
-    "inactive_for_days",
-    "locale",
-    "has_contacted_us",
-    "label",  # a conversation of the contact carries this label
-    "has_field",  # the contact holds this field (collected by the bot with consent)
-)
 
 
-# ---------------------------------------------------------------- compose
-
-
-def _content_values(content: dict[str, Any]) -> list[str]:
-    return [content.get("text") or "", *(content.get("template_params") or [])]
-
-
-def validate_segment(segment: dict[str, Any] | None) -> dict[str, Any]:
-    """Segment filters on contact fields and activity; unknown keys are refused."""
-    segment = dict(segment or {})
-    for key, value in segment.items():
-        if key not in SEGMENT_KEYS:
-            raise InvalidInput(
-                "unknown segment filter {key}; use: {offered}", key=repr(key), offered=", ".join(SEGMENT_KEYS)
-            )
-        if key.endswith("_days") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise InvalidInput("{key} must be a whole number of days ≥ 1", key=key)
-        if key == "locale" and (not isinstance(value, str) or not re.fullmatch(r"[a-z]{2}", value)):
-            raise InvalidInput(detail="locale must be a two-letter language code")
-        if key == "has_contacted_us" and not isinstance(value, bool):
-            raise InvalidInput(detail="has_contacted_us must be true or false")
-        if key in ("label", "has_field") and (not isinstance(value, str) or not 0 < len(value.strip()) <= 63):
-            raise InvalidInput("{key} must be a name of at most 63 characters", key=key)
-    return {k: v.strip() if isinstance(v, str) else v for k, v in segment.items()}
-
-
-def create_broadcast(
-    ctx: Konsent,
-    s: Session,
-    tenant_id: int,
-    *,
-    name: str,
-    topic: str,
-    text: str = "",
-    template: str | None = None,
-    template_language: str | None = None,
-    template_params: list[str] | None = None,
-    min_text_version: int = 0,
-    segment: dict[str, Any] | None = None,
-    channel_account_id: int | None = None,
-    author: str = "",
-    media_url: str | None = None,
-    media_kind: str | None = None,
-    media_filename: str | None = None,
-) -> Broadcast:
-    """Compose a broadcast as a draft; nothing is queued yet (M3).
-
-    With `media_url` it is a media broadcast (an https link to the company's image,
-    document, video or audio) and the text is its caption.
-    """
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput(detail="a broadcast needs a name of at most 200 characters")
-    if topic not in {t.slug for t in topics(s, tenant_id)}:
-        raise InvalidInput("unknown topic {topic}", topic=repr(topic))
-    text = text.strip()
-    template = (template or "").strip() or None
-    params = [str(p) for p in (template_params or [])]
-    media_url = (media_url or "").strip() or None
-    media_kind = (media_kind or "").strip() or None
-    media_filename = (media_filename or "").strip() or None
-    language = (template_language or "").strip() or None
-    content = OutboundContent(
-        text=text,
-        template=template,
-        template_language=language,
-        template_params=tuple(params),
-        media_url=media_url,
-        media_kind=media_kind,
-        media_filename=media_filename,
-    )
-    require_valid(content)  # the rules every sending path shares (M3, CH3)
-    personalise.check_variables(s, tenant_id, [text], "the text")
-    personalise.check_variables(s, tenant_id, params, "a template variable")
-    if min_text_version < 0:
-        raise InvalidInput(detail="the minimum consent-text version cannot be negative")
-    if channel_account_id is not None:
-        acc = get_account(s, tenant_id, channel_account_id)
-        require_valid(content, ctx.adapter(acc.kind).capabilities)
-    if template is not None and language is not None:
-        # Only a template the registry holds as approved, with exactly its variables (M3, CH3).
-        templates.require_approved_for_broadcast(s, tenant_id, channel_account_id, template, language, params)
-    b = Broadcast(
-        tenant_id=tenant_id,
-        name=name,
-        purpose=str(Purpose.newsletter(topic)),
-        content={
-            "text": text,
-            "template": template,
-            "template_language": language,
-            "template_params": params,
-            **(
-                {"media_url": media_url, "media_kind": media_kind, "media_filename": media_filename}
-                if media_url
-                else {}
-            ),
-        },
-        min_text_version=min_text_version,
-        segment=validate_segment(segment),
-        channel_account_id=channel_account_id,
-        state="draft",
-        checkpoint=0,
-        audience=0,
-        queued=0,
-        skipped={},
-        author=author,
-        created_at=utcnow(),
-    )
-    s.add(b)
-    s.flush()
-    return b
-
-
-def get_broadcast(s: Session, tenant_id: int, broadcast_id: int, lock: bool = False) -> Broadcast:
-    """A broadcast of this tenant, or NotFound (invariant 4)."""
-    q = select(Broadcast).where(Broadcast.tenant_id == tenant_id, Broadcast.id == broadcast_id)
-    b = s.scalars(q.with_for_update() if lock else q).one_or_none()
-    if b is None:
-        raise NotFound()
-    return b
-
-
-def list_broadcasts(s: Session, tenant_id: int, limit: int = 100) -> list[Broadcast]:
-    return list(
-        s.scalars(
-            select(Broadcast)
-            .where(Broadcast.tenant_id == tenant_id)
-            .order_by(Broadcast.id.desc())
-            .limit(limit)
-        ).all()
-    )
+# Composing (create, get, list) lives in broadcast_compose; re-exported here, where callers find it.
+create_broadcast = broadcast_compose.create_broadcast
+get_broadcast = broadcast_compose.get_broadcast
+list_broadcasts = broadcast_compose.list_broadcasts
+_content_values = broadcast_compose.content_values
 
 
 # ---------------------------------------------------------------- audience
 
 
-_CONTACT_COLUMNS = (
-    Contact.id,
-    Contact.tenant_id,
-    Contact.wrapped_key,
-    Contact.key_version,
-    Contact.name_sealed,
-    Contact.locale,
-    Contact.has_contacted_us,
-    Contact.erased_at,
-    Contact.unreachable,
-    Contact.objected_marketing,
-)
+def _audience(s: Session, b: Broadcast, now: datetime, ctx: Konsent | None = None) -> Any:
+    """Active consent for the topic, narrowed by the broadcast's segment (C5, C6, M5)."""
+    return segments.audience_query(s, segments.Audience.of(b), now, ctx)
 
 
-def _audience(b: Broadcast, now: datetime) -> Any:
-    """Contacts with active consent for the topic, after the checkpoint, in id order (C5, C6)."""
-    seg = b.segment or {}
-    q = (
-        select(*_CONTACT_COLUMNS, Consent.channel_account_id.label("consent_account"))
-        .join(Consent, and_(Consent.contact_id == Contact.id, Consent.tenant_id == Contact.tenant_id))
-        .where(
-            Consent.tenant_id == b.tenant_id,
-            Consent.purpose == b.purpose,
-            Consent.status == ConsentStatus.ACTIVE.value,
-            Consent.text_version >= b.min_text_version,
-            Contact.erased_at.is_(None),
-            Contact.wrapped_key.is_not(None),
-            Contact.unreachable.is_(False),
-            Contact.objected_marketing.is_(False),
-        )
-    )
-    if "active_within_days" in seg:
-        q = q.where(Contact.last_activity_at >= now - timedelta(days=seg["active_within_days"]))
-    if "inactive_for_days" in seg:
-        q = q.where(Contact.last_activity_at < now - timedelta(days=seg["inactive_for_days"]))
-    if "locale" in seg:
-        q = q.where(Contact.locale == seg["locale"])
-    if "has_contacted_us" in seg:
-        q = q.where(Contact.has_contacted_us.is_(seg["has_contacted_us"]))
-    if "label" in seg:
-        q = q.where(
-            select(ConversationLabel.id)
-            .join(Conversation, Conversation.id == ConversationLabel.conversation_id)
-            .where(
-                ConversationLabel.tenant_id == b.tenant_id,
-                ConversationLabel.label == seg["label"],
-                Conversation.contact_id == Contact.id,
-            )
-            .exists()
-        )
-    if "has_field" in seg:
-        q = q.where(
-            select(ContactField.id)
-            .where(
-                ContactField.tenant_id == b.tenant_id,
-                ContactField.contact_id == Contact.id,
-                ContactField.name == seg["has_field"],
-            )
-            .exists()
-        )
-    if b.channel_account_id is not None:
-        q = q.where(
-            select(ContactIdentity.id)
-            .where(
-                ContactIdentity.contact_id == Contact.id,
-                ContactIdentity.channel_account_id == b.channel_account_id,
-            )
-            .exists()
-        )
-    return q
-
-
-def preview_count(s: Session, b: Broadcast, now: datetime | None = None) -> int:
+def preview_count(s: Session, b: Broadcast, now: datetime | None = None, ctx: Konsent | None = None) -> int:
     """How many contacts the broadcast would reach now, before anything is queued (M3)."""
-    q = _audience(b, now or utcnow()).with_only_columns(func.count(Contact.id))
+    q = _audience(s, b, now or utcnow(), ctx).with_only_columns(func.count(Contact.id))
     return int(s.scalar(q) or 0)
 
 
@@ -372,11 +164,14 @@ def _personalise(b: Broadcast, contact: Any, fields: dict[str, str]) -> tuple[Ou
             template_params=tuple(render(p, fields) for p in c.get("template_params") or []),
         )
     if c.get("text") or c.get("media_url"):
+        choices_of = OutboundContent.from_dict({"buttons": c.get("buttons") or [], "link": c.get("link")})
         main = OutboundContent(
             text=render(c.get("text") or "", fields),
             media_url=c.get("media_url"),
             media_kind=c.get("media_kind"),
             media_filename=c.get("media_filename"),
+            buttons=choices_of.buttons,
+            link=choices_of.link,
         )
         return (main, *((template,) if template else ()))
     assert template is not None
@@ -418,7 +213,7 @@ def _queue_page(
     now = utcnow()
     with ctx.db.write() as s:
         b = get_broadcast(s, tenant_id, broadcast_id)
-        q = _audience(b, now).where(Consent.contact_id > after).order_by(Consent.contact_id)
+        q = _audience(s, b, now, ctx).where(Consent.contact_id > after).order_by(Consent.contact_id)
         # A bounded page takes its whole range: someone who consented since the bound was read is in
         # it too, as the checkpoint moves past the range.
         rows = s.execute(q.where(Consent.contact_id <= upto) if upto is not None else q.limit(size)).all()
@@ -447,6 +242,9 @@ def _queue_page(
                 continue
             contents = plain or _personalise(b, contact, values.get(contact.id, {}))
             drafts.append(Draft(contact, contents[0], account_id, contents[1] if len(contents) > 1 else None))
+        admitted = budget.admit(s, b, drafts, now)  # CH6: nothing over a budget is queued, so none sent
+        if admitted.held_from is not None:
+            drafts, rows = admitted.drafts, budget.rows_before_hold(rows, drafts, admitted, skipped)
         result = enqueue_many(
             ctx,
             s,
@@ -462,16 +260,19 @@ def _queue_page(
         if before is not None:
             before.exception()  # the previous page commits (or fails) first
         s.refresh(b, with_for_update=True)
-        if b.state != "queuing" or b.checkpoint != after:
+        if b.state != "queuing" or b.checkpoint != after or not budget.reserve(s, b, admitted, now):
             raise _Superseded()
         if rows:
-            b.checkpoint = rows[-1].id if upto is None else upto
+            b.checkpoint = rows[-1].id if upto is None or admitted.held_from is not None else upto
         b.audience += len(rows)
         b.queued += len(result.queued)
         if skipped:
             merged = Tally(b.skipped or {})
             merged.update(skipped)
             b.skipped = dict(merged)
+        if admitted.held_from is not None:
+            budget.pause_over_budget(s, b, admitted)
+            return False
         if upto is None and len(rows) < size:
             b.state, b.queued_at = "sending", now
             return False
@@ -482,7 +283,7 @@ def _page_end(ctx: Konsent, tenant_id: int, broadcast_id: int, after: int, size:
     """The contact id that ends the next page of `size` after `after`; None if fewer are left."""
     with ctx.db.read() as s:
         b = get_broadcast(s, tenant_id, broadcast_id)
-        q = _audience(b, utcnow()).where(Consent.contact_id > after).order_by(Consent.contact_id)
+        q = _audience(s, b, utcnow(), ctx).where(Consent.contact_id > after).order_by(Consent.contact_id)
         return s.scalar(q.with_only_columns(Consent.contact_id).offset(size - 1).limit(1))
 
 
@@ -604,7 +405,7 @@ def progress(ctx: Konsent, tenant_id: int, broadcast_id: int) -> dict[str, Any]:
     with ctx.db.read() as s:
         b = get_broadcast(s, tenant_id, broadcast_id)
         st = broadcast_stats.stats(s, b)
-        handled = st.sent + st.failed + st.refused + st.cancelled
+        handled = st.sent + st.failed + st.refused + st.cancelled + st.contact_pressure
         return {
             **broadcast_stats.describe(b),
             "stats": st.as_dict(),

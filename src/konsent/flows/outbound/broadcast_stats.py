@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from konsent.domain.pressure import NOT_SENT
 from konsent.domain.purposes import ConsentStatus
 from konsent.store.tables import Broadcast, Consent, Message, OutboxRow
 
@@ -30,6 +31,8 @@ class Stats:
     pending: int
     unknown_outcome: int
     opt_outs: int
+    contact_pressure: int = 0  # not sent: over the frequency cap (#17, M5), never a failure
+    deferred: int = 0  # waiting for the end of the contact's quiet hours
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -74,6 +77,19 @@ def stats(s: Session, b: Broadcast) -> Stats:
             )
             or 0
         )
+    deferred = int(
+        s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .join(OutboxRow, OutboxRow.message_id == Message.id)
+            .where(
+                OutboxRow.broadcast_id == b.id,
+                OutboxRow.state == "available",
+                Message.status_reason.like("deferred: quiet hours%"),
+            )
+        )
+        or 0
+    )
     read = by_status.get("read", 0)
     delivered = by_status.get("delivered", 0) + read
     sent = by_status.get("sent", 0) + delivered
@@ -93,6 +109,8 @@ def stats(s: Session, b: Broadcast) -> Stats:
         pending=by_status.get("queued", 0) + by_status.get("retrying", 0),
         unknown_outcome=unknown,
         opt_outs=opt_outs,
+        contact_pressure=by_status.get(NOT_SENT, 0),
+        deferred=deferred,
     )
 
 

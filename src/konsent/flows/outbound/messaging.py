@@ -12,7 +12,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from konsent.channels.base import OutboundContent
+from konsent.channels.base import OutboundContent, fit
 from konsent.domain.content import problems, require_valid
 from konsent.domain.errors import InvalidInput, NoLegalBasis, NotFound, WindowClosed
 from konsent.domain.purposes import ConsentState, ContactSnapshot, Purpose, consent_state, may_send
@@ -68,6 +68,9 @@ def enqueue_message(
     account = s.get(ChannelAccount, ident.channel_account_id)
     assert account is not None and account.tenant_id == contact.tenant_id
     caps = ctx.adapter(account.kind).capabilities
+    require_valid(content, caps)
+    # Buttons, a list or a link the channel cannot show go as numbered text; stored as sent (CH5).
+    content = fit(content, caps)
     require_valid(content, caps)
     if caps.service_window_hours is not None and content.template is None:
         last = ident.last_inbound_at
@@ -208,6 +211,7 @@ def enqueue_many(
     kept: list[Draft] = []
     bodies: dict[int, str] = {}  # one JSON per distinct content object, sealed per contact
     verdicts: dict[tuple[int, int], str] = {}  # (content, capabilities) -> first problem's code or ""
+    fitted: dict[tuple[int, int], OutboundContent] = {}  # (content, capabilities) -> as the channel shows it
     for d in drafts:
         c = d.contact
         assert c.tenant_id == tenant_id, "one batch, one tenant"
@@ -233,7 +237,10 @@ def enqueue_many(
         verdict = verdicts.get((id(content), id(caps)))
         if verdict is None:  # one check per distinct content and channel, not per contact
             bad = problems(content, caps)
+            fitted[(id(content), id(caps))] = shown = fit(content, caps)  # numbered text where needed
+            bad = bad or problems(shown, caps)
             verdict = verdicts[(id(content), id(caps))] = bad[0].code if bad else ""
+        content = fitted[(id(content), id(caps))]
         if verdict:
             out.skipped[c.id] = verdict
             continue

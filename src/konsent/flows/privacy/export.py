@@ -13,18 +13,24 @@ import secrets
 import zipfile
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent import crypto
-from konsent.domain import received
+from konsent.domain import interactive, received
 from konsent.domain.errors import NotFound
 from konsent.flows import audit
+from konsent.flows.contact_data import attributes as contact_attributes
+from konsent.flows.contact_data import files as agent_files
+from konsent.flows.contact_data import labels as contact_labels
 from konsent.flows.contacts import address_of, contact_name, get_contact, identities, open_for_contact
 from konsent.flows.context import Konsent
 from konsent.flows.privacy import proof
 from konsent.flows.privacy.rights import LinkGone, log_request, token_digest
+from konsent.flows.texts import N_
+from konsent.i18n import t
 from konsent.store.tables import (
     ChannelAccount,
     Contact,
@@ -43,12 +49,20 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None = None) -> dict[str, Any]:
-    """Everything konsent holds about one contact, as JSON-ready data (schema in docs/PRIVACY.md)."""
+def export_data(
+    ctx: Konsent,
+    s: Session,
+    contact: Contact,
+    at: datetime | None = None,
+    files: list[agent_files.OpenedFile] | None = None,
+) -> dict[str, Any]:
+    """Everything konsent holds about one contact, as JSON-ready data (schema in docs/PRIVACY.md);
+    `files`, when the caller has opened them already, are listed without opening them again."""
     at = at or utcnow()
     tenant = s.get(Tenant, contact.tenant_id)
     assert tenant is not None
     ctx.keys.contact_key(s, contact)  # a shredded key fails here, before anything is read
+    files = agent_files.files_of(ctx, s, contact) if files is None else files
     accounts = {
         a.id: a for a in s.scalars(select(ChannelAccount).where(ChannelAccount.tenant_id == tenant.id))
     }
@@ -85,6 +99,7 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
             "purpose": r.purpose,
             "text": body.get("text", ""),
             "template": body.get("template"),
+            "options": interactive.offered(body),  # buttons, list rows, a link button (CH5)
             "kind": body.get("kind") or "text",
             "details": received.details_of(body),
             "refers_to": body.get("ref"),
@@ -123,6 +138,9 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
                 for i in identities(s, contact)
             ],
         },
+        "labels": [r.name for r in contact_labels.labels_of(s, tenant.id, contact.id)],
+        "files": [_file_entry(f) for f in files],
+        "attributes": _attributes(ctx, s, contact),
         "consents": proof_doc["current_state"],
         "consent_proof": {
             "ledger": proof_doc["ledger"],
@@ -156,44 +174,113 @@ def export_data(ctx: Konsent, s: Session, contact: Contact, at: datetime | None 
     }
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """A readable page of the same data, self-contained (no scripts, no external files)."""
+def _file_path(f: agent_files.OpenedFile) -> str:
+    """Where a file lies inside the ZIP: its id keeps two files of the same name apart."""
+    return f"files/{f.row.id}-{f.name}"
+
+
+def _file_entry(f: agent_files.OpenedFile) -> dict[str, Any]:
+    return {
+        "id": f.row.id,
+        "name": f.name,
+        "kind": f.row.kind,
+        "type": f.row.mime,
+        "size": f.row.size,
+        "message_id": f.row.message_id,
+        "conversation_id": f.row.conversation_id,
+        "sent_at": _iso(f.row.created_at),
+        "path": _file_path(f),
+    }
+
+
+def _attributes(ctx: Konsent, s: Session, contact: Contact) -> list[dict[str, Any]]:
+    """The contact's attribute values with what each is kept for and how long (D1, L1)."""
+    values = contact_attributes.values_of(ctx, s, contact)
+    return [
+        {
+            "key": d.key,
+            "name": d.name,
+            "value": values[d.key],
+            "purpose": d.purpose,
+            "retention": d.retention,
+            "retention_days": d.retention_days,
+        }
+        for d in contact_attributes.list_attributes(s, contact.tenant_id)
+        if d.key in values
+    ]
+
+
+def render_html(data: dict[str, Any], locale: str | None = None) -> str:
+    """A readable page of the same data in the contact's language, self-contained (no scripts, no
+    external files)."""
     e = html.escape
+
+    words = (
+        N_("Data export"), N_("Profile"), N_("Labels"), N_("Files sent to you"), N_("Consents"),
+        N_("Purpose"), N_("Status"), N_("Since"), N_("Proof (consent ledger)"),
+        N_("Conversations and messages"),
+    )  # fmt: skip
+    w = {word: e(t(locale, word)) for word in words}
+    title = e(t(locale, "Your data at {name}", name=data["controller"]["name"]))
+    generated = e(
+        t(locale, "Generated {at}. The same data, machine-readable: data.json.", at=data["generated_at"])
+    )
     p = data["profile"]
     out = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Data export</title>",
+        f"<!doctype html><html lang='{e(locale or 'de')}'><head><meta charset='utf-8'>"
+        f"<title>{w['Data export']}</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}"
         ".in{color:#064}.out{color:#036}</style></head><body>",
-        f"<h1>Your data at {e(data['controller']['name'])}</h1>",
-        f"<p>Generated {e(data['generated_at'])}. The same data, machine-readable: data.json.</p>",
-        "<h2>Profile</h2><table>",
+        f"<h1>{title}</h1><p>{generated}</p><h2>{w['Profile']}</h2><table>",
     ]
     for label, value in (
-        ("Name", p["name"]),
-        ("Language", p["locale"]),
-        ("Since", p["created_at"]),
-        ("Last activity", p["last_activity_at"]),
-        ("Objected to marketing", p["objected_to_marketing"]),
+        (N_("Name"), p["name"]),
+        (N_("Language"), p["locale"]),
+        (N_("Since"), p["created_at"]),
+        (N_("Last activity"), p["last_activity_at"]),
+        (N_("Objected to marketing"), p["objected_to_marketing"]),
     ):
-        out.append(f"<tr><th>{e(label)}</th><td>{e(str(value if value is not None else ''))}</td></tr>")
+        out.append(
+            f"<tr><th>{e(t(locale, label))}</th><td>{e(str(value if value is not None else ''))}</td></tr>"
+        )
     for i in p["identities"]:
         out.append(f"<tr><th>{e(i['channel'])}</th><td>{e(i['address'])}</td></tr>")
-    out.append("</table><h2>Consents</h2><table><tr><th>Purpose</th><th>Status</th><th>Since</th></tr>")
+    if data.get("labels"):
+        out.append(f"<tr><th>{w['Labels']}</th><td>{e(', '.join(data['labels']))}</td></tr>")
+    for a in data.get("attributes", []):
+        kept = e(t(locale, "Purpose: {purpose}; kept: {retention} {days}", purpose=a["purpose"],
+                   retention=a["retention"], days=str(a["retention_days"] or "")))  # fmt: skip
+        out.append(f"<tr><th>{e(a['name'])}</th><td>{e(a['value'])}<br><small>{kept}</small></td></tr>")
+    out.append("</table>")
+    if data.get("files"):
+        out.append(f"<h2>{w['Files sent to you']}</h2><ul>")
+        for f in data["files"]:
+            size, at = f["size"], f["sent_at"] or ""
+            about = e(t(locale, "{type}, {size} bytes, {at}", type=f["type"], size=size, at=at))
+            out.append(f"<li><a href='{e(quote(f['path']))}'>{e(f['name'])}</a> ({about})</li>")
+        out.append("</ul>")
+    out.append(
+        f"<h2>{w['Consents']}</h2><table><tr><th>{w['Purpose']}</th><th>{w['Status']}</th>"
+        f"<th>{w['Since']}</th></tr>"
+    )
     for c in data["consents"]:
         out.append(
             f"<tr><td>{e(c['purpose'])}</td><td>{e(c['status'])}</td><td>{e(c['changed_at'])}</td></tr>"
         )
-    out.append("</table><h3>Proof (consent ledger)</h3><table>")
+    out.append(f"</table><h3>{w['Proof (consent ledger)']}</h3><table>")
     for le in data["consent_proof"]["ledger"]:
         out.append(
             f"<tr><td>{le['seq']}</td><td>{e(le['purpose'])}</td><td>{e(le['action'])}</td>"
             f"<td>{e(le['recorded_at'])}</td><td><code>{e(le['hash'][:16])}…</code></td></tr>"
         )
-    out.append("</table><h2>Conversations and messages</h2>")
-    groups = [(f"Conversation {c['id']} ({c['channel']})", c["messages"]) for c in data["conversations"]]
+    out.append(f"</table><h2>{w['Conversations and messages']}</h2>")
+    groups = [
+        (t(locale, "Conversation {id} ({channel})", id=c["id"], channel=c["channel"]), c["messages"])
+        for c in data["conversations"]
+    ]
     if data["other_messages"]:
-        groups.append(("Other messages", data["other_messages"]))
+        groups.append((t(locale, "Other messages"), data["other_messages"]))
     for title, msgs in groups:
         out.append(f"<h3>{e(title)}</h3><table>")
         for m in msgs:
@@ -216,12 +303,26 @@ def _details_html(m: dict[str, Any]) -> str:
     return f" <em>[{html.escape(str(kind))}]</em>{lines}"
 
 
-def build_zip(data: dict[str, Any]) -> bytes:
+def build_zip(
+    data: dict[str, Any], files: list[agent_files.OpenedFile] | None = None, locale: str | None = None
+) -> bytes:
+    """data.json, index.html (in `locale`, else the contact's) and, under files/, every file agents
+    sent the contact (D1)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=1))
-        zf.writestr("index.html", render_html(data))
+        zf.writestr("index.html", render_html(data, locale or data["profile"]["locale"]))
+        for f in files or []:
+            zf.writestr(_file_path(f), f.data)
     return buf.getvalue()
+
+
+def build_export(ctx: Konsent, s: Session, contact: Contact, at: datetime | None = None) -> bytes:
+    """The whole export as one ZIP: the data and the files it lists."""
+    files = agent_files.files_of(ctx, s, contact)
+    tenant = s.get(Tenant, contact.tenant_id)
+    locale = contact.locale or (tenant.default_locale if tenant else None)
+    return build_zip(export_data(ctx, s, contact, at, files), files, locale)
 
 
 def _aad(export_id: int) -> bytes:
@@ -231,7 +332,7 @@ def _aad(export_id: int) -> bytes:
 def create_export(ctx: Konsent, s: Session, contact: Contact, actor: str, at: datetime | None = None) -> str:
     """Build the export now and return its single-use download link (D1)."""
     at = at or utcnow()
-    blob = build_zip(export_data(ctx, s, contact, at))
+    blob = build_export(ctx, s, contact, at)
     token = secrets.token_urlsafe(32)
     row = PrivacyExport(
         tenant_id=contact.tenant_id,
@@ -284,4 +385,4 @@ def staff_export(ctx: Konsent, s: Session, tenant_id: int, actor: str, contact_i
         raise NotFound()
     log_request(s, tenant_id, "access", "staff", contact_id=contact.id, handled_by=actor, state="done")
     audit.record(s, tenant_id, actor, "contact.export", f"contact:{contact.id}")
-    return build_zip(export_data(ctx, s, contact))
+    return build_export(ctx, s, contact)

@@ -20,6 +20,7 @@ from konsent.domain.ledger import GENESIS, ChainEntry, ChainReport, entry_hash
 from konsent.domain.purposes import ConsentStatus
 from konsent.domain.retention import DEFAULT_HOURS, Category, Rule, effective_rules, validate_hours
 from konsent.flows import audit
+from konsent.flows.contact_data import retention as attribute_retention
 from konsent.flows.context import Konsent
 from konsent.store.chain import AUDIT, chain_head, iter_chain
 from konsent.store.tables import (
@@ -151,6 +152,7 @@ def due_counts(s: Session, tenant_id: int, now: datetime | None = None) -> dict[
     out = {}
     for cat, q in _due_selects(tenant_id, rule_map(s, tenant_id), now).items():
         out[cat.value] = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    out[attribute_retention.CATEGORY] = attribute_retention.due_count(s, tenant_id, now)
     return out
 
 
@@ -373,6 +375,7 @@ def run_retention(
             if len(ids) < CONTACT_BATCH:
                 break
         counts[Category.INACTIVE_CONTACTS.value] = erased
+        counts[attribute_retention.CATEGORY] = attribute_retention.expire_values(ctx, tenant_id, now, batch)
         counts[Category.EXPORTS.value] = _delete_batches(ctx, q[Category.EXPORTS], PrivacyExport, batch)
         _delete_batches(
             ctx,

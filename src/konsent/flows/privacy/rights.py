@@ -21,6 +21,7 @@ from konsent.domain.purposes import ConsentStatus
 from konsent.domain.retention import one_month_later
 from konsent.flows import audit
 from konsent.flows.consent import grants as consent_flow
+from konsent.flows.contact_data.index import index_name
 from konsent.flows.contacts import address_of, get_contact, identities
 from konsent.flows.context import Konsent
 from konsent.flows.webhooks.events import emit
@@ -339,6 +340,7 @@ def rectify_contact(
         contact.name_sealed = (
             crypto.seal_text(key, name, f"contact:{contact.id}:name".encode()) if name else None
         )
+        index_name(ctx, s, contact, name)
         changed.append("name")
     if locale is not None:
         if locale not in ("de", "en"):

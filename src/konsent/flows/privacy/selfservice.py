@@ -189,7 +189,7 @@ def portal_export(ctx: Konsent, s: Session, token: str, session: str) -> bytes:
     log_request(
         s, contact.tenant_id, "access", "portal", contact_id=contact.id, handled_by=BY_CONTACT, state="done"
     )
-    return privacy_export.build_zip(privacy_export.export_data(ctx, s, contact))
+    return privacy_export.build_export(ctx, s, contact)
 
 
 def link_contact(s: Session, token: str, export: bool) -> Contact:

@@ -5,7 +5,6 @@ Imports only store and domain, so every flow may call `emit` without an import c
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konsent.domain import webhooks as rules
+from konsent.domain.webhooks import status_data
 from konsent.store.tables import WebhookDelivery, WebhookEndpoint
 from konsent.store.types import utcnow
 
@@ -50,64 +50,9 @@ def emit(
     return n
 
 
-def status_data(message_id: int, status: str, reason: str) -> dict[str, Any]:
-    return {"message_id": message_id, "status": status, "status_reason": reason}
-
-
 def emit_status(s: Session, tenant_id: int, message_id: int, status: str, reason: str) -> None:
-    """message.status for one message (the slow path; the status sink uses `status_rows`)."""
+    """message.status for one message (the slow path; the status writers use `status_rows`)."""
     emit(s, tenant_id, "message.status", status_data(message_id, status, reason))
-
-
-ENDPOINTS_SQL = (
-    "SELECT id, tenant_id, events FROM webhook_endpoints WHERE active = {true} AND tenant_id IN ({marks})"
-)
-INSERT_COLUMNS = (
-    "tenant_id", "endpoint_id", "event_id", "event_type", "payload", "state", "attempt", "run_at",
-    "last_error", "created_at",
-)  # fmt: skip
-INSERT_SQL = (
-    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, state, attempt, "
-    "run_at, last_error, created_at) VALUES ({marks})"
-)
-
-
-def status_rows(
-    changed: list[tuple[int, int, str, str]], endpoints: list[tuple[int, int, Any]], at: datetime
-) -> list[dict[str, Any]]:
-    """Delivery rows for the status sink's group commit: one per changed message (tenant, id,
-    status, reason) and endpoint of its tenant that wants message.status (payload as JSON text)."""
-    wanting: dict[int, list[int]] = {}
-    for endpoint_id, tenant_id, events in endpoints:
-        if isinstance(events, str):
-            events = json.loads(events)
-        if rules.wants(list(events or []), "message.status"):
-            wanting.setdefault(tenant_id, []).append(endpoint_id)
-    rows = []
-    for tenant_id, message_id, status, reason in changed:
-        for endpoint_id in wanting.get(tenant_id, []):
-            event_id = "evt_" + uuid.uuid4().hex
-            payload = {
-                "id": event_id,
-                "type": "message.status",
-                "created_at": at.isoformat(),
-                "data": status_data(message_id, status, reason),
-            }
-            rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "event_type": "message.status",
-                    "payload": json.dumps(payload),
-                    "state": "pending",
-                    "attempt": 0,
-                    "run_at": at,
-                    "last_error": "",
-                    "created_at": at,
-                }
-            )
-    return rows
 
 
 def emit_closed(s: Session, conv: Any, by: str) -> None:

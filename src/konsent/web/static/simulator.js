@@ -102,6 +102,16 @@
       });
       li.appendChild(row);
     }
+    if (item.link && item.link.url) {
+      // A link button: opens the company's page in a new tab, never loaded by the page itself.
+      var cta = document.createElement("a");
+      cta.className = "sim-btn sim-link";
+      cta.href = item.link.url;
+      cta.target = "_blank";
+      cta.rel = "noopener noreferrer nofollow";
+      cta.textContent = "🔗 " + item.link.title;
+      li.appendChild(cta);
+    }
     var meta = document.createElement("div");
     meta.className = "sim-meta";
     var time = document.createElement("time");
@@ -219,7 +229,7 @@
         }
         if (errorEl.textContent === S.error_network) showError("");
         (r.data.messages || []).forEach(function (m) {
-          append({ dir: "in", id: m.id, text: m.text, buttons: m.buttons || [], media: m.media || null, at: m.at });
+          append({ dir: "in", id: m.id, text: m.text, buttons: m.buttons || [], media: m.media || null, link: m.link || null, at: m.at });
           log.after = Math.max(log.after || 0, m.id);
           pendingAcks.push(m.provider_id);
         });

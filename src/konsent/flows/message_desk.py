@@ -1,4 +1,9 @@
-"""Use cases behind the REST API and the admin: each one transaction, each audited where personal."""
+"""The message desk: staff and API send, read and describe messages; withdraw for a contact; proof.
+
+Owns `send_message` (through the legal-basis check), `get_message`, `describe_message`, `media_to_fetch`,
+`conversation_messages`, `view_contact`, `staff_withdraw`, `contact_proof`: each one transaction, each
+audited where personal.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy.orm import Session
 from konsent.channels.base import AccountConfig, OutboundContent
 from konsent.domain import received
 from konsent.domain.errors import InvalidInput, NotFound
+from konsent.domain.interactive import Interactive
 from konsent.domain.purposes import Purpose
 from konsent.flows import audit, contacts
 from konsent.flows.consent import grants as consent
@@ -45,6 +51,7 @@ def send_message(
     media_url: str | None = None,
     media_kind: str | None = None,
     template: TemplateRef | None = None,
+    choices: Interactive | None = None,
 ) -> Message:
     """Queue a message for a contact through `may_send` (C5); 409 NoLegalBasis when refused.
 
@@ -63,7 +70,7 @@ def send_message(
         )
     registered = None
     if template is not None:
-        if text or media_url:
+        if text or media_url or (choices and (choices.buttons or choices.rows or choices.link)):
             raise InvalidInput(detail="send either a template or text and media, not both")
         ident = messaging.primary_identity(s, contact, channel_account_id)
         account = tenants.get_account(s, tenant_id, ident.channel_account_id)
@@ -72,7 +79,10 @@ def send_message(
         )
         channel_account_id = account.id
     else:
-        content = OutboundContent(text=text, media_url=media_url or None, media_kind=media_kind or None)
+        content = OutboundContent(
+            text=text, media_url=media_url or None, media_kind=media_kind or None,
+            **(choices or Interactive()).parts(),
+        )  # fmt: skip
     conv_id = None
     if purpose == "service":
         from konsent.store.tables import Conversation
@@ -126,13 +136,29 @@ def describe_message(ctx: Konsent, s: Session, msg: Message, with_body: bool) ->
         contact = contacts.get_contact(s, msg.tenant_id, msg.contact_id)
         if contact.wrapped_key is not None:
             body = _body(ctx, s, contact, msg)  # opened once for text and attachment
-            out["text"] = OutboundContent.from_dict(body).text
+            content = OutboundContent.from_dict(body)
+            out["text"] = content.text
+            if msg.direction == "out":  # what the contact could tap (CH5)
+                out.update(api_interactive_view(content))
             out["has_media"] = bool(body.get("media_ref"))
             if msg.direction == "in":
                 out["kind"] = str(body.get("kind") or "text")
                 out["details"] = received.details_of(body)
                 if body.get("ref"):
                     out["refers_to"] = str(body["ref"])
+    return out
+
+
+def api_interactive_view(content: OutboundContent) -> dict[str, Any]:
+    """`buttons`, `list` and `link` of a sent message, in the shape the API accepts them."""
+    out: dict[str, Any] = {}
+    if content.buttons:
+        out["buttons"] = [{"id": b.id, "title": b.title} for b in content.buttons]
+    if content.rows:
+        rows = [{"id": r.id, "title": r.title, "description": r.description} for r in content.rows]
+        out["list"] = {"button": content.list_button, "rows": rows}
+    if content.link is not None:
+        out["link"] = {"title": content.link.title, "url": content.link.url}
     return out
 
 

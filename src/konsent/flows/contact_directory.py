@@ -1,4 +1,8 @@
-"""Use cases the REST API adds to the admin's (M4): each calls the flows the admin uses."""
+"""The contact directory of the REST API (M4): contact pages, create a contact, consents, start an opt-in.
+
+Owns `contacts_page`, `create_contact`, `consents`, `start_opt_in` and `jsonable`; each calls the flows
+the admin uses.
+"""
 
 from __future__ import annotations
 

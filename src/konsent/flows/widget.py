@@ -1,4 +1,8 @@
-"""What the public pages read and do: widget config and opt-in, the simulator phone (C1, C2, CH1)."""
+"""The opt-in widget and the self-service page's proof codes (C1, C2, CH1).
+
+Owns what the public pages read and do: `widget_config`, `widget_opt_in`, `send_proof_code`,
+`verify_proof_code`, `has_proof`.
+"""
 
 from __future__ import annotations
 
