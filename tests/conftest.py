@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from konsent.app import assemble
@@ -23,6 +24,12 @@ from konsent.store.db import Database, make_engine, migrate
 from konsent.store.keys import KeyRing
 from konsent.store.keystore import KeyStore, keystore_url
 from konsent.store.tables import Base
+
+# Property tests draw the same examples on every run, so CI's verdict depends on the code alone;
+# KONSENT_HYPOTHESIS_EXPLORE=1 draws fresh ones (run it locally to hunt for new counterexamples).
+hypothesis_settings.register_profile("konsent", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("explore" if os.environ.get("KONSENT_HYPOTHESIS_EXPLORE") else "konsent")
 
 PG_URL = os.environ.get("KONSENT_TEST_DATABASE_URL", "")
 # The test harness is the operator of its fake providers: they listen on 127.0.0.1 and each test
