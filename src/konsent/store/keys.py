@@ -103,6 +103,7 @@ class KeyRing:
         self.store.put(contact.tenant_id, contact.id, secret)
         contact.wrapped_key = wrap_contact_key(tk.data_key, secret, key, contact.id)
         contact.key_version = tk.version
+        self._remember(contact.wrapped_key, key)  # sealing the first message needs no key-store read
         return key
 
     def contact_key(self, session: Session, contact: Contact) -> bytes:
@@ -146,11 +147,14 @@ class KeyRing:
             key = crypto.unwrap_key(tk.data_key, wrapped, aad)
         else:
             key = crypto.unwrap_key(_kek(tk.data_key, secret), wrapped[1:], aad)
+        self._remember(wrapped, key)
+        return key
+
+    def _remember(self, wrapped: bytes, key: bytes) -> None:
         with self._lock:
             self._contacts[wrapped] = key
             if len(self._contacts) > self._cache_size:
                 self._contacts.popitem(last=False)
-        return key
 
     def rewrap_contacts(self, session: Session, contacts: list[Contact], new: TenantKeys) -> int:
         """Re-wrap contact keys under a new tenant key version; old-form wrappings get a key-store secret."""

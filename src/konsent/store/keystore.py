@@ -9,6 +9,7 @@ short-lived backups; the secret alone opens nothing without the tenant key.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,8 +55,25 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[i : i + _CHUNK]
 
 
+class _Put:
+    """One caller's rows waiting for a group commit; `woken` once stored, failed or asked to lead."""
+
+    __slots__ = ("error", "lead", "rows", "stored", "woken")
+
+    def __init__(self, rows: list[tuple[int, int, bytes]]) -> None:
+        self.rows = rows
+        self.woken = threading.Event()
+        self.lead = self.stored = False
+        self.error: BaseException | None = None
+
+
 class KeyStore:
-    """Durable per-contact secrets; every write commits on its own before the caller's transaction does."""
+    """Durable per-contact secrets; every write commits on its own before the caller's transaction does.
+
+    Concurrent `put`s share one transaction (a group commit): one caller writes what every waiting
+    caller brought, and each returns once its row is durable. On the default SQLite store with
+    `synchronous=FULL`, one fsync then covers many new contacts instead of 40 threads queuing for
+    the write lock one fsync at a time (bench/inbound.py, new contacts)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -64,13 +82,47 @@ class KeyStore:
             _meta.create_all(self.engine)
         except DBAPIError:  # another process created it between the check and the CREATE
             _meta.create_all(self.engine)
+        self._queue: list[_Put] = []
+        self._queue_lock = threading.Lock()
+        self._writing = False
 
     def put(self, tenant_id: int, contact_id: int, secret: bytes) -> None:
-        """Store a new contact's secret (replacing a stale one left by a rolled-back creation)."""
-        self.put_many([(tenant_id, contact_id, secret)])
+        """Store a new contact's secret (replacing a stale one left by a rolled-back creation);
+        durable when this returns, committed together with other threads' concurrent puts."""
+        mine = _Put([(tenant_id, contact_id, secret)])
+        with self._queue_lock:
+            self._queue.append(mine)
+            mine.lead = not self._writing
+            self._writing = True
+        if not mine.lead:
+            mine.woken.wait()
+        if not mine.stored and mine.error is None:  # asked to lead: write the queue, this row included
+            self._write_queued()
+        if mine.error is not None:
+            raise mine.error
+
+    def _write_queued(self) -> None:
+        """Commit everything queued in one transaction, then hand the lead to the next waiter."""
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        try:
+            self.put_many([row for put in batch for row in put.rows])
+        except BaseException as exc:  # each caller of this batch learns that its row is not stored
+            for put in batch:
+                put.error = exc
+        for put in batch:
+            put.stored = put.error is None
+            put.woken.set()
+        with self._queue_lock:
+            if self._queue:  # arrived during the write: the first of them writes the next batch
+                nxt = self._queue[0]
+                nxt.lead = True
+                nxt.woken.set()
+            else:
+                self._writing = False
 
     def put_many(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        rows = list(rows)
+        rows = list({c: (t, c, s) for t, c, s in rows}.values())  # one row per contact, the last wins
         if not rows:
             return
         now = _now()
