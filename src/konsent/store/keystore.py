@@ -56,14 +56,14 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 
 class _Put:
-    """One caller's rows waiting for a group commit; `woken` once stored, failed or asked to lead."""
+    """One caller's rows waiting for a group commit; `woken` once written (or failed) or asked to lead."""
 
-    __slots__ = ("error", "lead", "rows", "stored", "woken")
+    __slots__ = ("error", "lead", "rows", "woken")
 
     def __init__(self, rows: list[tuple[int, int, bytes]]) -> None:
         self.rows = rows
         self.woken = threading.Event()
-        self.lead = self.stored = False
+        self.lead = False
         self.error: BaseException | None = None
 
 
@@ -95,8 +95,8 @@ class KeyStore:
             mine.lead = not self._writing
             self._writing = True
         if not mine.lead:
-            mine.woken.wait()
-        if not mine.stored and mine.error is None:  # asked to lead: write the queue, this row included
+            mine.woken.wait()  # written by the leader, or handed the lead while still queued
+        if mine.lead:  # write the queue, this row included
             self._write_queued()
         if mine.error is not None:
             raise mine.error
@@ -111,7 +111,6 @@ class KeyStore:
             for put in batch:
                 put.error = exc
         for put in batch:
-            put.stored = put.error is None
             put.woken.set()
         with self._queue_lock:
             if self._queue:  # arrived during the write: the first of them writes the next batch
@@ -122,7 +121,7 @@ class KeyStore:
                 self._writing = False
 
     def put_many(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        rows = list({c: (t, c, s) for t, c, s in rows}.values())  # one row per contact, the last wins
+        rows = list(rows)
         if not rows:
             return
         now = _now()
